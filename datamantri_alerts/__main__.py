@@ -1,0 +1,4 @@
+from datamantri_alerts.cli import main
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,87 @@
+"""Recipient validation shared by the channels: addresses, E.164 numbers, webhook URLs."""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from typing import Any
+from urllib.parse import urlsplit
+
+from datamantri_alerts.channels.base import RecipientError
+from datamantri_alerts.secrets import has_env_ref, is_env_ref
+
+E164 = re.compile(r"^\+[1-9]\d{6,14}$")
+LOOPBACK_HOSTS = {"localhost", "localhost.localdomain"}
+
+
+def as_list(value: Any, what: str) -> list[str]:
+    if isinstance(value, str):
+        items = [part.strip() for part in value.split(",") if part.strip()]
+    elif isinstance(value, list | tuple):
+        items = value
+    else:
+        raise RecipientError(f"expected a list of {what}, got {type(value).__name__}")
+    out: list[str] = []
+    for item in items:
+        if not isinstance(item, str):
+            raise RecipientError(f"expected {what} as text, got {type(item).__name__}")
+        out.append(item.strip())
+    if not out:
+        raise RecipientError(f"needs at least one {what.rstrip('s')}")
+    return out
+
+
+def is_loopback_host(host: str) -> bool:
+    host = host.strip("[]").lower()
+    if host in LOOPBACK_HOSTS:
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def validate_webhook_url(value: Any) -> str:
+    """https everywhere; plain http only to a loopback host; `${VAR}` accepted as written."""
+    if not isinstance(value, str) or not value.strip():
+        raise RecipientError("expected a webhook URL")
+    value = value.strip()
+    if is_env_ref(value):
+        return value
+    if has_env_ref(value):
+        return value  # resolved at send time, validated then
+    try:
+        parts = urlsplit(value)
+    except ValueError as exc:
+        raise RecipientError(f"not a valid URL ({exc})") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise RecipientError("webhook must be an https:// URL (or ${ENV_VAR})")
+    if parts.scheme == "http" and not is_loopback_host(parts.hostname):
+        raise RecipientError(
+            f"plain http webhook to non-loopback host {parts.hostname!r} refused; use https"
+        )
+    return value
+
+
+def validate_e164(value: str) -> str:
+    if is_env_ref(value):
+        return value
+    number = value.removeprefix("whatsapp:").replace(" ", "").replace("-", "")
+    if not E164.match(number):
+        raise RecipientError(
+            f"{value!r} is not an E.164 number (+ then country code and number, "
+            "no leading 0 after the +, 8 to 15 digits)"
+        )
+    return number
+
+
+def validate_email(value: str) -> str:
+    if is_env_ref(value):
+        return value
+    from email_validator import EmailNotValidError
+    from email_validator import validate_email as check
+
+    try:
+        return check(value, check_deliverability=False).normalized
+    except EmailNotValidError as exc:
+        raise RecipientError(f"{value!r} is not a valid email address: {exc}") from None

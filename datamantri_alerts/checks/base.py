@@ -1,0 +1,93 @@
+"""The check contract: a validated config in, an Outcome out.
+
+A check never raises for a condition it observed; "could not evaluate" is an `error` outcome,
+kept apart from the condition itself.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Literal, Protocol, runtime_checkable
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from datamantri_alerts.clock import Clock
+
+Severity = Literal["info", "warning", "critical"]
+OutcomeStatus = Literal["ok", "firing", "error"]
+
+#: Config keys that name a watched entity, and which kind of entity each names.
+REFERENCE_FIELDS: dict[str, str] = {
+    "datasource_id": "datasource",
+    "pipeline_id": "pipeline",
+    "dashboard_id": "dashboard",
+}
+
+
+class CheckConfig(BaseModel):
+    """Fields every alert type accepts; each type extends this with its own."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    check_interval_minutes: int = Field(default=5, ge=1, le=10_080)
+
+    def references(self) -> list[tuple[str, str]]:
+        """(kind, id) of every entity this config names, for existence checks."""
+        refs = []
+        for key, kind in REFERENCE_FIELDS.items():
+            value = getattr(self, key, None)
+            if isinstance(value, str) and value:
+                refs.append((kind, value))
+        return refs
+
+    def timeout(self) -> float:
+        """How long one evaluation may take before it is cut off (seconds)."""
+        return float(getattr(self, "timeout_seconds", 30))
+
+
+@dataclass
+class Outcome:
+    status: OutcomeStatus
+    summary: str
+    details: dict[str, Any] = field(default_factory=dict)
+    severity: Severity | None = None
+    #: State the check wants kept until its next evaluation (e.g. consecutive failures).
+    check_state: dict[str, Any] | None = None
+
+    @classmethod
+    def ok(cls, summary: str, **details: Any) -> Outcome:
+        return cls("ok", summary, details)
+
+    @classmethod
+    def firing(cls, summary: str, **details: Any) -> Outcome:
+        return cls("firing", summary, details)
+
+    @classmethod
+    def error(cls, summary: str, **details: Any) -> Outcome:
+        return cls("error", summary, details)
+
+
+@dataclass
+class CheckContext:
+    """What a check may use: the store (job runs, entities), a clock, and its own saved state."""
+
+    clock: Clock
+    session_factory: Callable[[], Any]
+    alert_id: int | None = None
+    alert_name: str = ""
+    check_state: dict[str, Any] = field(default_factory=dict)
+    #: Cancelled flag the evaluator sets when a check overruns its timeout.
+    deadline: float | None = None
+
+
+@runtime_checkable
+class Check(Protocol):
+    """One alert type. Modules under `checks/` expose one as `CHECK`."""
+
+    type_name: ClassVar[str]
+    config_model: ClassVar[type[CheckConfig]]
+    default_severity: ClassVar[Severity]
+    description: ClassVar[str]
+
+    def evaluate(self, config: Any, ctx: CheckContext) -> Outcome: ...

@@ -1,0 +1,29 @@
+"""pipeline_failure: one of the last N finished runs failed, or no run finished for too long."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from pydantic import Field
+
+from datamantri_alerts.checks.base import CheckConfig, CheckContext, Outcome, Severity
+
+
+class PipelineFailureConfig(CheckConfig):
+    pipeline_id: str = Field(min_length=1)
+    check_last_n_runs: int = Field(default=1, ge=1, le=1000)
+    max_hours_without_run: float | None = Field(default=None, gt=0)
+    timeout_seconds: float = Field(default=30, gt=0, le=600)
+
+
+class PipelineFailureCheck:
+    type_name: ClassVar[str] = "pipeline_failure"
+    config_model: ClassVar[type[CheckConfig]] = PipelineFailureConfig
+    default_severity: ClassVar[Severity] = "critical"
+    description: ClassVar[str] = "Pipeline failure"
+
+    def evaluate(self, config: PipelineFailureConfig, ctx: CheckContext) -> Outcome:
+        raise NotImplementedError  # filled in by the checks work (issue 3)
+
+
+CHECK = PipelineFailureCheck()

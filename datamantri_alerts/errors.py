@@ -1,0 +1,29 @@
+"""Exceptions the service layer raises; the CLI maps them to exit codes."""
+
+from __future__ import annotations
+
+
+class AlertsError(Exception):
+    """Base class of every error this package raises on purpose."""
+
+    exit_code = 1
+
+
+class InputError(AlertsError):
+    """Invalid input: usage, validation, an unknown reference. Exit code 2, nothing written."""
+
+    exit_code = 2
+
+    def __init__(self, message: str, field: str | None = None) -> None:
+        self.field = field
+        super().__init__(f"{field}: {message}" if field else message)
+
+
+class NotFoundError(InputError):
+    """A REF or id that names nothing in the store."""
+
+
+class RuntimeFailure(AlertsError):
+    """A runtime failure: a check errored, a delivery failed, the store is unreachable."""
+
+    exit_code = 1

@@ -1,0 +1,1 @@
+"""The SQL store: models, engine setup per dialect, and migrations."""
