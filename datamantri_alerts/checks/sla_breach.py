@@ -37,7 +37,7 @@ class SlaBreachConfig(CheckConfig):
         except (ZoneInfoNotFoundError, ValueError):
             raise ValueError(
                 f"unknown time zone {value!r} (use an IANA name such as Europe/Berlin)"
-            )
+            ) from None
         return value
 
 
