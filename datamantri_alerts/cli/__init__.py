@@ -1,0 +1,147 @@
+"""The `alerts` command line: a thin Typer layer over the services."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import typer
+from typer.core import TyperGroup
+
+from datamantri_alerts import __version__
+from datamantri_alerts.errors import AlertsError
+
+
+class AlertsGroup(TyperGroup):
+    """Turns our own errors into one clean line and the exit code SPEC.md gives."""
+
+    def invoke(self, ctx: typer.Context) -> Any:  # type: ignore[override]
+        try:
+            return super().invoke(ctx)
+        except AlertsError as exc:
+            _print_error(str(exc))
+            raise typer.Exit(exc.exit_code) from None
+        except (typer.Exit, typer.Abort, typer.TyperException):
+            raise
+        except KeyboardInterrupt:
+            raise
+        except Exception as exc:
+            from sqlalchemy.exc import OperationalError, SQLAlchemyError
+
+            from datamantri_alerts.secrets import redact_text
+
+            verbose = bool(ctx.meta.get("alerts.verbose"))
+            if verbose:
+                logging.getLogger("datamantri_alerts").exception("unexpected error")
+            if isinstance(exc, OperationalError):
+                text = redact_text(str(exc.orig) if exc.orig else str(exc)).splitlines()[0]
+                _print_error(f"the store is unreachable: {text}")
+            elif isinstance(exc, SQLAlchemyError):
+                text = redact_text(str(exc)).splitlines()[0]
+                _print_error(f"store error: {text}")
+            else:
+                text = redact_text(f"{type(exc).__name__}: {exc}").splitlines()[0]
+                _print_error(f"internal error: {text} (run with -v for details)")
+            raise typer.Exit(1) from None
+
+
+def _print_error(message: str) -> None:
+    typer.echo(f"error: {message}", err=True)
+
+
+app = typer.Typer(
+    name="alerts",
+    cls=AlertsGroup,
+    help="Alert manager for data platforms: define alerts, evaluate them from cron, notify.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"datamantri-alerts {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    ctx: typer.Context,
+    db: str | None = typer.Option(
+        None,
+        "--db",
+        help="Store URL (SQLAlchemy). Default: $ALERTS_DATABASE_URL, else a SQLite file "
+        "in $XDG_DATA_HOME/datamantri-alerts/.",
+        show_default=False,
+    ),
+    env_file: Path | None = typer.Option(
+        None, "--env-file", help="Read settings from this file (default: ./.env when present)."
+    ),
+    verbose: int = typer.Option(0, "-v", "--verbose", count=True, help="More logging (-vv)."),
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Print the version."
+    ),
+) -> None:
+    from datamantri_alerts.cli.context import AppContext
+    from datamantri_alerts.logs import configure_logging
+    from datamantri_alerts.settings import build_settings
+
+    settings = build_settings(db=db, env_file=env_file, verbose=verbose)
+    configure_logging(verbose)
+    ctx.meta["alerts.verbose"] = verbose
+    obj = AppContext(settings=settings)
+    ctx.obj = obj
+    ctx.call_on_close(obj.close)
+
+
+def _register() -> None:
+    from datamantri_alerts.cli import alerts as alert_commands
+    from datamantri_alerts.cli import db, entities, sync
+
+    for name, func in alert_commands.COMMANDS.items():
+        app.command(name)(func)
+    app.command("sync")(sync.sync)
+    app.command("export")(sync.export)
+    for name, sub in entities.GROUPS.items():
+        app.add_typer(sub, name=name)
+    app.add_typer(db.app, name="db")
+    _register_optional()
+
+
+def _register_optional() -> None:
+    """Command modules that arrive with later work; each registers itself when present."""
+    import importlib
+
+    for module_name, attr, name, kind in (
+        ("runs", "app", "runs", "group"),
+        ("evaluate", "evaluate", "evaluate", "command"),
+        ("test_cmd", "test", "test", "command"),
+        ("history", "app", "history", "group"),
+        ("status", "status", "status", "command"),
+        ("mute", "mute", "mute", "command"),
+        ("mute", "unmute", "unmute", "command"),
+        ("secrets_cmd", "app", "secrets", "group"),
+    ):
+        try:
+            module = importlib.import_module(f"datamantri_alerts.cli.{module_name}")
+        except ModuleNotFoundError as exc:
+            if exc.name != f"datamantri_alerts.cli.{module_name}":
+                raise
+            continue
+        target = getattr(module, attr, None)
+        if target is None:
+            continue
+        if kind == "group":
+            app.add_typer(target, name=name)
+        else:
+            app.command(name)(target)
+
+
+_register()
+
+
+def main() -> None:
+    app(prog_name="alerts")

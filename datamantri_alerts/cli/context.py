@@ -1,0 +1,70 @@
+"""What every command shares: settings, the store (opened on first use), clock and consoles."""
+
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import typer
+from rich.console import Console
+
+from datamantri_alerts.clock import Clock, SystemClock
+from datamantri_alerts.settings import Settings
+
+if TYPE_CHECKING:
+    from datamantri_alerts.store.engine import Store
+
+
+@dataclass
+class AppContext:
+    settings: Settings
+    clock: Clock = field(default_factory=SystemClock)
+    console: Console = field(default_factory=lambda: Console(highlight=False))
+    err: Console = field(default_factory=lambda: Console(stderr=True, highlight=False))
+    _store: Store | None = None
+
+    @property
+    def store(self) -> Store:
+        if self._store is None:
+            from datamantri_alerts.store.engine import open_store
+
+            self._store = open_store(self.settings.database_url)
+        return self._store
+
+    def close(self) -> None:
+        if self._store is not None:
+            self._store.dispose()
+            self._store = None
+
+    def warn(self, message: str) -> None:
+        self.err.print(f"[yellow]warning:[/yellow] {message}", markup=True, soft_wrap=True)
+
+
+def app_context(ctx: typer.Context) -> AppContext:
+    obj = ctx.find_object(AppContext)
+    if obj is None:  # pragma: no cover - the callback always sets it
+        raise RuntimeError("no application context")
+    return obj
+
+
+def print_json(data: Any) -> None:
+    """JSON on stdout and nothing else (stable keys; ISO times)."""
+    sys.stdout.write(json.dumps(data, indent=2, default=_json_default, ensure_ascii=False))
+    sys.stdout.write("\n")
+    sys.stdout.flush()
+
+
+def _json_default(value: Any) -> Any:
+    if hasattr(value, "isoformat"):
+        return value.isoformat()
+    if isinstance(value, set | frozenset | tuple):
+        return list(value)
+    return str(value)
+
+
+def fmt_time(value: Any) -> str:
+    if value is None:
+        return "-"
+    return value.strftime("%Y-%m-%d %H:%M UTC")

@@ -1,0 +1,171 @@
+"""`alerts datasources|pipelines|dashboards list|add|remove`: the watched entities."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import typer
+
+from datamantri_alerts.cli.context import app_context, print_json
+from datamantri_alerts.cli.options import JSON_OPTION
+
+
+def _entity_json(kind: str, row: Any) -> dict[str, Any]:
+    from datamantri_alerts.services.masking import url_for_display
+
+    data: dict[str, Any] = {"id": row.id, "name": row.name}
+    if kind == "datasource":
+        data["url"] = url_for_display(row.url)
+        data["freshness"] = row.freshness
+    else:
+        data["runs"] = row.runs
+    data["created_at"] = row.created_at.isoformat()
+    data["updated_at"] = row.updated_at.isoformat()
+    return data
+
+
+def _list(ctx: typer.Context, kind: str, as_json: bool) -> None:
+    from datamantri_alerts.services.entities import list_entities
+
+    app = app_context(ctx)
+    with app.store.session() as session:
+        rows = [_entity_json(kind, r) for r in list_entities(session, kind)]
+    if as_json:
+        print_json(rows)
+        return
+    from rich.table import Table
+
+    table = Table(title=f"{len(rows)} {kind}s", title_justify="left")
+    columns = ["ID", "Name", "URL", "Freshness"] if kind == "datasource" else ["ID", "Name", "Runs"]
+    for column in columns:
+        table.add_column(column, overflow="fold")
+    for row in rows:
+        if kind == "datasource":
+            fresh = row["freshness"]
+            fresh_text = f"{fresh['table']}.{fresh['column']}" if fresh else "-"
+            table.add_row(row["id"], row["name"], row["url"], fresh_text)
+        else:
+            runs = row["runs"]
+            detail = {
+                "sql": f"sql on {runs.get('datasource_id')}",
+                "dbt": f"dbt {runs.get('path')}",
+            }.get(runs.get("source"), "recorded")
+            table.add_row(row["id"], row["name"], detail)
+    app.console.print(table, markup=False)
+
+
+def _add(ctx: typer.Context, kind: str, document: dict[str, Any]) -> None:
+    from pydantic import ValidationError
+
+    from datamantri_alerts.schema import format_validation_error
+    from datamantri_alerts.services.entities import SPEC_MODELS, add_entity
+
+    app = app_context(ctx)
+    try:
+        spec = SPEC_MODELS[kind].model_validate(document)
+    except ValidationError as exc:
+        raise format_validation_error(exc) from None
+    with app.store.transaction() as session:
+        add_entity(session, kind, spec, app.clock)
+    app.console.print(f"added {kind} {spec.id}", markup=False)
+
+
+def _remove(ctx: typer.Context, kind: str, entity_id: str) -> None:
+    from datamantri_alerts.services.entities import remove_entity
+
+    app = app_context(ctx)
+    with app.store.transaction() as session:
+        remove_entity(session, kind, entity_id)
+    app.console.print(f"removed {kind} {entity_id}", markup=False)
+
+
+datasources = typer.Typer(help="Data sources: databases and HTTP endpoints.", no_args_is_help=True)
+pipelines = typer.Typer(
+    help="Pipelines: ETL/ELT jobs whose runs succeed or fail.", no_args_is_help=True
+)
+dashboards = typer.Typer(help="Dashboards: scheduled refresh jobs.", no_args_is_help=True)
+
+
+@datasources.command("list")
+def datasources_list(ctx: typer.Context, as_json: bool = JSON_OPTION) -> None:
+    """List data sources (passwords masked)."""
+    _list(ctx, "datasource", as_json)
+
+
+@datasources.command("add")
+def datasources_add(
+    ctx: typer.Context,
+    entity_id: str = typer.Argument(..., metavar="ID", help="A short id such as abc-123."),
+    name: str = typer.Option(..., "--name", help="A readable name."),
+    url: str = typer.Option(..., "--url", help="SQLAlchemy URL, http(s):// URL, or ${VAR}."),
+    freshness_table: str | None = typer.Option(None, "--freshness-table"),
+    freshness_column: str | None = typer.Option(None, "--freshness-column"),
+) -> None:
+    """Add a data source."""
+    doc: dict[str, Any] = {"id": entity_id, "name": name, "url": url}
+    if freshness_table or freshness_column:
+        doc["freshness"] = {"table": freshness_table, "column": freshness_column}
+    _add(ctx, "datasource", doc)
+
+
+@datasources.command("remove")
+def datasources_remove(ctx: typer.Context, entity_id: str = typer.Argument(..., metavar="ID")):
+    """Remove a data source no alert uses."""
+    _remove(ctx, "datasource", entity_id)
+
+
+def _runs_document(
+    source: str, datasource: str | None, query: str | None, path: str | None
+) -> dict[str, Any]:
+    runs: dict[str, Any] = {"source": source}
+    if datasource is not None:
+        runs["datasource_id"] = datasource
+    if query is not None:
+        runs["query"] = query
+    if path is not None:
+        runs["path"] = path
+    return runs
+
+
+def _job_commands(group: typer.Typer, kind: str) -> None:
+    @group.command("list")
+    def list_jobs(ctx: typer.Context, as_json: bool = JSON_OPTION) -> None:
+        _list(ctx, kind, as_json)
+
+    list_jobs.__doc__ = f"List {kind}s."
+
+    @group.command("add")
+    def add_job(
+        ctx: typer.Context,
+        entity_id: str = typer.Argument(..., metavar="ID"),
+        name: str = typer.Option(..., "--name"),
+        source: str = typer.Option(
+            "recorded", "--runs-source", help="recorded, sql or dbt: where its runs come from."
+        ),
+        datasource: str | None = typer.Option(None, "--datasource", help="For --runs-source sql."),
+        query: str | None = typer.Option(None, "--query", help="For --runs-source sql."),
+        path: str | None = typer.Option(None, "--path", help="run_results.json, for dbt."),
+    ) -> None:
+        _add(
+            ctx,
+            kind,
+            {
+                "id": entity_id,
+                "name": name,
+                "runs": _runs_document(source, datasource, query, path),
+            },
+        )
+
+    add_job.__doc__ = f"Add a {kind}."
+
+    @group.command("remove")
+    def remove_job(ctx: typer.Context, entity_id: str = typer.Argument(..., metavar="ID")):
+        _remove(ctx, kind, entity_id)
+
+    remove_job.__doc__ = f"Remove a {kind} no alert uses."
+
+
+_job_commands(pipelines, "pipeline")
+_job_commands(dashboards, "dashboard")
+
+GROUPS = {"datasources": datasources, "pipelines": pipelines, "dashboards": dashboards}

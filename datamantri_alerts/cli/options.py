@@ -1,0 +1,62 @@
+"""Options and parsing shared by several commands."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import typer
+
+from datamantri_alerts.errors import InputError
+
+JSON_OPTION = typer.Option(False, "--json", help="Print JSON (stable keys) and nothing else.")
+
+
+def parse_scalar(text: str) -> Any:
+    """A `--config` value: int, float, true/false/null, JSON list/object, else the text itself."""
+    import json
+
+    stripped = text.strip()
+    lowered = stripped.lower()
+    if lowered in ("true", "false"):
+        return lowered == "true"
+    if lowered in ("null", "none"):
+        return None
+    for kind in (int, float):
+        try:
+            return kind(stripped)
+        except ValueError:
+            pass
+    if stripped[:1] in "[{":
+        try:
+            return json.loads(stripped)
+        except json.JSONDecodeError:
+            pass
+    return text
+
+
+def parse_config_pairs(pairs: list[str] | None) -> dict[str, Any]:
+    config: dict[str, Any] = {}
+    for pair in pairs or []:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise InputError(f"expected KEY=VALUE, got {pair!r}", field="--config")
+        config[key.strip()] = parse_scalar(value)
+    return config
+
+
+def recipients_from_flags(
+    email: list[str] | None,
+    slack: str | None,
+    teams: str | None,
+    whatsapp: list[str] | None,
+) -> dict[str, Any]:
+    recipients: dict[str, Any] = {}
+    if email:
+        recipients["email"] = [e for item in email for e in item.split(",") if e.strip()]
+    if slack:
+        recipients["slack"] = slack
+    if teams:
+        recipients["teams"] = teams
+    if whatsapp:
+        recipients["whatsapp"] = [w for item in whatsapp for w in item.split(",") if w.strip()]
+    return recipients

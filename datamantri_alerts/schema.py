@@ -1,0 +1,401 @@
+"""Pydantic models of alert definitions, watched entities and the YAML file.
+
+Validation turns every problem into one `InputError` line naming the field, so the CLI can print
+it and exit 2 before anything is written.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from datamantri_alerts.errors import InputError
+from datamantri_alerts.secrets import REDACTED, has_env_ref
+
+Severity = Literal["info", "warning", "critical"]
+ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:\-]{0,199}$"
+
+#: Keys `show --json` prints that a definition may carry but that are not user-settable.
+READ_ONLY_ALERT_KEYS = frozenset(
+    {
+        "id",
+        "state",
+        "last_evaluated_at",
+        "last_triggered_at",
+        "last_notified_at",
+        "trigger_count",
+        "created_at",
+        "updated_at",
+        "mute_reason",
+        "last_summary",
+        "next_due_at",
+    }
+)
+
+
+def format_validation_error(exc: ValidationError, prefix: str = "") -> InputError:
+    """The first problem of a pydantic error as one line: `field.path: problem`."""
+    err = exc.errors(include_url=False)[0]
+    parts: list[str] = [prefix] if prefix else []
+    for item in err["loc"]:
+        if isinstance(item, int):
+            if parts:
+                parts[-1] = f"{parts[-1]}[{item}]"
+            else:
+                parts.append(f"[{item}]")
+        else:
+            parts.append(str(item))
+    field = ".".join(p for p in parts if p) or None
+    kind = err["type"]
+    if kind == "extra_forbidden":
+        message = "unknown field"
+    elif kind == "missing":
+        message = "required field is missing"
+    else:
+        message = err["msg"].removeprefix("Value error, ").removeprefix("Assertion failed, ")
+        if kind in ("greater_than", "greater_than_equal", "less_than", "less_than_equal"):
+            message = f"{message} (got {err.get('input')!r})"
+    more = len(exc.errors()) - 1
+    if more > 0:
+        message += f" (and {more} more problem{'s' if more > 1 else ''})"
+    return InputError(message, field=field)
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+# --------------------------------------------------------------------------- watched entities
+
+
+class FreshnessSpec(_Strict):
+    table: str = Field(min_length=1, max_length=300)
+    column: str = Field(min_length=1, max_length=300)
+
+
+def _validate_source_url(value: str) -> str:
+    if not value:
+        raise ValueError("must not be empty")
+    if value == REDACTED or REDACTED in value or has_env_ref(value):
+        return value
+    if value.startswith(("http://", "https://")):
+        from urllib.parse import urlsplit
+
+        if not urlsplit(value).hostname:
+            raise ValueError(f"{value!r} has no host")
+        return value
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        make_url(value)
+    except (ArgumentError, ValueError):
+        raise ValueError(
+            "not a SQLAlchemy database URL (dialect://user:password@host/db) nor http(s)://"
+        ) from None
+    return value
+
+
+class DataSourceSpec(_Strict):
+    id: str = Field(pattern=ID_PATTERN)
+    name: str = Field(min_length=1, max_length=300)
+    url: str
+    freshness: FreshnessSpec | None = None
+
+    @field_validator("url")
+    @classmethod
+    def _valid_url(cls, value: str) -> str:
+        return _validate_source_url(value)
+
+
+class RecordedRuns(_Strict):
+    source: Literal["recorded"] = "recorded"
+
+
+class SqlRuns(_Strict):
+    source: Literal["sql"]
+    datasource_id: str = Field(pattern=ID_PATTERN)
+    query: str = Field(min_length=1)
+    status_map: dict[Literal["success", "failed", "running"], list[str]] | None = None
+
+
+class DbtRuns(_Strict):
+    source: Literal["dbt"]
+    path: str = Field(min_length=1)
+
+
+RunsSpec = Annotated[RecordedRuns | SqlRuns | DbtRuns, Field(discriminator="source")]
+
+
+class JobSpec(_Strict):
+    id: str = Field(pattern=ID_PATTERN)
+    name: str = Field(min_length=1, max_length=300)
+    runs: RunsSpec = Field(default_factory=RecordedRuns)
+
+    def references(self) -> list[tuple[str, str]]:
+        if isinstance(self.runs, SqlRuns):
+            return [("datasource", self.runs.datasource_id)]
+        return []
+
+
+class PipelineSpec(JobSpec):
+    pass
+
+
+class DashboardSpec(JobSpec):
+    pass
+
+
+# --------------------------------------------------------------------------- alerts
+
+
+class AlertSpec(_Strict):
+    """An alert as a person writes it; `condition_config` and `recipients` are checked per type
+    and per channel by `validate_alert`."""
+
+    name: str = Field(min_length=1, max_length=300)
+    description: str = Field(default="", max_length=5_000)
+    condition_type: str = Field(min_length=1)
+    condition_config: dict[str, Any] = Field(default_factory=dict)
+    channels: list[str] = Field(default_factory=list)
+    recipients: dict[str, Any] = Field(default_factory=dict)
+    is_active: bool = True
+    severity: Severity | None = None
+    repeat_interval_minutes: int = Field(default=240, ge=0, le=525_600)
+    notify_on_resolve: bool = True
+    pending_evaluations: int = Field(default=1, ge=1, le=1_000)
+    muted_until: datetime | None = None
+
+    @field_validator("muted_until")
+    @classmethod
+    def _aware(cls, value: datetime | None) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            raise ValueError("needs a time zone offset, e.g. 2026-01-31T09:00:00+00:00")
+        return value
+
+
+class AlertDefinition(BaseModel):
+    """A validated alert: config normalised by its type, recipients by their channel."""
+
+    name: str
+    description: str
+    condition_type: str
+    condition_config: dict[str, Any]
+    channels: list[str]
+    recipients: dict[str, Any]
+    is_active: bool
+    severity: Severity
+    repeat_interval_minutes: int
+    notify_on_resolve: bool
+    pending_evaluations: int
+    muted_until: datetime | None
+    #: (kind, id) of the entities the config names.
+    references: list[tuple[str, str]] = Field(default_factory=list, exclude=True)
+    #: Warnings a person should see (e.g. a retired Teams connector URL).
+    warnings: list[str] = Field(default_factory=list, exclude=True)
+    #: The fields the document gave (a mute set from the CLI survives a sync that omits it).
+    explicit: frozenset[str] = Field(default_factory=frozenset, exclude=True)
+
+    def stored_fields(self) -> dict[str, Any]:
+        return self.model_dump(exclude={"references", "warnings", "explicit"})
+
+
+def validate_alert(raw: Any) -> AlertDefinition:
+    """Validate one alert document (as written, YAML/JSON-decoded)."""
+    from datamantri_alerts.channels import RecipientError, channel_names, get_channel
+    from datamantri_alerts.checks import check_types, get_check
+
+    if not isinstance(raw, Mapping):
+        raise InputError(f"an alert must be a mapping of fields, got {type(raw).__name__}")
+    data = {k: v for k, v in raw.items() if k not in READ_ONLY_ALERT_KEYS}
+    try:
+        spec = AlertSpec.model_validate(data)
+    except ValidationError as exc:
+        raise format_validation_error(exc) from None
+
+    try:
+        check = get_check(spec.condition_type)
+    except KeyError:
+        raise InputError(
+            f"unknown alert type {spec.condition_type!r} (known: {', '.join(check_types())})",
+            field="condition_type",
+        ) from None
+    try:
+        config = check.config_model.model_validate(spec.condition_config)
+    except ValidationError as exc:
+        raise format_validation_error(exc, "condition_config") from None
+    normalized_config = config.model_dump(mode="json", exclude_unset=True)
+
+    channels: list[str] = []
+    for index, name in enumerate(spec.channels):
+        name = name.strip().lower()
+        if name not in channel_names():
+            raise InputError(
+                f"unknown channel {name!r} (known: {', '.join(channel_names())})",
+                field=f"channels[{index}]",
+            )
+        if name not in channels:
+            channels.append(name)
+
+    recipients: dict[str, Any] = {}
+    warnings: list[str] = []
+    for key, value in spec.recipients.items():
+        name = key.strip().lower()
+        if name not in channel_names():
+            raise InputError(
+                f"unknown channel {key!r} (known: {', '.join(channel_names())})",
+                field=f"recipients.{key}",
+            )
+        if value is None or value == [] or value == "":
+            continue
+        if value == REDACTED:
+            recipients[name] = REDACTED
+            continue
+        channel = get_channel(name)
+        try:
+            recipients[name] = channel.normalize_recipients(value)
+        except RecipientError as exc:
+            raise InputError(str(exc), field=f"recipients.{name}") from None
+        warn = getattr(channel, "recipient_warnings", None)
+        if callable(warn):
+            warnings.extend(warn(recipients[name]))
+    for name in channels:
+        channel = get_channel(name)
+        if name not in recipients and channel.fallback_env is None:
+            raise InputError(
+                f"channel {name!r} is selected but has no recipients", field=f"recipients.{name}"
+            )
+
+    return AlertDefinition(
+        name=spec.name,
+        description=spec.description,
+        condition_type=spec.condition_type,
+        condition_config=normalized_config,
+        channels=channels,
+        recipients=recipients,
+        is_active=spec.is_active,
+        severity=spec.severity or check.default_severity,
+        repeat_interval_minutes=spec.repeat_interval_minutes,
+        notify_on_resolve=spec.notify_on_resolve,
+        pending_evaluations=spec.pending_evaluations,
+        muted_until=spec.muted_until,
+        references=config.references(),
+        warnings=warnings,
+        explicit=frozenset(data),
+    )
+
+
+# --------------------------------------------------------------------------- the YAML file
+
+
+class AlertsFile(_Strict):
+    datasources: list[DataSourceSpec] = Field(default_factory=list)
+    pipelines: list[PipelineSpec] = Field(default_factory=list)
+    dashboards: list[DashboardSpec] = Field(default_factory=list)
+    alerts: list[dict[str, Any]] = Field(default_factory=list)
+
+
+class ParsedFile(BaseModel):
+    datasources: list[DataSourceSpec]
+    pipelines: list[PipelineSpec]
+    dashboards: list[DashboardSpec]
+    alerts: list[AlertDefinition]
+
+
+def _unique(items: Iterable[str], what: str, field: str) -> None:
+    seen: set[str] = set()
+    for index, item in enumerate(items):
+        if item in seen:
+            raise InputError(f"duplicate {what} {item!r}", field=f"{field}[{index}]")
+        seen.add(item)
+
+
+def validate_file(raw: Any) -> ParsedFile:
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, Mapping):
+        raise InputError(
+            "the file must be a mapping with datasources, pipelines, dashboards and alerts"
+        )
+    try:
+        doc = AlertsFile.model_validate(raw)
+    except ValidationError as exc:
+        raise format_validation_error(exc) from None
+    _unique((d.id for d in doc.datasources), "data source id", "datasources")
+    _unique((p.id for p in doc.pipelines), "pipeline id", "pipelines")
+    _unique((d.id for d in doc.dashboards), "dashboard id", "dashboards")
+    alerts: list[AlertDefinition] = []
+    for index, item in enumerate(doc.alerts):
+        try:
+            alerts.append(validate_alert(item))
+        except InputError as exc:
+            label = f"alerts[{index}]"
+            raise InputError(
+                str(exc) if exc.field is None else str(exc).split(": ", 1)[1],
+                field=f"{label}.{exc.field}" if exc.field else label,
+            ) from None
+    _unique((a.name for a in alerts), "alert name", "alerts")
+    return ParsedFile(
+        datasources=doc.datasources,
+        pipelines=doc.pipelines,
+        dashboards=doc.dashboards,
+        alerts=alerts,
+    )
+
+
+def _yaml_loader() -> Any:
+    """A safe loader without YAML 1.1 base-60 integers: `10:30` stays the string "10:30"."""
+    import re
+
+    import yaml
+
+    class Loader(yaml.SafeLoader):
+        pass
+
+    Loader.yaml_implicit_resolvers = {
+        key: [(tag, rx) for tag, rx in resolvers if tag != "tag:yaml.org,2002:int"]
+        for key, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+    }
+    Loader.add_implicit_resolver(
+        "tag:yaml.org,2002:int",
+        re.compile(
+            r"^(?:[-+]?0b[0-1_]+|[-+]?0o?[0-7_]+|[-+]?(?:0|[1-9][0-9_]*)|[-+]?0x[0-9a-fA-F_]+)$"
+        ),
+        list("-+0123456789"),
+    )
+    return Loader
+
+
+def load_document(path: Path | str, *, text: str | None = None) -> Any:
+    """Parse a YAML or JSON file (JSON is YAML, but its errors read better from json)."""
+    import yaml
+
+    path = Path(path)
+    if text is None:
+        try:
+            text = path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            raise InputError(f"file not found: {path}") from None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise InputError(f"cannot read {path}: {exc}") from None
+    if path.suffix.lower() == ".json":
+        try:
+            return json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise InputError(
+                f"{path.name}: malformed JSON at line {exc.lineno} column {exc.colno}: {exc.msg}"
+            ) from None
+    try:
+        return yaml.load(text, Loader=_yaml_loader())
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1} column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or "cannot be parsed"
+        raise InputError(f"{path.name}: malformed YAML{where}: {problem}") from None
+    except RecursionError:
+        raise InputError(f"{path.name}: YAML nested too deeply") from None

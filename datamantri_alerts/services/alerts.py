@@ -1,0 +1,231 @@
+"""Alert CRUD: create, find, list, change, enable/disable, delete."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import delete, func, or_, select
+from sqlalchemy.orm import Session
+
+from datamantri_alerts.clock import Clock
+from datamantri_alerts.errors import InputError, NotFoundError
+from datamantri_alerts.schema import AlertDefinition, validate_alert
+from datamantri_alerts.secrets import REDACTED
+from datamantri_alerts.services.entities import check_references, known_ids
+from datamantri_alerts.services.masking import recipients_for_display, recipients_for_export
+from datamantri_alerts.store.models import Alert, AlertHistory, Notification
+
+DEFINITION_FIELDS = (
+    "name",
+    "description",
+    "condition_type",
+    "condition_config",
+    "channels",
+    "recipients",
+    "is_active",
+    "severity",
+    "repeat_interval_minutes",
+    "notify_on_resolve",
+    "pending_evaluations",
+    "muted_until",
+)
+
+
+def get_alert(session: Session, ref: str | int) -> Alert:
+    """An alert by numeric id or exact name."""
+    text = str(ref).strip()
+    alert: Alert | None = None
+    if text.isdigit():
+        alert = session.get(Alert, int(text))
+    if alert is None:
+        alert = session.scalars(select(Alert).where(Alert.name == text)).first()
+    if alert is None:
+        raise NotFoundError(f"no alert with id or name {text!r}", field="REF")
+    return alert
+
+
+def definition_of(alert: Alert) -> dict[str, Any]:
+    """The stored definition as a person would write it (secrets as stored)."""
+    return {name: getattr(alert, name) for name in DEFINITION_FIELDS}
+
+
+def restore_redacted_recipients(
+    definition: AlertDefinition, stored: dict[str, Any] | None
+) -> AlertDefinition:
+    """Recipients exported as <redacted> keep their stored values."""
+    recipients = dict(definition.recipients)
+    for name, value in definition.recipients.items():
+        if value == REDACTED:
+            previous = (stored or {}).get(name)
+            if previous is None or previous == REDACTED:
+                raise InputError(
+                    "is <redacted> but there is no stored value to keep",
+                    field=f"recipients.{name}",
+                )
+            recipients[name] = previous
+    return definition.model_copy(update={"recipients": recipients})
+
+
+def create_alert(session: Session, definition: AlertDefinition, clock: Clock) -> Alert:
+    if session.scalars(select(Alert.id).where(Alert.name == definition.name)).first():
+        raise InputError(f"an alert named {definition.name!r} already exists", field="name")
+    definition = restore_redacted_recipients(definition, None)
+    check_references(definition.references, known_ids(session))
+    now = clock.now()
+    alert = Alert(
+        **definition.stored_fields(),
+        state="ok",
+        consecutive_hits=0,
+        trigger_count=0,
+        created_at=now,
+        updated_at=now,
+    )
+    session.add(alert)
+    session.flush()
+    return alert
+
+
+def apply_definition(
+    session: Session, alert: Alert, definition: AlertDefinition, clock: Clock
+) -> bool:
+    """Make alert match definition; returns whether anything changed."""
+    definition = restore_redacted_recipients(definition, alert.recipients)
+    if definition.name != alert.name:
+        clash = session.scalars(
+            select(Alert.id).where(Alert.name == definition.name, Alert.id != alert.id)
+        ).first()
+        if clash:
+            raise InputError(f"an alert named {definition.name!r} already exists", field="name")
+    check_references(definition.references, known_ids(session))
+    changed = False
+    for key, value in definition.stored_fields().items():
+        if key == "muted_until" and key not in definition.explicit:
+            continue  # a mute set with `alerts mute` is not undone by a file that omits it
+        if getattr(alert, key) != value:
+            setattr(alert, key, value)
+            changed = True
+    if changed:
+        alert.updated_at = clock.now()
+        # A changed definition is checked afresh on the next run.
+        alert.next_due_at = None
+    return changed
+
+
+def update_alert(
+    session: Session, alert: Alert, changes: dict[str, Any], clock: Clock
+) -> AlertDefinition:
+    """Replace the given fields of the stored definition, validate the whole, and save."""
+    merged = {**definition_of(alert), **changes}
+    definition = validate_alert(merged)
+    apply_definition(session, alert, definition, clock)
+    return definition
+
+
+def set_active(session: Session, alert: Alert, active: bool, clock: Clock) -> bool:
+    if alert.is_active == active:
+        return False
+    alert.is_active = active
+    alert.updated_at = clock.now()
+    alert.next_due_at = None
+    return True
+
+
+def delete_alert(session: Session, alert: Alert, *, keep_history: bool) -> int:
+    """Delete an alert; returns how many history rows were removed."""
+    removed = 0
+    if not keep_history:
+        removed = (
+            session.scalar(
+                select(func.count())
+                .select_from(AlertHistory)
+                .where(AlertHistory.alert_id == alert.id)
+            )
+            or 0
+        )
+        session.execute(delete(Notification).where(Notification.alert_id == alert.id))
+        session.execute(delete(AlertHistory).where(AlertHistory.alert_id == alert.id))
+    session.delete(alert)
+    return removed
+
+
+@dataclass
+class AlertFilter:
+    search: str | None = None
+    condition_type: str | None = None
+    active: bool | None = None
+    state: str | None = None
+    channel: str | None = None
+
+
+def list_alerts(session: Session, filters: AlertFilter | None = None) -> list[Alert]:
+    filters = filters or AlertFilter()
+    query = select(Alert).order_by(Alert.id)
+    if filters.search:
+        pattern = f"%{filters.search.lower()}%"
+        query = query.where(
+            or_(func.lower(Alert.name).like(pattern), func.lower(Alert.description).like(pattern))
+        )
+    if filters.condition_type:
+        query = query.where(Alert.condition_type == filters.condition_type)
+    if filters.active is not None:
+        query = query.where(Alert.is_active == filters.active)
+    if filters.state:
+        query = query.where(Alert.state == filters.state)
+    alerts = list(session.scalars(query))
+    if filters.channel:
+        alerts = [a for a in alerts if filters.channel in (a.channels or [])]
+    return alerts
+
+
+def _iso(value: Any) -> Any:
+    return value.isoformat() if value is not None else None
+
+
+def alert_as_json(alert: Alert) -> dict[str, Any]:
+    """The stable JSON shape of `list --json` / `show --json`; secrets masked."""
+    return {
+        "id": alert.id,
+        "name": alert.name,
+        "description": alert.description,
+        "condition_type": alert.condition_type,
+        "condition_config": alert.condition_config,
+        "channels": alert.channels,
+        "recipients": recipients_for_display(alert.recipients or {}),
+        "is_active": alert.is_active,
+        "severity": alert.severity,
+        "repeat_interval_minutes": alert.repeat_interval_minutes,
+        "notify_on_resolve": alert.notify_on_resolve,
+        "pending_evaluations": alert.pending_evaluations,
+        "muted_until": _iso(alert.muted_until),
+        "mute_reason": alert.mute_reason,
+        "state": alert.state,
+        "last_summary": alert.last_summary,
+        "last_evaluated_at": _iso(alert.last_evaluated_at),
+        "last_triggered_at": _iso(alert.last_triggered_at),
+        "trigger_count": alert.trigger_count,
+        "created_at": _iso(alert.created_at),
+        "updated_at": _iso(alert.updated_at),
+    }
+
+
+def alert_for_export(alert: Alert, *, show_secrets: bool) -> dict[str, Any]:
+    """An alert as a YAML item `sync` accepts; defaults left out for readability."""
+    item: dict[str, Any] = {"name": alert.name}
+    if alert.description:
+        item["description"] = alert.description
+    item["condition_type"] = alert.condition_type
+    item["condition_config"] = dict(alert.condition_config)
+    item["channels"] = list(alert.channels)
+    item["recipients"] = recipients_for_export(alert.recipients or {}, show_secrets)
+    item["is_active"] = alert.is_active
+    item["severity"] = alert.severity
+    if alert.repeat_interval_minutes != 240:
+        item["repeat_interval_minutes"] = alert.repeat_interval_minutes
+    if not alert.notify_on_resolve:
+        item["notify_on_resolve"] = False
+    if alert.pending_evaluations != 1:
+        item["pending_evaluations"] = alert.pending_evaluations
+    if alert.muted_until is not None:
+        item["muted_until"] = alert.muted_until.isoformat()
+    return item

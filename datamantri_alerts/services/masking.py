@@ -1,0 +1,115 @@
+"""How stored alerts and entities are shown: secrets masked, or redacted for export."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from datamantri_alerts.secrets import MASK, REDACTED, has_env_ref, is_env_ref, mask_url
+
+
+def recipients_for_display(recipients: dict[str, Any]) -> dict[str, Any]:
+    """Recipients with every secret recipient (webhook URLs) masked."""
+    from datamantri_alerts.channels import get_channel
+
+    shown: dict[str, Any] = {}
+    for name, value in recipients.items():
+        try:
+            secret = get_channel(name).recipient_is_secret
+        except KeyError:
+            secret = True
+        if secret and isinstance(value, str):
+            shown[name] = mask_url(value)
+        else:
+            shown[name] = value
+    return shown
+
+
+def recipients_for_export(recipients: dict[str, Any], show_secrets: bool) -> dict[str, Any]:
+    """Recipients for a YAML export: literal secrets become the redaction marker."""
+    from datamantri_alerts.channels import get_channel
+
+    if show_secrets:
+        return dict(recipients)
+    out: dict[str, Any] = {}
+    for name, value in recipients.items():
+        try:
+            secret = get_channel(name).recipient_is_secret
+        except KeyError:
+            secret = True
+        if secret and isinstance(value, str) and not is_env_ref(value):
+            out[name] = REDACTED
+        else:
+            out[name] = value
+    return out
+
+
+def url_for_export(url: str, show_secrets: bool) -> str:
+    """A data source URL for export: a literal password becomes the redaction marker."""
+    if show_secrets or is_env_ref(url):
+        return url
+    return _replace_password(url, REDACTED)
+
+
+def url_for_display(url: str) -> str:
+    return mask_url(url)
+
+
+def _replace_password(url: str, replacement: str) -> str:
+    if url.startswith(("http://", "https://")):
+        from urllib.parse import urlsplit, urlunsplit
+
+        parts = urlsplit(url)
+        if parts.password and not has_env_ref(parts.password):
+            user = parts.username or ""
+            host = parts.netloc.rpartition("@")[2]
+            return urlunsplit(parts._replace(netloc=f"{user}:{replacement}@{host}"))
+        return url
+    from sqlalchemy.engine import make_url
+
+    try:
+        parsed = make_url(url)
+    except Exception:
+        return REDACTED
+    if parsed.password and not has_env_ref(str(parsed.password)) and parsed.password != MASK:
+        placeholder = "XREDACTEDPLACEHOLDERX"
+        rendered = parsed.set(password=placeholder).render_as_string(hide_password=False)
+        return rendered.replace(placeholder, replacement)
+    return url
+
+
+def restore_redacted_url(new: str, stored: str | None, field: str) -> str:
+    """Put the stored password back where an export wrote the redaction marker."""
+    from datamantri_alerts.errors import InputError
+
+    if REDACTED not in new:
+        return new
+    if new == REDACTED:
+        if stored is None:
+            raise InputError("is <redacted> but there is no stored value to keep", field=field)
+        return stored
+    if stored is None:
+        raise InputError("has a <redacted> password but there is no stored value", field=field)
+    stored_password = _stored_password(stored)
+    if stored_password is None:
+        raise InputError("has a <redacted> password but the stored URL has none", field=field)
+    if new.startswith(("http://", "https://")):
+        from urllib.parse import quote
+
+        return new.replace(REDACTED, quote(stored_password, safe=""), 1)
+    from sqlalchemy.engine import make_url
+
+    return make_url(new).set(password=stored_password).render_as_string(hide_password=False)
+
+
+def _stored_password(url: str) -> str | None:
+    if url.startswith(("http://", "https://")):
+        from urllib.parse import urlsplit
+
+        return urlsplit(url).password
+    from sqlalchemy.engine import make_url
+
+    try:
+        password = make_url(url).password
+    except Exception:
+        return None
+    return None if password is None else str(password)

@@ -1,0 +1,46 @@
+"""Settings from the environment and `.env`, built inside the CLI callback, never at import."""
+
+from __future__ import annotations
+
+import os
+import socket
+from dataclasses import dataclass
+from pathlib import Path
+
+from datamantri_alerts.store.engine import default_sqlite_path
+
+
+@dataclass(frozen=True)
+class Settings:
+    database_url: str
+    env_file: Path | None
+    verbose: int
+    hostname: str
+
+    @property
+    def database_is_default(self) -> bool:
+        return "ALERTS_DATABASE_URL" not in os.environ
+
+
+def load_env_file(env_file: Path | None) -> Path | None:
+    """Load `.env` (or the given file) into the environment; real variables win over the file."""
+    from dotenv import load_dotenv
+
+    path = env_file if env_file is not None else Path(".env")
+    if env_file is None and not path.is_file():
+        return None
+    if not path.is_file():
+        from datamantri_alerts.errors import InputError
+
+        raise InputError(f"file not found: {path}", field="--env-file")
+    load_dotenv(path, override=False)
+    return path
+
+
+def build_settings(
+    *, db: str | None = None, env_file: Path | None = None, verbose: int = 0
+) -> Settings:
+    loaded = load_env_file(env_file)
+    url = db or os.environ.get("ALERTS_DATABASE_URL") or f"sqlite:///{default_sqlite_path()}"
+    hostname = os.environ.get("ALERTS_HOSTNAME") or socket.gethostname()
+    return Settings(database_url=url, env_file=loaded, verbose=verbose, hostname=hostname)
