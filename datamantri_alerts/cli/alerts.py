@@ -176,9 +176,11 @@ def list_alerts(
     from rich.table import Table
 
     table = Table(title=f"{len(rows)} alert{'s' if len(rows) != 1 else ''}", title_justify="left")
-    for column in ("ID", "Alert", "Type", "Channels", "Status", "State", "Last triggered"):
-        table.add_column(column, overflow="fold")
-    table.add_column("Triggers", justify="right")
+    table.add_column("ID", no_wrap=True, justify="right")
+    table.add_column("Alert", overflow="fold", ratio=1, min_width=16)
+    for column in ("Type", "Channels", "Status", "State", "Last triggered"):
+        table.add_column(column, no_wrap=column != "Channels", overflow="fold")
+    table.add_column("Triggers", justify="right", no_wrap=True)
     state_style = {"firing": "bold red", "error": "magenta", "pending": "yellow", "ok": "green"}
     for id_, name, desc, ctype, chans, status, st, last, count in rows:
         label = f"{name}\n[dim]{desc}[/dim]" if desc else name

@@ -1,0 +1,214 @@
+"""Shared fixtures: real stores (SQLite files, PostgreSQL), the CLI runner, store dumps.
+
+Tests that need PostgreSQL or MariaDB skip when the server is absent, unless
+ALERTS_REQUIRE_SERVICES=1 (set by .ci/run), which turns the skip into a failure.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import create_engine, inspect, text
+
+PG_ADMIN_URL = os.environ.get(
+    "ALERTS_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+)
+MARIADB_URL = os.environ.get("ALERTS_TEST_MARIADB_URL", "mysql+pymysql://root@127.0.0.1:3306/test")
+REQUIRE_SERVICES = os.environ.get("ALERTS_REQUIRE_SERVICES") == "1"
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def _port_open(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+def require_service(name: str, host: str, port: int) -> None:
+    """Skip (or, under ALERTS_REQUIRE_SERVICES=1, fail) when a server is not listening."""
+    if _port_open(host, port):
+        return
+    message = f"{name} is not listening on {host}:{port}"
+    if REQUIRE_SERVICES:
+        pytest.fail(message + " and ALERTS_REQUIRE_SERVICES=1")
+    pytest.skip(message)
+
+
+@pytest.fixture(autouse=True)
+def _isolated_environment(
+    monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """No test sees the developer's settings, .env or default store."""
+    for name in list(os.environ):
+        if name.startswith(("SMTP_", "TWILIO_", "ALERTS_")) or name in (
+            "SLACK_WEBHOOK_URL",
+            "TEAMS_WEBHOOK_URL",
+        ):
+            if name not in ("ALERTS_REQUIRE_SERVICES", "ALERTS_TEST_PG_URL"):
+                monkeypatch.delenv(name, raising=False)
+    home = tmp_path_factory.mktemp("home")
+    monkeypatch.setenv("XDG_DATA_HOME", str(home / "data"))
+    monkeypatch.chdir(home)
+
+
+# --------------------------------------------------------------------------- stores
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'alerts.db'}"
+
+
+@pytest.fixture(scope="session")
+def pg_database() -> Iterator[str]:
+    """A scratch PostgreSQL database for this test session, dropped at the end."""
+    require_service("PostgreSQL", "127.0.0.1", 5432)
+    name = f"alerts_test_{uuid.uuid4().hex[:10]}"
+    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    url = PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
+    try:
+        yield url
+    finally:
+        with admin.connect() as conn:
+            conn.execute(
+                text(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                    "WHERE datname = :name AND pid <> pg_backend_pid()"
+                ),
+                {"name": name},
+            )
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
+        admin.dispose()
+
+
+@pytest.fixture
+def pg_url(pg_database: str) -> Iterator[str]:
+    """A fresh schema in the session's database, as a store URL (search_path set)."""
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    engine = create_engine(pg_database, isolation_level="AUTOCOMMIT")
+    with engine.connect() as conn:
+        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    url = f"{pg_database}?options=-csearch_path%3D{schema}"
+    try:
+        yield url
+    finally:
+        with engine.connect() as conn:
+            conn.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
+        engine.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """Runs the test once on a SQLite file and once on PostgreSQL."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'alerts.db'}"
+    return request.getfixturevalue("pg_url")
+
+
+@pytest.fixture
+def store(store_url: str) -> Iterator[Any]:
+    from datamantri_alerts.store.engine import open_store
+
+    opened = open_store(store_url)
+    try:
+        yield opened
+    finally:
+        opened.dispose()
+
+
+@pytest.fixture
+def sqlite_store(sqlite_url: str) -> Iterator[Any]:
+    from datamantri_alerts.store.engine import open_store
+
+    opened = open_store(sqlite_url)
+    try:
+        yield opened
+    finally:
+        opened.dispose()
+
+
+def dump_store(url: str) -> dict[str, list[dict[str, Any]]]:
+    """Every row of every table, canonical, for before/after comparisons."""
+    from datamantri_alerts.store.engine import normalize_url
+
+    engine = create_engine(normalize_url(url))
+    try:
+        with engine.connect() as conn:
+            tables = sorted(inspect(conn).get_table_names())
+            dump: dict[str, list[dict[str, Any]]] = {}
+            for table in tables:
+                rows = conn.execute(text(f'SELECT * FROM "{table}"')).mappings().all()
+                dump[table] = sorted(
+                    (json.loads(json.dumps(dict(r), default=str)) for r in rows),
+                    key=lambda r: json.dumps(r, sort_keys=True),
+                )
+            return dump
+    finally:
+        engine.dispose()
+
+
+# --------------------------------------------------------------------------- CLI
+
+
+@dataclass
+class CliResult:
+    exit_code: int
+    stdout: str
+    stderr: str
+    exception: BaseException | None
+
+    @property
+    def output(self) -> str:
+        return self.stdout + self.stderr
+
+    def json(self) -> Any:
+        return json.loads(self.stdout)
+
+
+class Cli:
+    """Runs `alerts` in-process against one store, as a user would type it."""
+
+    def __init__(self, db_url: str) -> None:
+        self.db_url = db_url
+
+    def __call__(
+        self, *args: str, input: str | None = None, env: dict[str, str] | None = None
+    ) -> CliResult:
+        from typer.testing import CliRunner
+
+        from datamantri_alerts.cli import app
+
+        runner = CliRunner()
+        result = runner.invoke(
+            app, ["--db", self.db_url, *args], input=input, env=env, catch_exceptions=True
+        )
+        exception = result.exception if not isinstance(result.exception, SystemExit) else None
+        return CliResult(result.exit_code, result.stdout, result.stderr, exception)
+
+
+@pytest.fixture
+def cli(sqlite_url: str) -> Cli:
+    return Cli(sqlite_url)
+
+
+@pytest.fixture
+def store_cli(store_url: str) -> Cli:
+    """The CLI on each dialect in turn (SQLite file, PostgreSQL)."""
+    return Cli(store_url)
+
+
+def utc(*args: int) -> datetime:
+    return datetime(*args, tzinfo=UTC)
