@@ -17,6 +17,11 @@ from datamantri_alerts.cli.options import (
 )
 from datamantri_alerts.errors import InputError
 
+
+def stdin_is_terminal() -> bool:
+    return sys.stdin.isatty()
+
+
 REF_ARG = typer.Argument(..., help="The alert's numeric id or exact name.", show_default=False)
 
 
@@ -77,7 +82,7 @@ def create(
             "notify_on_resolve": notify_on_resolve,
         }
         document = {k: v for k, v in document.items() if v is not None}
-        if (not name or not condition_type) and sys.stdin.isatty():
+        if (not name or not condition_type) and stdin_is_terminal():
             document = _prompt_for_alert(document)
     definition = validate_alert(document)
     for warning in definition.warnings:
@@ -105,7 +110,8 @@ def _prompt_for_alert(document: dict[str, Any]) -> dict[str, Any]:
         doc["condition_type"] = typer.prompt(f"Type ({', '.join(types)})")
     model = get_check(doc["condition_type"]).config_model
     config = dict(doc.get("condition_config") or {})
-    for field_name, info in model.model_fields.items():
+    fields = sorted(model.model_fields.items(), key=lambda item: not item[1].is_required())
+    for field_name, info in fields:
         if field_name in config:
             continue
         if info.is_required():
@@ -357,7 +363,7 @@ def delete(
         alert = get_alert(session, ref)
         label = f"{alert.id}: {alert.name}"
         if not yes:
-            if not sys.stdin.isatty():
+            if not stdin_is_terminal():
                 raise InputError("refusing to delete without --yes when not on a terminal")
             if not typer.confirm(f"Delete alert {label}?", default=False):
                 raise typer.Exit(1)

@@ -17,12 +17,21 @@ if TYPE_CHECKING:
     from datamantri_alerts.store.engine import Store
 
 
+def _console(stderr: bool = False) -> Console:
+    """Rich console; when piped (cron logs, grep) lines are not wrapped at 80 columns."""
+    import os
+
+    stream = sys.stderr if stderr else sys.stdout
+    piped = not stream.isatty() and "COLUMNS" not in os.environ
+    return Console(stderr=stderr, highlight=False, width=160 if piped else None)
+
+
 @dataclass
 class AppContext:
     settings: Settings
     clock: Clock = field(default_factory=SystemClock)
-    console: Console = field(default_factory=lambda: Console(highlight=False))
-    err: Console = field(default_factory=lambda: Console(stderr=True, highlight=False))
+    console: Console = field(default_factory=_console)
+    err: Console = field(default_factory=lambda: _console(stderr=True))
     _store: Store | None = None
 
     @property
