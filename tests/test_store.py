@@ -1,0 +1,91 @@
+"""The store: migrations, dialect setup, permissions."""
+
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+
+from sqlalchemy import text
+
+from datamantri_alerts.store.engine import open_store
+from datamantri_alerts.store.migrate import SCHEMA_HEAD, current_revision
+from tests.conftest import Cli
+
+
+def test_schema_head_matches_alembic() -> None:
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+
+    from datamantri_alerts.store.migrate import MIGRATIONS_DIR
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+    assert ScriptDirectory.from_config(cfg).get_current_head() == SCHEMA_HEAD
+
+
+def test_new_store_is_migrated_on_first_use(store_url: str) -> None:
+    store = open_store(store_url)
+    try:
+        assert current_revision(store.engine) == SCHEMA_HEAD
+        with store.session() as session:
+            if store.dialect == "sqlite":
+                assert session.execute(text("PRAGMA journal_mode")).scalar() == "wal"
+                assert session.execute(text("PRAGMA foreign_keys")).scalar() == 1
+                assert session.execute(text("PRAGMA busy_timeout")).scalar() == 30000
+            names = set(
+                session.execute(
+                    text("SELECT 1")  # the tables exist: a query on each succeeds
+                ).scalars()
+            )
+            assert names == {1}
+            for table in (
+                "alerts",
+                "alert_history",
+                "notifications",
+                "datasources",
+                "pipelines",
+                "dashboards",
+                "job_runs",
+                "evaluator_runs",
+            ):
+                session.execute(text(f"SELECT count(*) FROM {table}")).scalar()
+    finally:
+        store.dispose()
+
+
+def test_history_indexes_exist(store_url: str) -> None:
+    from sqlalchemy import inspect
+
+    store = open_store(store_url)
+    try:
+        with store.engine.connect() as conn:
+            indexes = {tuple(i["column_names"]) for i in inspect(conn).get_indexes("alert_history")}
+            alert_indexes = {tuple(i["column_names"]) for i in inspect(conn).get_indexes("alerts")}
+        assert ("alert_id",) in indexes and ("triggered_at",) in indexes
+        assert ("is_active",) in alert_indexes
+    finally:
+        store.dispose()
+
+
+def test_db_upgrade_command(cli: Cli, sqlite_url: str, tmp_path: Path) -> None:
+    first = cli("db", "upgrade")
+    assert first.exit_code == 0
+    assert SCHEMA_HEAD in first.stdout
+    again = cli("db", "upgrade")
+    assert "already at" in again.stdout
+    assert SCHEMA_HEAD in cli("db", "current").stdout
+    path = Path(sqlite_url.removeprefix("sqlite:///"))
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+    for suffix in ("-wal", "-shm"):
+        side = Path(str(path) + suffix)
+        if side.exists():
+            assert stat.S_IMODE(os.stat(side).st_mode) & 0o077 == 0
+
+
+def test_postgres_url_uses_psycopg3(pg_url: str) -> None:
+    store = open_store(pg_url.replace("postgresql+psycopg://", "postgresql://"))
+    try:
+        assert store.engine.dialect.driver == "psycopg"
+    finally:
+        store.dispose()
