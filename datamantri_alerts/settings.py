@@ -7,7 +7,11 @@ import socket
 from dataclasses import dataclass
 from pathlib import Path
 
-from datamantri_alerts.store.engine import default_sqlite_path
+
+def default_sqlite_path() -> Path:
+    """`$XDG_DATA_HOME/datamantri-alerts/alerts.db` (XDG default `~/.local/share`)."""
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "datamantri-alerts" / "alerts.db"
 
 
 @dataclass(frozen=True)

@@ -16,12 +16,6 @@ from sqlalchemy.orm import Session, sessionmaker
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 
 
-def default_sqlite_path() -> Path:
-    """`$XDG_DATA_HOME/datamantri-alerts/alerts.db` (XDG default `~/.local/share`)."""
-    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
-    return Path(base) / "datamantri-alerts" / "alerts.db"
-
-
 def normalize_url(url: str) -> str:
     """Pick the drivers we ship: psycopg 3 for PostgreSQL, PyMySQL for MySQL/MariaDB."""
     parsed = make_url(url)
