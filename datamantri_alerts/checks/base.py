@@ -68,16 +68,27 @@ class Outcome:
         return cls("error", summary, details)
 
 
+class CannotEvaluate(Exception):
+    """Raised inside a check when it could not look at what it watches (missing data source,
+    unset environment variable, a failing query). The runner turns it into an `error` outcome
+    with this message, which must already be free of secrets."""
+
+    def __init__(self, message: str, **details: Any) -> None:
+        super().__init__(message)
+        self.details = details
+
+
 @dataclass
 class CheckContext:
     """What a check may use: the store (job runs, entities), a clock, and its own saved state."""
 
     clock: Clock
+    #: Returns a context manager yielding a store Session (e.g. `Store.session`).
     session_factory: Callable[[], Any]
     alert_id: int | None = None
     alert_name: str = ""
     check_state: dict[str, Any] = field(default_factory=dict)
-    #: Cancelled flag the evaluator sets when a check overruns its timeout.
+    #: `time.monotonic()` value by which the runner stops waiting for this check.
     deadline: float | None = None
 
 

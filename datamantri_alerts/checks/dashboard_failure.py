@@ -7,6 +7,7 @@ from typing import ClassVar
 from pydantic import Field
 
 from datamantri_alerts.checks.base import CheckConfig, CheckContext, Outcome, Severity
+from datamantri_alerts.checks.job_runs import evaluate_job
 
 
 class DashboardFailureConfig(CheckConfig):
@@ -23,7 +24,14 @@ class DashboardFailureCheck:
     description: ClassVar[str] = "Dashboard refresh failure"
 
     def evaluate(self, config: DashboardFailureConfig, ctx: CheckContext) -> Outcome:
-        raise NotImplementedError  # filled in by the checks work (issue 3)
+        return evaluate_job(
+            ctx,
+            "dashboard",
+            config.dashboard_id,
+            config.check_last_n_runs,
+            config.max_hours_without_run,
+            config.timeout_seconds,
+        )
 
 
 CHECK = DashboardFailureCheck()

@@ -7,6 +7,7 @@ from typing import ClassVar
 from pydantic import Field
 
 from datamantri_alerts.checks.base import CheckConfig, CheckContext, Outcome, Severity
+from datamantri_alerts.checks.job_runs import evaluate_job
 
 
 class PipelineFailureConfig(CheckConfig):
@@ -23,7 +24,14 @@ class PipelineFailureCheck:
     description: ClassVar[str] = "Pipeline failure"
 
     def evaluate(self, config: PipelineFailureConfig, ctx: CheckContext) -> Outcome:
-        raise NotImplementedError  # filled in by the checks work (issue 3)
+        return evaluate_job(
+            ctx,
+            "pipeline",
+            config.pipeline_id,
+            config.check_last_n_runs,
+            config.max_hours_without_run,
+            config.timeout_seconds,
+        )
 
 
 CHECK = PipelineFailureCheck()

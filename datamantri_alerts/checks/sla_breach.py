@@ -1,14 +1,31 @@
-"""sla_breach: past today's expected load time (+ tolerance) and the data is still stale."""
+"""sla_breach: past today's expected load time (+ tolerance) and the data is still stale.
+
+"Today" is the calendar day in the configured time zone; the deadline is today's wall-clock
+`expected_load_time` there (on a DST change day it moves with the clocks), plus the tolerance
+as elapsed minutes. The data is fresh when the newest `timestamp_column` value is at or after the
+start of today in that zone. Naive timestamps are read as UTC; a DATE column is compared as a date.
+
+Table and column names are identifiers from config: SQLAlchemy quotes them, they are never
+formatted into SQL text. One `SELECT max(column) FROM table` per evaluation.
+"""
 
 from __future__ import annotations
 
 import re
-from typing import ClassVar
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any, ClassVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, field_validator
 
-from datamantri_alerts.checks.base import CheckConfig, CheckContext, Outcome, Severity
+from datamantri_alerts.checks.base import (
+    CannotEvaluate,
+    CheckConfig,
+    CheckContext,
+    Outcome,
+    Severity,
+)
+from datamantri_alerts.checks.values import json_safe, parse_timestamp
 
 _HHMM = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
 
@@ -48,7 +65,120 @@ class SlaBreachCheck:
     description: ClassVar[str] = "Data freshness SLA breach"
 
     def evaluate(self, config: SlaBreachConfig, ctx: CheckContext) -> Outcome:
-        raise NotImplementedError  # filled in by the checks work (issue 3)
+        from datamantri_alerts.checks.sources import load_datasource, open_source
+
+        source = load_datasource(ctx, config.datasource_id)
+        freshness = source.freshness or {}
+        table_name = config.table or freshness.get("table")
+        column_name = config.timestamp_column or freshness.get("column")
+        if not table_name or not column_name:
+            raise CannotEvaluate(
+                "sla_breach needs table and timestamp_column, in the alert or as the data "
+                f"source's freshness ({source.label} has none)"
+            )
+        window = sla_window(
+            ctx.clock.now(), config.expected_load_time, config.tolerance_minutes, config.timezone
+        )
+        with open_source(source, config.timeout_seconds) as conn:
+            result = conn.execute(
+                newest_value_query(table_name, column_name), bound=config.timeout_seconds
+            )
+        raw = result.rows[0][0] if result.rows else None
+        try:
+            fresh, newest = is_fresh(raw, window)
+        except ValueError:
+            raise CannotEvaluate(
+                f"{table_name}.{column_name} holds {raw!r}, which is not a timestamp"
+            ) from None
+
+        zone = config.timezone
+        deadline_text = f"{window.deadline_local:%Y-%m-%d %H:%M} {zone}"
+        newest_text = "no rows" if newest is None else f"newest {column_name} {json_safe(newest)}"
+        details: dict[str, Any] = {
+            "datasource_id": source.id,
+            "table": table_name,
+            "timestamp_column": column_name,
+            "timezone": zone,
+            "now": window.now.isoformat(),
+            "deadline": window.deadline_local.isoformat(),
+            "start_of_day": window.start_of_day_local.isoformat(),
+            "newest_value": json_safe(newest),
+            "fresh": fresh,
+            "past_deadline": window.past_deadline,
+        }
+        if not window.past_deadline:
+            return Outcome.ok(
+                f"{table_name}: before the deadline {deadline_text} ({newest_text})", **details
+            )
+        if fresh:
+            return Outcome.ok(
+                f"{table_name}: loaded today ({newest_text}), deadline {deadline_text}", **details
+            )
+        return Outcome.firing(
+            f"{table_name}: not loaded today by the deadline {deadline_text} ({newest_text}, "
+            f"older than {window.start_of_day_local:%Y-%m-%d %H:%M %Z})",
+            **details,
+        )
+
+
+class SlaWindow:
+    """Today's deadline and start of day in a zone, for one moment."""
+
+    def __init__(self, now: datetime, deadline: datetime, start_of_day: datetime, zone: ZoneInfo):
+        self.now = now
+        self.deadline = deadline
+        self.start_of_day = start_of_day
+        self.zone = zone
+
+    @property
+    def today(self) -> date:
+        return self.now.astimezone(self.zone).date()
+
+    @property
+    def past_deadline(self) -> bool:
+        return self.now > self.deadline
+
+    @property
+    def deadline_local(self) -> datetime:
+        return self.deadline.astimezone(self.zone)
+
+    @property
+    def start_of_day_local(self) -> datetime:
+        return self.start_of_day.astimezone(self.zone)
+
+
+def sla_window(now: datetime, expected: str, tolerance_minutes: int, zone_name: str) -> SlaWindow:
+    zone = ZoneInfo(zone_name)
+    now = now.astimezone(UTC)
+    today = now.astimezone(zone).date()
+    hours, minutes = (int(part) for part in expected.split(":"))
+    # A wall time the clocks skip (02:30 on a spring-forward day) resolves with the offset
+    # before the change (fold=0), i.e. just after the gap; a repeated one to its first occurrence.
+    expected_at = datetime.combine(today, time(hours, minutes), tzinfo=zone).astimezone(UTC)
+    start_of_day = datetime.combine(today, time(0, 0), tzinfo=zone).astimezone(UTC)
+    deadline = expected_at + timedelta(minutes=tolerance_minutes)
+    return SlaWindow(now, deadline, start_of_day, zone)
+
+
+def is_fresh(value: Any, window: SlaWindow) -> tuple[bool, Any]:
+    """Whether the newest value is from today in the window's zone (and the value as read)."""
+    if value is None:
+        return False, None
+    if isinstance(value, date) and not isinstance(value, datetime):
+        return value >= window.today, value
+    stamp = parse_timestamp(value)
+    if stamp is None:
+        return False, None
+    return stamp >= window.start_of_day, stamp
+
+
+def newest_value_query(table_name: str, column_name: str) -> Any:
+    """`SELECT max(column) FROM [schema.]table`, names quoted by the dialect."""
+    from sqlalchemy import column, func, select, table
+
+    schema, _, name = table_name.rpartition(".") if "." in table_name else ("", "", table_name)
+    target = table(name, column(column_name), schema=schema or None)
+    return select(func.max(target.c[column_name]))
 
 
 CHECK = SlaBreachCheck()

@@ -1,0 +1,390 @@
+"""Data sources as checks use them: looked up in the store, opened fresh, bounded in time.
+
+Every evaluation opens its own connection (no pool between evaluations), with a connect timeout
+and socket timeouts per driver, so a dead or black-holed server costs at most the check's
+timeout. Queries can be bounded: the server is told to cancel the statement (PostgreSQL
+`statement_timeout`, MariaDB `max_statement_time`, MySQL `max_execution_time`) and a watchdog
+cancels it from outside if the server did not, so no probe is ever left running.
+Error text leaving this module has the URL's password and every URL masked.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from datamantri_alerts.checks.base import CannotEvaluate, CheckContext
+from datamantri_alerts.checks.values import truncate
+from datamantri_alerts.errors import RuntimeFailure
+from datamantri_alerts.secrets import redact_text, resolve_env
+
+if TYPE_CHECKING:
+    from sqlalchemy import Connection, Engine
+    from sqlalchemy.sql import Executable
+
+#: Seconds the outside watchdog waits beyond a server-side bound before cancelling itself.
+WATCHDOG_GRACE_SECONDS = 1.0
+
+# Driver error codes that mean "the statement was cancelled", not "the statement is wrong".
+_MYSQL_CANCELLED = {1317, 1969, 3024}  # interrupted, max_statement_time, max_execution_time
+_PG_QUERY_CANCELED = "57014"
+
+
+@dataclass(frozen=True)
+class SourceInfo:
+    """A data source row, detached from the session that read it."""
+
+    id: str
+    name: str
+    url: str  # as stored: may hold ${VAR}
+    freshness: dict[str, Any] | None = None
+
+    @property
+    def label(self) -> str:
+        return self.id if self.name in ("", self.id) else f"{self.name} ({self.id})"
+
+    @property
+    def is_http(self) -> bool:
+        return self.url.strip().lower().startswith(("http://", "https://"))
+
+
+class SourceError(CannotEvaluate):
+    """Connecting to a data source or running a statement on it failed (message redacted)."""
+
+    def __init__(self, message: str, *, cancelled: bool = False, **details: Any) -> None:
+        super().__init__(message, **details)
+        self.cancelled = cancelled
+
+
+def load_datasource(ctx: CheckContext, datasource_id: str) -> SourceInfo:
+    """The data source from the store, read in a short session of its own."""
+    from datamantri_alerts.store.models import DataSource
+
+    with ctx.session_factory() as session:
+        row = session.get(DataSource, datasource_id)
+        if row is None:
+            raise CannotEvaluate(f"data source {datasource_id!r} does not exist")
+        return SourceInfo(
+            id=row.id, name=row.name, url=row.url, freshness=dict(row.freshness or {}) or None
+        )
+
+
+def resolve_source_url(source: SourceInfo) -> tuple[str, list[str]]:
+    """The usable URL and the secrets (password, resolved values) to keep out of error text."""
+    try:
+        url = resolve_env(source.url.strip())
+    except RuntimeFailure as exc:
+        raise CannotEvaluate(f"data source {source.id!r}: {exc}") from None
+    secrets: list[str] = []
+    if url != source.url.strip():
+        secrets.append(url)
+    if source.is_http:
+        from urllib.parse import urlsplit
+
+        password = urlsplit(url).password
+    else:
+        from sqlalchemy.engine import make_url
+        from sqlalchemy.exc import ArgumentError
+
+        try:
+            password = make_url(url).password
+        except (ArgumentError, ValueError):
+            raise CannotEvaluate(f"data source {source.id!r} has no valid SQLAlchemy URL") from None
+    if password:
+        secrets.append(str(password))
+    return url, secrets
+
+
+def describe_error(exc: BaseException, secrets: Sequence[str] = ()) -> str:
+    """One readable line for an exception, secrets and URLs masked."""
+    from sqlalchemy.exc import DBAPIError
+
+    inner: BaseException = exc
+    if isinstance(exc, DBAPIError) and exc.orig is not None:
+        inner = exc.orig
+    text = str(inner).strip()
+    if not text:
+        text = type(inner).__name__
+    elif isinstance(inner, TimeoutError | OSError) and type(inner).__name__ not in text:
+        text = f"{type(inner).__name__}: {text}"
+    return truncate(redact_text(text, secrets)) or ""
+
+
+# --------------------------------------------------------------------------- databases
+
+
+def _sqlite_url(url: Any) -> Any:
+    """Open an existing SQLite file only: a check must not create an empty database."""
+    database = url.database or ""
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return url
+    query = dict(url.query)
+    query.update({"mode": "rw", "uri": "true"})
+    return url.set(database=f"file:{database}", query=query)
+
+
+def make_source_engine(url: str, timeout: float) -> Engine:
+    """An engine without pooling whose connections give up after `timeout` seconds."""
+    from sqlalchemy import create_engine
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.pool import NullPool
+
+    from datamantri_alerts.store.engine import normalize_url
+
+    parsed = make_url(normalize_url(url))
+    backend = parsed.get_backend_name()
+    connect_args: dict[str, Any] = {}
+    if backend == "sqlite":
+        parsed = _sqlite_url(parsed)
+        connect_args = {"timeout": timeout, "check_same_thread": False}
+    elif backend == "postgresql" and parsed.get_driver_name() == "psycopg":
+        seconds = max(2, math.ceil(timeout))  # libpq's minimum is 2 s
+        connect_args = {
+            "connect_timeout": seconds,
+            "application_name": "datamantri-alerts check",
+            # A peer that vanishes mid-query is noticed instead of waited on forever.
+            "keepalives": 1,
+            "keepalives_idle": seconds,
+            "keepalives_interval": 1,
+            "keepalives_count": 3,
+            "tcp_user_timeout": int(timeout * 1000),
+        }
+    elif backend in ("mysql", "mariadb") and parsed.get_driver_name() == "pymysql":
+        connect_args = {
+            "connect_timeout": timeout,
+            "read_timeout": timeout + WATCHDOG_GRACE_SECONDS * 2,
+            "write_timeout": timeout,
+        }
+    return create_engine(parsed, poolclass=NullPool, connect_args=connect_args)
+
+
+@dataclass
+class QueryResult:
+    columns: list[str]
+    rows: list[tuple[Any, ...]]
+    truncated: bool
+    duration: float  # seconds
+
+
+@dataclass
+class SourceConnection:
+    """An open connection to a data source, with statement bounds per dialect."""
+
+    source: SourceInfo
+    engine: Engine
+    connection: Connection
+    secrets: list[str] = field(default_factory=list)
+
+    @property
+    def dialect(self) -> str:
+        return self.engine.dialect.name
+
+    @property
+    def is_mariadb(self) -> bool:
+        return bool(getattr(self.engine.dialect, "is_mariadb", False))
+
+    def _set_server_bound(self, seconds: float) -> bool:
+        """Ask the server to cancel statements running longer than seconds."""
+        if self.dialect == "postgresql":
+            self.connection.exec_driver_sql(
+                f"SET statement_timeout = {max(1, int(seconds * 1000))}"
+            )
+            return True
+        if self.dialect == "mysql":
+            if self.is_mariadb:
+                self.connection.exec_driver_sql(
+                    f"SET SESSION max_statement_time = {max(0.001, seconds):.3f}"
+                )
+            else:
+                self.connection.exec_driver_sql(
+                    f"SET SESSION max_execution_time = {max(1, int(seconds * 1000))}"
+                )
+            return True
+        return False
+
+    def _cancel_running(self) -> None:
+        """Cancel what this connection is running, from the watchdog thread."""
+        dbapi = self.connection.connection.dbapi_connection
+        if self.dialect == "postgresql" and hasattr(dbapi, "cancel_safe"):
+            dbapi.cancel_safe(timeout=5)
+        elif self.dialect == "postgresql" and hasattr(dbapi, "cancel"):
+            dbapi.cancel()
+        elif self.dialect == "mysql" and hasattr(dbapi, "thread_id"):
+            thread_id = int(dbapi.thread_id())
+            with self.engine.connect() as killer:
+                killer.exec_driver_sql(f"KILL QUERY {thread_id}")
+        elif self.dialect == "sqlite" and hasattr(dbapi, "interrupt"):
+            dbapi.interrupt()
+
+    def execute(
+        self,
+        statement: str | Executable,
+        *,
+        bound: float | None = None,
+        max_rows: int | None = None,
+        params: dict[str, Any] | None = None,
+    ) -> QueryResult:
+        """Run one statement; with `bound`, it is cancelled once it runs that long.
+
+        Raises SourceError (cancelled=True when the bound cut it off).
+        """
+        from sqlalchemy import text
+
+        stmt = text(statement) if isinstance(statement, str) else statement
+        watchdog: threading.Timer | None = None
+        fired = threading.Event()
+
+        def cancel() -> None:
+            fired.set()
+            # The statement may have ended meanwhile; then there is nothing to cancel.
+            with contextlib.suppress(Exception):
+                self._cancel_running()
+
+        started = time.monotonic()
+        try:
+            if bound is not None:
+                server_side = self._set_server_bound(bound)
+                watchdog = threading.Timer(
+                    bound + (WATCHDOG_GRACE_SECONDS if server_side else 0.0), cancel
+                )
+                watchdog.daemon = True
+                watchdog.start()
+                started = time.monotonic()
+            result = self.connection.execute(stmt, params or {})
+            columns: list[str] = []
+            rows: list[tuple[Any, ...]] = []
+            truncated = False
+            if result.returns_rows:
+                columns = list(result.keys())
+                if max_rows is None:
+                    rows = [tuple(r) for r in result.fetchall()]
+                else:
+                    rows = [tuple(r) for r in result.fetchmany(max_rows + 1)]
+                    truncated = len(rows) > max_rows
+                    rows = rows[:max_rows]
+                result.close()
+            duration = time.monotonic() - started
+        except Exception as exc:
+            duration = time.monotonic() - started
+            cancelled = fired.is_set() or _is_cancellation(exc)
+            message = describe_error(exc, self.secrets)
+            raise SourceError(
+                f"query on {self.source.label} failed: {message}",
+                cancelled=cancelled,
+                duration_seconds=round(duration, 3),
+            ) from None
+        finally:
+            if watchdog is not None:
+                watchdog.cancel()
+        if fired.is_set():
+            # Some drivers end a cancelled statement quietly (MySQL's SLEEP returns 1).
+            raise SourceError(
+                f"query on {self.source.label} was cancelled after {bound:g}s",
+                cancelled=True,
+                duration_seconds=round(duration, 3),
+            )
+        return QueryResult(columns=columns, rows=rows, truncated=truncated, duration=duration)
+
+
+def _is_cancellation(exc: BaseException) -> bool:
+    from sqlalchemy.exc import DBAPIError
+
+    orig = exc.orig if isinstance(exc, DBAPIError) else exc
+    if getattr(orig, "sqlstate", None) == _PG_QUERY_CANCELED:
+        return True
+    args = getattr(orig, "args", ())
+    if args and isinstance(args[0], int) and args[0] in _MYSQL_CANCELLED:
+        return True
+    return "interrupted" in str(orig).lower() and "sqlite" in type(orig).__module__
+
+
+@contextmanager
+def open_source(source: SourceInfo, timeout: float) -> Iterator[SourceConnection]:
+    """A fresh connection to a database data source, closed (and its engine disposed) after."""
+    if source.is_http:
+        raise CannotEvaluate(f"data source {source.label} is an HTTP endpoint, not a database")
+    url, secrets = resolve_source_url(source)
+    try:
+        engine = make_source_engine(url, timeout)
+    except Exception as exc:
+        raise CannotEvaluate(
+            f"data source {source.label}: {describe_error(exc, secrets)}"
+        ) from None
+    try:
+        try:
+            connection = engine.connect()
+        except Exception as exc:
+            raise SourceError(
+                f"cannot connect to {source.label}: {describe_error(exc, secrets)}"
+            ) from None
+        try:
+            yield SourceConnection(source, engine, connection, secrets)
+        finally:
+            # A connection broken by a cancel has nothing left to close.
+            with contextlib.suppress(Exception):
+                connection.close()
+    finally:
+        engine.dispose()
+
+
+# --------------------------------------------------------------------------- reachability
+
+
+@dataclass
+class ProbeResult:
+    """Whether a data source answered: `SELECT 1` for a database, GET → 2xx for HTTP."""
+
+    reachable: bool
+    summary: str
+    duration_ms: int
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+def probe(source: SourceInfo, timeout: float) -> ProbeResult:
+    """Reach the data source once. Raises CannotEvaluate only for configuration problems."""
+    started = time.monotonic()
+    if source.is_http:
+        return _probe_http(source, timeout, started)
+    from sqlalchemy import literal_column, select
+
+    try:
+        with open_source(source, timeout) as conn:
+            conn.execute(select(literal_column("1")), bound=timeout)
+    except SourceError as exc:
+        return ProbeResult(False, str(exc), _ms_since(started), {"error": str(exc)})
+    elapsed = _ms_since(started)
+    return ProbeResult(True, f"{source.label} answered SELECT 1 in {elapsed} ms", elapsed)
+
+
+def _probe_http(source: SourceInfo, timeout: float, started: float) -> ProbeResult:
+    import requests
+
+    from datamantri_alerts.secrets import mask_url
+
+    url, secrets = resolve_source_url(source)
+    shown = mask_url(url)
+    try:
+        # stream=True: the status line is enough; a body trickling in cannot hold us.
+        with requests.get(
+            url, timeout=(timeout, timeout), stream=True, allow_redirects=True
+        ) as response:
+            status = response.status_code
+    except requests.RequestException as exc:
+        message = f"GET {shown} failed: {describe_error(exc, secrets)}"
+        return ProbeResult(False, message, _ms_since(started), {"error": message})
+    elapsed = _ms_since(started)
+    details = {"status_code": status, "url": shown}
+    if 200 <= status < 300:
+        return ProbeResult(True, f"GET {shown} returned {status} in {elapsed} ms", elapsed, details)
+    message = f"GET {shown} returned HTTP {status}"
+    return ProbeResult(False, message, elapsed, {**details, "error": message})
+
+
+def _ms_since(started: float) -> int:
+    return int((time.monotonic() - started) * 1000)

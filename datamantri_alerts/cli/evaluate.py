@@ -1,0 +1,118 @@
+"""`alerts evaluate`: check due alerts. This module carries the `--dry-run` path."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import typer
+
+from datamantri_alerts.cli.context import app_context, print_json
+from datamantri_alerts.cli.options import JSON_OPTION
+from datamantri_alerts.errors import InputError
+
+OUTCOME_STYLES = {"ok": "green", "firing": "bold red", "error": "yellow"}
+
+
+def evaluate(
+    ctx: typer.Context,
+    dry_run: bool = typer.Option(
+        False, "--dry-run", help="Check and report only: send nothing, write nothing."
+    ),
+    all_alerts: bool = typer.Option(
+        False, "--all", help="Every active alert, whatever its check interval."
+    ),
+    alert_ref: str | None = typer.Option(
+        None, "--alert", metavar="REF", help="Only this alert (id or exact name), due or not."
+    ),
+    concurrency: int = typer.Option(
+        16, "--concurrency", min=1, max=512, help="Checks running at the same time."
+    ),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="Print nothing unless it fails."),
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Check every due active alert, deliver notifications and write history.
+
+    With --dry-run it only reports, per alert, what the check saw and whether it would fire.
+    Exit code 1 when a check could not evaluate.
+    """
+    if not dry_run:
+        raise InputError("evaluate without --dry-run arrives with the evaluator")
+    report = dry_run_report(ctx, all_alerts=all_alerts, ref=alert_ref, concurrency=concurrency)
+    if as_json:
+        print_json(report)
+    elif not quiet or any(r["outcome"] == "error" for r in report["results"]):
+        _print_table(ctx, report)
+    if any(r["outcome"] == "error" for r in report["results"]):
+        raise typer.Exit(1)
+
+
+def _projected_state(alert: Any, outcome: str) -> str:
+    """The state this outcome would move the alert to (pending_evaluations respected)."""
+    if outcome == "error":
+        return "error"
+    if outcome == "ok":
+        return "ok"
+    hits = (alert.consecutive_hits or 0) if alert.state in ("pending", "firing") else 0
+    return "firing" if hits + 1 >= (alert.pending_evaluations or 1) else "pending"
+
+
+def dry_run_report(
+    ctx: typer.Context, *, all_alerts: bool, ref: str | None, concurrency: int
+) -> dict[str, Any]:
+    from datamantri_alerts.services.checking import (
+        AlertSnapshot,
+        run_checks,
+        store_context_factory,
+    )
+    from datamantri_alerts.services.due import due_alerts
+
+    app = app_context(ctx)
+    store = app.store
+    with store.session() as session:
+        alerts = due_alerts(session, app.clock.now(), all=all_alerts, ref=ref)
+        snapshots = [AlertSnapshot.of(alert) for alert in alerts]
+        by_id = {alert.id: alert for alert in alerts}
+        session.expunge_all()
+    results = run_checks(
+        snapshots, store_context_factory(store, app.clock), concurrency=concurrency
+    )
+    rows = []
+    for result in results:
+        row = result.as_dict()
+        row["state"] = _projected_state(by_id[result.id], result.outcome)
+        rows.append(row)
+    return {
+        "evaluated": len(rows),
+        "dry_run": True,
+        "results": rows,
+        "notifications": {"sent": 0, "failed": 0, "pending": 0, "suppressed": 0},
+    }
+
+
+def _print_table(ctx: typer.Context, report: dict[str, Any]) -> None:
+    from rich.table import Table
+    from rich.text import Text
+
+    app = app_context(ctx)
+    results = report["results"]
+    counts = {k: sum(1 for r in results if r["outcome"] == k) for k in ("ok", "firing", "error")}
+    title = (
+        f"dry run: {report['evaluated']} alerts checked, {counts['firing']} firing, "
+        f"{counts['error']} errors (nothing sent, nothing written)"
+    )
+    table = Table(title=title, title_justify="left")
+    for column in ("Alert", "Type", "Outcome", "Severity", "Summary", "Duration"):
+        table.add_column(column, overflow="fold", no_wrap=column in ("Outcome", "Duration"))
+    for row in results:
+        table.add_row(
+            f"{row['id']} {row['name']}",
+            row["condition_type"],
+            Text(row["outcome"], style=OUTCOME_STYLES.get(row["outcome"], "")),
+            row["severity"],
+            Text(row["summary"]),
+            f"{row['duration_ms']} ms",
+        )
+    if not results:
+        app.console.print("no alerts are due (use --all to check every active alert)")
+        return
+    app.console.print(table)

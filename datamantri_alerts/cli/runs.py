@@ -1,0 +1,211 @@
+"""`alerts runs record|wrap|list`: job runs of `recorded` pipelines and dashboards."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import typer
+
+from datamantri_alerts.cli.context import app_context, fmt_time, print_json
+from datamantri_alerts.cli.options import JSON_OPTION
+from datamantri_alerts.errors import InputError
+
+app = typer.Typer(
+    help="Job runs of pipelines and dashboards whose runs.source is recorded.",
+    no_args_is_help=True,
+)
+
+KIND_OPTION = typer.Option(
+    None, "--kind", help="pipeline or dashboard (only needed when both have the id)."
+)
+
+
+def _parse_time(value: str | None, option: str) -> datetime | None:
+    if value is None:
+        return None
+    text = value.strip()
+    if text.endswith(("Z", "z")):
+        text = text[:-1] + "+00:00"
+    try:
+        parsed = datetime.fromisoformat(text)
+    except ValueError:
+        raise InputError(f"not an ISO 8601 time: {value!r}", field=option) from None
+    if parsed.tzinfo is None:
+        raise InputError(
+            "needs a time zone offset, e.g. 2026-01-31T02:00:00+00:00 or ...Z", field=option
+        )
+    return parsed
+
+
+@app.command("record")
+def record(
+    ctx: typer.Context,
+    job_id: str = typer.Argument(..., metavar="JOB_ID", help="A pipeline or dashboard id."),
+    status: str = typer.Option(..., "--status", help="success or failed."),
+    error: str | None = typer.Option(None, "--error", help="What went wrong (for failed)."),
+    started_at: str | None = typer.Option(
+        None, "--started-at", help="ISO 8601 with offset (default: --finished-at)."
+    ),
+    finished_at: str | None = typer.Option(
+        None, "--finished-at", help="ISO 8601 with offset (default: now)."
+    ),
+    exit_code: int | None = typer.Option(None, "--exit-code", help="The job's exit code."),
+    kind: str | None = KIND_OPTION,
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Record a finished run of a pipeline or dashboard refresh."""
+    from datamantri_alerts.services.runs import record_run, run_as_dict
+
+    if status not in ("success", "failed"):
+        raise InputError(f"must be success or failed, got {status!r}", field="--status")
+    app_ctx = app_context(ctx)
+    with app_ctx.store.transaction() as session:
+        run = record_run(
+            session,
+            job_id,
+            status,
+            app_ctx.clock,
+            kind=kind,
+            started_at=_parse_time(started_at, "--started-at"),
+            finished_at=_parse_time(finished_at, "--finished-at"),
+            error=error,
+            exit_code=exit_code,
+            host=app_ctx.settings.hostname,
+        )
+        data = run_as_dict(run)
+    if as_json:
+        print_json(data)
+    else:
+        app_ctx.console.print(
+            f"recorded run {data['id']} of {data['job_kind']} {job_id}: {status}", markup=False
+        )
+
+
+@app.command(
+    "wrap",
+    context_settings={"allow_interspersed_args": False, "ignore_unknown_options": True},
+)
+def wrap(
+    ctx: typer.Context,
+    job_id: str = typer.Argument(..., metavar="JOB_ID", help="A pipeline or dashboard id."),
+    command: list[str] = typer.Argument(
+        ..., metavar="COMMAND", help="The command to run and its arguments, after --."
+    ),
+    kind: str | None = KIND_OPTION,
+) -> None:
+    """Run COMMAND and record it as a run: start, end, exit code and the tail of its stderr.
+
+    Usage: alerts runs wrap [--kind K] JOB_ID -- COMMAND [ARGS...]
+
+    Exits with the command's own exit code. If the store cannot be reached the command still
+    runs (with a warning): recording must never stop the job itself.
+    """
+    import shlex
+
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from datamantri_alerts.services.runs import finish_run, record_run, run_wrapped
+
+    if command and command[0] == "--":  # click keeps it once positionals stop option parsing
+        command = command[1:]
+    elif command and command[0].startswith("-"):
+        raise InputError(
+            f"unexpected {command[0]!r}: options go before JOB_ID, the command after --",
+            field="COMMAND",
+        )
+    if not command:
+        raise InputError("give the command to run after --", field="COMMAND")
+    app_ctx = app_context(ctx)
+    command_text = shlex.join(command)
+    run_id: int | None = None
+    job_kind = kind
+    try:
+        with app_ctx.store.transaction() as session:
+            run = record_run(
+                session,
+                job_id,
+                "running",
+                app_ctx.clock,
+                kind=kind,
+                command=command_text,
+                host=app_ctx.settings.hostname,
+            )
+            run_id, job_kind = run.id, run.job_kind
+    except SQLAlchemyError as exc:
+        app_ctx.warn(f"could not record the start of the run ({_short(exc)}); running anyway")
+
+    result = run_wrapped(command)
+    if result.error and result.exit_code in (126, 127) and not result.stderr_tail:
+        app_ctx.err.print(f"alerts runs wrap: {result.error}", markup=False)
+
+    try:
+        with app_ctx.store.transaction() as session:
+            if run_id is not None:
+                finish_run(
+                    session, run_id, app_ctx.clock, exit_code=result.exit_code, error=result.error
+                )
+            else:
+                record_run(
+                    session,
+                    job_id,
+                    "success" if result.exit_code == 0 else "failed",
+                    app_ctx.clock,
+                    kind=job_kind,
+                    exit_code=result.exit_code,
+                    error=result.error,
+                    command=command_text,
+                    host=app_ctx.settings.hostname,
+                )
+    except SQLAlchemyError as exc:
+        app_ctx.warn(f"could not record the end of the run ({_short(exc)})")
+    raise typer.Exit(result.exit_code)
+
+
+def _short(exc: Exception) -> str:
+    from datamantri_alerts.secrets import redact_text
+
+    orig = getattr(exc, "orig", None) or exc
+    return redact_text(str(orig)).splitlines()[0] if str(orig) else type(exc).__name__
+
+
+@app.command("list")
+def list_(
+    ctx: typer.Context,
+    job_id: str | None = typer.Argument(None, metavar="[JOB_ID]", help="Only this job's runs."),
+    kind: str | None = typer.Option(None, "--kind", help="pipeline or dashboard."),
+    status: str | None = typer.Option(None, "--status", help="success, failed or running."),
+    limit: int = typer.Option(20, "--limit", min=1, max=10_000, help="At most this many."),
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """List recorded runs, newest first."""
+    from datamantri_alerts.services.runs import JOB_KINDS, RUN_STATUSES, list_runs, run_as_dict
+
+    if kind is not None and kind not in JOB_KINDS:
+        raise InputError(f"must be pipeline or dashboard, got {kind!r}", field="--kind")
+    if status is not None and status not in RUN_STATUSES:
+        raise InputError(f"must be one of {', '.join(RUN_STATUSES)}", field="--status")
+    app_ctx = app_context(ctx)
+    with app_ctx.store.session() as session:
+        runs = list_runs(session, job_id, kind=kind, status=status, limit=limit)
+        rows = [run_as_dict(r) for r in runs]
+        times = [(r.started_at, r.finished_at) for r in runs]
+    if as_json:
+        print_json(rows)
+        return
+    from rich.table import Table
+
+    table = Table(title=f"{len(rows)} runs", title_justify="left")
+    for column in ("ID", "Job", "Status", "Started", "Finished", "Exit", "Error"):
+        table.add_column(column, overflow="fold")
+    for row, (started, finished) in zip(rows, times, strict=True):
+        error = (row["error"] or "").strip().splitlines()
+        table.add_row(
+            str(row["id"]),
+            f"{row['job_kind']} {row['job_id']}",
+            row["status"],
+            fmt_time(started),
+            fmt_time(finished),
+            "-" if row["exit_code"] is None else str(row["exit_code"]),
+            error[-1][:120] if error else "",
+        )
+    app_ctx.console.print(table, markup=False)

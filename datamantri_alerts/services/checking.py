@@ -1,0 +1,258 @@
+"""Run alerts' checks concurrently, each bounded by its own timeout.
+
+`run_checks` is what `evaluate` (dry run or not) calls: snapshots of alerts in, one result per
+alert out, in the same order. It writes nothing; persisting outcomes and check_state is the
+evaluator's business.
+
+Each check runs in its own daemon thread, at most `concurrency` at a time. The caller waits for
+a check no longer than its config's timeout (plus a short grace for the check to report its own,
+more precise, timeout error); past that the check is reported as an `error` "timed out after Ns"
+and its slot goes to the next alert. The abandoned thread is daemonic, so it can never hold the
+process open, and the data source connection it sits on has socket timeouts of its own, so it
+ends soon after.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from datamantri_alerts.checks.base import CannotEvaluate, CheckContext, Outcome
+
+log = logging.getLogger(__name__)
+
+DEFAULT_CONCURRENCY = 16
+#: Extra seconds granted beyond a check's timeout before the runner stops waiting for it.
+TIMEOUT_GRACE_SECONDS = 1.0
+
+
+@dataclass(frozen=True)
+class AlertSnapshot:
+    """What running a check needs from an alert, detached from any session."""
+
+    id: int | None
+    name: str
+    condition_type: str
+    condition_config: dict[str, Any]
+    severity: str | None = None
+    check_state: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, alert: Any) -> AlertSnapshot:
+        """From an `Alert` row (or anything with the same attributes)."""
+        return cls(
+            id=alert.id,
+            name=alert.name,
+            condition_type=alert.condition_type,
+            condition_config=dict(alert.condition_config or {}),
+            severity=getattr(alert, "severity", None),
+            check_state=dict(getattr(alert, "check_state", None) or {}),
+        )
+
+
+@dataclass
+class CheckResult:
+    id: int | None
+    name: str
+    condition_type: str
+    outcome: Literal["ok", "firing", "error"]
+    severity: str
+    summary: str
+    details: dict[str, Any]
+    duration_ms: int
+    #: What the check asked to keep until its next evaluation (None: keep what is stored).
+    check_state: dict[str, Any] | None = None
+    timed_out: bool = False
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "name": self.name,
+            "condition_type": self.condition_type,
+            "outcome": self.outcome,
+            "severity": self.severity,
+            "summary": self.summary,
+            "details": self.details,
+            "duration_ms": self.duration_ms,
+        }
+
+
+@dataclass
+class _Prepared:
+    index: int
+    alert: AlertSnapshot
+    check: Any = None
+    config: Any = None
+    timeout: float = 0.0
+    early: Outcome | None = None  # set when the alert cannot even start
+
+
+def _prepare(index: int, alert: AlertSnapshot) -> _Prepared:
+    from pydantic import ValidationError
+
+    from datamantri_alerts.checks import check_types, get_check
+
+    prepared = _Prepared(index, alert)
+    try:
+        prepared.check = get_check(alert.condition_type)
+    except KeyError:
+        prepared.early = Outcome.error(
+            f"unknown alert type {alert.condition_type!r} (known: {', '.join(check_types())})"
+        )
+        return prepared
+    except Exception as exc:  # a third-party entry point that fails to load
+        prepared.early = Outcome.error(
+            f"alert type {alert.condition_type!r} failed to load: {_describe(exc)}"
+        )
+        return prepared
+    try:
+        prepared.config = prepared.check.config_model.model_validate(alert.condition_config)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first.get("loc", ()))
+        prepared.early = Outcome.error(
+            f"invalid condition_config{f'.{where}' if where else ''}: {first.get('msg')}"
+        )
+        return prepared
+    prepared.timeout = float(prepared.config.timeout())
+    return prepared
+
+
+def _describe(exc: BaseException) -> str:
+    from datamantri_alerts.secrets import redact_text
+
+    return redact_text(f"{type(exc).__name__}: {exc}").splitlines()[0][:500]
+
+
+def evaluate_prepared(prepared: _Prepared, ctx: CheckContext) -> Outcome:
+    """Run one check; whatever goes wrong becomes an error outcome, never an exception."""
+    if prepared.early is not None:
+        return prepared.early
+    try:
+        outcome = prepared.check.evaluate(prepared.config, ctx)
+    except CannotEvaluate as exc:
+        return Outcome.error(str(exc), error=str(exc), **exc.details)
+    except Exception as exc:
+        log.exception("check %s of alert %r crashed", prepared.alert.condition_type, ctx.alert_name)
+        return Outcome.error(f"the check crashed: {_describe(exc)}")
+    if not isinstance(outcome, Outcome):
+        return Outcome.error(
+            f"the check returned {type(outcome).__name__}, not an Outcome",
+        )
+    return outcome
+
+
+def _severity(alert: AlertSnapshot, outcome: Outcome | None, check: Any) -> str:
+    if alert.severity:
+        return alert.severity
+    if outcome is not None and outcome.severity:
+        return outcome.severity
+    return str(getattr(check, "default_severity", None) or "warning")
+
+
+def _result(
+    prepared: _Prepared, outcome: Outcome, duration: float, *, timed_out: bool = False
+) -> CheckResult:
+    from datamantri_alerts.checks.values import json_safe
+
+    alert = prepared.alert
+    return CheckResult(
+        id=alert.id,
+        name=alert.name,
+        condition_type=alert.condition_type,
+        outcome=outcome.status,
+        severity=_severity(alert, outcome, prepared.check),
+        summary=outcome.summary,
+        details=json_safe(outcome.details or {}),
+        duration_ms=int(duration * 1000),
+        check_state=outcome.check_state,
+        timed_out=timed_out,
+    )
+
+
+def run_checks(
+    alerts: Sequence[AlertSnapshot],
+    make_context: Callable[[AlertSnapshot], CheckContext],
+    *,
+    concurrency: int = DEFAULT_CONCURRENCY,
+    grace: float = TIMEOUT_GRACE_SECONDS,
+) -> list[CheckResult]:
+    """Evaluate every alert's check, `concurrency` at a time; results in the input order."""
+    if concurrency < 1:
+        raise ValueError("concurrency must be at least 1")
+    prepared = [_prepare(index, alert) for index, alert in enumerate(alerts)]
+    results: list[CheckResult | None] = [None] * len(prepared)
+    finished: queue.SimpleQueue[tuple[int, Outcome, float]] = queue.SimpleQueue()
+    # index -> (started, cutoff) of the checks being waited for
+    running: dict[int, tuple[float, float]] = {}
+    waiting = iter(p for p in prepared)
+
+    def worker(job: _Prepared, ctx: CheckContext, started: float) -> None:
+        outcome = evaluate_prepared(job, ctx)
+        finished.put((job.index, outcome, time.monotonic() - started))
+
+    def start_next() -> bool:
+        for job in waiting:
+            if job.early is not None:
+                results[job.index] = _result(job, job.early, 0.0)
+                continue
+            started = time.monotonic()
+            cutoff = started + job.timeout + grace
+            ctx = make_context(job.alert)
+            ctx.deadline = cutoff
+            running[job.index] = (started, cutoff)
+            thread = threading.Thread(
+                target=worker,
+                args=(job, ctx, started),
+                name=f"check-{job.alert.id or job.index}",
+                daemon=True,
+            )
+            thread.start()
+            return True
+        return False
+
+    more = True
+    while more or running:
+        while more and len(running) < concurrency:
+            more = start_next()
+        if not running:
+            continue
+        wait = max(0.0, min(cutoff for _, cutoff in running.values()) - time.monotonic())
+        try:
+            index, outcome, duration = finished.get(timeout=wait)
+            if index in running:
+                del running[index]
+                results[index] = _result(prepared[index], outcome, duration)
+        except queue.Empty:
+            pass
+        now = time.monotonic()
+        for index, (started, cutoff) in list(running.items()):
+            if now >= cutoff:
+                del running[index]
+                job = prepared[index]
+                limit = f"{job.timeout:g}s"
+                outcome = Outcome.error(
+                    f"timed out after {limit}", error=f"the check did not finish in {limit}"
+                )
+                results[index] = _result(job, outcome, now - started, timed_out=True)
+    return [r for r in results if r is not None]
+
+
+def store_context_factory(store: Any, clock: Any) -> Callable[[AlertSnapshot], CheckContext]:
+    """Contexts whose checks read the given store (job runs, data sources) and clock."""
+
+    def make(alert: AlertSnapshot) -> CheckContext:
+        return CheckContext(
+            clock=clock,
+            session_factory=store.session,
+            alert_id=alert.id,
+            alert_name=alert.name,
+            check_state=dict(alert.check_state),
+        )
+
+    return make

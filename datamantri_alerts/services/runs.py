@@ -1,0 +1,273 @@
+"""Recorded job runs: `alerts runs record`, `alerts runs wrap` and `alerts runs list`."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import IO, Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from datamantri_alerts.clock import Clock
+from datamantri_alerts.errors import InputError, NotFoundError
+from datamantri_alerts.store.models import Dashboard, JobRun, Pipeline
+
+JOB_KINDS = ("pipeline", "dashboard")
+RUN_STATUSES = ("success", "failed", "running")
+#: How much of a wrapped command's stderr is kept with its run.
+STDERR_TAIL_BYTES = 4_000
+STDERR_TAIL_LINES = 20
+
+
+def find_job(session: Session, job_id: str, kind: str | None = None) -> tuple[str, Any]:
+    """The pipeline or dashboard with this id; `kind` settles an id both have."""
+    if kind is not None and kind not in JOB_KINDS:
+        raise InputError(f"must be pipeline or dashboard, got {kind!r}", field="--kind")
+    found: list[tuple[str, Any]] = []
+    for name, model in (("pipeline", Pipeline), ("dashboard", Dashboard)):
+        if kind in (None, name):
+            row = session.get(model, job_id)
+            if row is not None:
+                found.append((name, row))
+    if not found:
+        what = kind or "pipeline or dashboard"
+        raise NotFoundError(f"no {what} with id {job_id!r}", field="JOB_ID")
+    if len(found) > 1:
+        raise InputError(
+            f"both a pipeline and a dashboard have id {job_id!r}; say which with --kind",
+            field="JOB_ID",
+        )
+    job_kind, row = found[0]
+    source = (row.runs or {}).get("source", "recorded")
+    if source != "recorded":
+        raise InputError(
+            f"{job_kind} {job_id!r} takes its runs from {source}, so recorded runs would be "
+            "ignored (set runs.source to recorded to record them)",
+            field="JOB_ID",
+        )
+    return job_kind, row
+
+
+def record_run(
+    session: Session,
+    job_id: str,
+    status: str,
+    clock: Clock,
+    *,
+    kind: str | None = None,
+    started_at: datetime | None = None,
+    finished_at: datetime | None = None,
+    error: str | None = None,
+    exit_code: int | None = None,
+    command: str | None = None,
+    host: str | None = None,
+) -> JobRun:
+    """Add a run; a finished one without times finished now, and started when it finished."""
+    if status not in RUN_STATUSES:
+        raise InputError(f"must be one of {', '.join(RUN_STATUSES)}, got {status!r}", "--status")
+    for name, value in (("--started-at", started_at), ("--finished-at", finished_at)):
+        if value is not None and value.tzinfo is None:
+            raise InputError("needs a time zone offset", field=name)
+    job_kind, _ = find_job(session, job_id, kind)
+    now = clock.now()
+    if status != "running" and finished_at is None:
+        finished_at = now
+    if started_at is None:
+        started_at = finished_at or now
+    if finished_at is not None and finished_at < started_at:
+        raise InputError("is before --started-at", field="--finished-at")
+    run = JobRun(
+        job_kind=job_kind,
+        job_id=job_id,
+        status=status,
+        started_at=started_at,
+        finished_at=finished_at if status != "running" else None,
+        exit_code=exit_code,
+        error=error,
+        command=command,
+        host=host,
+        created_at=now,
+    )
+    session.add(run)
+    session.flush()
+    return run
+
+
+def finish_run(
+    session: Session,
+    run_id: int,
+    clock: Clock,
+    *,
+    exit_code: int,
+    error: str | None,
+) -> JobRun:
+    run = session.get(JobRun, run_id)
+    if run is None:
+        raise NotFoundError(f"no run with id {run_id}")
+    run.status = "success" if exit_code == 0 else "failed"
+    run.exit_code = exit_code
+    run.error = error if exit_code != 0 else None
+    run.finished_at = clock.now()
+    return run
+
+
+def list_runs(
+    session: Session,
+    job_id: str | None = None,
+    *,
+    kind: str | None = None,
+    status: str | None = None,
+    limit: int = 20,
+) -> list[JobRun]:
+    query = select(JobRun)
+    if job_id is not None:
+        query = query.where(JobRun.job_id == job_id)
+    if kind is not None:
+        query = query.where(JobRun.job_kind == kind)
+    if status is not None:
+        query = query.where(JobRun.status == status)
+    query = query.order_by(JobRun.started_at.desc(), JobRun.id.desc()).limit(limit)
+    return list(session.scalars(query))
+
+
+def run_as_dict(run: JobRun) -> dict[str, Any]:
+    return {
+        "id": run.id,
+        "job_kind": run.job_kind,
+        "job_id": run.job_id,
+        "status": run.status,
+        "started_at": run.started_at.isoformat() if run.started_at else None,
+        "finished_at": run.finished_at.isoformat() if run.finished_at else None,
+        "exit_code": run.exit_code,
+        "error": run.error,
+        "command": run.command,
+        "host": run.host,
+    }
+
+
+# --------------------------------------------------------------------------- wrap
+
+
+@dataclass
+class WrappedResult:
+    exit_code: int
+    stderr_tail: str
+    error: str | None  # what to record for a failed run
+
+
+def _stderr_tail(data: bytes) -> str:
+    from datamantri_alerts.secrets import redact_text, secrets_from_env
+
+    text = data.decode("utf-8", errors="replace")
+    lines = text.rstrip("\n").splitlines()[-STDERR_TAIL_LINES:]
+    return redact_text("\n".join(lines), secrets_from_env())
+
+
+def run_wrapped(argv: Sequence[str], stderr: IO[bytes] | None = None) -> WrappedResult:
+    """Run a command, passing its stderr through while keeping its tail; never raises for the
+    command's own failure. A signal that stops the wrapper is forwarded to the command."""
+    sink = stderr if stderr is not None else _binary_stderr()
+    try:
+        process = subprocess.Popen(list(argv), stderr=subprocess.PIPE)
+    except FileNotFoundError:
+        return WrappedResult(127, "", f"command not found: {argv[0]}")
+    except PermissionError:
+        return WrappedResult(126, "", f"permission denied: {argv[0]}")
+    except OSError as exc:
+        return WrappedResult(126, "", f"cannot run {argv[0]}: {exc}")
+
+    previous = _forward_signals(process)
+    tail: deque[bytes] = deque()
+    kept = 0
+    assert process.stderr is not None
+    fd = process.stderr.fileno()
+    try:
+        while True:
+            try:
+                chunk = os.read(fd, 65_536)
+            except InterruptedError:
+                continue
+            if not chunk:
+                break
+            sink.write(chunk)
+            sink.flush()
+            tail.append(chunk)
+            kept += len(chunk)
+            while kept - len(tail[0]) >= STDERR_TAIL_BYTES and len(tail) > 1:
+                kept -= len(tail.popleft())
+        while True:
+            try:
+                returncode = process.wait()
+                break
+            except KeyboardInterrupt:  # the command got the same Ctrl-C; wait for it to stop
+                continue
+    finally:
+        process.stderr.close()
+        _restore_signals(previous)
+
+    text = _stderr_tail(b"".join(tail)[-STDERR_TAIL_BYTES:])
+    if returncode < 0:
+        signum = -returncode
+        try:
+            name = signal.Signals(signum).name
+        except ValueError:
+            name = f"signal {signum}"
+        exit_code = 128 + signum
+        error = f"killed by {name}" + (f"\n{text}" if text else "")
+    else:
+        exit_code = returncode
+        error = (text or f"exit code {returncode}") if returncode != 0 else None
+    return WrappedResult(exit_code, text, error)
+
+
+def _binary_stderr() -> IO[bytes]:
+    buffer = getattr(sys.stderr, "buffer", None)
+    if buffer is not None:
+        sys.stderr.flush()
+        return buffer
+    return _TextSink(sys.stderr)  # type: ignore[return-value]
+
+
+class _TextSink:
+    """Bytes into a text stream (stderr replaced by one without a buffer)."""
+
+    def __init__(self, stream: Any) -> None:
+        self.stream = stream
+
+    def write(self, data: bytes) -> None:
+        self.stream.write(data.decode("utf-8", errors="replace"))
+
+    def flush(self) -> None:
+        self.stream.flush()
+
+
+def _forward_signals(process: subprocess.Popen[bytes]) -> dict[int, Any]:
+    """SIGTERM/SIGHUP sent to the wrapper go to the command too (systemd, timeout(1))."""
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return {}
+    previous: dict[int, Any] = {}
+
+    def forward(signum: int, _frame: Any) -> None:
+        if process.poll() is None:
+            process.send_signal(signum)
+
+    for signum in (signal.SIGTERM, signal.SIGHUP):
+        try:
+            previous[signum] = signal.signal(signum, forward)
+        except (ValueError, OSError):
+            continue
+    return previous
+
+
+def _restore_signals(previous: dict[int, Any]) -> None:
+    for signum, handler in previous.items():
+        signal.signal(signum, handler)
