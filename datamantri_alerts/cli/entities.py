@@ -169,3 +169,30 @@ _job_commands(pipelines, "pipeline")
 _job_commands(dashboards, "dashboard")
 
 GROUPS = {"datasources": datasources, "pipelines": pipelines, "dashboards": dashboards}
+
+
+# --------------------------------------------------------------------------- datasources check
+# (issue 3: checks) Reach one data source now, as the datasource_failure check would.
+
+
+@datasources.command("check")
+def datasources_check(
+    ctx: typer.Context,
+    entity_id: str = typer.Argument(..., metavar="ID", help="The data source id."),
+    timeout: float = typer.Option(
+        10.0, "--timeout", min=0.1, max=600, help="Seconds for connect and for the query."
+    ),
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Test the connection to a data source now (SELECT 1, or GET for HTTP); exit 1 if it fails."""
+    from datamantri_alerts.services.connectivity import check_datasource
+
+    app = app_context(ctx)
+    result = check_datasource(app.store, entity_id, timeout)
+    if as_json:
+        print_json(result.as_dict())
+    else:
+        mark = "ok" if result.reachable else ("error" if result.error else "FAILED")
+        app.console.print(f"{mark}: {result.summary}", markup=False, soft_wrap=True)
+    if not result.reachable:
+        raise typer.Exit(1)
