@@ -1,11 +1,25 @@
-"""The channel contract: a Message in, delivered or a DeliveryError that says whether to retry."""
+"""The channel contract: a Message in, delivered or a DeliveryError that says whether to retry.
+
+Each channel module exposes `CHANNEL`, an object that:
+
+- validates and fans out recipients (`normalize_recipients`, `recipient_list`,
+  `recipient_warnings`);
+- declares its settings as a `ChannelConfig` model built from the environment, whose `SecretStr`
+  fields are its secrets (masked everywhere, redacted from every error text);
+- sends one message to one recipient with `send(message, recipient, config)`, raising
+  `DeliveryError(reason, retryable=...)` when it did not deliver.
+
+Retrying, pacing and recording live in `channels.retry.deliver`, not in the channels.
+"""
 
 from __future__ import annotations
 
+import os
+from collections.abc import Mapping
 from datetime import datetime
-from typing import Any, ClassVar, Literal, Protocol, runtime_checkable
+from typing import Any, ClassVar, Literal, Protocol, Self, get_args, runtime_checkable
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 
 MessageState = Literal["FIRING", "REPEAT", "RESOLVED", "TEST"]
 
@@ -28,7 +42,10 @@ class Message(BaseModel):
 
 
 class DeliveryError(Exception):
-    """A send that did not deliver. `retryable` tells the caller whether trying again may help."""
+    """A send that did not deliver. `retryable` tells the caller whether trying again may help.
+
+    `reason` is safe to show and store: channels build it from redacted text only.
+    """
 
     def __init__(
         self,
@@ -45,8 +62,103 @@ class DeliveryError(Exception):
         self.status = status
 
 
+class NotConfiguredError(DeliveryError):
+    """The channel's settings are missing or invalid; trying again will not help."""
+
+    def __init__(self, channel: str, problems: list[str]) -> None:
+        super().__init__(
+            f"{channel} is not configured: {'; '.join(problems)}", retryable=False, status="config"
+        )
+        self.problems = problems
+
+
 class RecipientError(ValueError):
     """A recipient value that cannot be used; the message names the problem."""
+
+
+class ChannelConfig(BaseModel):
+    """A channel's settings, read from the environment (or `.env`) when a message is sent.
+
+    Each field's alias is the environment variable it comes from. `SecretStr` fields are the
+    channel's secrets: never shown, and removed from every error text and log line.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="ignore", populate_by_name=True)
+
+    #: The channel these settings belong to, for error messages.
+    channel: ClassVar[str] = "channel"
+
+    templates_dir: str | None = Field(default=None, alias="ALERTS_TEMPLATES_DIR")
+
+    @classmethod
+    def env_names(cls) -> list[str]:
+        return [field.alias or name for name, field in cls.model_fields.items()]
+
+    @classmethod
+    def secret_fields(cls) -> list[str]:
+        """Names of the fields that hold secrets."""
+        return [name for name, field in cls.model_fields.items() if _is_secret(field.annotation)]
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Self:
+        """The settings as the environment gives them; NotConfiguredError naming what is wrong.
+
+        An empty variable counts as unset. Error texts name variables, never their values.
+        """
+        env = os.environ if environ is None else environ
+        data = {key: env[key] for key in cls.env_names() if env.get(key, "") != ""}
+        try:
+            return cls.model_validate(data)
+        except ValidationError as exc:
+            raise NotConfiguredError(cls.channel, _describe(exc, cls)) from None
+
+    @classmethod
+    def problems(cls, environ: Mapping[str, str] | None = None) -> list[str]:
+        """What is missing or invalid in the environment for this channel (empty: ready)."""
+        try:
+            cls.from_env(environ)
+        except NotConfiguredError as exc:
+            return exc.problems
+        return []
+
+    def secret_values(self) -> list[str]:
+        """The literal secrets in these settings, for redaction."""
+        values = []
+        for name in self.secret_fields():
+            value = getattr(self, name)
+            if isinstance(value, SecretStr) and value.get_secret_value():
+                values.append(value.get_secret_value())
+        return values
+
+
+class WebhookConfig(ChannelConfig):
+    """Settings shared by the webhook channels: (connect, read) timeouts in seconds."""
+
+    connect_timeout: float = Field(default=5.0, alias="ALERTS_HTTP_CONNECT_TIMEOUT", gt=0, le=120)
+    read_timeout: float = Field(default=15.0, alias="ALERTS_HTTP_READ_TIMEOUT", gt=0, le=300)
+
+    @property
+    def timeout(self) -> tuple[float, float]:
+        return (self.connect_timeout, self.read_timeout)
+
+
+def _is_secret(annotation: Any) -> bool:
+    return annotation is SecretStr or SecretStr in get_args(annotation)
+
+
+def _describe(exc: ValidationError, model: type[ChannelConfig]) -> list[str]:
+    aliases = {name: field.alias or name for name, field in model.model_fields.items()}
+    problems = []
+    for error in exc.errors(include_input=False, include_url=False):
+        loc = error["loc"]
+        name = aliases.get(str(loc[0]), str(loc[0])) if loc else ""
+        if error["type"] == "missing":
+            problems.append(f"{name} is not set")
+        elif name:
+            problems.append(f"{name}: {str(error['msg']).removeprefix('Value error, ')}")
+        else:
+            problems.append(str(error["msg"]).removeprefix("Value error, "))
+    return problems
 
 
 @runtime_checkable
@@ -58,6 +170,10 @@ class Channel(Protocol):
     recipient_is_secret: ClassVar[bool]
     #: Environment variable used when an alert gives no recipient, if any.
     fallback_env: ClassVar[str | None]
+    #: The settings model, built from the environment at send time.
+    config_model: ClassVar[type[ChannelConfig]]
+    #: Least seconds between two sends to the same recipient in one process (0: no pacing).
+    min_send_interval: ClassVar[float]
 
     def normalize_recipients(self, value: Any) -> Any:
         """Validate a recipients entry as written; return it normalised or raise RecipientError."""
@@ -67,6 +183,21 @@ class Channel(Protocol):
         """The individual recipients a stored value fans out to."""
         ...
 
-    def send(self, message: Message, recipient: str) -> None:
+    def recipient_warnings(self, value: Any) -> list[str]:
+        """Warnings worth printing when a recipients entry is saved (it is still accepted)."""
+        ...
+
+    def send(self, message: Message, recipient: str, config: Any) -> None:
         """Deliver to one recipient (already resolved). Raises DeliveryError."""
         ...
+
+
+class ChannelBase:
+    """Defaults shared by the built-in channels."""
+
+    recipient_is_secret: ClassVar[bool] = False
+    fallback_env: ClassVar[str | None] = None
+    min_send_interval: ClassVar[float] = 0.0
+
+    def recipient_warnings(self, value: Any) -> list[str]:
+        return []

@@ -1,17 +1,85 @@
-"""WhatsApp through Twilio's Messages API."""
+"""WhatsApp through Twilio's Messages API, with the official `twilio` client.
+
+Settings: `TWILIO_ACCOUNT_SID`, `TWILIO_AUTH_TOKEN` (secret), `TWILIO_WHATSAPP_FROM` (the
+sender number; `whatsapp:` is added when missing), `TWILIO_API_BASE_URL` (default
+`https://api.twilio.com`; tests and egress proxies point it elsewhere), `TWILIO_TIMEOUT`
+(seconds, default 15), `TWILIO_WHATSAPP_BODY_LIMIT` (default 1600 characters).
+
+By default the message is a free-form `Body`. WhatsApp refuses free-form business-initiated
+messages outside the 24-hour customer service window (error 63016), so for alerts to people
+who have not written recently set `TWILIO_WHATSAPP_CONTENT_SID` to an approved template and,
+optionally, `TWILIO_WHATSAPP_RESOLVED_CONTENT_SID` for RESOLVED messages. The template gets
+`content_variables` (a JSON string):
+`{"1": alert name, "2": state, "3": severity, "4": summary (or description), "5": when,
+"6": host}`.
+
+Errors: Twilio codes 21211 (invalid number), 21608 (unverified number on a trial account),
+20003 (authentication) and every other 4xx are permanent; 20429, HTTP 429 and 5xx, timeouts
+and connection errors are retried.
+"""
 
 from __future__ import annotations
 
+import json
 from typing import Any, ClassVar
 
-from datamantri_alerts.channels.base import Message
+from pydantic import Field, SecretStr, field_validator
+
+from datamantri_alerts.channels.base import ChannelBase, ChannelConfig, DeliveryError, Message
 from datamantri_alerts.channels.recipients import as_list, validate_e164
 
+PERMANENT_CODES = {
+    21211: "the 'To' number is not a valid phone number",
+    21608: "the number is not verified for this trial account",
+    20003: "authentication failed (check TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN)",
+    63016: "outside the 24-hour window WhatsApp allows free-form messages in; "
+    "set TWILIO_WHATSAPP_CONTENT_SID to an approved template",
+}
+RETRYABLE_CODES = {20429}
+VARIABLE_LIMIT = 500
 
-class WhatsAppChannel:
+
+class WhatsAppConfig(ChannelConfig):
+    channel: ClassVar[str] = "whatsapp"
+
+    account_sid: str = Field(alias="TWILIO_ACCOUNT_SID")
+    auth_token: SecretStr = Field(alias="TWILIO_AUTH_TOKEN")
+    from_number: str = Field(alias="TWILIO_WHATSAPP_FROM")
+    content_sid: str | None = Field(default=None, alias="TWILIO_WHATSAPP_CONTENT_SID")
+    resolved_content_sid: str | None = Field(
+        default=None, alias="TWILIO_WHATSAPP_RESOLVED_CONTENT_SID"
+    )
+    api_base_url: str = Field(default="https://api.twilio.com", alias="TWILIO_API_BASE_URL")
+    timeout: float = Field(default=15.0, alias="TWILIO_TIMEOUT", gt=0, le=300)
+    body_limit: int = Field(default=1600, alias="TWILIO_WHATSAPP_BODY_LIMIT", ge=100, le=4096)
+
+    @field_validator("from_number")
+    @classmethod
+    def _prefixed(cls, value: str) -> str:
+        number = validate_e164(value.strip())
+        return f"whatsapp:{number}"
+
+    @field_validator("api_base_url")
+    @classmethod
+    def _usable_base(cls, value: str) -> str:
+        from datamantri_alerts.channels.recipients import RecipientError, validate_webhook_url
+
+        try:
+            return validate_webhook_url(value).rstrip("/")
+        except RecipientError as exc:
+            raise ValueError(str(exc)) from None
+
+    def content_sid_for(self, message: Message) -> str | None:
+        if message.state == "RESOLVED" and self.resolved_content_sid:
+            return self.resolved_content_sid
+        return self.content_sid
+
+
+class WhatsAppChannel(ChannelBase):
     name: ClassVar[str] = "whatsapp"
     recipient_is_secret: ClassVar[bool] = False
     fallback_env: ClassVar[str | None] = None
+    config_model: ClassVar[type[ChannelConfig]] = WhatsAppConfig
 
     def normalize_recipients(self, value: Any) -> list[str]:
         return [validate_e164(item) for item in as_list(value, "phone numbers")]
@@ -19,8 +87,106 @@ class WhatsAppChannel:
     def recipient_list(self, value: Any) -> list[str]:
         return list(value or [])
 
-    def send(self, message: Message, recipient: str) -> None:
-        raise NotImplementedError  # filled in by the channels work (issue 4)
+    def send(self, message: Message, recipient: str, config: WhatsAppConfig) -> None:
+        import requests
+        from twilio.base.exceptions import TwilioException, TwilioRestException
+
+        from datamantri_alerts.channels.http import exception_cause, redact
+        from datamantri_alerts.channels.recipients import RecipientError
+        from datamantri_alerts.channels.twilio_client import make_client
+
+        try:
+            number = validate_e164(recipient)
+        except RecipientError as exc:
+            raise DeliveryError(str(exc), retryable=False, status=21211) from None
+        secrets = config.secret_values()
+        client, http_client = make_client(
+            config.account_sid,
+            config.auth_token.get_secret_value(),
+            base_url=config.api_base_url,
+            timeout=config.timeout,
+        )
+        try:
+            client.messages.create(**message_params(message, number, config))
+        except TwilioRestException as exc:
+            headers = http_client.last_response.headers if http_client.last_response else {}
+            raise classify_twilio_error(exc, headers or {}, secrets) from None
+        except requests.Timeout as exc:
+            raise DeliveryError(
+                f"no reply from Twilio within {config.timeout:g} s "
+                f"({exception_cause(exc, secrets)})",
+                retryable=True,
+                status="timeout",
+            ) from None
+        except requests.ConnectionError as exc:
+            raise DeliveryError(
+                f"could not connect to Twilio ({exception_cause(exc, secrets)})",
+                retryable=True,
+                status="connection",
+            ) from None
+        except (TwilioException, requests.RequestException) as exc:
+            raise DeliveryError(
+                redact(f"Twilio client error: {type(exc).__name__}: {exc}", secrets),
+                retryable=False,
+            ) from None
+
+
+def message_params(message: Message, number: str, config: WhatsAppConfig) -> dict[str, Any]:
+    """The Messages API parameters: To/From and either ContentSid + variables or Body."""
+    from datamantri_alerts.channels.render import format_when, render, truncate
+
+    params: dict[str, Any] = {"to": f"whatsapp:{number}", "from_": config.from_number}
+    content_sid = config.content_sid_for(message)
+    if content_sid:
+        params["content_sid"] = content_sid
+        params["content_variables"] = json.dumps(
+            {
+                key: _variable(value)
+                for key, value in {
+                    "1": message.alert_name,
+                    "2": message.state,
+                    "3": message.severity,
+                    "4": message.summary or message.description or message.condition_type,
+                    "5": format_when(message),
+                    "6": message.host or "unknown host",
+                }.items()
+            },
+            ensure_ascii=False,
+        )
+        return params
+    body = render("whatsapp", "body.txt.j2", message, templates_dir=config.templates_dir)
+    params["body"] = truncate(body, config.body_limit)
+    return params
+
+
+def _variable(value: str) -> str:
+    """A template variable: WhatsApp refuses newlines, tabs and runs of spaces in them."""
+    from datamantri_alerts.channels.render import truncate
+
+    return truncate(" ".join(str(value).split()), VARIABLE_LIMIT) or "-"
+
+
+def classify_twilio_error(
+    exc: Any, headers: dict[str, str] | Any, secrets: list[str]
+) -> DeliveryError:
+    from datamantri_alerts.channels.http import header, parse_retry_after, redact
+
+    code, status = exc.code, exc.status
+    detail = " ".join(str(exc.msg or "").split())
+    reason = f"HTTP {status}: {detail}"
+    if code:
+        reason = f"Twilio error {code} (HTTP {status}): {detail}"
+    if code in PERMANENT_CODES:
+        reason += f" ({PERMANENT_CODES[code]})"
+        return DeliveryError(redact(reason, secrets), retryable=False, status=code)
+    if code in RETRYABLE_CODES or status == 429 or status >= 500:
+        return DeliveryError(
+            redact(reason, secrets),
+            retryable=True,
+            retry_after=parse_retry_after(header(dict(headers), "Retry-After")),
+            status=code or status,
+        )
+    return DeliveryError(redact(reason, secrets), retryable=False, status=code or status)
 
 
 CHANNEL = WhatsAppChannel()

@@ -1,0 +1,143 @@
+"""Message text from Jinja2 templates: shipped in `datamantri_alerts/templates/<channel>/`,
+overridable file by file from the directory named by `ALERTS_TEMPLATES_DIR`
+(`<dir>/<channel>/<template>`; files not found there come from the package).
+
+Templates see the message's fields plus a few derived values (see `message_context`).
+Every channel truncates what it renders to its own limits with `TRUNCATION_MARKER`:
+a long message is shortened, never refused.
+"""
+
+from __future__ import annotations
+
+import json
+from functools import cache
+from typing import TYPE_CHECKING, Any
+
+from datamantri_alerts.channels.base import DeliveryError, Message
+
+if TYPE_CHECKING:
+    import jinja2
+
+TRUNCATION_MARKER = "… [truncated]"
+
+STATE_HEADLINES = {
+    "FIRING": "Alert firing",
+    "REPEAT": "Alert still firing",
+    "RESOLVED": "Alert resolved",
+    "TEST": "Test notification (nothing is wrong)",
+}
+#: Colours by severity (Slack attachment bar, HTML accents); RESOLVED is always green.
+SEVERITY_COLOURS = {"critical": "#D32F2F", "warning": "#F9A825", "info": "#1E88E5"}
+RESOLVED_COLOUR = "#2E7D32"
+
+
+def truncate(text: str, limit: int, marker: str = TRUNCATION_MARKER) -> str:
+    """text, cut to at most limit characters with marker at the end when it was longer."""
+    if len(text) <= limit:
+        return text
+    if limit <= len(marker):
+        return text[:limit]
+    return text[: limit - len(marker)].rstrip() + marker
+
+
+def colour_of(message: Message) -> str:
+    if message.state == "RESOLVED":
+        return RESOLVED_COLOUR
+    return SEVERITY_COLOURS[message.severity]
+
+
+def format_value(value: Any) -> str:
+    """A details value as text: scalars as themselves, structures as indented JSON."""
+    if value is None:
+        return "-"
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool | int | float):
+        return str(value)
+    if hasattr(value, "isoformat"):
+        return value.isoformat()
+    return json.dumps(value, indent=2, default=str, ensure_ascii=False)
+
+
+def detail_items(message: Message) -> list[tuple[str, str]]:
+    return [(str(key), format_value(value)) for key, value in message.details.items()]
+
+
+def details_text(message: Message) -> str:
+    lines = []
+    for key, value in detail_items(message):
+        if "\n" in value:
+            indented = "\n".join("  " + line for line in value.splitlines())
+            lines.append(f"{key}:\n{indented}")
+        else:
+            lines.append(f"{key}: {value}")
+    return "\n".join(lines)
+
+
+def format_when(message: Message) -> str:
+    return message.at.isoformat(timespec="seconds")
+
+
+def message_context(message: Message) -> dict[str, Any]:
+    """What every template can use."""
+    return {
+        **message.model_dump(),
+        "message": message,
+        "type_label": message.condition_type.replace("_", " ").capitalize(),
+        "headline": STATE_HEADLINES[message.state],
+        "when": format_when(message),
+        "triggered": message.triggered_at.isoformat(timespec="seconds")
+        if message.triggered_at
+        else "",
+        "host": message.host or "unknown host",
+        "detail_items": detail_items(message),
+        "details_text": details_text(message),
+        "colour": colour_of(message),
+    }
+
+
+def _slack_escape(text: Any) -> str:
+    """Slack mrkdwn treats &, < and > as control characters."""
+    return str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+@cache
+def template_environment(templates_dir: str | None) -> jinja2.Environment:
+    import jinja2
+
+    loaders: list[jinja2.BaseLoader] = []
+    if templates_dir:
+        loaders.append(jinja2.FileSystemLoader(templates_dir))
+    loaders.append(jinja2.PackageLoader("datamantri_alerts", "templates"))
+    env = jinja2.Environment(
+        loader=jinja2.ChoiceLoader(loaders),
+        autoescape=lambda name: bool(name and name.endswith(".html.j2")),
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=False,
+        undefined=jinja2.StrictUndefined,
+    )
+    env.filters["mrkdwn"] = _slack_escape
+    return env
+
+
+def render(
+    channel: str,
+    template: str,
+    message: Message,
+    *,
+    templates_dir: str | None = None,
+    **extra: Any,
+) -> str:
+    """Render `<channel>/<template>` for message. A broken (overridden) template is a permanent
+    delivery error naming the template."""
+    import jinja2
+
+    name = f"{channel}/{template}"
+    try:
+        compiled = template_environment(templates_dir).get_template(name)
+        return compiled.render(**message_context(message), **extra).strip()
+    except jinja2.TemplateError as exc:
+        raise DeliveryError(
+            f"template {name} failed: {type(exc).__name__}: {exc}", retryable=False
+        ) from None

@@ -1,0 +1,282 @@
+"""Delivery: the one retry policy, per-recipient pacing, and a structured result per send.
+
+`deliver(channel, message, recipient)` resolves the recipient (`${VAR}`), builds the channel's
+settings from the environment, and sends, retrying what is retryable:
+
+- exponential backoff with jitter between attempts (1 s, 2 s, 4 s ... capped, plus up to 1 s);
+- a `Retry-After` the service gave is honoured instead, up to a cap (60 s by default);
+- 3 attempts by default.
+
+The policy comes from the environment when not given: `ALERTS_RETRY_ATTEMPTS`,
+`ALERTS_RETRY_INITIAL_DELAY`, `ALERTS_RETRY_MAX_DELAY`, `ALERTS_RETRY_AFTER_CAP` (seconds).
+
+It never raises for a failed delivery: the result says delivered or failed, why, whether a
+later retry may help, and how many attempts it took. Sleep and the monotonic clock are
+injectable so tests can assert waits without waiting.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from datamantri_alerts.channels.base import Channel, DeliveryError, Message
+from datamantri_alerts.errors import InputError, RuntimeFailure
+
+log = logging.getLogger("datamantri_alerts.channels")
+
+DeliveryStatus = Literal["delivered", "failed"]
+
+#: RetryPolicy field -> the environment variable that sets it.
+RETRY_ENV: dict[str, str] = {
+    "attempts": "ALERTS_RETRY_ATTEMPTS",
+    "initial_delay": "ALERTS_RETRY_INITIAL_DELAY",
+    "max_delay": "ALERTS_RETRY_MAX_DELAY",
+    "retry_after_cap": "ALERTS_RETRY_AFTER_CAP",
+}
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    attempts: int = 3
+    initial_delay: float = 1.0
+    max_delay: float = 30.0
+    multiplier: float = 2.0
+    jitter: float = 1.0
+    retry_after_cap: float = 60.0
+
+    def __post_init__(self) -> None:
+        if self.attempts < 1:
+            raise ValueError("attempts must be at least 1")
+        if min(self.initial_delay, self.max_delay, self.jitter, self.retry_after_cap) < 0:
+            raise ValueError("delays must not be negative")
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> RetryPolicy:
+        env = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        for name, var in RETRY_ENV.items():
+            raw = env.get(var, "").strip()
+            if not raw:
+                continue
+            try:
+                values[name] = int(raw) if name == "attempts" else float(raw)
+            except ValueError:
+                raise InputError(f"{var} must be a number, got {raw!r}") from None
+        try:
+            return cls(**values)
+        except ValueError as exc:
+            raise InputError(f"retry settings: {exc}") from None
+
+    def backoff(self, attempt: int) -> float:
+        """Seconds to wait after failed attempt number `attempt` (1-based), without a hint."""
+        import random
+
+        base = min(self.max_delay, self.initial_delay * self.multiplier ** (attempt - 1))
+        return base + random.uniform(0, self.jitter)
+
+    def wait_after(self, error: DeliveryError, attempt: int) -> float:
+        if error.retry_after is not None:
+            return min(error.retry_after, self.retry_after_cap)
+        return self.backoff(attempt)
+
+
+class RecipientPacer:
+    """At most one send per `interval` seconds to the same key (e.g. a Slack webhook).
+
+    Thread-safe; `reserve` books the next slot and says how long to wait for it.
+    """
+
+    def __init__(self) -> None:
+        self._next: dict[str, float] = {}
+        self._lock = threading.Lock()
+
+    def reserve(self, key: str, interval: float, now: float) -> float:
+        with self._lock:
+            slot = max(now, self._next.get(key, now))
+            self._next[key] = slot + interval
+            return slot - now
+
+    def clear(self) -> None:
+        with self._lock:
+            self._next.clear()
+
+
+#: Process-wide pacing shared by every deliver() call.
+PACER = RecipientPacer()
+
+
+@dataclass(frozen=True)
+class DeliveryResult:
+    """What happened to one message for one channel and recipient."""
+
+    channel: str
+    #: The recipient as given (may be `${VAR}`); may be secret — show `recipient_display`.
+    recipient: str
+    recipient_display: str
+    status: DeliveryStatus
+    attempts: int
+    duration_ms: int
+    #: Why it failed (redacted, safe to show and store); None when delivered.
+    error: str | None = None
+    #: For a failure: whether trying again later may succeed.
+    retryable: bool = False
+    #: HTTP status, SMTP code, Twilio code, or a word such as "timeout" / "config".
+    error_status: int | str | None = None
+    #: Seconds spent waiting between attempts (backoff, Retry-After, pacing).
+    waits: tuple[float, ...] = ()
+
+    @property
+    def delivered(self) -> bool:
+        return self.status == "delivered"
+
+    def as_json(self) -> dict[str, Any]:
+        """The `alerts test --json` shape (recipient masked), plus attempts and retryable."""
+        return {
+            "channel": self.channel,
+            "recipient": self.recipient_display,
+            "status": self.status,
+            "error": self.error,
+            "duration_ms": self.duration_ms,
+            "attempts": self.attempts,
+            "retryable": self.retryable,
+        }
+
+
+def display_recipient(channel: Channel, recipient: str) -> str:
+    """A recipient as it may be shown: webhook URLs masked, `${VAR}` as written."""
+    from datamantri_alerts.secrets import mask_url
+
+    return mask_url(recipient) if channel.recipient_is_secret else recipient
+
+
+def deliver(
+    channel: Channel | str,
+    message: Message,
+    recipient: str,
+    *,
+    environ: Mapping[str, str] | None = None,
+    config: Any = None,
+    policy: RetryPolicy | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+    monotonic: Callable[[], float] = time.monotonic,
+    pacer: RecipientPacer | None = None,
+) -> DeliveryResult:
+    """Send message to one recipient of one channel, retrying what is retryable.
+
+    recipient is as stored (`${VAR}` is resolved here from environ). config defaults to the
+    channel's settings built from environ; policy to `RetryPolicy.from_env(environ)`.
+    Never raises for a delivery failure; returns a DeliveryResult.
+    """
+    import tenacity
+
+    from datamantri_alerts.channels import get_channel
+    from datamantri_alerts.channels.http import redact, url_secrets
+    from datamantri_alerts.secrets import resolve_env, secrets_from_env
+
+    chan = get_channel(channel) if isinstance(channel, str) else channel
+    env = os.environ if environ is None else environ
+    pacer = PACER if pacer is None else pacer
+    shown = display_recipient(chan, recipient)
+    started = monotonic()
+    secrets = list(secrets_from_env(env))
+    waits: list[float] = []
+    attempts = 0
+
+    def result(error: DeliveryError | None) -> DeliveryResult:
+        duration_ms = round((monotonic() - started) * 1000)
+        if error is None:
+            log.info("%s to %s: delivered (attempts: %d)", chan.name, shown, attempts)
+            return DeliveryResult(
+                chan.name, recipient, shown, "delivered", attempts, duration_ms, waits=tuple(waits)
+            )
+        reason = redact(error.reason, secrets)
+        log.warning("%s to %s: failed after %d attempt(s): %s", chan.name, shown, attempts, reason)
+        return DeliveryResult(
+            chan.name,
+            recipient,
+            shown,
+            "failed",
+            attempts,
+            duration_ms,
+            error=reason,
+            retryable=error.retryable,
+            error_status=error.status,
+            waits=tuple(waits),
+        )
+
+    try:
+        target = resolve_env(recipient, env)
+    except RuntimeFailure as exc:
+        return result(DeliveryError(str(exc), retryable=False, status="config"))
+    if chan.recipient_is_secret:
+        secrets.extend(url_secrets(target))
+    try:
+        settings = chan.config_model.from_env(env) if config is None else config
+        retry_policy = RetryPolicy.from_env(env) if policy is None else policy
+    except DeliveryError as exc:
+        return result(exc)
+    except InputError as exc:
+        return result(DeliveryError(str(exc), retryable=False, status="config"))
+    secrets.extend(settings.secret_values())
+
+    def attempt() -> None:
+        nonlocal attempts
+        if chan.min_send_interval > 0:
+            delay = pacer.reserve(f"{chan.name}:{target}", chan.min_send_interval, monotonic())
+            if delay > 0:
+                waits.append(delay)
+                sleep(delay)
+        attempts += 1
+        try:
+            chan.send(message, target, settings)
+        except DeliveryError:
+            raise
+        except Exception as exc:  # a library surprise must not stop the other channels
+            log.debug("%s send raised %s", chan.name, type(exc).__name__, exc_info=True)
+            raise DeliveryError(
+                f"unexpected error: {type(exc).__name__}: {exc}", retryable=False
+            ) from None
+
+    def wait(state: tenacity.RetryCallState) -> float:
+        error = state.outcome.exception() if state.outcome else None
+        if isinstance(error, DeliveryError):
+            seconds = retry_policy.wait_after(error, state.attempt_number)
+        else:
+            seconds = retry_policy.backoff(state.attempt_number)
+        waits.append(seconds)
+        return seconds
+
+    def before_sleep(state: tenacity.RetryCallState) -> None:
+        error = state.outcome.exception() if state.outcome else None
+        reason = redact(getattr(error, "reason", str(error)), secrets)
+        log.warning(
+            "%s to %s: attempt %d/%d failed (%s); retrying in %.1f s",
+            chan.name,
+            shown,
+            state.attempt_number,
+            retry_policy.attempts,
+            reason,
+            state.upcoming_sleep,
+        )
+
+    retrying = tenacity.Retrying(
+        stop=tenacity.stop_after_attempt(retry_policy.attempts),
+        wait=wait,
+        retry=tenacity.retry_if_exception(
+            lambda exc: isinstance(exc, DeliveryError) and exc.retryable
+        ),
+        sleep=sleep,
+        before_sleep=before_sleep,
+        reraise=True,
+    )
+    try:
+        retrying(attempt)
+    except DeliveryError as exc:
+        return result(exc)
+    return result(None)

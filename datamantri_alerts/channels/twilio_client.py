@@ -1,0 +1,52 @@
+"""The Twilio REST client, pointed at `TWILIO_API_BASE_URL`.
+
+Imported only when a WhatsApp message is sent (twilio is a heavy import). The subclass of
+`TwilioHttpClient` is the hook Twilio documents for changing how requests are made; here it
+rewrites the `https://*.twilio.com` origin of every request to the configured base URL, so
+tests and egress proxies can stand in for Twilio while the client itself is unmodified.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+from twilio.http.http_client import TwilioHttpClient
+from twilio.http.response import Response
+from twilio.rest import Client
+
+DEFAULT_BASE_URL = "https://api.twilio.com"
+
+
+def rebase_url(url: str, base_url: str) -> str:
+    """url with its Twilio origin replaced by base_url (whose path, if any, is a prefix)."""
+    parts = urlsplit(url)
+    host = (parts.hostname or "").lower()
+    if host != "twilio.com" and not host.endswith(".twilio.com"):
+        return url
+    base = urlsplit(base_url.rstrip("/"))
+    return urlunsplit(
+        (base.scheme, base.netloc, base.path + parts.path, parts.query, parts.fragment)
+    )
+
+
+class BaseUrlTwilioHttpClient(TwilioHttpClient):
+    """TwilioHttpClient that sends every request to base_url instead of api.twilio.com."""
+
+    def __init__(self, base_url: str = DEFAULT_BASE_URL, *, timeout: float = 15.0) -> None:
+        super().__init__(timeout=timeout)
+        self.base_url = base_url
+
+    def request(self, method: str, url: str, *args: Any, **kwargs: Any) -> Response:
+        return super().request(method, rebase_url(url, self.base_url), *args, **kwargs)
+
+    @property
+    def last_response(self) -> Response | None:
+        return self._test_only_last_response
+
+
+def make_client(
+    account_sid: str, auth_token: str, *, base_url: str, timeout: float
+) -> tuple[Client, BaseUrlTwilioHttpClient]:
+    http_client = BaseUrlTwilioHttpClient(base_url, timeout=timeout)
+    return Client(account_sid, auth_token, http_client=http_client), http_client
