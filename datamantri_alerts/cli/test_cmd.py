@@ -1,0 +1,55 @@
+"""`alerts test REF`: send a TEST notification on each channel and recipient now."""
+
+from __future__ import annotations
+
+import typer
+
+from datamantri_alerts.cli.context import app_context, print_json
+from datamantri_alerts.cli.options import JSON_OPTION
+
+
+def test(
+    ctx: typer.Context,
+    ref: str = typer.Argument(
+        ..., help="The alert's numeric id or exact name.", show_default=False
+    ),
+    channel: str | None = typer.Option(
+        None, "--channel", help="Only this channel (email, slack, teams or whatsapp)."
+    ),
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Send a TEST notification on each channel now; exit 1 if any delivery failed.
+
+    Changes no alert state, trigger count or history.
+    """
+    from datamantri_alerts.services.alerts import get_alert
+    from datamantri_alerts.services.testing import plan_test, run_test
+
+    app = app_context(ctx)
+    with app.store.session() as session:
+        alert = get_alert(session, ref)
+        plan = plan_test(alert, clock=app.clock, host=app.settings.hostname, channel=channel)
+    results = run_test(plan)
+    if as_json:
+        print_json([result.as_json() for result in results])
+    else:
+        for result in results:
+            seconds = result.duration_ms / 1000
+            if result.delivered:
+                outcome = "[green]delivered[/green]"
+            else:
+                outcome = f"[red]failed[/red]: {_escape(result.error or 'unknown error')}"
+            app.console.print(
+                f"{result.channel:<9} {_escape(result.recipient_display)}  {outcome} "
+                f"({seconds:.1f} s)",
+                markup=True,
+                soft_wrap=True,
+            )
+    if any(not result.delivered for result in results):
+        raise typer.Exit(1)
+
+
+def _escape(text: str) -> str:
+    from rich.markup import escape
+
+    return escape(text)
