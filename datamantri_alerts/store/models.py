@@ -20,6 +20,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from datamantri_alerts.store.crypto import EncryptedJSON, EncryptedText
 from datamantri_alerts.store.types import JSONType, UTCDateTime
 
 NAMING_CONVENTION = {
@@ -41,7 +42,7 @@ class DataSource(Base):
 
     id: Mapped[str] = mapped_column(String(200), primary_key=True)
     name: Mapped[str] = mapped_column(String(300))
-    url: Mapped[str] = mapped_column(Text)
+    url: Mapped[str] = mapped_column(EncryptedText)
     freshness: Mapped[dict[str, Any] | None] = mapped_column(JSONType, nullable=True)
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
@@ -99,7 +100,7 @@ class Alert(Base):
     condition_type: Mapped[str] = mapped_column(String(100))
     condition_config: Mapped[dict[str, Any]] = mapped_column(JSONType)
     channels: Mapped[list[str]] = mapped_column(JSONType)
-    recipients: Mapped[dict[str, Any]] = mapped_column(JSONType)
+    recipients: Mapped[dict[str, Any]] = mapped_column(EncryptedJSON)
     is_active: Mapped[bool] = mapped_column(Boolean, default=True)
     severity: Mapped[str] = mapped_column(String(20))
     repeat_interval_minutes: Mapped[int] = mapped_column(Integer, default=240)
@@ -173,7 +174,7 @@ class Notification(Base):
         ForeignKey("alert_history.id", ondelete="CASCADE"), nullable=True
     )
     channel: Mapped[str] = mapped_column(String(50))
-    recipient: Mapped[str] = mapped_column(Text)  # as written: may be ${VAR}
+    recipient: Mapped[str] = mapped_column(EncryptedText)  # as written: may be ${VAR}
     kind: Mapped[str] = mapped_column(String(20))  # firing | repeat | resolved | test
     status: Mapped[str] = mapped_column(String(20), default="pending")
     # pending | sent | failed | suppressed
