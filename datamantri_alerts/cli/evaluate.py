@@ -36,7 +36,15 @@ def evaluate(
     Exit code 1 when a check could not evaluate.
     """
     if not dry_run:
-        raise InputError("evaluate without --dry-run arrives with the evaluator")
+        run_and_report(
+            ctx,
+            all_alerts=all_alerts,
+            ref=alert_ref,
+            concurrency=concurrency,
+            quiet=quiet,
+            as_json=as_json,
+        )
+        return
     report = dry_run_report(ctx, all_alerts=all_alerts, ref=alert_ref, concurrency=concurrency)
     if as_json:
         print_json(report)
@@ -116,3 +124,118 @@ def _print_table(ctx: typer.Context, report: dict[str, Any]) -> None:
         app.console.print("no alerts are due (use --all to check every active alert)")
         return
     app.console.print(table)
+
+
+# --------------------------------------------------------------------------- the real run
+# (issue 5: everything below is the evaluator; the dry run above writes nothing)
+
+
+def run_and_report(
+    ctx: typer.Context,
+    *,
+    all_alerts: bool,
+    ref: str | None,
+    concurrency: int,
+    quiet: bool,
+    as_json: bool,
+) -> None:
+    """Evaluate, deliver and record; exit 1 unless every due alert was evaluated and every
+    due notification delivered."""
+    from datamantri_alerts.services.evaluate import RunOptions, run_evaluation
+
+    app = app_context(ctx)
+    if all_alerts and ref is not None:
+        raise InputError("give --all or --alert, not both")
+    options = RunOptions(
+        all=all_alerts, ref=ref, concurrency=concurrency, host=app.settings.hostname
+    )
+    show_progress = not quiet and not as_json and app.err.is_terminal
+    if show_progress:
+        summary = _run_with_progress(app, options)
+    else:
+        summary = run_evaluation(app.store, app.clock, options)
+    if as_json:
+        print_json(summary.as_json())
+    elif quiet:
+        _print_problems(app, summary)
+    else:
+        _print_run_table(app, summary)
+        _print_problems(app, summary)
+    if not summary.ok:
+        raise typer.Exit(1)
+
+
+def _run_with_progress(app: Any, options: Any) -> Any:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from datamantri_alerts.services.evaluate import Progress as RunProgress
+    from datamantri_alerts.services.evaluate import run_evaluation
+
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=app.err,
+        transient=True,
+    ) as bar:
+        task = bar.add_task("checking", total=None)
+        hooks = RunProgress(
+            on_total=lambda total: bar.update(task, total=total),
+            on_checked=lambda n: bar.advance(task, n),
+            on_delivering=lambda: bar.update(task, description="delivering"),
+        )
+        return run_evaluation(app.store, app.clock, options, hooks)
+
+
+def _print_run_table(app: Any, summary: Any) -> None:
+    from rich.table import Table
+    from rich.text import Text
+
+    n = summary.notifications
+    title = (
+        f"{len(summary.results)} alerts evaluated, {summary.firing} firing, "
+        f"{summary.resolved} resolved, {summary.errors} errors; notifications: {n.sent} sent, "
+        f"{n.failed} failed, {n.pending} pending, {n.suppressed} suppressed"
+    )
+    if not summary.results:
+        app.console.print("no alerts are due (use --all to check every active alert)")
+        app.console.print(title)
+        return
+    table = Table(title=title, title_justify="left")
+    for column in ("Alert", "Type", "Outcome", "State", "Severity", "Summary", "Duration"):
+        table.add_column(column, overflow="fold", no_wrap=column in ("Outcome", "Duration"))
+    for row in summary.results:
+        table.add_row(
+            f"{row.id} {row.name}",
+            row.condition_type,
+            Text(row.outcome, style=OUTCOME_STYLES.get(row.outcome, "")),
+            row.state,
+            row.severity,
+            Text(row.summary),
+            f"{row.duration_ms} ms",
+        )
+    app.console.print(table)
+
+
+def _print_problems(app: Any, summary: Any) -> None:
+    for row in summary.results:
+        if row.outcome == "error":
+            app.err.print(_plain(f"error: alert {row.id} {row.name}: {row.summary}"))
+    n = summary.notifications
+    if n.failed or n.pending:
+        app.err.print(
+            _plain(
+                f"notifications: {n.failed} failed, {n.pending} left pending for a later run "
+                "(see `alerts history show ID`)"
+            )
+        )
+    for problem in summary.problems:
+        app.err.print(_plain(f"problem: {problem}"))
+
+
+def _plain(text: str) -> Any:
+    """Text printed as is: summaries may hold [brackets] that are not rich markup."""
+    from rich.text import Text
+
+    return Text(text)

@@ -1,0 +1,284 @@
+"""Delivery: send what the outbox holds, at least once, and record every outcome.
+
+Pending rows are claimed with a lease (see `leases`), sent concurrently through the one retry
+policy (`channels.retry.deliver`: backoff, `Retry-After`, pacing), then recorded in one
+transaction per batch: on the row (status, attempts, last_error, sent_at) and in the episode's
+`notifications_sent` / `notification_errors`. A transient failure that outlasts the in-run retries
+stays pending for a later run (with a growing delay) until it is `MAX_AGE` old, then it is failed;
+a permanent one is failed at once. A process killed mid-send leaves its rows leased to a dead pid,
+which the next run on the host takes over at once: nothing is lost, and only the sends in flight
+at the kill can be repeated.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import select, update
+
+from datamantri_alerts.clock import Clock
+from datamantri_alerts.services.leases import Holder, claim, still_held
+from datamantri_alerts.store.models import AlertHistory, Notification
+
+if TYPE_CHECKING:
+    from datamantri_alerts.channels.retry import DeliveryResult, RetryPolicy
+    from datamantri_alerts.store.engine import Store
+
+log = logging.getLogger(__name__)
+
+#: A notification still undelivered this long after it was queued is given up (failed).
+MAX_AGE = timedelta(hours=24)
+#: How long a claimed batch stays leased; a live holder is never displaced before this.
+LEASE_TTL = timedelta(minutes=10)
+#: Longest wait between two runs' retries of a transient failure.
+MAX_RETRY_DELAY = timedelta(minutes=30)
+BATCH_SIZE = 100
+
+
+@dataclass
+class DeliveryTally:
+    sent: int = 0
+    failed: int = 0
+    #: Tried in this run, failed transiently, left for a later run.
+    pending: int = 0
+    suppressed: int = 0
+    problems: list[str] = field(default_factory=list)
+
+    def as_json(self) -> dict[str, int]:
+        return {
+            "sent": self.sent,
+            "failed": self.failed,
+            "pending": self.pending,
+            "suppressed": self.suppressed,
+        }
+
+
+@dataclass(frozen=True)
+class Claimed:
+    """A leased outbox row, detached from the session."""
+
+    id: int
+    history_id: int | None
+    channel: str
+    recipient: str
+    kind: str
+    payload: dict[str, Any]
+    attempts: int
+    created_at: datetime
+
+
+def later_retry_delay(runs_so_far: int) -> timedelta:
+    """1, 2, 4, ... minutes between runs' retries, capped."""
+    minutes = 2 ** max(0, min(runs_so_far - 1, 10))
+    return min(timedelta(minutes=minutes), MAX_RETRY_DELAY)
+
+
+def send_one(
+    row: Claimed,
+    *,
+    environ: Mapping[str, str] | None,
+    policy: RetryPolicy | None,
+    sleep: Callable[[float], None] | None,
+) -> DeliveryResult:
+    """One outbox row through the shared retry policy; never raises."""
+    from datamantri_alerts.channels import get_channel
+    from datamantri_alerts.channels.base import Message
+    from datamantri_alerts.channels.retry import DeliveryResult, deliver
+
+    def refused(reason: str) -> DeliveryResult:
+        return DeliveryResult(
+            row.channel, row.recipient, "-", "failed", 0, 0, error=reason, retryable=False
+        )
+
+    try:
+        channel = get_channel(row.channel)
+    except KeyError:
+        return refused(f"unknown channel {row.channel!r}")
+    if not row.recipient:
+        return refused(f"no {row.channel} recipient configured for this alert")
+    try:
+        message = Message.model_validate(row.payload)
+    except Exception as exc:  # a row written by an incompatible version
+        return refused(f"unreadable message payload: {type(exc).__name__}")
+    kwargs: dict[str, Any] = {"environ": environ, "policy": policy}
+    if sleep is not None:
+        kwargs["sleep"] = sleep
+    try:
+        return deliver(channel, message, row.recipient, **kwargs)
+    except Exception as exc:  # deliver() promises not to raise; keep the batch alive if it does
+        from datamantri_alerts.secrets import redact_text
+
+        log.exception("delivery of notification %s crashed", row.id)
+        return refused(redact_text(f"internal error: {type(exc).__name__}: {exc}"))
+
+
+def claim_pending(store: Store, me: Holder, now: datetime, limit: int) -> list[Claimed]:
+    with store.transaction() as session:
+        ids = claim(
+            session,
+            Notification,
+            where=[Notification.status == "pending", Notification.next_attempt_at <= now],
+            order_by=[Notification.id],
+            me=me,
+            now=now,
+            ttl=LEASE_TTL,
+            limit=limit,
+        )
+        if not ids:
+            return []
+        rows = session.execute(
+            select(
+                Notification.id,
+                Notification.history_id,
+                Notification.channel,
+                Notification.recipient,
+                Notification.kind,
+                Notification.payload,
+                Notification.attempts,
+                Notification.created_at,
+            )
+            .where(Notification.id.in_(ids))
+            .order_by(Notification.id)
+        ).all()
+    return [Claimed(*row) for row in rows]
+
+
+def record_results(
+    store: Store,
+    me: Holder,
+    rows: Sequence[Claimed],
+    results: Sequence[DeliveryResult],
+    now: datetime,
+    tally: DeliveryTally,
+    policy_attempts: int,
+) -> None:
+    """Write a batch's outcomes on the rows and in their episodes, in one transaction."""
+    with store.transaction() as session:
+        held = still_held(session, Notification, [r.id for r in rows], me)
+        updates: list[dict[str, Any]] = []
+        entries: dict[int, tuple[list[dict[str, Any]], list[dict[str, Any]]]] = {}
+        for row, result in zip(rows, results, strict=True):
+            if row.id not in held:
+                # Our lease expired and another evaluator took the row over; it records it.
+                tally.problems.append(f"notification {row.id}: lease lost before recording")
+                continue
+            attempts = row.attempts + result.attempts
+            entry = {
+                "notification_id": row.id,
+                "at": now.isoformat(),
+                "kind": row.kind,
+                "channel": row.channel,
+                "recipient": result.recipient_display,
+                "attempts": result.attempts,
+                "duration_ms": result.duration_ms,
+            }
+            values: dict[str, Any] = {
+                "id": row.id,
+                "attempts": attempts,
+                "lease_holder": None,
+                "lease_expires_at": None,
+                "status": "pending",
+                "last_error": result.error,
+                "sent_at": None,
+                "next_attempt_at": now,
+            }
+            if result.delivered:
+                values.update(status="sent", sent_at=now, last_error=None)
+                entry["status"] = "sent"
+                tally.sent += 1
+            elif result.retryable and now - row.created_at < MAX_AGE:
+                runs = max(1, -(-attempts // max(1, policy_attempts)))
+                values["next_attempt_at"] = now + later_retry_delay(runs)
+                entry.update(status="retrying", reason=result.error)
+                entry["next_attempt_at"] = values["next_attempt_at"].isoformat()
+                tally.pending += 1
+            else:
+                values["status"] = "failed"
+                if result.retryable:
+                    values["last_error"] = f"{result.error} (gave up: undelivered after 24 h)"
+                entry.update(status="failed", reason=values["last_error"])
+                tally.failed += 1
+            updates.append(values)
+            if row.history_id is not None:
+                sent, errors = entries.setdefault(row.history_id, ([], []))
+                (sent if result.delivered else errors).append(entry)
+        if updates:
+            session.execute(update(Notification), updates)
+        if entries:
+            _append_to_episodes(session, entries, now)
+
+
+def _append_to_episodes(
+    session: Any,
+    entries: dict[int, tuple[list[dict[str, Any]], list[dict[str, Any]]]],
+    now: datetime,
+) -> None:
+    query = (
+        select(
+            AlertHistory.id,
+            AlertHistory.notifications_sent,
+            AlertHistory.notification_errors,
+            AlertHistory.last_notified_at,
+        )
+        .where(AlertHistory.id.in_(sorted(entries)))
+        .order_by(AlertHistory.id)
+    )
+    if session.get_bind().dialect.name == "postgresql":
+        query = query.with_for_update()  # other evaluators append to the same lists
+    changes = []
+    for history_id, sent_list, error_list, last_notified in session.execute(query).all():
+        sent, errors = entries[history_id]
+        changes.append(
+            {
+                "id": history_id,
+                "notifications_sent": [*(sent_list or []), *sent],
+                "notification_errors": [*(error_list or []), *errors],
+                "last_notified_at": now if sent else last_notified,
+            }
+        )
+    if changes:
+        session.execute(update(AlertHistory), changes)
+
+
+def deliver_pending(
+    store: Store,
+    clock: Clock,
+    me: Holder,
+    *,
+    concurrency: int = 16,
+    batch_size: int = BATCH_SIZE,
+    environ: Mapping[str, str] | None = None,
+    policy: RetryPolicy | None = None,
+    sleep: Callable[[float], None] | None = None,
+    on_sent: Callable[[int], None] | None = None,
+) -> DeliveryTally:
+    """Send every pending notification that is due, batch by batch, until none is left."""
+    from datamantri_alerts.channels.retry import RetryPolicy
+
+    tally = DeliveryTally()
+    try:
+        attempts_per_run = (policy or RetryPolicy.from_env(environ)).attempts
+    except Exception:
+        attempts_per_run = RetryPolicy().attempts
+    seen: set[int] = set()
+    with ThreadPoolExecutor(max_workers=max(1, concurrency), thread_name_prefix="send") as pool:
+        while True:
+            rows = [r for r in claim_pending(store, me, clock.now(), batch_size)]
+            fresh = [r for r in rows if r.id not in seen]
+            if not fresh:
+                break
+            seen.update(r.id for r in fresh)
+            results = list(
+                pool.map(
+                    lambda row: send_one(row, environ=environ, policy=policy, sleep=sleep), fresh
+                )
+            )
+            record_results(store, me, fresh, results, clock.now(), tally, attempts_per_run)
+            if on_sent is not None:
+                on_sent(len(fresh))
+    return tally

@@ -1,0 +1,466 @@
+"""One evaluator run: claim due alerts, check them, move their states, queue and deliver.
+
+    start run row + heartbeat /start
+    repeat: claim a batch of due alerts (lease) → run their checks concurrently →
+            one transaction: states, episodes, outbox rows, leases released
+    deliver every pending notification (this run's and earlier runs' leftovers)
+    finish run row + heartbeat success or /fail
+
+Store writes are batched: a batch of alerts costs a fixed handful of statements (bulk UPDATE by
+primary key, multi-row INSERT ... RETURNING), not one round trip per alert and column.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import func, insert, or_, select, update
+
+from datamantri_alerts.clock import Clock
+from datamantri_alerts.services.delivery import DeliveryTally, deliver_pending
+from datamantri_alerts.services.leases import Holder, claim
+from datamantri_alerts.services.outbox import Event, enqueue, message_payload
+from datamantri_alerts.services.states import AlertBook, Transition, next_state
+from datamantri_alerts.store.models import Alert, AlertHistory, EvaluatorRun
+
+if TYPE_CHECKING:
+    from datamantri_alerts.channels.retry import RetryPolicy
+    from datamantri_alerts.services.checking import CheckResult
+    from datamantri_alerts.store.engine import Store
+
+log = logging.getLogger(__name__)
+
+#: How long claimed alerts stay leased: longer than a batch of checks can take.
+ALERT_LEASE_TTL = timedelta(minutes=10)
+DEFAULT_BATCH_SIZE = 100
+
+
+@dataclass
+class RunOptions:
+    all: bool = False
+    ref: str | None = None
+    concurrency: int = 16
+    batch_size: int = DEFAULT_BATCH_SIZE
+    host: str = "localhost"
+    #: Environment for recipients and channel settings (default: os.environ).
+    environ: Mapping[str, str] | None = None
+    retry_policy: RetryPolicy | None = None
+    sleep: Callable[[float], None] | None = None
+
+
+@dataclass
+class AlertResult:
+    id: int
+    name: str
+    condition_type: str
+    outcome: str
+    state: str
+    severity: str
+    summary: str
+    duration_ms: int
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "name": self.name,
+            "condition_type": self.condition_type,
+            "outcome": self.outcome,
+            "state": self.state,
+            "severity": self.severity,
+            "summary": self.summary,
+            "duration_ms": self.duration_ms,
+        }
+
+
+@dataclass
+class RunSummary:
+    run_id: int | None
+    results: list[AlertResult] = field(default_factory=list)
+    notifications: DeliveryTally = field(default_factory=DeliveryTally)
+    firing: int = 0
+    resolved: int = 0
+    errors: int = 0
+    #: Notifications queued as suppressed (muted alerts) in this run.
+    suppressed: int = 0
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        """Every due alert evaluated and every due notification delivered."""
+        n = self.notifications
+        return not self.problems and not self.errors and not n.failed and not n.pending
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "evaluated": len(self.results),
+            "results": [r.as_json() for r in self.results],
+            "notifications": self.notifications.as_json(),
+        }
+
+
+@dataclass
+class Progress:
+    """Callbacks a terminal front end may pass to follow the run."""
+
+    on_total: Callable[[int], None] = lambda total: None
+    on_checked: Callable[[int], None] = lambda n: None
+    on_delivering: Callable[[], None] = lambda: None
+
+
+# --------------------------------------------------------------------------- selection
+
+
+def due_condition(now: datetime, all_: bool) -> list[Any]:
+    conditions: list[Any] = [Alert.is_active.is_(True)]
+    if not all_:
+        conditions.append(or_(Alert.next_due_at.is_(None), Alert.next_due_at <= now))
+    return conditions
+
+
+def count_due(store: Store, now: datetime, all_: bool) -> int:
+    """How many alerts look due (for a progress bar; others may claim some of them)."""
+    with store.session() as session:
+        return int(
+            session.scalar(select(func.count()).select_from(Alert).where(*due_condition(now, all_)))
+            or 0
+        )
+
+
+def interval_of(config: dict[str, Any] | None) -> timedelta:
+    from datamantri_alerts.services.due import check_interval
+
+    return check_interval(Alert(condition_config=config or {}))
+
+
+# --------------------------------------------------------------------------- the run
+
+
+def run_evaluation(
+    store: Store, clock: Clock, options: RunOptions, progress: Progress | None = None
+) -> RunSummary:
+    """Evaluate due alerts and deliver notifications; records an evaluator_runs row."""
+    from datamantri_alerts.services.heartbeat import Heartbeat
+
+    progress = progress or Progress()
+    me = Holder.current(options.host)
+    heartbeat = Heartbeat.from_env(options.environ)
+    heartbeat.start()
+    started = clock.now()
+    with store.transaction() as session:
+        run_id = session.execute(
+            insert(EvaluatorRun).returning(EvaluatorRun.id),
+            [{"host": options.host, "pid": me.pid, "started_at": started, "outcome": "running"}],
+        ).scalar_one()
+    summary = RunSummary(run_id=run_id)
+    try:
+        _evaluate_due(store, clock, options, me, summary, progress)
+        progress.on_delivering()
+        summary.notifications = deliver_pending(
+            store,
+            clock,
+            me,
+            concurrency=options.concurrency,
+            environ=options.environ,
+            policy=options.retry_policy,
+            sleep=options.sleep,
+        )
+        summary.notifications.suppressed += summary.suppressed
+        summary.problems.extend(summary.notifications.problems)
+    except BaseException as exc:
+        _finish_run(store, clock, run_id, summary, failure=f"{type(exc).__name__}: {exc}")
+        heartbeat.finish(False, f"run crashed: {type(exc).__name__}")
+        raise
+    _finish_run(store, clock, run_id, summary)
+    heartbeat.finish(summary.ok, _run_message(summary))
+    return summary
+
+
+def _evaluate_due(
+    store: Store,
+    clock: Clock,
+    options: RunOptions,
+    me: Holder,
+    summary: RunSummary,
+    progress: Progress,
+) -> None:
+    from datamantri_alerts.services.checking import AlertSnapshot, run_checks
+    from datamantri_alerts.services.checking import store_context_factory as contexts
+
+    now = clock.now()
+    if options.ref is not None:
+        with store.session() as session:
+            from datamantri_alerts.services.alerts import get_alert
+
+            target = get_alert(session, options.ref).id
+        where: list[Any] = [Alert.id == target]
+        progress.on_total(1)
+    else:
+        where = due_condition(now, options.all)
+        progress.on_total(count_due(store, now, options.all))
+    cursor = 0
+    make_context = contexts(store, clock)
+    while True:
+        now = clock.now()
+        with store.transaction() as session:
+            ids = claim(
+                session,
+                Alert,
+                where=[*where, Alert.id > cursor],
+                order_by=[Alert.id],
+                me=me,
+                now=now,
+                ttl=ALERT_LEASE_TTL,
+                limit=options.batch_size,
+            )
+            if not ids:
+                break
+            alerts = list(session.scalars(select(Alert).where(Alert.id.in_(ids))))
+        cursor = max(ids)
+        alerts.sort(key=lambda a: a.id)
+        results = run_checks(
+            [AlertSnapshot.of(a) for a in alerts], make_context, concurrency=options.concurrency
+        )
+        apply_results(store, clock.now(), me, options.host, results, summary)
+        progress.on_checked(len(results))
+    if options.ref is not None and not summary.results:
+        summary.problems.append(
+            f"alert {options.ref!r} is being evaluated by another process right now"
+        )
+
+
+def apply_results(
+    store: Store,
+    now: datetime,
+    me: Holder,
+    host: str,
+    results: Sequence[CheckResult],
+    summary: RunSummary,
+) -> None:
+    """Write a batch's outcomes in one transaction: states, episodes, outbox, leases released."""
+    by_id = {r.id: r for r in results if r.id is not None}
+    with store.transaction() as session:
+        query = select(Alert).where(Alert.id.in_(list(by_id)), Alert.lease_holder == me.id)
+        if session.get_bind().dialect.name == "postgresql":
+            query = query.order_by(Alert.id).with_for_update()
+        alerts = list(session.scalars(query))
+        lost = set(by_id) - {a.id for a in alerts}
+        for alert_id in sorted(lost):
+            summary.problems.append(f"alert {alert_id}: lease lost before its result was written")
+        episodes = _open_episodes(session, alerts)
+
+        plans: list[tuple[Alert, CheckResult, Transition]] = []
+        for alert in sorted(alerts, key=lambda a: a.id):
+            result = by_id[alert.id]
+            episode = episodes.get(alert.current_episode_id or -1)
+            book = AlertBook(
+                state=alert.state,
+                consecutive_hits=alert.consecutive_hits or 0,
+                pending_evaluations=alert.pending_evaluations or 1,
+                repeat_interval_minutes=alert.repeat_interval_minutes,
+                notify_on_resolve=alert.notify_on_resolve,
+                current_episode_id=alert.current_episode_id if episode else None,
+                episode_kind=episode[0] if episode else None,
+                last_notified_at=alert.last_notified_at,
+            )
+            plans.append((alert, result, next_state(book, result.outcome, now)))
+
+        # Close and refresh existing episodes.
+        closing = [
+            {"id": a.current_episode_id, "resolved_at": now}
+            for a, _, t in plans
+            if t.close_episode and a.current_episode_id in episodes
+        ]
+        if closing:
+            session.execute(update(AlertHistory), closing)
+        refreshing = [
+            {"id": a.current_episode_id, "summary": r.summary, "details": r.details}
+            for a, r, t in plans
+            if t.refresh_episode and a.current_episode_id in episodes
+        ]
+        if refreshing:
+            session.execute(update(AlertHistory), refreshing)
+
+        # Open new episodes (ids back in input order).
+        opening = [(a, r, t) for a, r, t in plans if t.open_episode]
+        new_ids: dict[int, int] = {}
+        if opening:
+            rows = [
+                {
+                    "alert_id": a.id,
+                    "alert_name": a.name,
+                    "triggered_at": now,
+                    "condition_met": t.open_episode == "firing",
+                    "kind": t.open_episode,
+                    "severity": r.severity,
+                    "summary": r.summary,
+                    "details": r.details,
+                    "notifications_sent": [],
+                    "notification_errors": [],
+                }
+                for a, r, t in opening
+            ]
+            returned = session.execute(
+                insert(AlertHistory).returning(AlertHistory.id, sort_by_parameter_order=True),
+                rows,
+            ).scalars()
+            for (alert, _, _), history_id in zip(opening, returned, strict=True):
+                new_ids[alert.id] = history_id
+
+        # Queue notifications and build the alert updates.
+        events: list[Event] = []
+        alert_updates: list[dict[str, Any]] = []
+        for alert, result, transition in plans:
+            old_episode = alert.current_episode_id if alert.current_episode_id in episodes else None
+            old_triggered_at = episodes[old_episode][1] if old_episode is not None else None
+            if alert.id in new_ids:
+                episode_id: int | None = new_ids[alert.id]
+                triggered_at = now
+            elif transition.close_episode:
+                episode_id, triggered_at = None, None
+            else:
+                episode_id, triggered_at = old_episode, old_triggered_at
+            muted = alert.muted_until is not None and alert.muted_until > now
+            reason = None
+            if muted:
+                reason = f"muted until {alert.muted_until.isoformat()}" + (  # type: ignore[union-attr]
+                    f": {alert.mute_reason}" if alert.mute_reason else ""
+                )
+            notified = False
+            for kind in transition.notify:
+                target = old_episode if kind == "resolved" else episode_id
+                if target is None:
+                    continue
+                events.append(
+                    Event(
+                        alert_id=alert.id,
+                        episode_id=target,
+                        kind=kind,
+                        payload=message_payload(
+                            alert=alert,
+                            kind=kind,
+                            at=now,
+                            summary=result.summary,
+                            details=result.details,
+                            severity=result.severity,
+                            host=host,
+                            episode_id=target,
+                            triggered_at=old_triggered_at if kind == "resolved" else triggered_at,
+                        ),
+                        channels=list(alert.channels or []),
+                        recipients=dict(alert.recipients or {}),
+                        suppressed=reason,
+                    )
+                )
+                notified = notified or kind != "resolved"
+            alert_updates.append(
+                {
+                    "id": alert.id,
+                    "state": transition.state,
+                    "consecutive_hits": transition.consecutive_hits,
+                    "check_state": result.check_state
+                    if result.check_state is not None
+                    else alert.check_state,
+                    "last_summary": result.summary,
+                    "last_details": result.details,
+                    "last_evaluated_at": now,
+                    "next_due_at": now + interval_of(alert.condition_config),
+                    "current_episode_id": episode_id,
+                    "trigger_count": (alert.trigger_count or 0)
+                    + (1 if transition.triggered else 0),
+                    "last_triggered_at": now if transition.triggered else alert.last_triggered_at,
+                    "last_notified_at": now if notified else alert.last_notified_at,
+                    "lease_holder": None,
+                    "lease_expires_at": None,
+                }
+            )
+            summary.results.append(
+                AlertResult(
+                    id=alert.id,
+                    name=alert.name,
+                    condition_type=alert.condition_type,
+                    outcome=result.outcome,
+                    state=transition.state,
+                    severity=result.severity,
+                    summary=result.summary,
+                    duration_ms=result.duration_ms,
+                )
+            )
+            summary.firing += transition.state == "firing"
+            summary.resolved += transition.resolved
+            summary.errors += result.outcome == "error"
+        queued = enqueue(session, events, now)
+        summary.suppressed += sum(1 for row in queued if row["status"] == "suppressed")
+        if alert_updates:
+            session.execute(update(Alert), alert_updates)
+
+
+def _open_episodes(session: Any, alerts: Sequence[Alert]) -> dict[int, tuple[str, datetime]]:
+    """id -> (kind, triggered_at) of the alerts' open episodes."""
+    ids = [a.current_episode_id for a in alerts if a.current_episode_id is not None]
+    if not ids:
+        return {}
+    rows = session.execute(
+        select(AlertHistory.id, AlertHistory.kind, AlertHistory.triggered_at).where(
+            AlertHistory.id.in_(ids), AlertHistory.resolved_at.is_(None)
+        )
+    ).all()
+    return {row.id: (row.kind, row.triggered_at) for row in rows}
+
+
+def _run_message(summary: RunSummary) -> str:
+    n = summary.notifications
+    parts = [
+        f"evaluated {len(summary.results)}",
+        f"firing {summary.firing}",
+        f"errors {summary.errors}",
+        f"sent {n.sent}",
+        f"failed {n.failed}",
+        f"pending {n.pending}",
+    ]
+    if summary.problems:
+        parts.append("; ".join(summary.problems[:5]))
+    return ", ".join(parts)
+
+
+def _finish_run(
+    store: Store, clock: Clock, run_id: int, summary: RunSummary, failure: str | None = None
+) -> None:
+    from datamantri_alerts.secrets import redact_text
+
+    message = _run_message(summary) if failure is None else f"crashed: {failure}"
+    try:
+        with store.transaction() as session:
+            session.execute(
+                update(EvaluatorRun)
+                .where(EvaluatorRun.id == run_id)
+                .values(
+                    finished_at=clock.now(),
+                    outcome="ok" if failure is None and summary.ok else "failed",
+                    evaluated=len(summary.results),
+                    firing=summary.firing,
+                    resolved=summary.resolved,
+                    errors=summary.errors,
+                    notifications_sent=summary.notifications.sent,
+                    notifications_failed=summary.notifications.failed,
+                    message=redact_text(message)[:2000],
+                )
+            )
+    except Exception:
+        if failure is None:
+            raise
+        log.exception("could not record the end of evaluator run %s", run_id)
+
+
+__all__ = [
+    "AlertResult",
+    "Progress",
+    "RunOptions",
+    "RunSummary",
+    "apply_results",
+    "count_due",
+    "run_evaluation",
+]

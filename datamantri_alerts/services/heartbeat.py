@@ -1,0 +1,59 @@
+"""A dead man's switch (healthchecks.io style): `ALERTS_HEARTBEAT_URL` hears from every run.
+
+`<url>/start` when a run begins, `<url>` when it ends well, `<url>/fail` when it does not. Each ping
+is bounded by a timeout and never fails the run: a monitoring outage must not stop alerting.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+log = logging.getLogger(__name__)
+
+HEARTBEAT_ENV = "ALERTS_HEARTBEAT_URL"
+TIMEOUT_SECONDS = 5.0
+
+
+@dataclass
+class Heartbeat:
+    url: str | None
+    timeout: float = TIMEOUT_SECONDS
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Heartbeat:
+        env = os.environ if environ is None else environ
+        return cls(env.get(HEARTBEAT_ENV, "").strip() or None)
+
+    def start(self) -> bool:
+        return self._ping("/start", "")
+
+    def finish(self, ok: bool, message: str = "") -> bool:
+        return self._ping("" if ok else "/fail", message)
+
+    def _ping(self, suffix: str, body: str) -> bool:
+        """POST to url + suffix; True when it answered 2xx. Never raises."""
+        if not self.url:
+            return False
+        from datamantri_alerts.secrets import mask_url, redact_text
+
+        target = self.url.rstrip("/") + suffix
+        try:
+            import requests
+
+            response = requests.post(
+                target, data=body.encode()[:10_000], timeout=self.timeout, allow_redirects=True
+            )
+        except Exception as exc:
+            log.warning(
+                "heartbeat %s failed: %s",
+                mask_url(target),
+                redact_text(f"{type(exc).__name__}: {exc}", [self.url]),
+            )
+            return False
+        if not 200 <= response.status_code < 300:
+            log.warning("heartbeat %s answered HTTP %s", mask_url(target), response.status_code)
+            return False
+        return True

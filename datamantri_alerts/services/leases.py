@@ -1,0 +1,122 @@
+"""Leases: which evaluator process is working on an alert or an outbox row.
+
+A lease is `lease_holder = "host:pid"` plus `lease_expires_at`. A row may be claimed when it has no
+holder, when its lease has expired, or when its holder ran on this host and that process no longer
+exists (the next cron run finishes a crashed run's work at once). A live holder is never displaced.
+
+Claiming happens inside `Store.transaction()`: on PostgreSQL the candidate rows are selected with
+`FOR UPDATE SKIP LOCKED`, so concurrent evaluators on any number of hosts split the work without
+waiting on each other; on SQLite the transaction starts with `BEGIN IMMEDIATE`, which serialises
+writers, so the select-then-update pair is atomic.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import ColumnElement, and_, or_, select, update
+from sqlalchemy.orm import Session
+
+
+@dataclass(frozen=True)
+class Holder:
+    """This process as a lease holder."""
+
+    host: str
+    pid: int
+
+    @classmethod
+    def current(cls, host: str) -> Holder:
+        return cls(host=host, pid=os.getpid())
+
+    @property
+    def id(self) -> str:
+        return f"{self.host}:{self.pid}"
+
+
+def parse_holder(value: str) -> tuple[str, int | None]:
+    host, _, pid = value.rpartition(":")
+    return (host, int(pid)) if pid.isdigit() else (value, None)
+
+
+def process_exists(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by someone else
+        return True
+    return True
+
+
+def dead_local_holders(holders: Iterable[str], me: Holder) -> list[str]:
+    """Holders that ran on this host in a process that no longer exists."""
+    dead = []
+    for holder in holders:
+        host, pid = parse_holder(holder)
+        if host == me.host and pid is not None and pid != me.pid and not process_exists(pid):
+            dead.append(holder)
+    return dead
+
+
+def claimable(model: Any, now: datetime, dead: Sequence[str]) -> ColumnElement[bool]:
+    """Rows with no live lease: free, expired, or held by a dead process on this host."""
+    conditions = [model.lease_holder.is_(None), model.lease_expires_at <= now]
+    if dead:
+        conditions.append(model.lease_holder.in_(list(dead)))
+    return or_(*conditions)
+
+
+def claim(
+    session: Session,
+    model: Any,
+    *,
+    where: Sequence[ColumnElement[bool]],
+    order_by: Sequence[Any],
+    me: Holder,
+    now: datetime,
+    ttl: timedelta,
+    limit: int,
+) -> list[int]:
+    """Lease up to `limit` rows of model matching where; returns their ids.
+
+    Must run inside `Store.transaction()`.
+    """
+    held = session.scalars(
+        select(model.lease_holder)
+        .where(*where, model.lease_holder.is_not(None), model.lease_expires_at > now)
+        .distinct()
+    ).all()
+    dead = dead_local_holders(held, me)
+    query = (
+        select(model.id).where(*where, claimable(model, now, dead)).order_by(*order_by).limit(limit)
+    )
+    if session.get_bind().dialect.name == "postgresql":
+        query = query.with_for_update(skip_locked=True)
+    ids = list(session.scalars(query).all())
+    if ids:
+        session.execute(
+            update(model)
+            .where(model.id.in_(ids))
+            .values(lease_holder=me.id, lease_expires_at=now + ttl)
+            .execution_options(synchronize_session=False)
+        )
+    return ids
+
+
+def still_held(session: Session, model: Any, ids: Sequence[int], me: Holder) -> set[int]:
+    """Of ids, those this process still holds, locked until the transaction ends (PostgreSQL).
+
+    Called inside the transaction that writes a claimed batch's results, so a result is never
+    written over a row whose lease expired and was taken over meanwhile.
+    """
+    if not ids:
+        return set()
+    query = select(model.id).where(and_(model.id.in_(list(ids)), model.lease_holder == me.id))
+    if session.get_bind().dialect.name == "postgresql":
+        query = query.order_by(model.id).with_for_update()
+    return set(session.scalars(query).all())

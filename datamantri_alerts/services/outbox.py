@@ -1,0 +1,144 @@
+"""The outbox: notifications written in the same transaction as the state change they announce.
+
+One row per (episode, kind, channel, recipient). The recipient is stored as written (`${VAR}`
+resolved only at send time); a channel with no recipient uses the channel's fallback variable
+(`SLACK_WEBHOOK_URL`, `TEAMS_WEBHOOK_URL`). The `dedup_key` is unique, so an event can never be
+queued twice, whichever process evaluates the alert.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from datamantri_alerts.store.models import Notification
+
+#: Message state for each notification kind (an error is announced like a firing).
+MESSAGE_STATE = {"firing": "FIRING", "error": "FIRING", "repeat": "REPEAT", "resolved": "RESOLVED"}
+
+#: Stored in place of a recipient when a channel has none and no fallback variable.
+NO_RECIPIENT = ""
+
+
+def fan_out(channels: Sequence[str], recipients: dict[str, Any]) -> list[tuple[str, str]]:
+    """(channel, recipient as written) for every channel of an alert."""
+    from datamantri_alerts.channels import get_channel
+
+    pairs: list[tuple[str, str]] = []
+    for name in channels:
+        try:
+            channel = get_channel(name)
+        except KeyError:
+            pairs.append((name, NO_RECIPIENT))  # recorded as failed at send time
+            continue
+        value = (recipients or {}).get(name)
+        items = [str(item) for item in channel.recipient_list(value)] if value else []
+        if not items and channel.fallback_env:
+            items = ["${" + channel.fallback_env + "}"]
+        pairs.extend((name, item) for item in items or [NO_RECIPIENT])
+    return pairs
+
+
+def dedup_key(episode_id: int, kind: str, stamp: str, channel: str, recipient: str) -> str:
+    digest = hashlib.sha256(recipient.encode()).hexdigest()[:16]
+    return f"{episode_id}:{kind}:{stamp}:{channel}:{digest}"
+
+
+@dataclass
+class Event:
+    """One thing to announce for one alert: kind, the message payload and the episode."""
+
+    alert_id: int
+    episode_id: int
+    kind: str  # firing | repeat | resolved | error
+    payload: dict[str, Any]
+    channels: list[str]
+    recipients: dict[str, Any]
+    #: When set, the notifications are recorded as suppressed with this reason, not sent.
+    suppressed: str | None = None
+
+
+def message_payload(
+    *,
+    alert: Any,
+    kind: str,
+    at: datetime,
+    summary: str,
+    details: dict[str, Any],
+    severity: str,
+    host: str,
+    episode_id: int,
+    triggered_at: datetime | None,
+) -> dict[str, Any]:
+    """The channel Message for an event, as JSON for the outbox row."""
+    from datamantri_alerts.channels.base import Message
+
+    if kind == "error":
+        summary = f"could not evaluate: {summary}"
+        details = {"outcome": "error", **details}
+    message = Message(
+        alert_id=alert.id,
+        alert_name=alert.name,
+        description=alert.description or "",
+        condition_type=alert.condition_type,
+        severity=severity,  # type: ignore[arg-type]
+        state=MESSAGE_STATE[kind],  # type: ignore[arg-type]
+        at=at,
+        summary=summary,
+        details=details,
+        host=host,
+        episode_id=episode_id,
+        triggered_at=triggered_at,
+    )
+    return message.model_dump(mode="json")
+
+
+def outbox_rows(events: Sequence[Event], now: datetime) -> list[dict[str, Any]]:
+    rows = []
+    for event in events:
+        stamp = now.strftime("%Y%m%dT%H%M%S") if event.kind == "repeat" else ""
+        for channel, recipient in fan_out(event.channels, event.recipients):
+            rows.append(
+                {
+                    "dedup_key": dedup_key(event.episode_id, event.kind, stamp, channel, recipient),
+                    "alert_id": event.alert_id,
+                    "history_id": event.episode_id,
+                    "channel": channel,
+                    "recipient": recipient,
+                    "kind": event.kind,
+                    "status": "suppressed" if event.suppressed else "pending",
+                    "payload": event.payload,
+                    "attempts": 0,
+                    "last_error": event.suppressed,
+                    "created_at": now,
+                    "next_attempt_at": now,
+                    "sent_at": None,
+                    "lease_holder": None,
+                    "lease_expires_at": None,
+                }
+            )
+    return rows
+
+
+def enqueue(session: Session, events: Sequence[Event], now: datetime) -> list[dict[str, Any]]:
+    """Insert the events' notifications (an already queued dedup_key is left alone)."""
+    rows = outbox_rows(events, now)
+    if not rows:
+        return rows
+    dialect = session.get_bind().dialect.name
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    elif dialect == "sqlite":
+        from sqlalchemy.dialects.sqlite import insert  # type: ignore[assignment]
+    else:
+        from sqlalchemy import insert  # type: ignore[assignment]
+
+        session.execute(insert(Notification), rows)
+        return rows
+    session.execute(insert(Notification).on_conflict_do_nothing(index_elements=["dedup_key"]), rows)
+    return rows

@@ -1,0 +1,97 @@
+"""Alert states and episodes: what one evaluation outcome does to an alert.
+
+    ok ──firing──▶ pending (until `pending_evaluations` in a row) ──▶ firing ──ok──▶ ok (RESOLVED)
+    ok/pending ──error──▶ error (notified once per episode) ──ok──▶ ok (RESOLVED)
+
+A pure function of the alert's bookkeeping, the outcome and the time, so every rule is testable
+without a store. An alert has at most one open episode (`current_episode_id`); an error while firing
+keeps the firing episode open and sends nothing (whether the condition cleared is unknown), and a
+firing outcome during an error episode closes the error episode and opens a firing one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Literal
+
+NotificationKind = Literal["firing", "repeat", "resolved", "error"]
+
+
+@dataclass(frozen=True)
+class AlertBook:
+    """The bookkeeping fields of an alert the state machine reads."""
+
+    state: str
+    consecutive_hits: int
+    pending_evaluations: int
+    repeat_interval_minutes: int
+    notify_on_resolve: bool
+    current_episode_id: int | None
+    episode_kind: str | None  # firing | error, of the open episode
+    last_notified_at: datetime | None
+
+
+@dataclass
+class Transition:
+    state: str
+    consecutive_hits: int
+    #: "firing" or "error": open a new episode (after closing the current one, if any).
+    open_episode: str | None = None
+    #: Close the current episode (resolved_at = now).
+    close_episode: bool = False
+    #: Refresh the open episode's details.
+    refresh_episode: bool = False
+    #: Notifications to queue: "firing", "repeat", "resolved" or "error".
+    notify: list[NotificationKind] = field(default_factory=list)
+
+    @property
+    def resolved(self) -> bool:
+        """The alert went back to ok (or pending) and its episode closed."""
+        return self.close_episode and self.open_episode is None
+
+    @property
+    def triggered(self) -> bool:
+        """A new firing episode: counts in trigger_count and last_triggered_at."""
+        return self.open_episode == "firing"
+
+
+def next_state(book: AlertBook, outcome: str, now: datetime) -> Transition:
+    """The transition an outcome (`ok`, `firing` or `error`) makes from book at time now."""
+    open_kind = book.episode_kind if book.current_episode_id is not None else None
+    if outcome == "ok":
+        if open_kind is not None:
+            notify: list[NotificationKind] = ["resolved"] if book.notify_on_resolve else []
+            return Transition("ok", 0, close_episode=True, notify=notify)
+        return Transition("ok", 0)
+
+    if outcome == "firing":
+        hits = book.consecutive_hits + 1
+        if open_kind == "firing":
+            notify = ["repeat"] if _repeat_due(book, now) else []
+            return Transition("firing", hits, refresh_episode=True, notify=notify)
+        if hits >= max(1, book.pending_evaluations):
+            return Transition(
+                "firing",
+                hits,
+                open_episode="firing",
+                close_episode=open_kind is not None,
+                notify=["firing"],
+            )
+        # Not yet: the condition must hold on `pending_evaluations` evaluations in a row.
+        return Transition("pending", hits, close_episode=open_kind is not None)
+
+    # error: could not evaluate
+    if open_kind == "firing":
+        return Transition("firing", book.consecutive_hits, refresh_episode=True)
+    if open_kind == "error":
+        return Transition("error", 0, refresh_episode=True)
+    return Transition("error", 0, open_episode="error", notify=["error"])
+
+
+def _repeat_due(book: AlertBook, now: datetime) -> bool:
+    if book.repeat_interval_minutes <= 0:
+        return False
+    if book.last_notified_at is None:
+        return True
+    return now - book.last_notified_at >= timedelta(minutes=book.repeat_interval_minutes)
