@@ -182,7 +182,7 @@ def _sql_runs(ctx: CheckContext, job: JobInfo, limit: int, timeout: float) -> li
         )
     lookup = _status_lookup(job.runs.get("status_map"))
     source = load_datasource(ctx, datasource_id)
-    with open_source(source, timeout) as conn:
+    with open_source(source, timeout, query_bound=timeout) as conn:
         result = conn.execute(query, bound=timeout, max_rows=SQL_RUNS_ROW_LIMIT)
     columns = [c.lower() for c in result.columns]
     missing = [c for c in ("status", "started_at", "finished_at") if c not in columns]

@@ -96,7 +96,7 @@ class QuerySlowCheck:
             "threshold_seconds": threshold,
             "bound_seconds": bound,
         }
-        with open_source(source, bound) as conn:
+        with open_source(source, min(bound, 30.0), query_bound=bound) as conn:
             try:
                 result = conn.execute(config.query or "", bound=bound, max_rows=0)
             except SourceError as exc:
@@ -126,7 +126,7 @@ class QuerySlowCheck:
         from datamantri_alerts.checks.sources import open_source
 
         threshold = config.threshold_seconds
-        with open_source(source, config.timeout()) as conn:
+        with open_source(source, config.timeout(), query_bound=config.timeout()) as conn:
             if conn.dialect == "postgresql":
                 statement = _PG_ACTIVE
             elif conn.dialect == "mysql":

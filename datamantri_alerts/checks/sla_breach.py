@@ -79,7 +79,9 @@ class SlaBreachCheck:
         window = sla_window(
             ctx.clock.now(), config.expected_load_time, config.tolerance_minutes, config.timezone
         )
-        with open_source(source, config.timeout_seconds) as conn:
+        with open_source(
+            source, config.timeout_seconds, query_bound=config.timeout_seconds
+        ) as conn:
             result = conn.execute(
                 newest_value_query(table_name, column_name), bound=config.timeout_seconds
             )

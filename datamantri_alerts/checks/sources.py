@@ -129,8 +129,12 @@ def _sqlite_url(url: Any) -> Any:
     return url.set(database=f"file:{database}", query=query)
 
 
-def make_source_engine(url: str, timeout: float) -> Engine:
-    """An engine without pooling whose connections give up after `timeout` seconds."""
+def make_source_engine(url: str, timeout: float, query_bound: float | None = None) -> Engine:
+    """An engine without pooling whose connections give up after `timeout` seconds.
+
+    `query_bound`: the longest statement that will be run; socket reads wait a little longer
+    than that, so the server's own cancellation arrives before the client gives up.
+    """
     from sqlalchemy import create_engine
     from sqlalchemy.engine import make_url
     from sqlalchemy.pool import NullPool
@@ -156,9 +160,10 @@ def make_source_engine(url: str, timeout: float) -> Engine:
             "tcp_user_timeout": int(timeout * 1000),
         }
     elif backend in ("mysql", "mariadb") and parsed.get_driver_name() == "pymysql":
+        read = timeout if query_bound is None else max(timeout, query_bound)
         connect_args = {
             "connect_timeout": timeout,
-            "read_timeout": timeout + WATCHDOG_GRACE_SECONDS * 2,
+            "read_timeout": read + (WATCHDOG_GRACE_SECONDS * 2 if query_bound else 0.0),
             "write_timeout": timeout,
         }
     return create_engine(parsed, poolclass=NullPool, connect_args=connect_args)
@@ -305,13 +310,19 @@ def _is_cancellation(exc: BaseException) -> bool:
 
 
 @contextmanager
-def open_source(source: SourceInfo, timeout: float) -> Iterator[SourceConnection]:
-    """A fresh connection to a database data source, closed (and its engine disposed) after."""
+def open_source(
+    source: SourceInfo, timeout: float, *, query_bound: float | None = None
+) -> Iterator[SourceConnection]:
+    """A fresh connection to a database data source, closed (and its engine disposed) after.
+
+    `timeout` bounds connecting and each socket read; pass `query_bound` when statements may
+    legitimately run longer (they are then cut off by `execute(bound=...)`).
+    """
     if source.is_http:
         raise CannotEvaluate(f"data source {source.label} is an HTTP endpoint, not a database")
     url, secrets = resolve_source_url(source)
     try:
-        engine = make_source_engine(url, timeout)
+        engine = make_source_engine(url, timeout, query_bound)
     except Exception as exc:
         raise CannotEvaluate(
             f"data source {source.label}: {describe_error(exc, secrets)}"

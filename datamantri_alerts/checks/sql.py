@@ -31,7 +31,9 @@ class SqlCheck:
         from datamantri_alerts.checks.sources import load_datasource, open_source
 
         source = load_datasource(ctx, config.datasource_id)
-        with open_source(source, config.timeout_seconds) as conn:
+        with open_source(
+            source, config.timeout_seconds, query_bound=config.timeout_seconds
+        ) as conn:
             result = conn.execute(
                 config.query, bound=config.timeout_seconds, max_rows=config.max_rows
             )

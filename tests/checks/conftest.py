@@ -1,0 +1,145 @@
+"""Fixtures for checks: a store holding the watched entities, loopback servers, scratch DBs."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import datetime
+from typing import Any
+
+import pytest
+
+from datamantri_alerts.clock import FrozenClock, SystemClock
+from tests.checks import servers
+from tests.conftest import MARIADB_URL, require_service
+
+
+class Harness:
+    """Declares data sources and jobs in a real store and runs checks against it."""
+
+    def __init__(self, store: Any) -> None:
+        self.store = store
+        self.clock: Any = SystemClock()
+        self._next_id = 1
+
+    def freeze(self, at: datetime) -> FrozenClock:
+        self.clock = FrozenClock(at)
+        return self.clock
+
+    def add_datasource(
+        self, entity_id: str, url: str, freshness: dict[str, str] | None = None
+    ) -> None:
+        from datamantri_alerts.schema import DataSourceSpec
+        from datamantri_alerts.services.entities import add_entity
+
+        spec = DataSourceSpec(
+            id=entity_id, name=f"source {entity_id}", url=url, freshness=freshness
+        )
+        with self.store.transaction() as session:
+            add_entity(session, "datasource", spec, SystemClock())
+
+    def add_job(self, kind: str, entity_id: str, runs: dict[str, Any] | None = None) -> None:
+        from datamantri_alerts.schema import DashboardSpec, PipelineSpec
+        from datamantri_alerts.services.entities import add_entity
+
+        model = PipelineSpec if kind == "pipeline" else DashboardSpec
+        spec = model.model_validate(
+            {"id": entity_id, "name": f"{kind} {entity_id}", "runs": runs or {"source": "recorded"}}
+        )
+        with self.store.transaction() as session:
+            add_entity(session, kind, spec, SystemClock())
+
+    def record(
+        self,
+        job_id: str,
+        status: str,
+        finished_at: datetime,
+        error: str | None = None,
+        kind: str | None = None,
+    ) -> None:
+        from datamantri_alerts.services.runs import record_run
+
+        with self.store.transaction() as session:
+            record_run(
+                session,
+                job_id,
+                status,
+                SystemClock(),
+                kind=kind,
+                started_at=finished_at,
+                finished_at=finished_at,
+                error=error,
+            )
+
+    def run(
+        self,
+        condition_type: str,
+        config: dict[str, Any],
+        *,
+        check_state: dict[str, Any] | None = None,
+        severity: str | None = None,
+    ) -> Any:
+        """Evaluate one alert through the real runner; returns its CheckResult."""
+        return self.run_many(
+            [(condition_type, config)], check_state=check_state, severity=severity
+        )[0]
+
+    def run_many(
+        self,
+        alerts: list[tuple[str, dict[str, Any]]],
+        *,
+        concurrency: int = 16,
+        check_state: dict[str, Any] | None = None,
+        severity: str | None = None,
+    ) -> list[Any]:
+        from datamantri_alerts.services.checking import (
+            AlertSnapshot,
+            run_checks,
+            store_context_factory,
+        )
+
+        snapshots = []
+        for condition_type, config in alerts:
+            snapshots.append(
+                AlertSnapshot(
+                    id=self._next_id,
+                    name=f"alert {self._next_id}",
+                    condition_type=condition_type,
+                    condition_config=config,
+                    severity=severity,
+                    check_state=dict(check_state or {}),
+                )
+            )
+            self._next_id += 1
+        return run_checks(
+            snapshots, store_context_factory(self.store, self.clock), concurrency=concurrency
+        )
+
+
+@pytest.fixture
+def harness(sqlite_store: Any) -> Harness:
+    return Harness(sqlite_store)
+
+
+@pytest.fixture
+def http_base() -> Iterator[str]:
+    with servers.http_server() as base:
+        yield base
+
+
+@pytest.fixture
+def black_hole_port() -> Iterator[int]:
+    with servers.black_hole() as port:
+        yield port
+
+
+@pytest.fixture
+def refused_port() -> int:
+    return servers.closed_port()
+
+
+@pytest.fixture(scope="session")
+def mariadb_database() -> Iterator[str]:
+    """A scratch MariaDB database for this session (the shared `test` db stays untouched)."""
+    require_service("MariaDB", "127.0.0.1", 3306)
+    with servers.mariadb_scratch_database(MARIADB_URL) as url:
+        yield url

@@ -1,0 +1,106 @@
+"""Loopback servers for checks: an HTTP server, a black hole, a closed port, scratch databases."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs, urlsplit
+
+from sqlalchemy import create_engine, text
+
+
+class _Handler(BaseHTTPRequestHandler):
+    """`/status/503` answers 503; `/sleep?ms=200` answers 200 after 200 ms; else 200."""
+
+    def do_GET(self) -> None:
+        parts = urlsplit(self.path)
+        status = 200
+        if parts.path.startswith("/status/"):
+            status = int(parts.path.rsplit("/", 1)[1])
+        if parts.path.startswith("/sleep"):
+            time.sleep(int(parse_qs(parts.query).get("ms", ["200"])[0]) / 1000)
+        body = b"ok\n"
+        self.send_response(status)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+class _QuietServer(ThreadingHTTPServer):
+    daemon_threads = True
+    request_queue_size = 512
+
+
+@contextmanager
+def http_server() -> Iterator[str]:
+    """A threading HTTP server on 127.0.0.1; yields its base URL."""
+    server = _QuietServer(("127.0.0.1", 0), _Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@contextmanager
+def black_hole() -> Iterator[int]:
+    """A port that accepts connections and never says a word; yields the port."""
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(128)
+    listener.settimeout(0.2)
+    held: list[socket.socket] = []
+    stop = threading.Event()
+
+    def accept() -> None:
+        while not stop.is_set():
+            try:
+                conn, _ = listener.accept()
+            except (TimeoutError, OSError):
+                continue
+            held.append(conn)
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    try:
+        yield listener.getsockname()[1]
+    finally:
+        stop.set()
+        thread.join(2)
+        for conn in held:
+            conn.close()
+        listener.close()
+
+
+def closed_port() -> int:
+    """A loopback port nothing listens on (connections are refused at once)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@contextmanager
+def mariadb_scratch_database(server_url: str) -> Iterator[str]:
+    """A uniquely named MariaDB database, dropped afterwards; yields its URL."""
+    name = f"alerts_checks_{uuid.uuid4().hex[:10]}"
+    base = server_url.rsplit("/", 1)[0]
+    admin = create_engine(base + "/")
+    with admin.connect() as conn:
+        conn.execute(text(f"CREATE DATABASE `{name}`"))
+    try:
+        yield f"{base}/{name}"
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f"DROP DATABASE IF EXISTS `{name}`"))
+        admin.dispose()
