@@ -179,28 +179,38 @@ def list_alerts(
             )
             for a in alerts
         ]
-    from rich.table import Table
+    from datamantri_alerts.cli.table import Column, render_table
 
-    table = Table(title=f"{len(rows)} alert{'s' if len(rows) != 1 else ''}", title_justify="left")
-    table.add_column("ID", no_wrap=True, justify="right")
-    table.add_column("Alert", overflow="fold", ratio=1, min_width=16)
-    for column in ("Type", "Channels", "Status", "State", "Last triggered"):
-        table.add_column(column, no_wrap=column != "Channels", overflow="fold")
-    table.add_column("Triggers", justify="right", no_wrap=True)
-    state_style = {"firing": "bold red", "error": "magenta", "pending": "yellow", "ok": "green"}
+    columns = [
+        Column("ID", align="right"),
+        Column("Alert", flexible=True),
+        Column("Type"),
+        Column("Channels"),
+        Column("Status"),
+        Column("State"),
+        Column("Last triggered"),
+        Column("Triggers", align="right"),
+    ]
+    state_style = {"firing": "red", "error": "magenta", "pending": "yellow", "ok": "green"}
+    table_rows = []
+    styles = []
     for id_, name, desc, ctype, chans, status, st, last, count in rows:
-        label = f"{name}\n[dim]{desc}[/dim]" if desc else name
-        table.add_row(
-            id_,
-            label,
-            ctype,
-            chans,
-            status if status == "active" else f"[dim]{status}[/dim]",
-            f"[{state_style.get(st, '')}]{st}[/]" if st in state_style else st,
-            last,
-            count,
+        label = f"{name} — {desc}" if desc else name
+        table_rows.append((id_, label, ctype, chans, status, st, last, count))
+        styles.append(
+            (
+                None,
+                None,
+                None,
+                None,
+                None if status == "active" else "dim",
+                state_style.get(st),
+                None,
+                None,
+            )
         )
-    app.console.print(table)
+    title = f"{len(rows)} alert{'s' if len(rows) != 1 else ''}"
+    typer.echo(render_table(columns, table_rows, styles=styles, title=title), nl=False)
 
 
 def show(ctx: typer.Context, ref: str = REF_ARG, as_json: bool = JSON_OPTION) -> None:
