@@ -49,7 +49,8 @@ def format_validation_error(exc: ValidationError, prefix: str = "") -> InputErro
             else:
                 parts.append(f"[{item}]")
         else:
-            parts.append(str(item))
+            text = str(item)
+            parts.append(text if text.isidentifier() or text.startswith("$") else repr(text))
     field = ".".join(p for p in parts if p) or None
     kind = err["type"]
     if kind == "extra_forbidden":

@@ -47,7 +47,12 @@ class AlertsGroup(TyperGroup):
 
 
 def _print_error(message: str) -> None:
-    typer.echo(f"error: {message}", err=True)
+    """One line, always: control characters from user input are shown escaped."""
+    one_line = "".join(
+        ch if ch.isprintable() or ch == " " else ch.encode("unicode_escape").decode()
+        for ch in message
+    )
+    typer.echo(f"error: {one_line}", err=True)
 
 
 app = typer.Typer(
