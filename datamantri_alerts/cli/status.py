@@ -1,0 +1,98 @@
+"""`alerts status`: is the evaluator running, and can it deliver?"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import typer
+
+from datamantri_alerts.cli.context import app_context, fmt_time, print_json
+from datamantri_alerts.cli.options import JSON_OPTION
+
+
+def status(
+    ctx: typer.Context,
+    expected_interval: str = typer.Option(
+        "1m", "--expected-interval", help="How often cron runs `alerts evaluate` (1m, 5m ...)."
+    ),
+    limit: int = typer.Option(10, "--limit", min=1, max=1000, help="Runs to show."),
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Evaluator health: last runs, their duration and outcome, an overdue warning when none
+    finished within twice the expected interval (exit 1), and which channels are configured."""
+    from datamantri_alerts.services.history import parse_duration
+    from datamantri_alerts.services.status import evaluator_status
+
+    interval = parse_duration(expected_interval, "--expected-interval")
+    app = app_context(ctx)
+    with app.store.session() as session:
+        report = evaluator_status(session, app.clock.now(), expected_interval=interval, limit=limit)
+    if as_json:
+        print_json(report)
+    else:
+        _print(app, report)
+    if report["overdue"]:
+        raise typer.Exit(1)
+
+
+def _print(app: Any, report: dict[str, Any]) -> None:
+    from rich.table import Table
+    from rich.text import Text
+
+    console = app.console
+    if report["overdue"]:
+        last = report["last_finished_at"]
+        when = f"the last finished at {fmt_time(last)}" if last else "no run has ever finished"
+        app.warn(
+            f"the evaluator is overdue: no run finished in the last "
+            f"{2 * report['expected_interval_seconds']} s ({when}); is cron running "
+            "`alerts evaluate`?"
+        )
+    else:
+        console.print(f"evaluator: ok, last run finished {fmt_time(report['last_finished_at'])}")
+    runs = Table(title="recent runs", title_justify="left")
+    for column in (
+        "Started",
+        "Host",
+        "Duration",
+        "Outcome",
+        "Evaluated",
+        "Firing",
+        "Sent",
+        "Failed",
+    ):
+        runs.add_column(column, overflow="fold")
+    for run in report["runs"]:
+        duration = run["duration_seconds"]
+        runs.add_row(
+            fmt_time(run["started_at"]),
+            Text(f"{run['host']}:{run['pid']}"),
+            "running" if duration is None else f"{duration:.1f} s",
+            run["outcome"],
+            str(run["evaluated"]),
+            str(run["firing"]),
+            str(run["notifications_sent"]),
+            str(run["notifications_failed"]),
+        )
+    if report["runs"]:
+        console.print(runs)
+    channels = Table(title="channels", title_justify="left")
+    for column in ("Channel", "Configuration", "Fallback", "Active alerts"):
+        channels.add_column(column, overflow="fold")
+    for channel in report["channels"]:
+        config = "ready" if channel["configured"] else "missing: " + "; ".join(channel["problems"])
+        fallback = "-"
+        if channel["fallback_env"]:
+            state = "set" if channel["fallback_set"] else "not set"
+            fallback = f"{channel['fallback_env']} {state}"
+        style = "red" if not channel["configured"] and channel["alerts_using"] else ""
+        channels.add_row(
+            channel["name"], Text(config, style=style), fallback, str(channel["alerts_using"])
+        )
+    console.print(channels)
+    outbox = report["outbox"]
+    heartbeat = "set" if report["heartbeat"]["configured"] else "not set"
+    console.print(
+        f"outbox: {outbox['pending']} pending, {outbox['failed_last_24h']} failed "
+        f"in the last 24 h; {report['heartbeat']['env']} {heartbeat}"
+    )

@@ -1,0 +1,254 @@
+"""Alert history: episodes, their deliveries, manual resolution, pruning, per-day counts."""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import delete, func, select, update
+from sqlalchemy.orm import Session
+
+from datamantri_alerts.errors import InputError, NotFoundError
+from datamantri_alerts.store.models import Alert, AlertHistory, EvaluatorRun, Notification
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$", re.IGNORECASE)
+_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+PRUNE_BATCH = 500
+
+
+def parse_duration(text: str, field: str) -> timedelta:
+    """`90d`, `24h`, `30m`, `2w`, `45s`."""
+    match = _DURATION.match(text or "")
+    if not match:
+        raise InputError(f"expected a duration such as 30m, 2h, 7d or 2w, got {text!r}", field)
+    amount = float(match.group(1))
+    if amount <= 0:
+        raise InputError("must be more than zero", field)
+    return timedelta(**{_UNITS[match.group(2).lower()]: amount})
+
+
+def parse_since(text: str, now: datetime) -> datetime:
+    """`24h` / `7d` (that long ago) or an ISO 8601 time (UTC when it has no offset)."""
+    if _DURATION.match(text):
+        return now - parse_duration(text, "--since")
+    try:
+        value = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    except ValueError:
+        raise InputError(
+            f"expected 24h, 7d or an ISO 8601 time, got {text!r}", field="--since"
+        ) from None
+    if value.tzinfo is None:
+        from datetime import UTC
+
+        value = value.replace(tzinfo=UTC)
+    return value
+
+
+def episode_as_json(episode: AlertHistory) -> dict[str, Any]:
+    return {
+        "id": episode.id,
+        "alert_id": episode.alert_id,
+        "alert_name": episode.alert_name,
+        "kind": episode.kind,
+        "triggered_at": episode.triggered_at,
+        "resolved_at": episode.resolved_at,
+        "duration_seconds": _duration(episode),
+        "condition_met": episode.condition_met,
+        "severity": episode.severity,
+        "summary": episode.summary,
+        "details": episode.details,
+        "notifications_sent": episode.notifications_sent or [],
+        "notification_errors": episode.notification_errors or [],
+        "last_notified_at": episode.last_notified_at,
+        "resolution_notes": episode.resolution_notes,
+    }
+
+
+def _duration(episode: AlertHistory) -> int | None:
+    if episode.resolved_at is None:
+        return None
+    return int((episode.resolved_at - episode.triggered_at).total_seconds())
+
+
+@dataclass
+class HistoryFilter:
+    alert_id: int | None = None
+    since: datetime | None = None
+    severity: str | None = None
+    open_only: bool = False
+    limit: int = 50
+
+
+def list_episodes(session: Session, filters: HistoryFilter) -> list[AlertHistory]:
+    """Episodes newest first."""
+    query = select(AlertHistory)
+    if filters.alert_id is not None:
+        query = query.where(AlertHistory.alert_id == filters.alert_id)
+    if filters.since is not None:
+        query = query.where(AlertHistory.triggered_at >= filters.since)
+    if filters.severity:
+        query = query.where(AlertHistory.severity == filters.severity)
+    if filters.open_only:
+        query = query.where(AlertHistory.resolved_at.is_(None))
+    query = query.order_by(AlertHistory.triggered_at.desc(), AlertHistory.id.desc())
+    return list(session.scalars(query.limit(filters.limit)))
+
+
+def channel_status(session: Session, episode_ids: list[int]) -> dict[int, dict[str, str]]:
+    """episode id -> channel -> sent | failed | pending | suppressed (the worst of its rows)."""
+    if not episode_ids:
+        return {}
+    rows = session.execute(
+        select(Notification.history_id, Notification.channel, Notification.status)
+        .where(Notification.history_id.in_(episode_ids))
+        .distinct()
+    ).all()
+    rank = {"failed": 3, "pending": 2, "sent": 1, "suppressed": 0}
+    out: dict[int, dict[str, str]] = {}
+    for history_id, channel, status in rows:
+        per = out.setdefault(history_id, {})
+        if rank.get(status, 0) >= rank.get(per.get(channel, ""), -1):
+            per[channel] = status
+    return out
+
+
+def get_episode(session: Session, episode_id: int) -> AlertHistory:
+    episode = session.get(AlertHistory, episode_id)
+    if episode is None:
+        raise NotFoundError(f"no history entry with id {episode_id}", field="ID")
+    return episode
+
+
+def deliveries(session: Session, episode_id: int) -> list[dict[str, Any]]:
+    """The outbox rows of an episode, recipients masked."""
+    from datamantri_alerts.channels import get_channel
+    from datamantri_alerts.channels.retry import display_recipient
+    from datamantri_alerts.secrets import mask_url
+
+    rows = session.scalars(
+        select(Notification).where(Notification.history_id == episode_id).order_by(Notification.id)
+    ).all()
+    out = []
+    for row in rows:
+        try:
+            shown = display_recipient(get_channel(row.channel), row.recipient)
+        except KeyError:
+            shown = mask_url(row.recipient)
+        out.append(
+            {
+                "id": row.id,
+                "kind": row.kind,
+                "channel": row.channel,
+                "recipient": shown,
+                "status": row.status,
+                "attempts": row.attempts,
+                "last_error": row.last_error,
+                "created_at": row.created_at,
+                "sent_at": row.sent_at,
+                "next_attempt_at": row.next_attempt_at if row.status == "pending" else None,
+            }
+        )
+    return out
+
+
+def attempt_log(episode: AlertHistory) -> list[dict[str, Any]]:
+    """Every recorded delivery call of the episode, oldest first."""
+    entries = [*(episode.notifications_sent or []), *(episode.notification_errors or [])]
+    return sorted(entries, key=lambda e: (str(e.get("at", "")), e.get("notification_id", 0)))
+
+
+def resolve_episode(session: Session, episode: AlertHistory, note: str, now: datetime) -> bool:
+    """Close an episode by hand (or add a note to a closed one); returns whether it was open.
+
+    When it is its alert's open episode, the alert goes back to `ok`: if the condition still
+    holds, the next evaluation opens a new episode and notifies again.
+    """
+    was_open = episode.resolved_at is None
+    if was_open:
+        episode.resolved_at = now
+    episode.resolution_notes = note
+    if was_open and episode.alert_id is not None:
+        session.execute(
+            update(Alert)
+            .where(Alert.id == episode.alert_id, Alert.current_episode_id == episode.id)
+            .values(state="ok", consecutive_hits=0, current_episode_id=None)
+        )
+    return was_open
+
+
+def prune(session_factory: Any, cutoff: datetime, batch: int = PRUNE_BATCH) -> dict[str, int]:
+    """Delete closed episodes triggered before cutoff (with their outbox rows) and old run
+    records, a batch per transaction so memory and lock time stay bounded."""
+    removed = {"episodes": 0, "notifications": 0, "evaluator_runs": 0}
+    while True:
+        with session_factory() as session:
+            ids = list(
+                session.scalars(
+                    select(AlertHistory.id)
+                    .where(
+                        AlertHistory.triggered_at < cutoff, AlertHistory.resolved_at.is_not(None)
+                    )
+                    .order_by(AlertHistory.id)
+                    .limit(batch)
+                )
+            )
+            if not ids:
+                break
+            result = session.execute(
+                delete(Notification)
+                .where(Notification.history_id.in_(ids))
+                .execution_options(synchronize_session=False)
+            )
+            removed["notifications"] += result.rowcount or 0
+            result = session.execute(
+                delete(AlertHistory)
+                .where(AlertHistory.id.in_(ids))
+                .execution_options(synchronize_session=False)
+            )
+            removed["episodes"] += result.rowcount or 0
+    while True:
+        with session_factory() as session:
+            ids = list(
+                session.scalars(
+                    select(EvaluatorRun.id)
+                    .where(EvaluatorRun.started_at < cutoff)
+                    .order_by(EvaluatorRun.id)
+                    .limit(batch)
+                )
+            )
+            if not ids:
+                break
+            result = session.execute(
+                delete(EvaluatorRun)
+                .where(EvaluatorRun.id.in_(ids))
+                .execution_options(synchronize_session=False)
+            )
+            removed["evaluator_runs"] += result.rowcount or 0
+    return removed
+
+
+def triggers_per_day(
+    session: Session, alert_id: int, since: datetime, until: datetime
+) -> list[tuple[date, int]]:
+    """Firing episodes per UTC day, every day of the range (zeros included)."""
+    times = session.scalars(
+        select(AlertHistory.triggered_at).where(
+            AlertHistory.alert_id == alert_id,
+            AlertHistory.kind == "firing",
+            AlertHistory.triggered_at >= since,
+        )
+    ).all()
+    counts = Counter(t.date() for t in times)
+    days = []
+    day = since.date()
+    while day <= until.date():
+        days.append((day, counts.get(day, 0)))
+        day += timedelta(days=1)
+    return days
+
+
+def count_episodes(session: Session) -> int:
+    return int(session.scalar(select(func.count()).select_from(AlertHistory)) or 0)

@@ -1,0 +1,111 @@
+"""Evaluator health: recent runs, whether one finished recently enough, channel configuration.
+
+Channel configuration is read from the environment by variable *name*: the report says which
+variables are set or missing and never carries a value.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from datamantri_alerts.store.models import Alert, EvaluatorRun, Notification
+
+DEFAULT_EXPECTED_INTERVAL = timedelta(minutes=1)
+
+
+def run_as_json(run: EvaluatorRun) -> dict[str, Any]:
+    duration = (
+        round((run.finished_at - run.started_at).total_seconds(), 3) if run.finished_at else None
+    )
+    return {
+        "id": run.id,
+        "host": run.host,
+        "pid": run.pid,
+        "started_at": run.started_at,
+        "finished_at": run.finished_at,
+        "duration_seconds": duration,
+        "outcome": run.outcome,
+        "evaluated": run.evaluated,
+        "firing": run.firing,
+        "resolved": run.resolved,
+        "errors": run.errors,
+        "notifications_sent": run.notifications_sent,
+        "notifications_failed": run.notifications_failed,
+        "message": run.message,
+    }
+
+
+def channel_report(
+    session: Session, environ: Mapping[str, str] | None = None
+) -> list[dict[str, Any]]:
+    """Per channel: configured or what is missing (variable names only), alerts using it."""
+    from datamantri_alerts.channels import channel_names, get_channel
+    from datamantri_alerts.channels.base import ChannelConfig
+
+    env = os.environ if environ is None else environ
+    using: dict[str, int] = {}
+    for channels in session.scalars(select(Alert.channels).where(Alert.is_active.is_(True))):
+        for name in channels or []:
+            using[name] = using.get(name, 0) + 1
+    report = []
+    for name in channel_names():
+        channel = get_channel(name)
+        model: type[ChannelConfig] = channel.config_model
+        problems = model.problems(env)
+        fallback = channel.fallback_env
+        report.append(
+            {
+                "name": name,
+                "configured": not problems,
+                "problems": problems,
+                "fallback_env": fallback,
+                "fallback_set": bool(fallback and env.get(fallback, "").strip()),
+                "alerts_using": using.get(name, 0),
+            }
+        )
+    return report
+
+
+def evaluator_status(
+    session: Session,
+    now: datetime,
+    *,
+    expected_interval: timedelta = DEFAULT_EXPECTED_INTERVAL,
+    limit: int = 10,
+    environ: Mapping[str, str] | None = None,
+) -> dict[str, Any]:
+    from datamantri_alerts.services.heartbeat import HEARTBEAT_ENV
+
+    env = os.environ if environ is None else environ
+    runs = list(
+        session.scalars(select(EvaluatorRun).order_by(EvaluatorRun.started_at.desc()).limit(limit))
+    )
+    last_finished = session.scalar(
+        select(func.max(EvaluatorRun.finished_at)).where(EvaluatorRun.finished_at.is_not(None))
+    )
+    window = expected_interval * 2
+    overdue = last_finished is None or now - last_finished > window
+    pending = session.scalar(
+        select(func.count()).select_from(Notification).where(Notification.status == "pending")
+    )
+    failed = session.scalar(
+        select(func.count())
+        .select_from(Notification)
+        .where(Notification.status == "failed", Notification.created_at >= now - timedelta(days=1))
+    )
+    return {
+        "now": now,
+        "last_finished_at": last_finished,
+        "expected_interval_seconds": int(expected_interval.total_seconds()),
+        "overdue": overdue,
+        "runs": [run_as_json(r) for r in runs],
+        "channels": channel_report(session, env),
+        "outbox": {"pending": int(pending or 0), "failed_last_24h": int(failed or 0)},
+        "heartbeat": {"env": HEARTBEAT_ENV, "configured": bool(env.get(HEARTBEAT_ENV, "").strip())},
+    }
