@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -143,3 +144,28 @@ def mariadb_database() -> Iterator[str]:
     require_service("MariaDB", "127.0.0.1", 3306)
     with servers.mariadb_scratch_database(MARIADB_URL) as url:
         yield url
+
+
+def _clear_check_registry() -> None:
+    from datamantri_alerts import checks
+
+    checks._entry_points.cache_clear()
+    checks.get_check.cache_clear()
+
+
+@pytest.fixture
+def third_party_checks(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """A third-party distribution providing `file_exists`, `hang` and `crash` check types."""
+    import sys
+
+    from tests.checks import thirdparty
+
+    site = thirdparty.install(tmp_path / "site")
+    _clear_check_registry()
+    monkeypatch.syspath_prepend(str(site))
+    try:
+        yield site
+    finally:
+        sys.modules.pop(thirdparty.MODULE, None)
+        monkeypatch.undo()
+        _clear_check_registry()

@@ -1,0 +1,101 @@
+"""The concurrent runner (services/checking.py): bounds, timeouts, order, failures as outcomes."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+from tests.checks.conftest import Harness
+from tests.conftest import REPO_ROOT
+
+
+def test_a_hung_check_is_cut_off_and_does_not_delay_the_others(
+    harness: Harness, third_party_checks: Path, http_base: str, black_hole_port: int
+) -> None:
+    harness.add_datasource("web", f"{http_base}/sleep?ms=100")
+    harness.add_datasource("hole", f"http://127.0.0.1:{black_hole_port}/")
+    alerts = [
+        ("hang", {"seconds": 30, "timeout_seconds": 1}),
+        ("datasource_failure", {"datasource_id": "hole", "timeout_seconds": 1}),
+    ] + [("datasource_failure", {"datasource_id": "web"})] * 10
+    started = time.monotonic()
+    results = harness.run_many(alerts, concurrency=4)
+    elapsed = time.monotonic() - started
+    hung, hole, *webs = results
+    assert hung.outcome == "error"
+    assert hung.summary == "timed out after 1s"
+    assert hung.timed_out is True
+    assert 1000 <= hung.duration_ms < 2500
+    assert hole.outcome == "firing"
+    assert "timed out" in hole.summary.lower()
+    assert all(w.outcome == "ok" for w in webs)
+    # Two slots are blocked for ~1-2 s; the ten 0.1 s checks share the other two meanwhile.
+    assert elapsed < 2.6, elapsed
+    assert max(w.duration_ms for w in webs) < 1000
+
+
+def test_results_keep_input_order_and_concurrency_is_honoured(
+    harness: Harness, http_base: str
+) -> None:
+    harness.add_datasource("slow", f"{http_base}/sleep?ms=200")
+    harness.add_datasource("down", f"{http_base}/status/500")
+    alerts = [("datasource_failure", {"datasource_id": "slow"})] * 31 + [
+        ("datasource_failure", {"datasource_id": "down"})
+    ]
+    started = time.monotonic()
+    results = harness.run_many(alerts, concurrency=16)
+    parallel = time.monotonic() - started
+    assert [r.id for r in results] == sorted(r.id for r in results)
+    assert [r.outcome for r in results] == ["ok"] * 31 + ["firing"]
+    assert parallel < 1.5, parallel  # two waves of 0.2 s, not 32 of them
+
+    started = time.monotonic()
+    harness.run_many(alerts[:4], concurrency=1)
+    assert time.monotonic() - started >= 0.8  # one at a time
+
+
+def test_bad_alerts_become_error_outcomes(harness: Harness, third_party_checks: Path) -> None:
+    unknown, invalid, crash = harness.run_many(
+        [
+            ("no_such_type", {}),
+            ("sql", {"datasource_id": "x"}),
+            ("crash", {"message": "kaboom at postgresql://bob:sup3rs3cret@db.internal/x"}),
+        ]
+    )
+    assert unknown.outcome == "error"
+    assert "unknown alert type 'no_such_type'" in unknown.summary
+    assert invalid.outcome == "error"
+    assert "condition_config.query" in invalid.summary
+    assert crash.outcome == "error"
+    assert "kaboom" in crash.summary
+    assert "sup3rs3cret" not in crash.summary
+
+
+def test_abandoned_threads_do_not_keep_the_process_alive(third_party_checks: Path) -> None:
+    script = textwrap.dedent(
+        """
+        from datamantri_alerts.clock import SystemClock
+        from datamantri_alerts.checks.base import CheckContext
+        from datamantri_alerts.services.checking import AlertSnapshot, run_checks
+
+        alert = AlertSnapshot(1, "hang", "hang", {"seconds": 60, "timeout_seconds": 0.5})
+        [result] = run_checks([alert], lambda a: CheckContext(SystemClock(), lambda: None))
+        print(result.outcome, result.summary)
+        """
+    )
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(third_party_checks), str(REPO_ROOT)]),
+    }
+    started = time.monotonic()
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=30
+    )
+    elapsed = time.monotonic() - started
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "error timed out after 0.5s"
+    assert elapsed < 10, f"the process waited {elapsed:.1f}s for a hung check thread"
