@@ -13,8 +13,9 @@ at the kill can be repeated.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -38,6 +39,8 @@ LEASE_TTL = timedelta(minutes=10)
 #: Longest wait between two runs' retries of a transient failure.
 MAX_RETRY_DELAY = timedelta(minutes=30)
 BATCH_SIZE = 100
+#: Longest a finished send waits to be recorded (a crash repeats only unrecorded sends).
+RECORD_EVERY = 0.5
 
 
 @dataclass
@@ -268,17 +271,29 @@ def deliver_pending(
     seen: set[int] = set()
     with ThreadPoolExecutor(max_workers=max(1, concurrency), thread_name_prefix="send") as pool:
         while True:
-            rows = [r for r in claim_pending(store, me, clock.now(), batch_size)]
-            fresh = [r for r in rows if r.id not in seen]
-            if not fresh:
+            rows = [
+                r for r in claim_pending(store, me, clock.now(), batch_size) if r.id not in seen
+            ]
+            if not rows:
                 break
-            seen.update(r.id for r in fresh)
-            results = list(
-                pool.map(
-                    lambda row: send_one(row, environ=environ, policy=policy, sleep=sleep), fresh
-                )
-            )
-            record_results(store, me, fresh, results, clock.now(), tally, attempts_per_run)
-            if on_sent is not None:
-                on_sent(len(fresh))
+            seen.update(r.id for r in rows)
+            futures = {
+                pool.submit(send_one, row, environ=environ, policy=policy, sleep=sleep): row
+                for row in rows
+            }
+            # Record results as they come in (every RECORD_EVERY seconds at most), so a slow
+            # or stalled send does not hold back the record of the ones already delivered:
+            # a crash then repeats only the sends truly in flight.
+            waiting = set(futures)
+            while waiting:
+                done, waiting = wait(waiting, return_when=FIRST_COMPLETED)
+                deadline = time.monotonic() + RECORD_EVERY
+                while waiting and (left := deadline - time.monotonic()) > 0:
+                    more, waiting = wait(waiting, timeout=left, return_when=FIRST_COMPLETED)
+                    done |= more
+                finished = [futures[f] for f in done]
+                results = [f.result() for f in done]
+                record_results(store, me, finished, results, clock.now(), tally, attempts_per_run)
+                if on_sent is not None:
+                    on_sent(len(finished))
     return tally

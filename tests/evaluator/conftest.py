@@ -26,6 +26,7 @@ FLAG_MODULE = '''
 """A test alert type: the outcome is read from a JSON file, per alert key."""
 
 import json
+import time
 from typing import ClassVar
 
 from datamantri_alerts.checks.base import CheckConfig, Outcome
@@ -45,6 +46,7 @@ class FlagCheck:
     def evaluate(self, config, ctx):
         with open(config.file) as handle:
             data = json.load(handle)
+        time.sleep(float(data.get("delay", 0)))  # a check that takes time, as real ones do
         status = data.get(config.key, data.get("default", "ok"))
         summary = f"flag {config.key} is {status}"
         if status == "error":
@@ -245,3 +247,20 @@ def alerts_process(
         stderr=subprocess.PIPE,
         text=True,
     )
+
+
+def make_alerts(store: Any, flags: Flags, specs: list[dict[str, Any]]) -> list[int]:
+    """Create many `flag` alerts in one transaction."""
+    from datamantri_alerts.clock import SystemClock
+    from datamantri_alerts.schema import validate_alert
+    from datamantri_alerts.services.alerts import create_alert
+
+    clock = SystemClock()
+    ids = []
+    with store.transaction() as session:
+        for spec in specs:
+            spec = dict(spec)
+            config = {"file": str(flags.path), "key": spec.pop("key", spec["name"])}
+            document = {"condition_type": "flag", "condition_config": config, **spec}
+            ids.append(create_alert(session, validate_alert(document), clock).id)
+    return ids
