@@ -140,6 +140,13 @@ def _transmit(email: EmailMessage, recipient: str, config: EmailConfig) -> None:
     import ssl
 
     security = config.effective_security
+    if config.username and security == "none" and not is_loopback_host(config.host):
+        raise DeliveryError(
+            "refusing to send the SMTP password without TLS to a non-loopback host "
+            "(set SMTP_SECURITY=starttls or ssl)",
+            retryable=False,
+            status="tls",
+        )
     context = ssl.create_default_context(cafile=config.ca_bundle)
     if security == "ssl":
         smtp: smtplib.SMTP = smtplib.SMTP_SSL(
@@ -160,13 +167,6 @@ def _transmit(email: EmailMessage, recipient: str, config: EmailConfig) -> None:
             smtp.starttls(context=context)
             smtp.ehlo()
         if config.username:
-            if security == "none" and not is_loopback_host(config.host):
-                raise DeliveryError(
-                    "refusing to send the SMTP password without TLS to a non-loopback host "
-                    "(set SMTP_SECURITY=starttls or ssl)",
-                    retryable=False,
-                    status="tls",
-                )
             password = config.password.get_secret_value() if config.password else ""
             smtp.login(config.username, password)
         smtp.send_message(email, from_addr=config.envelope_sender, to_addrs=[recipient])
@@ -209,8 +209,10 @@ def classify_smtp_error(exc: BaseException, secrets: list[str]) -> DeliveryError
     if isinstance(exc, smtplib.SMTPResponseException):
         return by_code(exc.smtp_code, f"server said {reply(exc.smtp_code, exc.smtp_error)}")
     if isinstance(exc, smtplib.SMTPServerDisconnected):
+        # smtplib reports a read timeout as a disconnect ("... closed: timed out").
+        status = "timeout" if "timed out" in str(exc) else "disconnected"
         return DeliveryError(
-            redact(f"server disconnected: {exc}", secrets), retryable=True, status="disconnected"
+            redact(f"server disconnected: {exc}", secrets), retryable=True, status=status
         )
     if isinstance(exc, smtplib.SMTPException):
         return DeliveryError(redact(f"SMTP error: {exc}", secrets), retryable=False, status="smtp")
