@@ -234,6 +234,7 @@ def triggers_per_day(
     session: Session, alert_id: int, since: datetime, until: datetime
 ) -> list[tuple[date, int]]:
     """Firing episodes per UTC day, every day of the range (zeros included)."""
+    since = since.replace(hour=0, minute=0, second=0, microsecond=0)
     times = session.scalars(
         select(AlertHistory.triggered_at).where(
             AlertHistory.alert_id == alert_id,
