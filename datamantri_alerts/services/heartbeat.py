@@ -37,7 +37,8 @@ class Heartbeat:
         """POST to url + suffix; True when it answered 2xx. Never raises."""
         if not self.url:
             return False
-        from datamantri_alerts.secrets import mask_url, redact_text
+        from datamantri_alerts.channels.http import redact, url_secrets
+        from datamantri_alerts.secrets import mask_url
 
         target = self.url.rstrip("/") + suffix
         try:
@@ -50,7 +51,10 @@ class Heartbeat:
             log.warning(
                 "heartbeat %s failed: %s",
                 mask_url(target),
-                redact_text(f"{type(exc).__name__}: {exc}", [self.url]),
+                # requests names the path alone in its errors: redact the URL's parts too.
+                redact(
+                    f"{type(exc).__name__}: {exc}", [*url_secrets(target), *url_secrets(self.url)]
+                ),
             )
             return False
         if not 200 <= response.status_code < 300:
