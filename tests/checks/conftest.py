@@ -154,18 +154,20 @@ def _clear_check_registry() -> None:
 
 
 @pytest.fixture
-def third_party_checks(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+def third_party_checks(tmp_path: Path) -> Iterator[Path]:
     """A third-party distribution providing `file_exists`, `hang` and `crash` check types."""
+    import importlib
     import sys
 
     from tests.checks import thirdparty
 
-    site = thirdparty.install(tmp_path / "site")
+    site = str(thirdparty.install(tmp_path / "site"))
+    sys.path.insert(0, site)
+    importlib.invalidate_caches()
     _clear_check_registry()
-    monkeypatch.syspath_prepend(str(site))
     try:
-        yield site
+        yield Path(site)
     finally:
+        sys.path.remove(site)
         sys.modules.pop(thirdparty.MODULE, None)
-        monkeypatch.undo()
         _clear_check_registry()
