@@ -303,12 +303,12 @@ def apply_results(
                 }
                 for a, r, t in opening
             ]
+            # Mapped back by alert_id (one new episode per alert per evaluation): ordered
+            # RETURNING would make SQLite insert row by row.
             returned = session.execute(
-                insert(AlertHistory).returning(AlertHistory.id, sort_by_parameter_order=True),
-                rows,
-            ).scalars()
-            for (alert, _, _), history_id in zip(opening, returned, strict=True):
-                new_ids[alert.id] = history_id
+                insert(AlertHistory).returning(AlertHistory.id, AlertHistory.alert_id), rows
+            ).all()
+            new_ids = {alert_id: history_id for history_id, alert_id in returned}
 
         # Queue notifications and build the alert updates.
         events: list[Event] = []
