@@ -196,7 +196,7 @@ def deliver(
                 chan.name, recipient, shown, "delivered", attempts, duration_ms, waits=tuple(waits)
             )
         reason = redact(error.reason, secrets)
-        log.warning("%s to %s: failed after %d attempt(s): %s", chan.name, shown, attempts, reason)
+        log.info("%s to %s: failed after %d attempt(s): %s", chan.name, shown, attempts, reason)
         return DeliveryResult(
             chan.name,
             recipient,
@@ -255,7 +255,7 @@ def deliver(
     def before_sleep(state: tenacity.RetryCallState) -> None:
         error = state.outcome.exception() if state.outcome else None
         reason = redact(getattr(error, "reason", str(error)), secrets)
-        log.warning(
+        log.info(
             "%s to %s: attempt %d/%d failed (%s); retrying in %.1f s",
             chan.name,
             shown,

@@ -204,7 +204,7 @@ def slack_payload_problems(payload: Any) -> list[str]:
     return problems
 
 
-def _slack_check(received: Received) -> Reply | None:
+def slack_check(received: Received) -> Reply | None:
     if received.headers.get("Content-Type", "").split(";")[0] != "application/json":
         return Reply(400, "invalid_payload")
     try:
@@ -216,19 +216,28 @@ def _slack_check(received: Received) -> Reply | None:
     return None
 
 
+def start_slack() -> LoopbackHTTPServer:
+    """Slack's incoming webhook: 200 `ok`, or 400 for payloads Slack would refuse."""
+    return LoopbackHTTPServer(Reply(200, "ok"), slack_check).start()
+
+
 @pytest.fixture
 def slack_server() -> Iterator[LoopbackHTTPServer]:
-    server = LoopbackHTTPServer(Reply(200, "ok"), _slack_check).start()
+    server = start_slack()
     yield server
     server.stop()
 
 
-@pytest.fixture(scope="session")
-def card_validator() -> Any:
+def load_card_validator() -> Any:
     import jsonschema
 
     schema = json.loads(ADAPTIVE_CARD_SCHEMA.read_text())
     return jsonschema.Draft6Validator(schema)
+
+
+@pytest.fixture(scope="session")
+def card_validator() -> Any:
+    return load_card_validator()
 
 
 def teams_payload_problems(payload: Any, validator: Any) -> list[str]:
@@ -251,8 +260,9 @@ def teams_payload_problems(payload: Any, validator: Any) -> list[str]:
     return problems
 
 
-@pytest.fixture
-def teams_server(card_validator: Any) -> Iterator[LoopbackHTTPServer]:
+def start_teams(card_validator: Any) -> LoopbackHTTPServer:
+    """A Workflows webhook: 202, or 400 when the envelope or the card is not valid."""
+
     def check(received: Received) -> Reply | None:
         try:
             problems = teams_payload_problems(received.json(), card_validator)
@@ -265,7 +275,12 @@ def teams_server(card_validator: Any) -> Iterator[LoopbackHTTPServer]:
             return Reply(400, body, content_type="application/json")
         return None
 
-    server = LoopbackHTTPServer(Reply(202, ""), check).start()
+    return LoopbackHTTPServer(Reply(202, ""), check).start()
+
+
+@pytest.fixture
+def teams_server(card_validator: Any) -> Iterator[LoopbackHTTPServer]:
+    server = start_teams(card_validator)
     yield server
     server.stop()
 
@@ -282,7 +297,7 @@ def twilio_error(status: int, code: int, message: str, **headers: str) -> Reply:
     return Reply(status, body, headers, "application/json")
 
 
-def _twilio_check(received: Received) -> Reply | None:
+def twilio_check(received: Received) -> Reply | None:
     if received.path.split("?")[0] != f"/2010-04-01/Accounts/{TWILIO_SID}/Messages.json":
         return twilio_error(404, 20404, "The requested resource was not found")
     expected = "Basic " + base64.b64encode(f"{TWILIO_SID}:{TWILIO_TOKEN}".encode()).decode()
@@ -319,11 +334,16 @@ def twilio_message(form: dict[str, str] | None = None) -> str:
     )
 
 
+def start_twilio() -> LoopbackHTTPServer:
+    """The Messages API: 201 with a message resource, or Twilio's error for a bad request."""
+    return LoopbackHTTPServer(
+        Reply(201, twilio_message(), content_type="application/json"), twilio_check
+    ).start()
+
+
 @pytest.fixture
 def twilio_server() -> Iterator[LoopbackHTTPServer]:
-    server = LoopbackHTTPServer(
-        Reply(201, twilio_message(), content_type="application/json"), _twilio_check
-    ).start()
+    server = start_twilio()
     yield server
     server.stop()
 
@@ -383,15 +403,20 @@ class SMTPServer:
     environ: dict[str, str]
 
 
-@pytest.fixture(scope="session")
-def tls_material(tmp_path_factory: pytest.TempPathFactory) -> tuple[Any, Path]:
+def make_tls_material(directory: Path) -> tuple[Any, Path]:
+    """A private CA (its PEM written to directory) and a server certificate for 127.0.0.1."""
     import trustme
 
     ca = trustme.CA()
     cert = ca.issue_cert("127.0.0.1", "localhost")
-    ca_file = tmp_path_factory.mktemp("ca") / "ca.pem"
+    ca_file = directory / "ca.pem"
     ca.cert_pem.write_to_path(str(ca_file))
     return cert, ca_file
+
+
+@pytest.fixture(scope="session")
+def tls_material(tmp_path_factory: pytest.TempPathFactory) -> tuple[Any, Path]:
+    return make_tls_material(tmp_path_factory.mktemp("ca"))
 
 
 def _authenticator(server: Any, session: Any, envelope: Any, mechanism: str, auth: Any) -> Any:
@@ -428,10 +453,9 @@ def _server_context(cert: Any) -> ssl.SSLContext:
     return context
 
 
-@pytest.fixture
-def smtp_starttls(tls_material: tuple[Any, Path]) -> Iterator[SMTPServer]:
-    """STARTTLS required, AUTH required (only over TLS), certificate from a private CA."""
-    cert, ca_file = tls_material
+def start_smtp_starttls(cert: Any, ca_file: Path) -> tuple[Any, SMTPServer]:
+    """STARTTLS required, AUTH required (only over TLS), certificate from a private CA.
+    Returns the aiosmtpd controller (to stop) and the server's recorder and settings."""
     controller, recorder, port = _start_smtp(
         tls_context=_server_context(cert),
         require_starttls=True,
@@ -448,7 +472,13 @@ def smtp_starttls(tls_material: tuple[Any, Path]) -> Iterator[SMTPServer]:
         "SMTP_CA_BUNDLE": str(ca_file),
         "SMTP_TIMEOUT": "5",
     }
-    yield SMTPServer(recorder, port, environ)
+    return controller, SMTPServer(recorder, port, environ)
+
+
+@pytest.fixture
+def smtp_starttls(tls_material: tuple[Any, Path]) -> Iterator[SMTPServer]:
+    controller, server = start_smtp_starttls(*tls_material)
+    yield server
     controller.stop()
 
 
