@@ -51,12 +51,12 @@ def _isolated_environment(
 ) -> None:
     """No test sees the developer's settings, .env or default store."""
     for name in list(os.environ):
-        if name.startswith(("SMTP_", "TWILIO_", "ALERTS_")) or name in (
+        ours = name.startswith(("SMTP_", "TWILIO_", "ALERTS_")) or name in (
             "SLACK_WEBHOOK_URL",
             "TEAMS_WEBHOOK_URL",
-        ):
-            if name not in ("ALERTS_REQUIRE_SERVICES", "ALERTS_TEST_PG_URL"):
-                monkeypatch.delenv(name, raising=False)
+        )
+        if ours and name not in ("ALERTS_REQUIRE_SERVICES", "ALERTS_TEST_PG_URL"):
+            monkeypatch.delenv(name, raising=False)
     home = tmp_path_factory.mktemp("home")
     monkeypatch.setenv("XDG_DATA_HOME", str(home / "data"))
     monkeypatch.chdir(home)

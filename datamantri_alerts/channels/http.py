@@ -79,6 +79,9 @@ def post_json(
         **(headers or {}),
     }
     host = _host_of(url)
+    from datamantri_alerts.channels.destinations import check_destination
+
+    check_destination(url)
     try:
         response = requests.post(
             url, data=body, headers=send_headers, timeout=timeout, allow_redirects=False
