@@ -152,3 +152,42 @@ def test_muted_alert_moves_but_sends_nothing(store: Any, flags: Flags, sink: Sin
     clock.advance(hours=5)
     run(store, clock)
     assert [slack_state(b) for b in sink.bodies("quiet")] == ["REPEAT"]
+
+
+def test_flip_over_email_and_slack(
+    store: Any, flags: Flags, sink: Sink, smtp_starttls: Any, monkeypatch: Any
+) -> None:
+    """The same flip with a real SMTP server (STARTTLS + AUTH) next to Slack."""
+    import email
+
+    for key, value in smtp_starttls.environ.items():
+        monkeypatch.setenv(key, value)
+    clock = FrozenClock(T0)
+    make_alert(
+        store,
+        flags,
+        "warehouse",
+        channels=["email", "slack"],
+        recipients={"email": ["data-team@example.com"], "slack": sink.hook("warehouse")},
+        repeat_interval_minutes=60,
+    )
+    for minutes, flag in ((0, "ok"), (5, "firing"), (10, "firing"), (70, "firing"), (75, "ok")):
+        clock.set(T0 + timedelta(minutes=minutes))
+        flags.set(warehouse=flag)
+        assert run(store, clock).ok
+
+    subjects = [
+        str(email.message_from_bytes(m.content)["Subject"]) for m in smtp_starttls.recorder.messages
+    ]
+    assert [s.split("]")[0] + "]" for s in subjects] == ["[FIRING]", "[REPEAT]", "[RESOLVED]"]
+    assert all("warehouse" in s for s in subjects)
+    assert all(
+        m.tls and m.rcpt_tos == ["data-team@example.com"] for m in smtp_starttls.recorder.messages
+    )
+    assert [slack_state(b) for b in sink.bodies("warehouse")] == ["FIRING", "REPEAT", "RESOLVED"]
+    with store.session() as session:
+        episode = session.scalars(select(AlertHistory)).one()
+    assert sorted((e["kind"], e["channel"]) for e in episode.notifications_sent) == [
+        ("firing", "email"), ("firing", "slack"), ("repeat", "email"),
+        ("repeat", "slack"), ("resolved", "email"), ("resolved", "slack"),
+    ]  # fmt: skip
