@@ -1,8 +1,13 @@
-"""Which alerts are due for a check now."""
+"""Which alerts are due for a check now: one rule for the evaluator and for `--dry-run`.
+
+An active alert is due when its `next_due_at` has come. The evaluator sets `next_due_at` to the
+evaluation time plus `check_interval_minutes`; a new or edited alert has none and is due at once.
+"""
 
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
@@ -12,22 +17,20 @@ from datamantri_alerts.store.models import Alert
 DEFAULT_INTERVAL_MINUTES = 5
 
 
-def check_interval(alert: Alert) -> timedelta:
-    config = alert.condition_config if isinstance(alert.condition_config, dict) else {}
-    minutes = config.get("check_interval_minutes", DEFAULT_INTERVAL_MINUTES)
+def check_interval(config: dict[str, Any] | None) -> timedelta:
+    """The alert's `check_interval_minutes` (default 5) as a timedelta."""
+    minutes = (config or {}).get("check_interval_minutes", DEFAULT_INTERVAL_MINUTES)
     if not isinstance(minutes, int | float) or isinstance(minutes, bool) or minutes <= 0:
         minutes = DEFAULT_INTERVAL_MINUTES
     return timedelta(minutes=minutes)
 
 
-def is_due(alert: Alert, now: datetime) -> bool:
-    """Due when `next_due_at` has come, or (none set) when the interval since the last
-    evaluation has passed; never evaluated means due."""
-    if alert.next_due_at is not None:
-        return alert.next_due_at <= now
-    if alert.last_evaluated_at is None:
-        return True
-    return alert.last_evaluated_at + check_interval(alert) <= now
+def due_condition(now: datetime, all_: bool) -> list[Any]:
+    """WHERE clauses selecting due alerts (`all_` ignores intervals, never the active flag)."""
+    conditions: list[Any] = [Alert.is_active.is_(True)]
+    if not all_:
+        conditions.append(or_(Alert.next_due_at.is_(None), Alert.next_due_at <= now))
+    return conditions
 
 
 def due_alerts(
@@ -39,8 +42,4 @@ def due_alerts(
         from datamantri_alerts.services.alerts import get_alert
 
         return [get_alert(session, ref)]
-    query = select(Alert).where(Alert.is_active.is_(True)).order_by(Alert.id)
-    if not all:
-        query = query.where(or_(Alert.next_due_at.is_(None), Alert.next_due_at <= now))
-    alerts = list(session.scalars(query))
-    return alerts if all else [alert for alert in alerts if is_due(alert, now)]
+    return list(session.scalars(select(Alert).where(*due_condition(now, all)).order_by(Alert.id)))

@@ -18,10 +18,11 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import func, insert, or_, select, update
+from sqlalchemy import func, insert, select, update
 
 from datamantri_alerts.clock import Clock
 from datamantri_alerts.services.delivery import DeliveryTally, deliver_pending
+from datamantri_alerts.services.due import check_interval, due_condition
 from datamantri_alerts.services.leases import Holder, claim
 from datamantri_alerts.services.outbox import Event, enqueue, message_payload
 from datamantri_alerts.services.states import AlertBook, Transition, next_state
@@ -114,13 +115,6 @@ class Progress:
 # --------------------------------------------------------------------------- selection
 
 
-def due_condition(now: datetime, all_: bool) -> list[Any]:
-    conditions: list[Any] = [Alert.is_active.is_(True)]
-    if not all_:
-        conditions.append(or_(Alert.next_due_at.is_(None), Alert.next_due_at <= now))
-    return conditions
-
-
 def count_due(store: Store, now: datetime, all_: bool) -> int:
     """How many alerts look due (for a progress bar; others may claim some of them)."""
     with store.session() as session:
@@ -128,12 +122,6 @@ def count_due(store: Store, now: datetime, all_: bool) -> int:
             session.scalar(select(func.count()).select_from(Alert).where(*due_condition(now, all_)))
             or 0
         )
-
-
-def interval_of(config: dict[str, Any] | None) -> timedelta:
-    from datamantri_alerts.services.due import check_interval
-
-    return check_interval(Alert(condition_config=config or {}))
 
 
 # --------------------------------------------------------------------------- the run
@@ -367,7 +355,7 @@ def apply_results(
                     "last_summary": result.summary,
                     "last_details": result.details,
                     "last_evaluated_at": now,
-                    "next_due_at": now + interval_of(alert.condition_config),
+                    "next_due_at": now + check_interval(alert.condition_config),
                     "current_episode_id": episode_id,
                     "trigger_count": (alert.trigger_count or 0)
                     + (1 if transition.triggered else 0),

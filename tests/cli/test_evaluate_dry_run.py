@@ -133,8 +133,19 @@ def test_due_selection_all_and_one_alert(
         },
     )
     now = datetime.now(UTC)
-    _update_alert(sqlite_url, "fresh", last_evaluated_at=now - timedelta(minutes=1))
-    _update_alert(sqlite_url, "stale", last_evaluated_at=now - timedelta(minutes=6))
+    # As the evaluator leaves them: next_due_at = last evaluation + check_interval_minutes.
+    _update_alert(
+        sqlite_url,
+        "fresh",
+        last_evaluated_at=now - timedelta(minutes=1),
+        next_due_at=now + timedelta(minutes=4),
+    )
+    _update_alert(
+        sqlite_url,
+        "stale",
+        last_evaluated_at=now - timedelta(minutes=6),
+        next_due_at=now - timedelta(minutes=1),
+    )
     _update_alert(sqlite_url, "off", last_evaluated_at=None)
     _update_alert(
         sqlite_url,
