@@ -5,7 +5,11 @@ from __future__ import annotations
 import os
 import socket
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
+
+#: How long an evaluator holds the alerts and notifications it claimed (ALERTS_LEASE_SECONDS).
+DEFAULT_LEASE = timedelta(minutes=10)
 
 
 def default_sqlite_path() -> Path:
@@ -20,6 +24,7 @@ class Settings:
     env_file: Path | None
     verbose: int
     hostname: str
+    lease_ttl: timedelta = DEFAULT_LEASE
 
     @property
     def database_is_default(self) -> bool:
@@ -41,10 +46,38 @@ def load_env_file(env_file: Path | None) -> Path | None:
     return path
 
 
+def lease_ttl_from_env() -> timedelta:
+    """ALERTS_LEASE_SECONDS: a crashed evaluator's leases on another host expire after this."""
+    raw = os.environ.get("ALERTS_LEASE_SECONDS", "").strip()
+    if not raw:
+        return DEFAULT_LEASE
+    try:
+        seconds = float(raw)
+    except ValueError:
+        seconds = -1.0
+    if not 0 < seconds <= 86400:
+        from datamantri_alerts.errors import InputError
+
+        raise InputError(
+            f"ALERTS_LEASE_SECONDS must be a number of seconds in (0, 86400], got {raw!r}"
+        )
+    return timedelta(seconds=seconds)
+
+
 def build_settings(
-    *, db: str | None = None, env_file: Path | None = None, verbose: int = 0
+    *,
+    db: str | None = None,
+    env_file: Path | None = None,
+    verbose: int = 0,
+    hostname: str | None = None,
 ) -> Settings:
     loaded = load_env_file(env_file)
     url = db or os.environ.get("ALERTS_DATABASE_URL") or f"sqlite:///{default_sqlite_path()}"
-    hostname = os.environ.get("ALERTS_HOSTNAME") or socket.gethostname()
-    return Settings(database_url=url, env_file=loaded, verbose=verbose, hostname=hostname)
+    host = hostname or os.environ.get("ALERTS_HOSTNAME") or socket.gethostname()
+    return Settings(
+        database_url=url,
+        env_file=loaded,
+        verbose=verbose,
+        hostname=host,
+        lease_ttl=lease_ttl_from_env(),
+    )

@@ -86,6 +86,13 @@ def _root(
         None, "--env-file", help="Read settings from this file (default: ./.env when present)."
     ),
     verbose: int = typer.Option(0, "-v", "--verbose", count=True, help="More logging (-vv)."),
+    hostname: str | None = typer.Option(
+        None,
+        "--hostname",
+        help="The host id this evaluator reports and leases under. Default: $ALERTS_HOSTNAME, "
+        "else the host name.",
+        show_default=False,
+    ),
     version: bool = typer.Option(
         False, "--version", callback=_version, is_eager=True, help="Print the version."
     ),
@@ -94,7 +101,7 @@ def _root(
     from datamantri_alerts.logs import configure_logging
     from datamantri_alerts.settings import build_settings
 
-    settings = build_settings(db=db, env_file=env_file, verbose=verbose)
+    settings = build_settings(db=db, env_file=env_file, verbose=verbose, hostname=hostname)
     configure_logging(verbose)
     ctx.meta["alerts.verbose"] = verbose
     obj = AppContext(settings=settings)

@@ -147,7 +147,11 @@ def run_and_report(
     if all_alerts and ref is not None:
         raise InputError("give --all or --alert, not both")
     options = RunOptions(
-        all=all_alerts, ref=ref, concurrency=concurrency, host=app.settings.hostname
+        all=all_alerts,
+        ref=ref,
+        concurrency=concurrency,
+        host=app.settings.hostname,
+        lease_ttl=app.settings.lease_ttl,
     )
     show_progress = not quiet and not as_json and app.err.is_terminal
     if show_progress:

@@ -120,7 +120,9 @@ def send_one(
         return refused(redact_text(f"internal error: {type(exc).__name__}: {exc}"))
 
 
-def claim_pending(store: Store, me: Holder, now: datetime, limit: int) -> list[Claimed]:
+def claim_pending(
+    store: Store, me: Holder, now: datetime, limit: int, ttl: timedelta = LEASE_TTL
+) -> list[Claimed]:
     with store.transaction() as session:
         ids = claim(
             session,
@@ -129,7 +131,7 @@ def claim_pending(store: Store, me: Holder, now: datetime, limit: int) -> list[C
             order_by=[Notification.id],
             me=me,
             now=now,
-            ttl=LEASE_TTL,
+            ttl=ttl,
             limit=limit,
         )
         if not ids:
@@ -259,6 +261,7 @@ def deliver_pending(
     policy: RetryPolicy | None = None,
     sleep: Callable[[float], None] | None = None,
     on_sent: Callable[[int], None] | None = None,
+    lease_ttl: timedelta = LEASE_TTL,
 ) -> DeliveryTally:
     """Send every pending notification that is due, batch by batch, until none is left."""
     from datamantri_alerts.channels.retry import RetryPolicy
@@ -272,7 +275,9 @@ def deliver_pending(
     with ThreadPoolExecutor(max_workers=max(1, concurrency), thread_name_prefix="send") as pool:
         while True:
             rows = [
-                r for r in claim_pending(store, me, clock.now(), batch_size) if r.id not in seen
+                r
+                for r in claim_pending(store, me, clock.now(), batch_size, lease_ttl)
+                if r.id not in seen
             ]
             if not rows:
                 break

@@ -47,6 +47,8 @@ class RunOptions:
     concurrency: int = 16
     batch_size: int = DEFAULT_BATCH_SIZE
     host: str = "localhost"
+    #: How long claimed alerts and notifications stay leased (ALERTS_LEASE_SECONDS).
+    lease_ttl: timedelta = ALERT_LEASE_TTL
     #: Environment for recipients and channel settings (default: os.environ).
     environ: Mapping[str, str] | None = None
     retry_policy: RetryPolicy | None = None
@@ -155,6 +157,7 @@ def run_evaluation(
             environ=options.environ,
             policy=options.retry_policy,
             sleep=options.sleep,
+            lease_ttl=options.lease_ttl,
         )
         summary.notifications.suppressed += summary.suppressed
         summary.problems.extend(summary.notifications.problems)
@@ -201,7 +204,7 @@ def _evaluate_due(
                 order_by=[Alert.id],
                 me=me,
                 now=now,
-                ttl=ALERT_LEASE_TTL,
+                ttl=options.lease_ttl,
                 limit=options.batch_size,
             )
             if not ids:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -12,6 +13,8 @@ from typing import Any
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
+
+log = logging.getLogger(__name__)
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 
@@ -39,10 +42,16 @@ def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
     dbapi_connection.isolation_level = None
     cursor = dbapi_connection.cursor()
     cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
-    cursor.execute("PRAGMA journal_mode = WAL")
+    # The pragma answers with the mode in effect: a file system without shared memory
+    # (some network mounts) keeps the old mode, and overlapping runs would then block.
+    mode = str(cursor.execute("PRAGMA journal_mode = WAL").fetchone()[0]).lower()
     cursor.execute("PRAGMA synchronous = NORMAL")
     cursor.execute("PRAGMA foreign_keys = ON")
     cursor.close()
+    if mode != "wal":
+        log.warning("SQLite store is in journal_mode %s, not WAL; concurrent runs will wait", mode)
+    else:
+        log.debug("SQLite store connection opened: journal_mode=%s", mode)
 
 
 def _sqlite_on_begin(conn: Any) -> None:
