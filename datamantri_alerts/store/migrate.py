@@ -6,6 +6,7 @@ The fast path (store already at head) asks one query and never imports Alembic.
 from __future__ import annotations
 
 import fcntl
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -41,7 +42,7 @@ def _migration_lock(engine: Engine) -> Iterator[None]:
     """Serialise concurrent first runs (two cron jobs starting on a new store)."""
     if engine.dialect.name == "sqlite" and engine.url.database not in (None, "", ":memory:"):
         lock_path = Path(engine.url.database).expanduser().with_suffix(".migrate.lock")
-        with open(lock_path, "a") as handle:
+        with os.fdopen(os.open(lock_path, os.O_CREAT | os.O_RDWR, 0o600), "r+") as handle:
             fcntl.flock(handle, fcntl.LOCK_EX)
             try:
                 yield
