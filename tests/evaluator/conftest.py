@@ -221,10 +221,16 @@ def _handler(sink: Sink) -> type[BaseHTTPRequestHandler]:
     return Handler
 
 
+class _SinkServer(ThreadingHTTPServer):
+    # A real webhook service accepts many connections at once; the default listen backlog (5)
+    # would refuse some when 8 evaluators x 8 senders connect together, forcing retries.
+    request_queue_size = 256
+
+
 @pytest.fixture
 def sink() -> Iterator[Sink]:
     sink = Sink(url="")
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(sink))
+    server = _SinkServer(("127.0.0.1", 0), _handler(sink))
     server.daemon_threads = True
     sink.url = f"http://127.0.0.1:{server.server_address[1]}"
     thread = threading.Thread(target=server.serve_forever, daemon=True)
