@@ -1,8 +1,9 @@
 """Run alerts' checks concurrently, each bounded by its own timeout.
 
-`run_checks` is what `evaluate` (dry run or not) calls: snapshots of alerts in, one result per
-alert out, in the same order. It writes nothing; persisting outcomes and check_state is the
-evaluator's business.
+`run_checks` is what `evaluate --dry-run` calls: snapshots of alerts in, one result per alert
+out, in the same order; `run_check_batches` is the same runner fed batch by batch (the evaluator
+claims each batch as slots free up) and yielding each batch's results. It writes nothing;
+persisting outcomes and check_state is the evaluator's business.
 
 Each check runs in its own daemon thread, at most `concurrency` at a time. The caller waits for
 a check no longer than its config's timeout (plus a short grace for the check to report its own,
@@ -14,11 +15,13 @@ ends soon after.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import queue
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -183,64 +186,112 @@ def run_checks(
     grace: float = TIMEOUT_GRACE_SECONDS,
 ) -> list[CheckResult]:
     """Evaluate every alert's check, `concurrency` at a time; results in the input order."""
+    results: list[CheckResult] = []
+    for batch in run_check_batches([alerts], make_context, concurrency=concurrency, grace=grace):
+        results.extend(batch)
+    return results
+
+
+@dataclass
+class _Batch:
+    prepared: list[_Prepared]
+    results: list[CheckResult | None]
+    left: int
+
+
+def run_check_batches(
+    batches: Iterable[Sequence[AlertSnapshot]],
+    make_context: Callable[[AlertSnapshot], CheckContext],
+    *,
+    concurrency: int = DEFAULT_CONCURRENCY,
+    grace: float = TIMEOUT_GRACE_SECONDS,
+) -> Iterator[list[CheckResult]]:
+    """Run batches of alerts through one set of `concurrency` slots; yield each batch's results.
+
+    The next batch is drawn from `batches` (which may claim it from the store) only when a slot
+    is free and every check of the batches drawn so far has started, so slots never idle at a
+    batch boundary waiting for the slowest check of the previous batch. Each batch's results
+    come out in its input order, batches in the order they were drawn, as soon as a batch and
+    every batch before it are complete.
+    """
     if concurrency < 1:
         raise ValueError("concurrency must be at least 1")
-    prepared = [_prepare(index, alert) for index, alert in enumerate(alerts)]
-    results: list[CheckResult | None] = [None] * len(prepared)
+    source = iter(batches)
+    drawn: deque[_Batch] = deque()
     finished: queue.SimpleQueue[tuple[int, Outcome, float]] = queue.SimpleQueue()
-    # index -> (started, cutoff) of the checks being waited for
-    running: dict[int, tuple[float, float]] = {}
-    waiting = iter(p for p in prepared)
+    # job key -> (batch, job, started, cutoff) of the checks being waited for
+    running: dict[int, tuple[_Batch, _Prepared, float, float]] = {}
+    waiting: Iterator[tuple[_Batch, _Prepared]] = iter(())
+    keys = itertools.count()
 
-    def worker(job: _Prepared, ctx: CheckContext, started: float) -> None:
+    def record(batch: _Batch, job: _Prepared, result: CheckResult) -> None:
+        batch.results[job.index] = result
+        batch.left -= 1
+
+    def worker(key: int, job: _Prepared, ctx: CheckContext, started: float) -> None:
         outcome = evaluate_prepared(job, ctx)
-        finished.put((job.index, outcome, time.monotonic() - started))
+        finished.put((key, outcome, time.monotonic() - started))
 
     def start_next() -> bool:
-        for job in waiting:
-            if job.early is not None:
-                results[job.index] = _result(job, job.early, 0.0)
-                continue
-            started = time.monotonic()
-            cutoff = started + job.timeout + grace
-            ctx = make_context(job.alert)
-            ctx.deadline = cutoff
-            running[job.index] = (started, cutoff)
-            thread = threading.Thread(
-                target=worker,
-                args=(job, ctx, started),
-                name=f"check-{job.alert.id or job.index}",
-                daemon=True,
-            )
-            thread.start()
-            return True
-        return False
+        nonlocal waiting
+        while True:
+            for batch, job in waiting:
+                if job.early is not None:
+                    record(batch, job, _result(job, job.early, 0.0))
+                    continue
+                started = time.monotonic()
+                cutoff = started + job.timeout + grace
+                ctx = make_context(job.alert)
+                ctx.deadline = cutoff
+                key = next(keys)
+                running[key] = (batch, job, started, cutoff)
+                thread = threading.Thread(
+                    target=worker,
+                    args=(key, job, ctx, started),
+                    name=f"check-{job.alert.id or job.index}",
+                    daemon=True,
+                )
+                thread.start()
+                return True
+            alerts = next(source, None)
+            if alerts is None:
+                return False
+            prepared = [_prepare(index, alert) for index, alert in enumerate(alerts)]
+            batch = _Batch(prepared, [None] * len(prepared), len(prepared))
+            drawn.append(batch)
+            waiting = ((batch, job) for job in prepared)
+
+    def complete() -> Iterator[list[CheckResult]]:
+        while drawn and drawn[0].left == 0:
+            batch = drawn.popleft()
+            yield [r for r in batch.results if r is not None]
 
     more = True
     while more or running:
         while more and len(running) < concurrency:
             more = start_next()
+        yield from complete()
         if not running:
             continue
-        wait = max(0.0, min(cutoff for _, cutoff in running.values()) - time.monotonic())
+        wait = max(0.0, min(cutoff for *_, cutoff in running.values()) - time.monotonic())
         try:
-            index, outcome, duration = finished.get(timeout=wait)
-            if index in running:
-                del running[index]
-                results[index] = _result(prepared[index], outcome, duration)
+            key, outcome, duration = finished.get(timeout=wait)
+            if key in running:
+                batch, job, _, _ = running.pop(key)
+                record(batch, job, _result(job, outcome, duration))
         except queue.Empty:
             pass
         now = time.monotonic()
-        for index, (started, cutoff) in list(running.items()):
+        for key, (batch, job, started, cutoff) in list(running.items()):
             if now >= cutoff:
-                del running[index]
-                job = prepared[index]
+                del running[key]
                 limit = f"{job.timeout:g}s"
                 outcome = Outcome.error(
                     f"timed out after {limit}", error=f"the check did not finish in {limit}"
                 )
-                results[index] = _result(job, outcome, now - started, timed_out=True)
-    return [r for r in results if r is not None]
+                record(batch, job, _result(job, outcome, now - started, timed_out=True))
+        yield from complete()
+    yield from complete()
 
 
 def store_context_factory(store: Any, clock: Any) -> Callable[[AlertSnapshot], CheckContext]:

@@ -13,7 +13,7 @@ primary key, multi-row INSERT ... RETURNING), not one round trip per alert and c
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -178,7 +178,7 @@ def _evaluate_due(
     summary: RunSummary,
     progress: Progress,
 ) -> None:
-    from datamantri_alerts.services.checking import AlertSnapshot, run_checks
+    from datamantri_alerts.services.checking import AlertSnapshot, run_check_batches
     from datamantri_alerts.services.checking import store_context_factory as contexts
 
     now = clock.now()
@@ -192,29 +192,35 @@ def _evaluate_due(
     else:
         where = due_condition(now, options.all)
         progress.on_total(count_due(store, now, options.all))
-    cursor = 0
-    make_context = contexts(store, clock)
-    while True:
-        now = clock.now()
-        with store.transaction() as session:
-            ids = claim(
-                session,
-                Alert,
-                where=[*where, Alert.id > cursor],
-                order_by=[Alert.id],
-                me=me,
-                now=now,
-                ttl=options.lease_ttl,
-                limit=options.batch_size,
-            )
-            if not ids:
-                break
-            alerts = list(session.scalars(select(Alert).where(Alert.id.in_(ids))))
-        cursor = max(ids)
-        alerts.sort(key=lambda a: a.id)
-        results = run_checks(
-            [AlertSnapshot.of(a) for a in alerts], make_context, concurrency=options.concurrency
-        )
+
+    def claimed_batches() -> Iterator[list[AlertSnapshot]]:
+        """Claim the next batch when the check runner has a free slot for it."""
+        cursor = 0
+        while True:
+            now = clock.now()
+            with store.transaction() as session:
+                ids = claim(
+                    session,
+                    Alert,
+                    where=[*where, Alert.id > cursor],
+                    order_by=[Alert.id],
+                    me=me,
+                    now=now,
+                    ttl=options.lease_ttl,
+                    limit=options.batch_size,
+                )
+                if not ids:
+                    return
+                alerts = list(session.scalars(select(Alert).where(Alert.id.in_(ids))))
+            cursor = max(ids)
+            alerts.sort(key=lambda a: a.id)
+            yield [AlertSnapshot.of(a) for a in alerts]
+
+    # One pool of check slots across batches: batch k+1 is claimed and started while the last
+    # checks of batch k finish, and batch k's results are written as soon as it is complete.
+    for results in run_check_batches(
+        claimed_batches(), contexts(store, clock), concurrency=options.concurrency
+    ):
         apply_results(store, clock.now(), me, options.host, results, summary)
         progress.on_checked(len(results))
     if options.ref is not None and not summary.results:
