@@ -90,6 +90,9 @@ class CheckContext:
     check_state: dict[str, Any] = field(default_factory=dict)
     #: `time.monotonic()` value by which the runner stops waiting for this check.
     deadline: float | None = None
+    #: Shared by the contexts of one evaluator run: what several checks read alike (a data
+    #: source row) is read from the store once per run, not once per alert.
+    run_cache: dict[Any, Any] = field(default_factory=dict)
 
 
 @runtime_checkable

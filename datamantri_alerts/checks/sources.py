@@ -63,16 +63,22 @@ class SourceError(CannotEvaluate):
 
 
 def load_datasource(ctx: CheckContext, datasource_id: str) -> SourceInfo:
-    """The data source from the store, read in a short session of its own."""
+    """The data source from the store, read in a short session of its own (once per run)."""
     from datamantri_alerts.store.models import DataSource
 
+    key = ("datasource", datasource_id)
+    cached = ctx.run_cache.get(key)
+    if cached is not None:
+        return cached  # type: ignore[no-any-return]
     with ctx.session_factory() as session:
         row = session.get(DataSource, datasource_id)
         if row is None:
             raise CannotEvaluate(f"data source {datasource_id!r} does not exist")
-        return SourceInfo(
+        source = SourceInfo(
             id=row.id, name=row.name, url=row.url, freshness=dict(row.freshness or {}) or None
         )
+    ctx.run_cache[key] = source
+    return source
 
 
 def resolve_source_url(source: SourceInfo) -> tuple[str, list[str]]:

@@ -296,6 +296,7 @@ def run_check_batches(
 
 def store_context_factory(store: Any, clock: Any) -> Callable[[AlertSnapshot], CheckContext]:
     """Contexts whose checks read the given store (job runs, data sources) and clock."""
+    run_cache: dict[Any, Any] = {}
 
     def make(alert: AlertSnapshot) -> CheckContext:
         return CheckContext(
@@ -304,6 +305,7 @@ def store_context_factory(store: Any, clock: Any) -> Callable[[AlertSnapshot], C
             alert_id=alert.id,
             alert_name=alert.name,
             check_state=dict(alert.check_state),
+            run_cache=run_cache,
         )
 
     return make
