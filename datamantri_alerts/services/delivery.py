@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -263,7 +263,11 @@ def deliver_pending(
     on_sent: Callable[[int], None] | None = None,
     lease_ttl: timedelta = LEASE_TTL,
 ) -> DeliveryTally:
-    """Send every pending notification that is due, batch by batch, until none is left."""
+    """Send every pending notification that is due, batch by batch, until none is left.
+
+    Batches are claimed ahead of need: the next is claimed while the senders still work on the
+    last rows of the previous one, so `concurrency` sends stay in flight across batches.
+    """
     from datamantri_alerts.channels.retry import RetryPolicy
 
     tally = DeliveryTally()
@@ -272,33 +276,43 @@ def deliver_pending(
     except Exception:
         attempts_per_run = RetryPolicy().attempts
     seen: set[int] = set()
-    with ThreadPoolExecutor(max_workers=max(1, concurrency), thread_name_prefix="send") as pool:
+    slots = max(1, concurrency)
+    with ThreadPoolExecutor(max_workers=slots, thread_name_prefix="send") as pool:
+        futures: dict[Future[DeliveryResult], Claimed] = {}
+        waiting: set[Future[DeliveryResult]] = set()
+        exhausted = False
         while True:
-            rows = [
-                r
-                for r in claim_pending(store, me, clock.now(), batch_size, lease_ttl)
-                if r.id not in seen
-            ]
-            if not rows:
+            # Claim the next batch as soon as no claimed row is left queued behind the busy
+            # senders, so the senders never idle at a batch boundary.
+            if not exhausted and len(waiting) <= slots:
+                rows = [
+                    r
+                    for r in claim_pending(store, me, clock.now(), batch_size, lease_ttl)
+                    if r.id not in seen
+                ]
+                exhausted = not rows
+                seen.update(r.id for r in rows)
+                for row in rows:
+                    future = pool.submit(send_one, row, environ=environ, policy=policy, sleep=sleep)
+                    futures[future] = row
+                    waiting.add(future)
+            if not waiting:
                 break
-            seen.update(r.id for r in rows)
-            futures = {
-                pool.submit(send_one, row, environ=environ, policy=policy, sleep=sleep): row
-                for row in rows
-            }
             # Record results as they come in (every RECORD_EVERY seconds at most), so a slow
             # or stalled send does not hold back the record of the ones already delivered:
             # a crash then repeats only the sends truly in flight.
-            waiting = set(futures)
-            while waiting:
-                done, waiting = wait(waiting, return_when=FIRST_COMPLETED)
-                deadline = time.monotonic() + RECORD_EVERY
-                while waiting and (left := deadline - time.monotonic()) > 0:
-                    more, waiting = wait(waiting, timeout=left, return_when=FIRST_COMPLETED)
-                    done |= more
-                finished = [futures[f] for f in done]
-                results = [f.result() for f in done]
-                record_results(store, me, finished, results, clock.now(), tally, attempts_per_run)
-                if on_sent is not None:
-                    on_sent(len(finished))
+            done, waiting = wait(waiting, return_when=FIRST_COMPLETED)
+            deadline = time.monotonic() + RECORD_EVERY
+            while (
+                waiting
+                and (exhausted or len(waiting) > slots)
+                and (left := deadline - time.monotonic()) > 0
+            ):
+                more, waiting = wait(waiting, timeout=left, return_when=FIRST_COMPLETED)
+                done |= more
+            finished = [futures.pop(f) for f in done]
+            results = [f.result() for f in done]
+            record_results(store, me, finished, results, clock.now(), tally, attempts_per_run)
+            if on_sent is not None:
+                on_sent(len(finished))
     return tally
