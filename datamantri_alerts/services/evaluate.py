@@ -446,10 +446,14 @@ def _finish_run(
                     message=redact_text(message)[:2000],
                 )
             )
-    except Exception:
+    except Exception as exc:
         if failure is None:
             raise
-        log.exception("could not record the end of evaluator run %s", run_id)
+        # The run already failed, usually because the store went away: its error is the one
+        # line the user sees. This one is for -v (one line) and -vv (the traceback).
+        reason = redact_text(f"{type(exc).__name__}: {exc}").splitlines()[0][:500]
+        log.info("could not record the end of evaluator run %s: %s", run_id, reason)
+        log.debug("recording the end of evaluator run %s failed", run_id, exc_info=True)
 
 
 __all__ = [
