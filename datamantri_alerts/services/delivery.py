@@ -16,6 +16,7 @@ import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -267,6 +268,8 @@ def deliver_pending(
 
     Batches are claimed ahead of need: the next is claimed while the senders still work on the
     last rows of the previous one, so `concurrency` sends stay in flight across batches.
+    Each channel has its own `concurrency` senders, so a channel whose service stalls (sends
+    held until their timeout) never holds up the other channels' sends.
     """
     from datamantri_alerts.channels.retry import RetryPolicy
 
@@ -277,7 +280,16 @@ def deliver_pending(
         attempts_per_run = RetryPolicy().attempts
     seen: set[int] = set()
     slots = max(1, concurrency)
-    with ThreadPoolExecutor(max_workers=slots, thread_name_prefix="send") as pool:
+    with ExitStack() as stack:
+        pools: dict[str, ThreadPoolExecutor] = {}
+
+        def pool_for(channel: str) -> ThreadPoolExecutor:
+            if channel not in pools:
+                pools[channel] = stack.enter_context(
+                    ThreadPoolExecutor(max_workers=slots, thread_name_prefix=f"send-{channel}")
+                )
+            return pools[channel]
+
         futures: dict[Future[DeliveryResult], Claimed] = {}
         waiting: set[Future[DeliveryResult]] = set()
         exhausted = False
@@ -293,7 +305,9 @@ def deliver_pending(
                 exhausted = not rows
                 seen.update(r.id for r in rows)
                 for row in rows:
-                    future = pool.submit(send_one, row, environ=environ, policy=policy, sleep=sleep)
+                    future = pool_for(row.channel).submit(
+                        send_one, row, environ=environ, policy=policy, sleep=sleep
+                    )
                     futures[future] = row
                     waiting.add(future)
             if not waiting:
