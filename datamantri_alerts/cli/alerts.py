@@ -155,16 +155,16 @@ def list_alerts(
     as_json: bool = JSON_OPTION,
 ) -> None:
     """List alerts."""
-    from datamantri_alerts.services.alerts import AlertFilter, alert_as_json
+    from datamantri_alerts.services.alerts import AlertFilter, alert_as_json, list_alert_rows
     from datamantri_alerts.services.alerts import list_alerts as query_alerts
 
     app = app_context(ctx)
     filters = AlertFilter(search, condition_type, active, state, channel)
     with app.store.session() as session:
-        alerts = query_alerts(session, filters)
         if as_json:
-            print_json([alert_as_json(a) for a in alerts])
+            print_json([alert_as_json(a) for a in query_alerts(session, filters)])
             return
+        alerts = list_alert_rows(session, filters)
         rows = [
             (
                 str(a.id),

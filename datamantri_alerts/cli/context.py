@@ -8,18 +8,21 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import typer
-from rich.console import Console
 
 from datamantri_alerts.clock import Clock, SystemClock
 from datamantri_alerts.settings import Settings
 
 if TYPE_CHECKING:
+    from rich.console import Console
+
     from datamantri_alerts.store.engine import Store
 
 
 def _console(stderr: bool = False) -> Console:
     """Rich console; when piped (cron logs, grep) lines are not wrapped at 80 columns."""
     import os
+
+    from rich.console import Console
 
     stream = sys.stderr if stderr else sys.stdout
     piped = not stream.isatty() and "COLUMNS" not in os.environ
@@ -30,9 +33,22 @@ def _console(stderr: bool = False) -> Console:
 class AppContext:
     settings: Settings
     clock: Clock = field(default_factory=SystemClock)
-    console: Console = field(default_factory=_console)
-    err: Console = field(default_factory=lambda: _console(stderr=True))
     _store: Store | None = None
+    # Built on first use: commands that print plain text (list, --json) never import rich.
+    _console: Console | None = None
+    _err: Console | None = None
+
+    @property
+    def console(self) -> Console:
+        if self._console is None:
+            self._console = _console()
+        return self._console
+
+    @property
+    def err(self) -> Console:
+        if self._err is None:
+            self._err = _console(stderr=True)
+        return self._err
 
     @property
     def store(self) -> Store:

@@ -3,18 +3,21 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import delete, func, or_, select
+from sqlalchemy import Select, delete, func, or_, select
 from sqlalchemy.orm import Session
 
 from datamantri_alerts.clock import Clock
 from datamantri_alerts.errors import InputError, NotFoundError
-from datamantri_alerts.schema import AlertDefinition, validate_alert
 from datamantri_alerts.secrets import REDACTED
-from datamantri_alerts.services.entities import check_references, known_ids
 from datamantri_alerts.services.masking import recipients_for_display, recipients_for_export
 from datamantri_alerts.store.models import Alert, AlertHistory, Notification
+
+if TYPE_CHECKING:
+    # Validation (pydantic) is imported where definitions are written, so `alerts list`
+    # does not pay for it.
+    from datamantri_alerts.schema import AlertDefinition
 
 DEFINITION_FIELDS = (
     "name",
@@ -68,6 +71,8 @@ def restore_redacted_recipients(
 
 
 def create_alert(session: Session, definition: AlertDefinition, clock: Clock) -> Alert:
+    from datamantri_alerts.services.entities import check_references, known_ids
+
     if session.scalars(select(Alert.id).where(Alert.name == definition.name)).first():
         raise InputError(f"an alert named {definition.name!r} already exists", field="name")
     definition = restore_redacted_recipients(definition, None)
@@ -90,6 +95,8 @@ def apply_definition(
     session: Session, alert: Alert, definition: AlertDefinition, clock: Clock
 ) -> bool:
     """Make alert match definition; returns whether anything changed."""
+    from datamantri_alerts.services.entities import check_references, known_ids
+
     definition = restore_redacted_recipients(definition, alert.recipients)
     if definition.name != alert.name:
         clash = session.scalars(
@@ -116,6 +123,8 @@ def update_alert(
     session: Session, alert: Alert, changes: dict[str, Any], clock: Clock
 ) -> AlertDefinition:
     """Replace the given fields of the stored definition, validate the whole, and save."""
+    from datamantri_alerts.schema import validate_alert
+
     merged = {**definition_of(alert), **changes}
     definition = validate_alert(merged)
     apply_definition(session, alert, definition, clock)
@@ -160,7 +169,39 @@ class AlertFilter:
 
 def list_alerts(session: Session, filters: AlertFilter | None = None) -> list[Alert]:
     filters = filters or AlertFilter()
-    query = select(Alert).order_by(Alert.id)
+    alerts = list(session.scalars(_filtered(select(Alert).order_by(Alert.id), filters)))
+    if filters.channel:
+        alerts = [a for a in alerts if filters.channel in (a.channels or [])]
+    return alerts
+
+
+#: The columns of the `alerts list` table.
+LISTING_COLUMNS = (
+    Alert.id,
+    Alert.name,
+    Alert.description,
+    Alert.condition_type,
+    Alert.channels,
+    Alert.is_active,
+    Alert.state,
+    Alert.last_triggered_at,
+    Alert.trigger_count,
+)
+
+
+def list_alert_rows(session: Session, filters: AlertFilter | None = None) -> list[Any]:
+    """The alerts `list_alerts` returns, as rows of `LISTING_COLUMNS` only.
+
+    For the table: no ORM objects and no recipients to decrypt, about a third of the cost.
+    """
+    filters = filters or AlertFilter()
+    rows = list(session.execute(_filtered(select(*LISTING_COLUMNS).order_by(Alert.id), filters)))
+    if filters.channel:
+        rows = [r for r in rows if filters.channel in (r.channels or [])]
+    return rows
+
+
+def _filtered(query: Select[Any], filters: AlertFilter) -> Select[Any]:
     if filters.search:
         pattern = f"%{filters.search.lower()}%"
         query = query.where(
@@ -172,10 +213,7 @@ def list_alerts(session: Session, filters: AlertFilter | None = None) -> list[Al
         query = query.where(Alert.is_active == filters.active)
     if filters.state:
         query = query.where(Alert.state == filters.state)
-    alerts = list(session.scalars(query))
-    if filters.channel:
-        alerts = [a for a in alerts if filters.channel in (a.channels or [])]
-    return alerts
+    return query
 
 
 def _iso(value: Any) -> Any:
