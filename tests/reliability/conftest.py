@@ -9,9 +9,9 @@ from collections.abc import Iterator
 import pytest
 from sqlalchemy import create_engine, text
 
-from tests.evaluator.conftest import flag_type, flags, plugin_dir, sink
+from tests.evaluator.conftest import flag_type, flags, plugin_dir, sink, smtp_starttls, tls_material
 
-__all__ = ["flag_type", "flags", "plugin_dir", "sink"]
+__all__ = ["flag_type", "flags", "plugin_dir", "sink", "smtp_starttls", "tls_material"]
 
 
 @pytest.fixture
