@@ -173,6 +173,9 @@ def one_run(
     os.kill(proc.pid, signal.SIGKILL)
     proc.communicate(timeout=10)
     assert proc.returncode == -signal.SIGKILL, f"run {n} ended before the kill ({point})"
+    # Requests the process had already written reach the sink's handlers a moment later; they
+    # were in flight at the kill too.
+    time.sleep(0.3)
 
     # Where did the kill land?
     alerts_held, notes_held = leased_to(store, ids, holder)
