@@ -1,4 +1,4 @@
-"""`alerts evaluate`: check due alerts. This module carries the `--dry-run` path."""
+"""`alerts evaluate`: the run cron makes every minute, and its `--dry-run` preview."""
 
 from __future__ import annotations
 
@@ -127,7 +127,7 @@ def _print_table(ctx: typer.Context, report: dict[str, Any]) -> None:
 
 
 # --------------------------------------------------------------------------- the real run
-# (issue 5: everything below is the evaluator; the dry run above writes nothing)
+# (everything below writes state, history and the outbox; the dry run above writes nothing)
 
 
 def run_and_report(
