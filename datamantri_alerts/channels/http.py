@@ -86,18 +86,8 @@ def post_json(
         response = requests.post(
             url, data=body, headers=send_headers, timeout=timeout, allow_redirects=False
         )
-    except requests.Timeout as exc:
-        raise DeliveryError(
-            f"no reply from {host} within the timeout ({exception_cause(exc, hidden)})",
-            retryable=True,
-            status="timeout",
-        ) from None
-    except requests.ConnectionError as exc:
-        raise DeliveryError(
-            f"could not connect to {host} ({exception_cause(exc, hidden)})",
-            retryable=True,
-            status="connection",
-        ) from None
+    except (requests.Timeout, requests.ConnectionError) as exc:
+        raise transport_error(exc, host, hidden) from None
     except requests.RequestException as exc:
         raise DeliveryError(
             f"request to {host} failed: {redact(f'{type(exc).__name__}: {exc}', hidden)}",
@@ -105,6 +95,25 @@ def post_json(
             status="request",
         ) from None
     return HttpReply(response.status_code, response.text, dict(response.headers))
+
+
+def transport_error(
+    exc: BaseException, peer: str, secrets: Iterable[str], *, wait: str = "the timeout"
+) -> DeliveryError:
+    """A timeout or connection error from requests as a retryable DeliveryError, redacted."""
+    import requests
+
+    if isinstance(exc, requests.Timeout):
+        return DeliveryError(
+            f"no reply from {peer} within {wait} ({exception_cause(exc, secrets)})",
+            retryable=True,
+            status="timeout",
+        )
+    return DeliveryError(
+        f"could not connect to {peer} ({exception_cause(exc, secrets)})",
+        retryable=True,
+        status="connection",
+    )
 
 
 def raise_for_reply(

@@ -91,7 +91,7 @@ class WhatsAppChannel(ChannelBase):
         import requests
         from twilio.base.exceptions import TwilioException, TwilioRestException
 
-        from datamantri_alerts.channels.http import exception_cause, redact
+        from datamantri_alerts.channels.http import redact, transport_error
         from datamantri_alerts.channels.recipients import RecipientError
         from datamantri_alerts.channels.twilio_client import make_client
 
@@ -111,19 +111,8 @@ class WhatsAppChannel(ChannelBase):
         except TwilioRestException as exc:
             headers = http_client.last_response.headers if http_client.last_response else {}
             raise classify_twilio_error(exc, headers or {}, secrets) from None
-        except requests.Timeout as exc:
-            raise DeliveryError(
-                f"no reply from Twilio within {config.timeout:g} s "
-                f"({exception_cause(exc, secrets)})",
-                retryable=True,
-                status="timeout",
-            ) from None
-        except requests.ConnectionError as exc:
-            raise DeliveryError(
-                f"could not connect to Twilio ({exception_cause(exc, secrets)})",
-                retryable=True,
-                status="connection",
-            ) from None
+        except (requests.Timeout, requests.ConnectionError) as exc:
+            raise transport_error(exc, "Twilio", secrets, wait=f"{config.timeout:g} s") from None
         except (TwilioException, requests.RequestException) as exc:
             raise DeliveryError(
                 redact(f"Twilio client error: {type(exc).__name__}: {exc}", secrets),
