@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -179,55 +180,51 @@ def resolve_episode(session: Session, episode: AlertHistory, note: str, now: dat
     return was_open
 
 
+def _delete_in_batches(
+    session_factory: Any,
+    model: Any,
+    where: Sequence[Any],
+    batch: int,
+    dependents: Sequence[Any] = (),
+) -> tuple[int, int]:
+    """Delete rows of model matching where, `batch` per transaction (ids first, so memory and
+    lock time stay bounded). Each dependent column (e.g. Notification.history_id) has its rows
+    deleted first. Returns (rows deleted, dependent rows deleted)."""
+    deleted = dependent_deleted = 0
+    while True:
+        with session_factory() as session:
+            ids = list(
+                session.scalars(select(model.id).where(*where).order_by(model.id).limit(batch))
+            )
+            if not ids:
+                return deleted, dependent_deleted
+            for column in dependents:
+                result = session.execute(
+                    delete(column.class_)
+                    .where(column.in_(ids))
+                    .execution_options(synchronize_session=False)
+                )
+                dependent_deleted += result.rowcount or 0
+            result = session.execute(
+                delete(model).where(model.id.in_(ids)).execution_options(synchronize_session=False)
+            )
+            deleted += result.rowcount or 0
+
+
 def prune(session_factory: Any, cutoff: datetime, batch: int = PRUNE_BATCH) -> dict[str, int]:
     """Delete closed episodes triggered before cutoff (with their outbox rows) and old run
     records, a batch per transaction so memory and lock time stay bounded."""
-    removed = {"episodes": 0, "notifications": 0, "evaluator_runs": 0}
-    while True:
-        with session_factory() as session:
-            ids = list(
-                session.scalars(
-                    select(AlertHistory.id)
-                    .where(
-                        AlertHistory.triggered_at < cutoff, AlertHistory.resolved_at.is_not(None)
-                    )
-                    .order_by(AlertHistory.id)
-                    .limit(batch)
-                )
-            )
-            if not ids:
-                break
-            result = session.execute(
-                delete(Notification)
-                .where(Notification.history_id.in_(ids))
-                .execution_options(synchronize_session=False)
-            )
-            removed["notifications"] += result.rowcount or 0
-            result = session.execute(
-                delete(AlertHistory)
-                .where(AlertHistory.id.in_(ids))
-                .execution_options(synchronize_session=False)
-            )
-            removed["episodes"] += result.rowcount or 0
-    while True:
-        with session_factory() as session:
-            ids = list(
-                session.scalars(
-                    select(EvaluatorRun.id)
-                    .where(EvaluatorRun.started_at < cutoff)
-                    .order_by(EvaluatorRun.id)
-                    .limit(batch)
-                )
-            )
-            if not ids:
-                break
-            result = session.execute(
-                delete(EvaluatorRun)
-                .where(EvaluatorRun.id.in_(ids))
-                .execution_options(synchronize_session=False)
-            )
-            removed["evaluator_runs"] += result.rowcount or 0
-    return removed
+    episodes, notifications = _delete_in_batches(
+        session_factory,
+        AlertHistory,
+        [AlertHistory.triggered_at < cutoff, AlertHistory.resolved_at.is_not(None)],
+        batch,
+        dependents=[Notification.history_id],
+    )
+    runs, _ = _delete_in_batches(
+        session_factory, EvaluatorRun, [EvaluatorRun.started_at < cutoff], batch
+    )
+    return {"episodes": episodes, "notifications": notifications, "evaluator_runs": runs}
 
 
 def triggers_per_day(
