@@ -98,7 +98,7 @@ class QuerySlowCheck:
         }
         with open_source(source, min(bound, 30.0), query_bound=bound) as conn:
             try:
-                result = conn.execute(config.query or "", bound=bound, max_rows=0)
+                result = conn.execute(config.query or "", bound=bound, keep_rows=False)
             except SourceError as exc:
                 if not exc.cancelled:
                     raise

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from datamantri_alerts.checks.base import CannotEvaluate, CheckContext
+from datamantri_alerts.checks.readonly import NOT_A_QUERY_REASON, refusal_reason
 from datamantri_alerts.checks.values import truncate
 from datamantri_alerts.errors import RuntimeFailure
 from datamantri_alerts.secrets import redact_text, resolve_env
@@ -30,6 +31,12 @@ if TYPE_CHECKING:
 
 #: Seconds the outside watchdog waits beyond a server-side bound before cancelling itself.
 WATCHDOG_GRACE_SECONDS = 1.0
+
+#: Rows a statement keeps unless its caller says otherwise (sla_breach reads one).
+DEFAULT_MAX_ROWS = 1000
+
+#: Rows fetched from a server-side cursor per round trip.
+FETCH_BATCH_ROWS = 1000
 
 # Driver error codes that mean "the statement was cancelled", not "the statement is wrong".
 _MYSQL_CANCELLED = {1317, 1969, 3024}  # interrupted, max_statement_time, max_execution_time
@@ -114,7 +121,9 @@ def describe_error(exc: BaseException, secrets: Sequence[str] = ()) -> str:
     inner: BaseException = exc
     if isinstance(exc, DBAPIError) and exc.orig is not None:
         inner = exc.orig
-    text = str(inner).strip()
+    # psycopg's primary message, without the LINE/caret lines quoting our DECLARE wrapper.
+    primary = getattr(getattr(inner, "diag", None), "message_primary", None)
+    text = str(primary or inner).strip()
     if not text:
         text = type(inner).__name__
     elif isinstance(inner, TimeoutError | OSError) and type(inner).__name__ not in text:
@@ -125,33 +134,22 @@ def describe_error(exc: BaseException, secrets: Sequence[str] = ()) -> str:
 # --------------------------------------------------------------------------- databases
 
 
-def _sqlite_url(url: Any) -> Any:
-    """Open an existing SQLite file only: a check must not create an empty database."""
-    database = url.database or ""
-    if not database or database == ":memory:" or database.startswith("file:"):
-        return url
-    query = dict(url.query)
-    query.update({"mode": "rw", "uri": "true"})
-    return url.set(database=f"file:{database}", query=query)
-
-
 def make_source_engine(url: str, timeout: float, query_bound: float | None = None) -> Engine:
-    """An engine without pooling whose connections give up after `timeout` seconds.
+    """An engine without pooling whose connections are read-only (see `checks.readonly`) and
+    give up after `timeout` seconds.
 
     `query_bound`: the longest statement that will be run; socket reads wait a little longer
     than that, so the server's own cancellation arrives before the client gives up.
     """
-    from sqlalchemy import create_engine
     from sqlalchemy.engine import make_url
-    from sqlalchemy.pool import NullPool
 
+    from datamantri_alerts.checks.readonly import read_only_engine
     from datamantri_alerts.store.engine import normalize_url
 
     parsed = make_url(normalize_url(url))
     backend = parsed.get_backend_name()
     connect_args: dict[str, Any] = {}
     if backend == "sqlite":
-        parsed = _sqlite_url(parsed)
         connect_args = {"timeout": timeout, "check_same_thread": False}
     elif backend == "postgresql" and parsed.get_driver_name() == "psycopg":
         seconds = max(2, math.ceil(timeout))  # libpq's minimum is 2 s
@@ -172,7 +170,7 @@ def make_source_engine(url: str, timeout: float, query_bound: float | None = Non
             "read_timeout": read + (WATCHDOG_GRACE_SECONDS * 2 if query_bound else 0.0),
             "write_timeout": timeout,
         }
-    return create_engine(parsed, poolclass=NullPool, connect_args=connect_args)
+    return read_only_engine(parsed, connect_args)
 
 
 @dataclass
@@ -238,12 +236,19 @@ class SourceConnection:
         statement: str | Executable,
         *,
         bound: float | None = None,
-        max_rows: int | None = None,
+        max_rows: int = DEFAULT_MAX_ROWS,
+        keep_rows: bool = True,
         params: dict[str, Any] | None = None,
     ) -> QueryResult:
-        """Run one statement; with `bound`, it is cancelled once it runs that long.
+        """Run one statement in the read-only session; with `bound`, it is cancelled once it
+        runs that long.
 
-        Raises SourceError (cancelled=True when the bound cut it off).
+        Rows are streamed (server-side cursor on PostgreSQL and MySQL/MariaDB, SQLite steps
+        lazily): at most `max_rows` are kept and one more is read to know whether there were
+        more (`truncated`); the rest is never fetched. `keep_rows=False` reads the result to
+        its end instead, keeping none (a probe timing the whole query), in batches, so memory
+        stays bounded either way. Raises SourceError (cancelled=True when the bound cut it off;
+        a write or a second statement is refused with the reason).
         """
         from sqlalchemy import text
 
@@ -267,28 +272,21 @@ class SourceConnection:
                 watchdog.daemon = True
                 watchdog.start()
                 started = time.monotonic()
-            result = self.connection.execute(stmt, params or {})
-            columns: list[str] = []
-            rows: list[tuple[Any, ...]] = []
-            truncated = False
-            if result.returns_rows:
-                columns = list(result.keys())
-                if max_rows is None:
-                    rows = [tuple(r) for r in result.fetchall()]
-                else:
-                    rows = [tuple(r) for r in result.fetchmany(max_rows + 1)]
-                    truncated = len(rows) > max_rows
-                    rows = rows[:max_rows]
-                result.close()
+            columns, rows, truncated = self._fetch(stmt, params or {}, max_rows, keep_rows)
             duration = time.monotonic() - started
+        except SourceError:
+            raise
         except Exception as exc:
             duration = time.monotonic() - started
             cancelled = fired.is_set() or _is_cancellation(exc)
             message = describe_error(exc, self.secrets)
+            reason = None if cancelled else refusal_reason(exc)
+            if reason is not None:
+                summary = f"query on {self.source.label} refused: {reason} ({message})"
+            else:
+                summary = f"query on {self.source.label} failed: {message}"
             raise SourceError(
-                f"query on {self.source.label} failed: {message}",
-                cancelled=cancelled,
-                duration_seconds=round(duration, 3),
+                summary, cancelled=cancelled, duration_seconds=round(duration, 3)
             ) from None
         finally:
             if watchdog is not None:
@@ -301,6 +299,51 @@ class SourceConnection:
                 duration_seconds=round(duration, 3),
             )
         return QueryResult(columns=columns, rows=rows, truncated=truncated, duration=duration)
+
+    def _fetch(
+        self, stmt: Executable, params: dict[str, Any], max_rows: int, keep_rows: bool
+    ) -> tuple[list[str], list[tuple[Any, ...]], bool]:
+        """Execute with a streaming cursor; (columns, first max_rows rows, more rows exist)."""
+        batch = max(1, min(max_rows + 1, FETCH_BATCH_ROWS) if keep_rows else FETCH_BATCH_ROWS)
+        result = self.connection.execute(
+            stmt, params, execution_options={"stream_results": True, "max_row_buffer": batch}
+        )
+        if not result.returns_rows:
+            # MySQL runs COMMIT, SET, DO or LOCK TABLES without a result set; the check
+            # could not have meant that (the session stays read-only whatever they did).
+            result.close()
+            raise SourceError(
+                f"query on {self.source.label} refused: {NOT_A_QUERY_REASON} "
+                "(the statement returned no result set)"
+            )
+        columns = list(result.keys())
+        rows: list[tuple[Any, ...]] = []
+        if not keep_rows:
+            while result.fetchmany(batch):
+                pass
+            result.close()
+            return columns, rows, False
+        rows = [tuple(r) for r in result.fetchmany(max_rows + 1)]
+        truncated = len(rows) > max_rows
+        if truncated:
+            self._abandon_result(result)
+        result.close()
+        return columns, rows[:max_rows], truncated
+
+    def _abandon_result(self, result: Any) -> None:
+        """Stop a result that has more rows than we want, without reading them.
+
+        PostgreSQL and SQLite close their cursor at once (`CLOSE`, statement reset). A MySQL
+        streaming cursor would read the rest of the result on close (the protocol has no way
+        to stop the server sending), so the connection is closed instead: the server's next
+        write fails and it abandons the statement. The connection is not used again.
+        """
+        if self.dialect != "mysql":
+            return
+        dbapi_cursor = result.cursor
+        # PyMySQL: a cursor without a connection closes without draining.
+        dbapi_cursor.connection = None
+        self.connection.invalidate()
 
 
 def _is_cancellation(exc: BaseException) -> bool:
