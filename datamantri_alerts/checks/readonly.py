@@ -109,14 +109,14 @@ def read_only_engine(url: URL, connect_args: dict[str, Any]) -> Engine:
     if backend == "sqlite":
         url = _sqlite_read_only_url(url)
     elif backend == "postgresql":
-        url, args["options"] = _pg_options(url)
+        url = _pg_read_only_url(url)
     elif backend in ("mysql", "mariadb"):
         if "init_command" in url.query or "init_command" in args:
             raise SourceSetupError(
                 "init_command in a data source URL is not allowed: checks open read-only "
                 "sessions and run only their own statements"
             )
-        flag = int(str(url.query.get("client_flag", 0)) or 0)
+        flag = int(str(url.query.get("client_flag", args.get("client_flag", 0))) or 0)
         url = url.difference_update_query(["client_flag"])
         args["client_flag"] = flag & ~_MYSQL_MULTI_STATEMENTS
     engine = create_engine(url, poolclass=NullPool, connect_args=args)
@@ -139,13 +139,12 @@ def _sqlite_read_only_url(url: URL) -> URL:
     return url.set(database=database, query=query)
 
 
-def _pg_options(url: URL) -> tuple[URL, str]:
-    """The URL without `options`, and the URL's options followed by ours (the last -c wins)."""
+def _pg_read_only_url(url: URL) -> URL:
+    """The URL with our startup settings after its own `options` (the last -c wins)."""
     given = url.query.get("options", "")
     if isinstance(given, tuple):
         given = " ".join(given)
-    options = f"{given} {_PG_OPTIONS}".strip()
-    return url.difference_update_query(["options"]), options
+    return url.update_query_dict({"options": f"{given} {_PG_OPTIONS}".strip()})
 
 
 def _sqlite_authorize(action: int, *_: Any) -> int:

@@ -341,7 +341,11 @@ class SourceConnection:
         if self.dialect != "mysql":
             return
         dbapi_cursor = result.cursor
-        # PyMySQL: a cursor without a connection closes without draining.
+        # PyMySQL drains an unbuffered result when its cursor or the result object is
+        # closed or collected; marking it finished and detaching the cursor stops that.
+        unbuffered = getattr(dbapi_cursor, "_result", None)
+        if unbuffered is not None:
+            unbuffered.unbuffered_active = False
         dbapi_cursor.connection = None
         self.connection.invalidate()
 
