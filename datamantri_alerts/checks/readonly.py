@@ -73,7 +73,7 @@ _SQLITE_ALLOWED = {
 _PG_READ_ONLY = "25006"  # read_only_sql_transaction
 _PG_SYNTAX_ERROR = "42601"
 _MYSQL_READ_ONLY = {1792, 1290}  # read-only transaction, --read-only server
-_SQLITE_READ_ONLY_TEXT = ("readonly database", "not authorized")
+_SQLITE_READ_ONLY_TEXT = ("readonly database", "not authorized", "authorization denied")
 _MYSQL_SYNTAX_ERROR = 1064
 _QUERY_KEYWORDS = {"SELECT", "WITH", "VALUES", "TABLE"}
 # Whitespace, comments and opening parentheses before a statement's first keyword.

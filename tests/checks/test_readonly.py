@@ -1,0 +1,298 @@
+"""Checks open data sources read-only, one statement per execute, in UTC, and stream results.
+
+Every example runs through the real runner against a real SQLite file, the PostgreSQL server
+and the MariaDB server on 127.0.0.1; the data source is inspected afterwards with a separate
+(read-write) engine.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, inspect, text
+
+from tests.checks import servers
+from tests.checks.conftest import Harness
+from tests.conftest import MARIADB_URL, require_service
+
+DIALECTS = [
+    "sqlite",
+    pytest.param("postgres", marks=pytest.mark.postgres),
+    pytest.param("mariadb", marks=pytest.mark.mariadb),
+]
+
+READ_ONLY = "the data source is opened read-only"
+ONE_STATEMENT = "a check runs exactly one statement"
+ONE_QUERY = "a check runs one read-only query that returns rows"
+
+
+@pytest.fixture(params=DIALECTS)
+def warehouse(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A fresh data source per test holding table `u` with one row."""
+    kind = request.param
+    if kind == "sqlite":
+        url = f"sqlite:///{tmp_path / 'w.db'}"
+        yield from _seeded(url)
+    elif kind == "postgres":
+        yield from _seeded(request.getfixturevalue("pg_url"))
+    else:
+        require_service("MariaDB", "127.0.0.1", 3306)
+        with servers.mariadb_scratch_database(MARIADB_URL) as url:
+            yield from _seeded(url)
+
+
+def _seeded(url: str) -> Iterator[str]:
+    engine = create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(text("CREATE TABLE u (id INTEGER)"))
+        conn.execute(text("INSERT INTO u VALUES (1)"))
+    engine.dispose()
+    yield url
+
+
+def _state(url: str) -> tuple[set[str], int]:
+    engine = create_engine(url)
+    try:
+        with engine.connect() as conn:
+            tables = set(inspect(conn).get_table_names())
+            count = conn.execute(text("SELECT count(*) FROM u")).scalar() if "u" in tables else -1
+    finally:
+        engine.dispose()
+    return tables, int(count or 0)
+
+
+def _sql(harness: Harness, query: str, **extra: object) -> object:
+    return harness.run("sql", {"datasource_id": "wh", "query": query, **extra})
+
+
+def test_drop_table_is_refused_and_the_table_stays(harness: Harness, warehouse: str) -> None:
+    harness.add_datasource("wh", warehouse)
+    result = _sql(harness, "drop table u")
+    assert result.outcome == "error"
+    # PostgreSQL can only declare a cursor for a query; the others refuse the write itself.
+    reason = ONE_QUERY if "postgresql" in warehouse else READ_ONLY
+    assert reason in result.summary, result.summary
+    assert _state(warehouse) == ({"u"}, 1)
+
+
+@pytest.mark.parametrize(
+    "query", ["select 1; drop table u", "select 1 ; delete from u", "SELECT 1;DROP TABLE u;"]
+)
+def test_a_second_statement_is_refused(harness: Harness, warehouse: str, query: str) -> None:
+    harness.add_datasource("wh", warehouse)
+    result = _sql(harness, query)
+    assert result.outcome == "error"
+    assert ONE_STATEMENT in result.summary, result.summary
+    assert _state(warehouse) == ({"u"}, 1)
+
+
+@pytest.mark.parametrize(
+    "query",
+    ["insert into u values (2)", "update u set id = 7", "delete from u", "create table v (x int)"],
+)
+def test_writes_are_refused_with_the_reason(harness: Harness, warehouse: str, query: str) -> None:
+    harness.add_datasource("wh", warehouse)
+    result = _sql(harness, query)
+    assert result.outcome == "error"
+    assert READ_ONLY in result.summary or ONE_QUERY in result.summary, result.summary
+    assert _state(warehouse) == ({"u"}, 1)
+
+
+def test_reads_still_work_and_fire(harness: Harness, warehouse: str) -> None:
+    harness.add_datasource("wh", warehouse)
+    result = _sql(harness, "select id from u")
+    assert result.outcome == "firing", result.summary
+    assert result.details["rows"] == [{"id": 1}]
+
+
+def test_a_statement_without_rows_is_refused(harness: Harness, warehouse: str) -> None:
+    """MySQL runs COMMIT or SET without a result set: no check could mean that."""
+    harness.add_datasource("wh", warehouse)
+    for query in ("commit", "set session transaction read write"):
+        result = _sql(harness, query)
+        assert result.outcome == "error", (query, result.summary)
+    # The session setting did not carry over into a later check.
+    assert _sql(harness, "insert into u values (3)").outcome == "error"
+    assert _state(warehouse) == ({"u"}, 1)
+
+
+def test_every_check_path_is_read_only(harness: Harness, warehouse: str) -> None:
+    """query_slow's probe and job-runs `sql` go through the same session setup."""
+    harness.add_datasource("wh", warehouse)
+    harness.add_job(
+        "pipeline", "etl", {"source": "sql", "datasource_id": "wh", "query": "delete from u"}
+    )
+    probe, runs = harness.run_many(
+        [
+            (
+                "query_slow",
+                {"datasource_id": "wh", "threshold_seconds": 5, "query": "drop table u"},
+            ),
+            ("pipeline_failure", {"pipeline_id": "etl"}),
+        ]
+    )
+    assert probe.outcome == "error" and runs.outcome == "error", (probe.summary, runs.summary)
+    assert "refused" in probe.summary and "refused" in runs.summary
+    assert _state(warehouse) == ({"u"}, 1)
+
+
+def test_a_refused_sqlite_write_creates_no_file(harness: Harness, tmp_path: Path) -> None:
+    """ATTACH and VACUUM INTO would write files even on a read-only connection."""
+    url = f"sqlite:///{tmp_path / 'w.db'}"
+    list(_seeded(url))
+    harness.add_datasource("wh", url)
+    before = sorted(p.name for p in tmp_path.iterdir())
+    for query in (
+        f"attach '{tmp_path / 'evil.db'}' as evil",
+        f"vacuum into '{tmp_path / 'copy.db'}'",
+        "pragma query_only = 0",
+        "create temp table t (x)",
+        "begin immediate",
+    ):
+        result = _sql(harness, query)
+        assert result.outcome == "error", (query, result.summary)
+        assert READ_ONLY in result.summary, result.summary
+    after = {p.name for p in tmp_path.iterdir()} - {"w.db-wal", "w.db-shm"}
+    assert sorted(after) == before
+    assert _state(url) == ({"u"}, 1)
+
+
+@pytest.mark.postgres
+def test_postgres_sequences_cannot_move(harness: Harness, pg_url: str) -> None:
+    engine = create_engine(pg_url)
+    with engine.begin() as conn:
+        conn.execute(text("CREATE SEQUENCE s"))
+    harness.add_datasource("wh", pg_url)
+    for query in ("select nextval('s')", "select setval('s', 100)"):
+        result = _sql(harness, query)
+        assert result.outcome == "error", result.summary
+        assert READ_ONLY in result.summary, result.summary
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT last_value, is_called FROM s")).one() == (1, False)
+    engine.dispose()
+
+
+@pytest.mark.postgres
+def test_postgres_session_is_utc_and_read_only_even_against_the_url(
+    harness: Harness, pg_url: str
+) -> None:
+    """The URL's own options (search_path, and here contrary settings) come before ours."""
+    url = pg_url + "+-c+TimeZone%3DAsia/Kolkata+-c+default_transaction_read_only%3Doff"
+    engine = create_engine(pg_url)
+    with engine.begin() as conn:
+        conn.execute(text("CREATE TABLE stamps (at TIMESTAMPTZ)"))
+        conn.execute(text("INSERT INTO stamps VALUES ('2026-03-01 12:00:00+05:30')"))
+    engine.dispose()
+    harness.add_datasource("wh", url)
+    result = _sql(
+        harness,
+        "select current_setting('TimeZone') as tz, "
+        "current_setting('transaction_read_only') as ro, at, at::text as shown from stamps",
+    )
+    assert result.outcome == "firing", result.summary
+    [row] = result.details["rows"]
+    assert (row["tz"], row["ro"]) == ("UTC", "on")
+    assert row["shown"] == "2026-03-01 06:30:00+00"
+    assert datetime.fromisoformat(row["at"]) == datetime(2026, 3, 1, 6, 30, tzinfo=UTC)
+
+
+@pytest.mark.mariadb
+def test_mariadb_session_is_utc_and_read_only(harness: Harness, mariadb_database: str) -> None:
+    engine = create_engine(mariadb_database)
+    with engine.begin() as conn:
+        conn.execute(text("SET time_zone = '+05:30'"))
+        conn.execute(text("CREATE TABLE IF NOT EXISTS stamps_ro (at TIMESTAMP NULL)"))
+        conn.execute(text("DELETE FROM stamps_ro"))
+        conn.execute(text("INSERT INTO stamps_ro VALUES ('2026-03-01 12:00:00')"))
+    engine.dispose()
+    harness.add_datasource("wh", mariadb_database)
+    result = _sql(
+        harness, "select @@session.time_zone as tz, @@session.tx_read_only as ro, at from stamps_ro"
+    )
+    assert result.outcome == "firing", result.summary
+    [row] = result.details["rows"]
+    assert (row["tz"], row["ro"]) == ("+00:00", 1)
+    # Stored at 12:00 +05:30, read back in UTC.
+    assert str(row["at"]).startswith("2026-03-01T06:30:00") or str(row["at"]).startswith(
+        "2026-03-01 06:30:00"
+    )
+
+
+@pytest.mark.mariadb
+def test_mariadb_url_cannot_turn_on_multi_statements(harness: Harness) -> None:
+    require_service("MariaDB", "127.0.0.1", 3306)
+    with servers.mariadb_scratch_database(MARIADB_URL) as url:
+        warehouse = next(_seeded(url))
+        _url_settings_are_overridden(harness, warehouse)
+
+
+def _url_settings_are_overridden(harness: Harness, warehouse: str) -> None:
+    harness.add_datasource("multi", warehouse + "?client_flag=65536")
+    result = harness.run("sql", {"datasource_id": "multi", "query": "select 1; drop table u"})
+    assert result.outcome == "error" and ONE_STATEMENT in result.summary, result.summary
+    harness.add_datasource("init", warehouse + "?init_command=drop+table+u")
+    result = harness.run("sql", {"datasource_id": "init", "query": "select 1"})
+    assert result.outcome == "error" and "init_command" in result.summary, result.summary
+    assert _state(warehouse) == ({"u"}, 1)
+
+
+def test_a_driver_that_cannot_be_made_read_only_is_refused(harness: Harness) -> None:
+    harness.add_datasource("other", "oracle+oracledb://scott@127.0.0.1:1/x")
+    result = harness.run("sql", {"datasource_id": "other", "query": "select 1 from dual"})
+    assert result.outcome == "error"
+    assert "cannot be opened read-only" in result.summary, result.summary
+
+
+# --------------------------------------------------------------------------- bounded memory
+
+#: A million rows, of which any row past the 100th fails when it is computed: a check that
+#: fetched more than max_rows + 1 would end in an error instead of firing.
+MILLION = {
+    "sqlite": (
+        "with recursive c(n) as (select 1 union all select n + 1 from c where n < 1000000) "
+        "select n, case when n > 100 then abs(-9223372036854775807 - 1) else n end as v from c"
+    ),
+    "postgresql": (
+        "select n, case when n > 100 then 1 / (n - n) else n end as v "
+        "from generate_series(1, 1000000) as n"
+    ),
+    "mysql": (
+        "select seq as n, case when seq > 100 then (select 1 union select 2) else seq end as v "
+        "from seq_1_to_1000000"
+    ),
+}
+
+
+def test_only_max_rows_plus_one_are_fetched(
+    harness: Harness, warehouse: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    harness.add_datasource("wh", warehouse)
+    dialect = warehouse.split(":", 1)[0].split("+", 1)[0]
+    caplog.set_level(logging.WARNING)
+    result = _sql(harness, MILLION[dialect], max_rows=20)
+    assert result.outcome == "firing", result.summary
+    assert result.summary.endswith("returned 20+ rows")
+    assert result.details["truncated"] is True
+    assert [row["n"] for row in result.details["rows"]] == list(range(1, 21))
+    # Closing the cut-off result (MariaDB: the connection) logs nothing.
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == []
+    # The rows past 100 do fail when read: the query itself is what the check cut off.
+    assert _sql(harness, MILLION[dialect], max_rows=200).outcome == "error"
+
+
+def test_a_probe_reads_to_the_end_and_keeps_nothing(harness: Harness, warehouse: str) -> None:
+    """query_slow's probe times the whole query (all rows read, in batches, none kept)."""
+    harness.add_datasource("wh", warehouse)
+    dialect = warehouse.split(":", 1)[0].split("+", 1)[0]
+    result = harness.run(
+        "query_slow", {"datasource_id": "wh", "threshold_seconds": 60, "query": MILLION[dialect]}
+    )
+    assert result.outcome == "error", result.summary  # row 101 was computed and failed
+    quick = harness.run(
+        "query_slow", {"datasource_id": "wh", "threshold_seconds": 60, "query": "select id from u"}
+    )
+    assert quick.outcome == "ok", quick.summary
