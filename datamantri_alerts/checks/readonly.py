@@ -72,6 +72,12 @@ _SQLITE_ALLOWED = {
 # Driver error codes meaning "refused because read-only" / "more than one statement".
 _PG_READ_ONLY = "25006"  # read_only_sql_transaction
 _PG_SYNTAX_ERROR = "42601"
+# PostgreSQL refusals of writes hidden in a query (their sqlstates are generic ones).
+_PG_WRITE_TEXT = (
+    "data-modifying statements",  # WITH x AS (DELETE ...) SELECT under DECLARE
+    "select ... into is not allowed",  # SELECT INTO creates a table
+    "read-write mode must be set before any query",  # set_config('transaction_read_only')
+)
 _MYSQL_READ_ONLY = {1792, 1290}  # read-only transaction, --read-only server
 _SQLITE_READ_ONLY_TEXT = ("readonly database", "not authorized", "authorization denied")
 _MYSQL_SYNTAX_ERROR = 1064
@@ -185,7 +191,7 @@ def refusal_reason(exc: BaseException) -> str | None:
     if any(marker in text for marker in _MULTI_STATEMENT_TEXT):
         return ONE_STATEMENT_REASON
     sqlstate = getattr(orig, "sqlstate", None)
-    if sqlstate == _PG_READ_ONLY:
+    if sqlstate == _PG_READ_ONLY or any(marker in text for marker in _PG_WRITE_TEXT):
         return READ_ONLY_REASON
     if sqlstate == _PG_SYNTAX_ERROR and first_keyword(statement) not in _QUERY_KEYWORDS:
         # Only a query can be declared as a cursor: anything else is refused by the parser.
