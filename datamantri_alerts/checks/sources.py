@@ -5,7 +5,10 @@ and socket timeouts per driver, so a dead or black-holed server costs at most th
 timeout. Queries can be bounded: the server is told to cancel the statement (PostgreSQL
 `statement_timeout`, MariaDB `max_statement_time`, MySQL `max_execution_time`) and a watchdog
 cancels it from outside if the server did not, so no probe is ever left running.
-Error text leaving this module has the URL's password and every URL masked.
+Every connection is read-only and in UTC (`checks.readonly` sets it up, for every check), and
+results are streamed: at most `max_rows` + 1 rows are ever fetched, so memory stays bounded
+whatever a query returns. Error text leaving this module has the URL's password and every URL
+masked.
 """
 
 from __future__ import annotations
