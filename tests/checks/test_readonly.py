@@ -11,6 +11,7 @@ import logging
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import create_engine, inspect, text
@@ -217,9 +218,7 @@ def test_mariadb_session_is_utc_and_read_only(harness: Harness, mariadb_database
     [row] = result.details["rows"]
     assert (row["tz"], row["ro"]) == ("+00:00", 1)
     # Stored at 12:00 +05:30, read back in UTC.
-    assert str(row["at"]).startswith("2026-03-01T06:30:00") or str(row["at"]).startswith(
-        "2026-03-01 06:30:00"
-    )
+    assert row["at"] == "2026-03-01T06:30:00"
 
 
 @pytest.mark.mariadb
@@ -296,3 +295,62 @@ def test_a_probe_reads_to_the_end_and_keeps_nothing(harness: Harness, warehouse:
         "query_slow", {"datasource_id": "wh", "threshold_seconds": 60, "query": "select id from u"}
     )
     assert quick.outcome == "ok", quick.summary
+
+
+def _session_is_read_only(conn: Any) -> bool:
+    """Asked on the check's own connection, before its statement runs."""
+    dialect = conn.dialect.name
+    if dialect == "postgresql":
+        return conn.exec_driver_sql("SHOW transaction_read_only").scalar() == "on"
+    if dialect == "mysql":
+        return conn.exec_driver_sql("SELECT @@session.tx_read_only").scalar() == 1
+    try:
+        conn.exec_driver_sql("CREATE TEMP TABLE probe_write (x)")
+    except Exception:
+        return True
+    return False
+
+
+def test_every_check_type_connects_read_only(harness: Harness, warehouse: str) -> None:
+    """datasource_failure's SELECT 1, sla_breach's freshness read, sql, query_slow and job-runs
+    `sql`: every connection a check opens on the data source is read-only from its start."""
+    from sqlalchemy import Engine, event
+
+    fresh = datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S")
+    engine = create_engine(warehouse)
+    with engine.begin() as conn:
+        conn.execute(text("CREATE TABLE runs (status VARCHAR(20), started_at VARCHAR(30))"))
+        conn.execute(text(f"INSERT INTO runs VALUES ('success', '{fresh}')"))
+    engine.dispose()
+    harness.add_datasource("wh", warehouse, freshness={"table": "runs", "column": "started_at"})
+    harness.add_job(
+        "pipeline",
+        "etl",
+        {
+            "source": "sql",
+            "datasource_id": "wh",
+            "query": "select status, started_at, started_at as finished_at from runs",
+        },
+    )
+    seen: list[bool] = []
+
+    def check_session(conn: Any) -> None:
+        if conn.engine.url.database and "runs" in inspect(conn).get_table_names():
+            seen.append(_session_is_read_only(conn))
+
+    alerts: list[tuple[str, dict[str, Any]]] = [
+        ("datasource_failure", {"datasource_id": "wh"}),
+        ("sla_breach", {"datasource_id": "wh", "expected_load_time": "00:00"}),
+        ("sql", {"datasource_id": "wh", "query": "select status from runs"}),
+        ("query_slow", {"datasource_id": "wh", "threshold_seconds": 5, "query": "select 1"}),
+        ("pipeline_failure", {"pipeline_id": "etl"}),
+    ]
+    event.listen(Engine, "engine_connect", check_session)
+    try:
+        results = harness.run_many(alerts, concurrency=1)
+    finally:
+        event.remove(Engine, "engine_connect", check_session)
+    assert [r.outcome for r in results] == ["ok", "ok", "firing", "ok", "ok"], [
+        r.summary for r in results
+    ]
+    assert seen == [True] * len(alerts)
