@@ -244,7 +244,7 @@ class SourceConnection:
         params: dict[str, Any] | None = None,
     ) -> QueryResult:
         """Run one statement in the read-only session; with `bound`, it is cancelled once it
-        runs that long.
+        runs that long. A string without `params` runs as written (colons are not binds).
 
         Rows are streamed (server-side cursor on PostgreSQL and MySQL/MariaDB, SQLite steps
         lazily): at most `max_rows` are kept and one more is read to know whether there were
@@ -255,7 +255,11 @@ class SourceConnection:
         """
         from sqlalchemy import text
 
-        stmt = text(statement) if isinstance(statement, str) else statement
+        if isinstance(statement, str):
+            # A query from config runs as written: `':x'` is text, not a bind parameter.
+            stmt = text(statement if params else statement.replace(":", "\\:"))
+        else:
+            stmt = statement
         watchdog: threading.Timer | None = None
         fired = threading.Event()
 

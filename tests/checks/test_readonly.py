@@ -354,3 +354,11 @@ def test_every_check_type_connects_read_only(harness: Harness, warehouse: str) -
         r.summary for r in results
     ]
     assert seen == [True] * len(alerts)
+
+
+def test_a_configured_query_runs_as_written(harness: Harness, warehouse: str) -> None:
+    """`:name` inside a query is text, not a bind parameter; `%` is not a format marker."""
+    harness.add_datasource("wh", warehouse)
+    result = _sql(harness, "select ':x' as c, 'a:b: c' as t, '100%' as p from u")
+    assert result.outcome == "firing", result.summary
+    assert result.details["rows"] == [{"c": ":x", "t": "a:b: c", "p": "100%"}]
