@@ -16,11 +16,14 @@ sql, query_slow, sla_breach, datasource_failure and job-runs `sql` paths share i
   every write or CREATE (temporary tables too) are refused before they run. Python's sqlite3 runs
   one statement per execute.
 
-What a session setting cannot stop: functions with side effects outside the data
-(`pg_terminate_backend`, `pg_cancel_backend`, advisory locks, `dblink`), a MySQL stored
-procedure that itself switches the session to read-write and commits, `SELECT ... INTO OUTFILE`
-where the server allows it, and `LOCK TABLES` (held until the check's connection closes). Give
-checks a database user with SELECT privileges only; the README says so.
+`checks.sources` adds the rest: a statement that returns no result set (MySQL's COMMIT, SET,
+DO) is refused, and no check transaction is ever committed.
+
+What a session setting cannot stop: functions acting outside the transaction
+(`pg_terminate_backend`, `pg_cancel_backend`, advisory locks, `dblink`, MySQL `KILL`), a MySQL
+stored procedure that itself switches the session to read-write and commits, and MySQL
+`SELECT ... INTO OUTFILE` where `secure_file_priv` allows it. Give checks a database user with
+SELECT privileges only; the README says so.
 """
 
 from __future__ import annotations
