@@ -181,6 +181,9 @@ class QueryResult:
     rows: list[tuple[Any, ...]]
     truncated: bool
     duration: float  # seconds
+    #: The driver's type code per column (DB-API `cursor.description[i][1]`), e.g. to tell a
+    #: MySQL TIMESTAMP (rendered in the session time zone) from a DATETIME.
+    column_types: list[Any] = field(default_factory=list)
 
 
 @dataclass
@@ -271,8 +274,11 @@ class SourceConnection:
             columns: list[str] = []
             rows: list[tuple[Any, ...]] = []
             truncated = False
+            column_types: list[Any] = []
             if result.returns_rows:
                 columns = list(result.keys())
+                description = getattr(result.cursor, "description", None) or []
+                column_types = [item[1] for item in description]
                 if max_rows is None:
                     rows = [tuple(r) for r in result.fetchall()]
                 else:
@@ -300,7 +306,13 @@ class SourceConnection:
                 cancelled=True,
                 duration_seconds=round(duration, 3),
             )
-        return QueryResult(columns=columns, rows=rows, truncated=truncated, duration=duration)
+        return QueryResult(
+            columns=columns,
+            rows=rows,
+            truncated=truncated,
+            duration=duration,
+            column_types=column_types,
+        )
 
 
 def _is_cancellation(exc: BaseException) -> bool:
