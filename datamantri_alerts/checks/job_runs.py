@@ -17,6 +17,7 @@ Also the shared evaluation of pipeline_failure and dashboard_failure.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -87,6 +88,7 @@ DBT_FAILED_STATUSES = {"error", "fail", "runtime error"}
 
 #: sqlglot's name for each SQLAlchemy dialect whose queries we may rewrite.
 _SQLGLOT_DIALECTS = {"postgresql": "postgres", "mysql": "mysql", "sqlite": "sqlite"}
+_LIMIT_WORD = re.compile(r"\b(limit|offset|fetch)\b", re.IGNORECASE)
 
 
 @dataclass
@@ -270,7 +272,7 @@ def without_top_level_limit(query: str, dialect: str) -> str:
 
     text = query.strip().rstrip(";").strip()
     read = _SQLGLOT_DIALECTS.get(dialect)
-    if read is None:
+    if read is None or _LIMIT_WORD.search(text) is None:
         return text
     try:
         parsed = sqlglot.parse(text, read=read)
@@ -298,8 +300,9 @@ def finished_runs_statement(query: str, unfinished: list[str], limit: int) -> An
     """
     from sqlalchemy import String, case, cast, column, func, literal_column, select, text
 
+    # The newline ends a trailing `-- comment` of the query before the closing parenthesis.
     runs = (
-        text(query)
+        text(query + "\n")
         .columns(column("status"), column("started_at"), column("finished_at"))
         .subquery("runs")
     )
@@ -333,7 +336,7 @@ def _explain_missing_columns(conn: Any, query: str, job: JobInfo, timeout: float
 
     probe = (
         select(literal_column("*"))
-        .select_from(text(f"({query}) AS runs"))
+        .select_from(text(f"({query}\n) AS runs"))
         .where(literal_column("1") == literal_column("0"))
     )
     with contextlib.suppress(Exception):

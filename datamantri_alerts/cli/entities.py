@@ -100,11 +100,16 @@ def datasources_add(
     url: str = typer.Option(..., "--url", help="SQLAlchemy URL, http(s):// URL, or ${VAR}."),
     freshness_table: str | None = typer.Option(None, "--freshness-table"),
     freshness_column: str | None = typer.Option(None, "--freshness-column"),
+    freshness_timezone: str | None = typer.Option(
+        None, "--freshness-timezone", help="IANA zone of a naive freshness column (default UTC)."
+    ),
 ) -> None:
     """Add a data source."""
     doc: dict[str, Any] = {"id": entity_id, "name": name, "url": url}
-    if freshness_table or freshness_column:
+    if freshness_table or freshness_column or freshness_timezone:
         doc["freshness"] = {"table": freshness_table, "column": freshness_column}
+        if freshness_timezone is not None:
+            doc["freshness"]["timestamp_timezone"] = freshness_timezone
     _add(ctx, "datasource", doc)
 
 
@@ -115,9 +120,15 @@ def datasources_remove(ctx: typer.Context, entity_id: str = typer.Argument(..., 
 
 
 def _runs_document(
-    source: str, datasource: str | None, query: str | None, path: str | None
+    source: str,
+    datasource: str | None,
+    query: str | None,
+    path: str | None,
+    timestamp_timezone: str | None = None,
 ) -> dict[str, Any]:
     runs: dict[str, Any] = {"source": source}
+    if timestamp_timezone is not None:
+        runs["timestamp_timezone"] = timestamp_timezone
     if datasource is not None:
         runs["datasource_id"] = datasource
     if query is not None:
@@ -145,6 +156,11 @@ def _job_commands(group: typer.Typer, kind: str) -> None:
         datasource: str | None = typer.Option(None, "--datasource", help="For --runs-source sql."),
         query: str | None = typer.Option(None, "--query", help="For --runs-source sql."),
         path: str | None = typer.Option(None, "--path", help="run_results.json, for dbt."),
+        timestamp_timezone: str | None = typer.Option(
+            None,
+            "--timestamp-timezone",
+            help="For --runs-source sql: IANA zone of naive run times (default UTC).",
+        ),
     ) -> None:
         _add(
             ctx,
@@ -152,7 +168,7 @@ def _job_commands(group: typer.Typer, kind: str) -> None:
             {
                 "id": entity_id,
                 "name": name,
-                "runs": _runs_document(source, datasource, query, path),
+                "runs": _runs_document(source, datasource, query, path, timestamp_timezone),
             },
         )
 

@@ -234,7 +234,7 @@ def test_finished_runs_come_newest_first_whatever_the_query_orders(
     airflow.dag_run("running", NOW - timedelta(minutes=30), None)
     late = NOW - timedelta(hours=1)
     last = airflow.dag_run("success", late, late + timedelta(minutes=10))
-    ascending = readme_query(airflow.kind) + " order by dr.start_date asc limit 1"
+    ascending = readme_query(airflow.kind) + " order by dr.start_date asc limit 1 -- oldest"
     _pipeline(harness, airflow, ascending)
     harness.freeze(NOW)
     result = harness.run("pipeline_failure", {"pipeline_id": "daily"})
@@ -471,9 +471,26 @@ def test_only_a_top_level_limit_makes_the_query_rewritten() -> None:
     assert without_top_level_limit(inner, "mysql") == inner
     union = "select 'failed' as status union all select 'success' as status limit 1"
     assert "limit" not in without_top_level_limit(union, "sqlite").lower()
-    unparsable = "select status from runs where (("
+    commented = "select status from runs -- no limit here"
+    assert without_top_level_limit(commented, "sqlite") == commented
+    unparsable = "select status from runs where (( limit 1"
     assert without_top_level_limit(unparsable, "postgresql") == unparsable
     assert without_top_level_limit(plain + " limit 3", "oracle") == plain + " limit 3"
+
+
+def test_a_query_ending_in_a_comment_is_wrapped_intact(harness: Harness, tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'runs.db'}"
+    engine = create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(text("CREATE TABLE etl_runs (status TEXT, ended TEXT)"))
+        conn.execute(text("INSERT INTO etl_runs VALUES ('failed', '2026-11-30 13:00:00')"))
+    engine.dispose()
+    harness.add_datasource("meta", url)
+    query = "select status, ended as started_at, ended as finished_at from etl_runs -- mine;"
+    harness.add_job("pipeline", "etl", {"source": "sql", "datasource_id": "meta", "query": query})
+    harness.freeze(NOW)
+    result = harness.run("pipeline_failure", {"pipeline_id": "etl"})
+    assert result.outcome == "firing", result.summary
 
 
 # --------------------------------------------------------------------------- shipped examples

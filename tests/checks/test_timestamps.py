@@ -316,3 +316,28 @@ def test_unknown_timestamp_timezone_is_refused_with_its_field(cli: Cli, tmp_path
         assert "timestamp_timezone" in refused.output and "Nowhere/Town" in refused.output
         listed = cli("datasources", "list", "--json").json()
         assert [item["id"] for item in listed] == ["wh"]  # nothing written
+
+
+def test_cli_takes_the_zone_of_naive_columns(cli: Cli, tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path}/w.db"
+    added = cli(
+        "datasources", "add", "wh", "--name", "W", "--url", url,
+        "--freshness-table", "orders", "--freshness-column", "loaded_at",
+        "--freshness-timezone", "Asia/Tokyo",
+    )  # fmt: skip
+    assert added.exit_code == 0, added.output
+    listed = cli("datasources", "list", "--json").json()
+    assert listed[0]["freshness"] == {
+        "table": "orders",
+        "column": "loaded_at",
+        "timestamp_timezone": "Asia/Tokyo",
+    }
+    query = "select status, started_at, finished_at from runs"
+    job = ["pipelines", "add", "af", "--name", "AF", "--runs-source", "sql", "--datasource", "wh"]
+    bad = cli(*job, "--query", query, "--timestamp-timezone", "Mars/Olympus")
+    assert bad.exit_code == 2, bad.output
+    assert "timestamp_timezone" in bad.output and "Traceback" not in bad.output
+    good = cli(*job, "--query", query, "--timestamp-timezone", "America/New_York")
+    assert good.exit_code == 0, good.output
+    runs = cli("pipelines", "list", "--json").json()[0]["runs"]
+    assert runs["timestamp_timezone"] == "America/New_York"
