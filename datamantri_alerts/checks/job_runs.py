@@ -306,7 +306,7 @@ def finished_runs_statement(query: str, unfinished: list[str], limit: int) -> An
         .columns(column("status"), column("started_at"), column("finished_at"))
         .subquery("runs")
     )
-    status = func.lower(cast(runs.c.status, String))
+    status = func.lower(func.trim(cast(runs.c.status, String)))
     ended = func.coalesce(runs.c.finished_at, runs.c.started_at)
     return (
         select(literal_column("*"))
