@@ -80,6 +80,7 @@ def test_mariadb_timestamp_in_a_plus_nine_session_is_read_as_its_utc_instant(
     result = harness.run("sla_breach", TOKYO_SLA)
     assert result.outcome == "firing", result.summary
     assert result.details["newest_value"] == LOADED_UTC
+    assert f"newest loaded_at {LOADED_UTC}" in result.summary
     assert result.details["start_of_day"] == "2026-12-01T00:00:00+09:00"
 
     # A load at 01:00 Tokyo time on December 1 (16:00 UTC) is today's there: ok.
