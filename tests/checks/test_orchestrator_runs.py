@@ -506,3 +506,15 @@ def test_readme_and_example_state_the_airflow_query() -> None:
     assert _squash(runs["query"]) == _squash(readme_query("postgres"))
     for column in ("status", "started_at", "finished_at", "run_id", "status_map"):
         assert f"`{column}`" in readme, column
+
+
+def test_a_query_without_the_contract_columns_is_named(harness: Harness, airflow: Airflow) -> None:
+    """The wrapped statement fails on the missing column; the error names what is missing
+    (on PostgreSQL after rolling back the failed transaction)."""
+    airflow.dag_run("failed", NOW - timedelta(hours=1), NOW - timedelta(minutes=30))
+    _pipeline(harness, airflow, "select run_id, state as status from dag_run", "bad")
+    harness.freeze(NOW)
+    result = harness.run("pipeline_failure", {"pipeline_id": "bad"})
+    assert result.outcome == "error"
+    assert "returns no column started_at, finished_at" in result.summary, result.summary
+    assert "(it returned: run_id, status)" in result.summary
