@@ -55,7 +55,7 @@ DEFAULT_STATUS_MAP: dict[RunStatus, list[str]] = {
         "errored",
         "runtime error",
         "upstream_failed",
-        "shutdown",  # Airflow before 2.10: externally killed
+        "shutdown",  # older Airflow releases: the task was killed externally
         "canceled",
         "cancelled",
         "timeout",

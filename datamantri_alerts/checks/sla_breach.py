@@ -8,7 +8,8 @@ an instant by `checks.instants` (time-zone-aware values converted to UTC whateve
 naive ones read as wall-clock times in `timestamp_timezone`, default UTC).
 
 Table and column names are identifiers from config: SQLAlchemy quotes them, they are never
-formatted into SQL text. One `SELECT max(column) FROM table` per evaluation.
+formatted into SQL text. One `SELECT max(column) FROM table` per evaluation (and, for a
+MySQL/MariaDB TIMESTAMP column, one `SELECT UNIX_TIMESTAMP(...)` to read it as UTC).
 """
 
 from __future__ import annotations
