@@ -178,15 +178,38 @@ NY_SLA = {
 }
 
 
-def test_naive_column_in_new_york(harness: Harness, lite: str) -> None:
-    """21:00 on Nov 30 in New York is 02:00 UTC on Dec 1: fresh for a UTC day, only if read
-    in the right zone."""
+@pytest.fixture(
+    params=[
+        "sqlite",
+        pytest.param("postgres", marks=pytest.mark.postgres),
+        pytest.param("mariadb", marks=pytest.mark.mariadb),
+    ]
+)
+def naive_warehouse(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[str, str]:
+    """(write URL, read URL) of a database with a naive `orders.loaded_at`; PostgreSQL and
+    MariaDB are read in Tokyo sessions, which must not change what a naive value means."""
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'warehouse.db'}"
+        write, read, column = url, url, "TIMESTAMP"
+    elif request.param == "postgres":
+        write = request.getfixturevalue("pg_url")
+        read, column = _pg_tokyo(write), "timestamp"
+    else:
+        write = request.getfixturevalue("mariadb_database")
+        read, column = write + "?init_command=SET+time_zone%3D%27%2B09%3A00%27", "DATETIME NULL"
     _run_sql(
-        lite,
-        "CREATE TABLE orders (id INTEGER PRIMARY KEY, loaded_at TIMESTAMP)",
+        write,
+        "DROP TABLE IF EXISTS orders",
+        f"CREATE TABLE orders (id INTEGER PRIMARY KEY, loaded_at {column})",
         "INSERT INTO orders VALUES (1, '2026-11-30 21:00:00')",
     )
-    harness.add_datasource("wh", lite)
+    return write, read
+
+
+def test_naive_column_in_new_york(harness: Harness, naive_warehouse: tuple[str, str]) -> None:
+    """21:00 on Nov 30 in New York is 02:00 UTC on Dec 1: fresh for a UTC day, only if read
+    in the right zone."""
+    harness.add_datasource("wh", naive_warehouse[1])
     harness.freeze(utc(2026, 12, 1, 10, 0))
     as_utc = harness.run("sla_breach", NY_SLA)
     assert as_utc.outcome == "firing", as_utc.summary
