@@ -43,6 +43,8 @@ def _list(ctx: typer.Context, kind: str, as_json: bool) -> None:
         if kind == "datasource":
             fresh = row["freshness"]
             fresh_text = f"{fresh['table']}.{fresh['column']}" if fresh else "-"
+            if fresh and fresh.get("timestamp_timezone"):
+                fresh_text += f" ({fresh['timestamp_timezone']})"
             table.add_row(row["id"], row["name"], row["url"], fresh_text)
         else:
             runs = row["runs"]
