@@ -83,6 +83,15 @@ def test_mariadb_timestamp_in_a_plus_nine_session_is_read_as_its_utc_instant(
     assert f"newest loaded_at {LOADED_UTC}" in result.summary
     assert result.details["start_of_day"] == "2026-12-01T00:00:00+09:00"
 
+    # The same answer in a UTC session (what the product's own session setup gives) and in
+    # one west of UTC.
+    for name, zone in (("wh-utc", "%2B00%3A00"), ("wh-west", "-05%3A00")):
+        harness.add_datasource(
+            name, f"{mariadb_database}?init_command=SET+time_zone%3D%27{zone}%27"
+        )
+        other = harness.run("sla_breach", {**TOKYO_SLA, "datasource_id": name})
+        assert (other.outcome, other.details["newest_value"]) == ("firing", LOADED_UTC), name
+
     # A load at 01:00 Tokyo time on December 1 (16:00 UTC) is today's there: ok.
     later = EPOCH_LOADED + 7200
     _run_sql(mariadb_database, f"UPDATE orders SET loaded_at = FROM_UNIXTIME({later})")
