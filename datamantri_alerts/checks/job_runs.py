@@ -21,11 +21,14 @@ import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from datamantri_alerts.checks.base import CannotEvaluate, CheckContext, Outcome
 from datamantri_alerts.checks.instants import read_instants
 from datamantri_alerts.checks.values import iso, parse_timestamp, truncate, zone_named
+
+if TYPE_CHECKING:
+    from datamantri_alerts.checks.sources import SourceConnection
 
 JobKind = Literal["pipeline", "dashboard"]
 RunStatus = Literal["success", "failed", "running"]
@@ -326,7 +329,9 @@ def _require_columns(columns: list[str], shown: list[str], job: JobInfo) -> None
         )
 
 
-def _explain_missing_columns(conn: Any, query: str, job: JobInfo, timeout: float) -> None:
+def _explain_missing_columns(
+    conn: SourceConnection, query: str, job: JobInfo, timeout: float
+) -> None:
     """After the runs statement failed: name the contract columns the query lacks, if any."""
     import contextlib
 
