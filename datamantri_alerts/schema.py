@@ -74,9 +74,19 @@ class _Strict(BaseModel):
 # --------------------------------------------------------------------------- watched entities
 
 
+def _valid_zone(value: str | None) -> str | None:
+    from datamantri_alerts.checks.values import valid_zone_name
+
+    return None if value is None else valid_zone_name(value)
+
+
 class FreshnessSpec(_Strict):
     table: str = Field(min_length=1, max_length=300)
     column: str = Field(min_length=1, max_length=300)
+    #: IANA zone of a naive `column` (no offset stored); None: UTC.
+    timestamp_timezone: str | None = None
+
+    _zone = field_validator("timestamp_timezone")(_valid_zone)
 
 
 def _validate_source_url(value: str) -> str:
@@ -123,6 +133,10 @@ class SqlRuns(_Strict):
     datasource_id: str = Field(pattern=ID_PATTERN)
     query: str = Field(min_length=1)
     status_map: dict[Literal["success", "failed", "running"], list[str]] | None = None
+    #: IANA zone of naive `started_at`/`finished_at` values; None: UTC.
+    timestamp_timezone: str | None = None
+
+    _zone = field_validator("timestamp_timezone")(_valid_zone)
 
 
 class DbtRuns(_Strict):

@@ -1,9 +1,13 @@
 """Runs of pipelines and dashboard refreshes, from wherever the job's `runs` says they live.
 
 - `recorded`: `job_runs` rows written by `alerts runs record` / `alerts runs wrap`.
-- `sql`: a query on a data source returning the newest runs first, with columns `status`,
-  `started_at`, `finished_at` and optionally `error` and `id`/`run_id`; status values are
-  mapped to success/failed/running by `status_map` (defaults cover Airflow and Dagster).
+- `sql`: a query on a data source returning runs with columns `status`, `started_at`,
+  `finished_at` and optionally `error` and `run_id`/`id`, in any order. The product wraps it,
+  `SELECT * FROM (query) AS runs`, keeps finished runs (status not NULL and not mapped to
+  `running`), orders them by `coalesce(finished_at, started_at)` descending (NULLs last) and
+  limits them at the source; a top-level LIMIT of the query itself is dropped. Status values
+  are mapped to success/failed/running by `status_map` (defaults cover Airflow, Dagster, dbt);
+  naive timestamps are read in `timestamp_timezone` (default UTC), see `checks.instants`.
 - `dbt`: a `run_results.json` artifact; the invocation it describes is one run, failed when a
   node has status `error`, `fail` or `runtime error`.
 
@@ -13,27 +17,48 @@ Also the shared evaluation of pipeline_failure and dashboard_failure.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from datamantri_alerts.checks.base import CannotEvaluate, CheckContext, Outcome
-from datamantri_alerts.checks.values import iso, parse_timestamp, truncate
+from datamantri_alerts.checks.instants import read_instants
+from datamantri_alerts.checks.values import iso, parse_timestamp, truncate, zone_named
+
+if TYPE_CHECKING:
+    from datamantri_alerts.checks.sources import SourceConnection
 
 JobKind = Literal["pipeline", "dashboard"]
 RunStatus = Literal["success", "failed", "running"]
 
-#: Run-table status values, compared case-insensitively (Airflow dag_run, Dagster runs, common).
+#: Status values orchestrators write, compared case-insensitively; a NULL status is a run or task
+#: that has not finished (Airflow's `none` state). `running` means "not a finished outcome": such
+#: rows are skipped, never counted. Sources: Airflow 2/3 DagRunState and TaskInstanceState,
+#: Dagster DagsterRunStatus, dbt RunStatus/TestStatus (run_results.json), common in-house values.
 DEFAULT_STATUS_MAP: dict[RunStatus, list[str]] = {
-    "success": ["success", "succeeded", "successful", "ok", "passed", "pass", "completed", "done"],
+    "success": [
+        "success",
+        "succeeded",
+        "successful",
+        "ok",
+        "passed",
+        "pass",
+        "completed",
+        "done",
+        "skipped",  # Airflow/dbt: nothing failed (the task or node was not needed)
+        "warn",  # dbt: a test at warn severity; the run did not fail
+    ],
     "failed": [
         "failed",
         "failure",
         "fail",
         "error",
         "errored",
+        "runtime error",
         "upstream_failed",
+        "shutdown",  # older Airflow releases: the task was killed externally
         "canceled",
         "cancelled",
         "timeout",
@@ -55,14 +80,18 @@ DEFAULT_STATUS_MAP: dict[RunStatus, list[str]] = {
         "deferred",
         "canceling",
         "managed",
+        "none",
+        "no_status",
+        "removed",  # Airflow: the task is no longer in the DAG
     ],
 }
 
 #: dbt node statuses that make the invocation failed (run_results.json, all schema versions).
 DBT_FAILED_STATUSES = {"error", "fail", "runtime error"}
 
-#: How many rows of a `sql` runs query are read at most.
-SQL_RUNS_ROW_LIMIT = 1000
+#: sqlglot's name for each SQLAlchemy dialect whose queries we may rewrite.
+_SQLGLOT_DIALECTS = {"postgresql": "postgres", "mysql": "mysql", "sqlite": "sqlite"}
+_LIMIT_WORD = re.compile(r"\b(limit|offset|fetch)\b", re.IGNORECASE)
 
 
 @dataclass
@@ -172,7 +201,7 @@ def _status_lookup(custom: dict[str, list[str]] | None) -> dict[str, RunStatus]:
 
 
 def _sql_runs(ctx: CheckContext, job: JobInfo, limit: int, timeout: float) -> list[Run]:
-    from datamantri_alerts.checks.sources import load_datasource, open_source
+    from datamantri_alerts.checks.sources import SourceError, load_datasource, open_source
 
     datasource_id = job.runs.get("datasource_id")
     query = job.runs.get("query")
@@ -181,22 +210,37 @@ def _sql_runs(ctx: CheckContext, job: JobInfo, limit: int, timeout: float) -> li
             f"{job.kind} {job.id!r}: runs.source sql needs datasource_id and query"
         )
     lookup = _status_lookup(job.runs.get("status_map"))
+    unfinished = sorted(value for value, status in lookup.items() if status == "running")
+    try:
+        naive_zone = zone_named(str(job.runs.get("timestamp_timezone") or "UTC"))
+    except ValueError as exc:
+        raise CannotEvaluate(f"{job.kind} {job.id!r}: runs.timestamp_timezone: {exc}") from None
     source = load_datasource(ctx, datasource_id)
     with open_source(source, timeout, query_bound=timeout) as conn:
-        result = conn.execute(query, bound=timeout, max_rows=SQL_RUNS_ROW_LIMIT)
-    columns = [c.lower() for c in result.columns]
-    missing = [c for c in ("status", "started_at", "finished_at") if c not in columns]
-    if missing:
-        raise CannotEvaluate(
-            f"the runs query of {job.kind} {job.id!r} returns no column {', '.join(missing)} "
-            f"(it returned: {', '.join(result.columns) or 'nothing'})"
-        )
-    index = {name: columns.index(name) for name in columns}
+        user_query = without_top_level_limit(query, conn.dialect)
+        statement = finished_runs_statement(user_query, unfinished, limit)
+        try:
+            result = conn.execute(statement, bound=timeout, max_rows=limit)
+        except SourceError as exc:
+            if not exc.cancelled:
+                _explain_failure(conn, user_query, job, timeout)
+            raise
+        columns = [c.lower() for c in result.columns]
+        _require_columns(columns, result.columns, job)
+        index = {name: columns.index(name) for name in columns}
+        try:
+            instants = read_instants(
+                conn, result, [index["started_at"], index["finished_at"]], naive_zone, bound=timeout
+            )
+        except ValueError as exc:
+            raise CannotEvaluate(f"the runs query of {job.kind} {job.id!r}: {exc}") from None
     id_column = next((c for c in ("run_id", "id") if c in index), None)
     runs: list[Run] = []
-    for row in result.rows:
+    for row, (started, finished) in zip(result.rows, instants, strict=True):
         raw_status = row[index["status"]]
-        status = lookup.get(str(raw_status).strip().lower()) if raw_status is not None else None
+        if raw_status is None:
+            continue  # not finished (the statement already leaves these out)
+        status = lookup.get(str(raw_status).strip().lower())
         if status is None:
             raise CannotEvaluate(
                 f"the runs query of {job.kind} {job.id!r} returned status {raw_status!r}, which "
@@ -204,11 +248,6 @@ def _sql_runs(ctx: CheckContext, job: JobInfo, limit: int, timeout: float) -> li
             )
         if status == "running":
             continue
-        try:
-            started = parse_timestamp(row[index["started_at"]])
-            finished = parse_timestamp(row[index["finished_at"]])
-        except ValueError as exc:
-            raise CannotEvaluate(f"the runs query of {job.kind} {job.id!r}: {exc}") from None
         error = row[index["error"]] if "error" in index else None
         runs.append(
             Run(
@@ -219,9 +258,112 @@ def _sql_runs(ctx: CheckContext, job: JobInfo, limit: int, timeout: float) -> li
                 error=str(error) if error is not None else None,
             )
         )
-        if len(runs) >= limit:
-            break
-    return runs
+    return runs[:limit]
+
+
+def without_top_level_limit(query: str, dialect: str) -> str:
+    """The query without its own top-level ORDER BY / LIMIT / OFFSET, when it has a LIMIT.
+
+    A user's `order by start_date desc limit 20` keeps only the queued runs when 20 runs have
+    no start date yet (PostgreSQL sorts NULLs first); the product orders and limits finished
+    runs itself. Parsed with sqlglot in the source's dialect; a query it cannot parse, or one
+    without a top-level LIMIT/OFFSET, is returned unchanged (byte for byte).
+    """
+    import sqlglot
+    from sqlglot import exp
+    from sqlglot.errors import SqlglotError
+
+    text = query.strip().rstrip(";").strip()
+    read = _SQLGLOT_DIALECTS.get(dialect)
+    if read is None or _LIMIT_WORD.search(text) is None:
+        return text
+    try:
+        parsed = sqlglot.parse(text, read=read)
+    except SqlglotError:
+        return text
+    if len(parsed) != 1 or not isinstance(parsed[0], exp.Query):
+        return text
+    tree = parsed[0]
+    if not any(tree.args.get(key) for key in ("limit", "offset", "fetch")):
+        return text
+    for key in ("order", "limit", "offset", "fetch"):
+        tree.set(key, None)
+    try:
+        return tree.sql(dialect=read)
+    except SqlglotError:
+        return text
+
+
+def finished_runs_statement(query: str, unfinished: list[str], limit: int) -> Any:
+    """`SELECT * FROM (query) AS runs` keeping finished runs, newest first, at most `limit`.
+
+    Rows whose status is NULL or one of `unfinished` (lower case) are left out at the source;
+    the rest are ordered by `coalesce(finished_at, started_at)` descending with NULLs last
+    (written portably: MySQL has no NULLS LAST).
+    """
+    from sqlalchemy import String, case, cast, column, func, literal_column, select, text
+
+    # The newline ends a trailing `-- comment` of the query before the closing parenthesis.
+    runs = (
+        text(query + "\n")
+        .columns(column("status"), column("started_at"), column("finished_at"))
+        .subquery("runs")
+    )
+    status = func.lower(func.trim(cast(runs.c.status, String)))
+    ended = func.coalesce(runs.c.finished_at, runs.c.started_at)
+    return (
+        select(literal_column("*"))
+        .select_from(runs)
+        .where(runs.c.status.is_not(None), status.not_in(unfinished))
+        .order_by(case((ended.is_(None), 1), else_=0), ended.desc())
+        .limit(limit)
+    )
+
+
+def _require_columns(columns: list[str], shown: list[str], job: JobInfo) -> None:
+    missing = [c for c in ("status", "started_at", "finished_at") if c not in columns]
+    if missing:
+        raise CannotEvaluate(
+            f"the runs query of {job.kind} {job.id!r} returns no column {', '.join(missing)} "
+            f"(it returned: {', '.join(shown) or 'nothing'})"
+        )
+
+
+def _explain_failure(conn: SourceConnection, query: str, job: JobInfo, timeout: float) -> None:
+    """After the wrapped runs statement failed, raise the error that says why, if another does.
+
+    The user's query as written comes first: a write or a second statement is then refused
+    with the read-only reason (wrapped, it would only be a syntax error), and a query that
+    is itself wrong shows its own error. Then the contract columns the query lacks are named.
+    Returns when neither explains the failure (the caller raises the original error).
+    """
+    import contextlib
+
+    from sqlalchemy import literal_column, select, text
+
+    from datamantri_alerts.checks.sources import SourceError
+
+    def rollback() -> None:
+        with contextlib.suppress(Exception):
+            conn.connection.rollback()  # PostgreSQL refuses statements in a failed transaction
+
+    rollback()
+    try:
+        conn.execute(query, bound=timeout, max_rows=0)
+    except SourceError as exc:
+        if not exc.cancelled:
+            raise
+    rollback()
+    probe = (
+        select(literal_column("*"))
+        .select_from(text(f"({query}\n) AS runs"))
+        .where(literal_column("1") == literal_column("0"))
+    )
+    try:
+        result = conn.execute(probe, bound=timeout, max_rows=0)
+    except SourceError:
+        return
+    _require_columns([c.lower() for c in result.columns], result.columns, job)
 
 
 def _dbt_runs(job: JobInfo) -> list[Run]:

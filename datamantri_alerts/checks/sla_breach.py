@@ -3,10 +3,13 @@
 "Today" is the calendar day in the configured time zone; the deadline is today's wall-clock
 `expected_load_time` there (on a DST change day it moves with the clocks), plus the tolerance
 as elapsed minutes. The data is fresh when the newest `timestamp_column` value is at or after the
-start of today in that zone. Naive timestamps are read as UTC; a DATE column is compared as a date.
+start of today in that zone. A DATE column is compared as a date; every other value is read as
+an instant by `checks.instants` (time-zone-aware values converted to UTC whatever the session zone,
+naive ones read as wall-clock times in `timestamp_timezone`, default UTC).
 
 Table and column names are identifiers from config: SQLAlchemy quotes them, they are never
-formatted into SQL text. One `SELECT max(column) FROM table` per evaluation.
+formatted into SQL text. One `SELECT max(column) FROM table` per evaluation (and, for a
+MySQL/MariaDB TIMESTAMP column, one `SELECT UNIX_TIMESTAMP(...)` to read it as UTC).
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ from __future__ import annotations
 import re
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, ClassVar
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
 from pydantic import Field, field_validator
 
@@ -25,7 +28,8 @@ from datamantri_alerts.checks.base import (
     Outcome,
     Severity,
 )
-from datamantri_alerts.checks.values import json_safe, parse_timestamp
+from datamantri_alerts.checks.instants import read_instants
+from datamantri_alerts.checks.values import json_safe, valid_zone_name, zone_named
 
 _HHMM = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
 
@@ -35,6 +39,9 @@ class SlaBreachConfig(CheckConfig):
     expected_load_time: str
     tolerance_minutes: int = Field(default=0, ge=0, le=1_440)
     timezone: str = "UTC"
+    #: The zone of a naive timestamp column (PostgreSQL `timestamp`, MySQL `DATETIME`, SQLite
+    #: text); None: the data source's freshness `timestamp_timezone` for its own column, or UTC.
+    timestamp_timezone: str | None = None
     table: str | None = Field(default=None, min_length=1, max_length=300)
     timestamp_column: str | None = Field(default=None, min_length=1, max_length=300)
     timeout_seconds: float = Field(default=30, gt=0, le=600)
@@ -46,16 +53,10 @@ class SlaBreachConfig(CheckConfig):
             raise ValueError(f"{value!r} is not a time of day as HH:MM (00:00 to 23:59)")
         return value
 
-    @field_validator("timezone")
+    @field_validator("timezone", "timestamp_timezone")
     @classmethod
-    def _valid_timezone(cls, value: str) -> str:
-        try:
-            ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(
-                f"unknown time zone {value!r} (use an IANA name such as Europe/Berlin)"
-            ) from None
-        return value
+    def _valid_timezone(cls, value: str | None) -> str | None:
+        return None if value is None else valid_zone_name(value)
 
 
 class SlaBreachCheck:
@@ -76,22 +77,30 @@ class SlaBreachCheck:
                 "sla_breach needs table and timestamp_column, in the alert or as the data "
                 f"source's freshness ({source.label} has none)"
             )
+        stamp_zone = config.timestamp_timezone
+        if stamp_zone is None and (table_name, column_name) == (
+            freshness.get("table"),
+            freshness.get("column"),
+        ):
+            stamp_zone = freshness.get("timestamp_timezone")
+        stamp_zone = stamp_zone or "UTC"
         window = sla_window(
             ctx.clock.now(), config.expected_load_time, config.tolerance_minutes, config.timezone
         )
-        with open_source(
-            source, config.timeout_seconds, query_bound=config.timeout_seconds
-        ) as conn:
-            result = conn.execute(
-                newest_value_query(table_name, column_name), bound=config.timeout_seconds
-            )
-        raw = result.rows[0][0] if result.rows else None
-        try:
-            fresh, newest = is_fresh(raw, window)
-        except ValueError:
-            raise CannotEvaluate(
-                f"{table_name}.{column_name} holds {raw!r}, which is not a timestamp"
-            ) from None
+        bound = config.timeout_seconds
+        with open_source(source, config.timeout_seconds, query_bound=bound) as conn:
+            result = conn.execute(newest_value_query(table_name, column_name), bound=bound)
+            raw = result.rows[0][0] if result.rows else None
+            newest: date | datetime | None = raw if _is_date(raw) else None
+            try:
+                if raw is not None and newest is None:
+                    instants = read_instants(conn, result, [0], zone_named(stamp_zone), bound=bound)
+                    newest = instants[0][0]
+            except ValueError:
+                raise CannotEvaluate(
+                    f"{table_name}.{column_name} holds {raw!r}, which is not a timestamp"
+                ) from None
+        fresh = is_fresh(newest, window)
 
         zone = config.timezone
         deadline_text = f"{window.deadline_local:%Y-%m-%d %H:%M} {zone}"
@@ -101,6 +110,7 @@ class SlaBreachCheck:
             "table": table_name,
             "timestamp_column": column_name,
             "timezone": zone,
+            "timestamp_timezone": stamp_zone,
             "now": window.now.isoformat(),
             "deadline": window.deadline_local.isoformat(),
             "start_of_day": window.start_of_day_local.isoformat(),
@@ -162,16 +172,17 @@ def sla_window(now: datetime, expected: str, tolerance_minutes: int, zone_name: 
     return SlaWindow(now, deadline, start_of_day, zone)
 
 
-def is_fresh(value: Any, window: SlaWindow) -> tuple[bool, Any]:
-    """Whether the newest value is from today in the window's zone (and the value as read)."""
-    if value is None:
-        return False, None
-    if isinstance(value, date) and not isinstance(value, datetime):
-        return value >= window.today, value
-    stamp = parse_timestamp(value)
-    if stamp is None:
-        return False, None
-    return stamp >= window.start_of_day, stamp
+def _is_date(value: Any) -> bool:
+    return isinstance(value, date) and not isinstance(value, datetime)
+
+
+def is_fresh(newest: date | datetime | None, window: SlaWindow) -> bool:
+    """Whether the newest value (a DATE, or an aware instant) is from today in the window's zone."""
+    if newest is None:
+        return False
+    if not isinstance(newest, datetime):
+        return newest >= window.today
+    return newest >= window.start_of_day
 
 
 def newest_value_query(table_name: str, column_name: str) -> Any:

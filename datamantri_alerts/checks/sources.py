@@ -182,6 +182,9 @@ class QueryResult:
     rows: list[tuple[Any, ...]]
     truncated: bool
     duration: float  # seconds
+    #: The driver's type code per column (DB-API `cursor.description[i][1]`), e.g. to tell a
+    #: MySQL TIMESTAMP (rendered in the session time zone) from a DATETIME.
+    column_types: list[Any] = field(default_factory=list)
 
 
 @dataclass
@@ -279,7 +282,9 @@ class SourceConnection:
                 watchdog.daemon = True
                 watchdog.start()
                 started = time.monotonic()
-            columns, rows, truncated = self._fetch(stmt, params or {}, max_rows, keep_rows)
+            columns, rows, truncated, column_types = self._fetch(
+                stmt, params or {}, max_rows, keep_rows
+            )
             duration = time.monotonic() - started
         except SourceError:
             raise
@@ -305,12 +310,22 @@ class SourceConnection:
                 cancelled=True,
                 duration_seconds=round(duration, 3),
             )
-        return QueryResult(columns=columns, rows=rows, truncated=truncated, duration=duration)
+        return QueryResult(
+            columns=columns,
+            rows=rows,
+            truncated=truncated,
+            duration=duration,
+            column_types=column_types,
+        )
 
     def _fetch(
         self, stmt: Executable, params: dict[str, Any], max_rows: int, keep_rows: bool
-    ) -> tuple[list[str], list[tuple[Any, ...]], bool]:
-        """Execute with a streaming cursor; (columns, first max_rows rows, more rows exist)."""
+    ) -> tuple[list[str], list[tuple[Any, ...]], bool, list[Any]]:
+        """Execute with a streaming cursor.
+
+        Returns (columns, first max_rows rows, more rows exist, the driver's type code per
+        column from `cursor.description`).
+        """
         batch = max(1, min(max_rows + 1, FETCH_BATCH_ROWS) if keep_rows else FETCH_BATCH_ROWS)
         result = self.connection.execute(
             stmt, params, execution_options={"stream_results": True, "max_row_buffer": batch}
@@ -324,18 +339,20 @@ class SourceConnection:
                 "(the statement returned no result set)"
             )
         columns = list(result.keys())
+        description = getattr(result.cursor, "description", None) or []
+        column_types = [item[1] for item in description]
         rows: list[tuple[Any, ...]] = []
         if not keep_rows:
             while result.fetchmany(batch):
                 pass
             result.close()
-            return columns, rows, False
+            return columns, rows, False, column_types
         rows = [tuple(r) for r in result.fetchmany(max_rows + 1)]
         truncated = len(rows) > max_rows
         if truncated:
             self._abandon_result(result)
         result.close()
-        return columns, rows[:max_rows], truncated
+        return columns, rows[:max_rows], truncated, column_types
 
     def _abandon_result(self, result: Any) -> None:
         """Stop a result that has more rows than we want, without reading them.

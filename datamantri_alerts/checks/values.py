@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import base64
 import math
+import re
 import uuid
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from decimal import Decimal
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 #: How much of a query text or error goes into details and summaries.
 TEXT_LIMIT = 500
@@ -20,31 +22,77 @@ def truncate(text: str | None, limit: int = TEXT_LIMIT) -> str | None:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def parse_timestamp(value: Any) -> datetime | None:
-    """A database or JSON timestamp as an aware UTC datetime.
+def zone_named(name: str) -> ZoneInfo:
+    """The IANA time zone `name` (e.g. `Europe/Berlin`, `UTC`).
 
-    Naive values are read as UTC (warehouse load timestamps usually are); numbers are Unix
-    seconds; strings are ISO 8601 (a trailing `Z` accepted). Dates become their midnight UTC.
+    Raises ValueError with a readable message for an unknown or malformed name, so config
+    validators can use it as is.
+    """
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(
+            f"unknown time zone {name!r} (use an IANA name such as Europe/Berlin)"
+        ) from None
+
+
+def valid_zone_name(name: str) -> str:
+    """`name` unchanged when it is an IANA time zone; ValueError otherwise (for validators)."""
+    zone_named(name)
+    return name
+
+
+def parse_timestamp(value: Any, naive_zone: tzinfo = UTC) -> datetime | None:
+    """A database or JSON timestamp as an aware UTC datetime; None for NULL or empty text.
+
+    - aware datetimes (PostgreSQL `timestamptz`, ISO text with an offset or `Z`) are converted
+      to UTC: the session time zone they were rendered in does not matter;
+    - naive datetimes (PostgreSQL `timestamp`, MySQL `DATETIME`, SQLite text) are wall-clock
+      times in `naive_zone` (default UTC); a wall time the clocks skip or repeat there is read
+      with the offset before the change (`fold=0`);
+    - numbers (int, float, Decimal, numeric text) are Unix epoch seconds;
+    - dates are their midnight in `naive_zone`.
+
+    Raises ValueError for anything else (a value that is not a timestamp).
     """
     if value is None:
         return None
     if isinstance(value, datetime):
-        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+        aware = value.replace(tzinfo=naive_zone) if value.tzinfo is None else value
+        return aware.astimezone(UTC)
     if isinstance(value, date):
-        return datetime.combine(value, time(0), tzinfo=UTC)
+        return datetime.combine(value, time(0), tzinfo=naive_zone).astimezone(UTC)
     if isinstance(value, int | float | Decimal) and not isinstance(value, bool):
-        return datetime.fromtimestamp(float(value), tz=UTC)
+        return _from_epoch(value)
     if isinstance(value, bytes):
         value = value.decode("utf-8", errors="replace")
     if isinstance(value, str):
         text = value.strip()
         if not text:
             return None
+        if _EPOCH_TEXT.match(text):
+            return _from_epoch(Decimal(text))
         if text.endswith(("Z", "z")):
             text = text[:-1] + "+00:00"
-        parsed = datetime.fromisoformat(text)
-        return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
-    raise ValueError(f"not a timestamp: {value!r}")
+        try:
+            parsed = datetime.fromisoformat(text)
+        except ValueError:
+            raise ValueError(f"not a timestamp: {truncate(value, 80)!r}") from None
+        return parse_timestamp(parsed, naive_zone)
+    raise ValueError(f"not a timestamp: {truncate(repr(value), 80)}")
+
+
+_EPOCH_TEXT = re.compile(r"^[+-]?\d+(\.\d+)?$")
+
+
+def _from_epoch(value: float | Decimal) -> datetime:
+    seconds = float(value)
+    if not math.isfinite(seconds):
+        raise ValueError(f"not a timestamp: {value!r}")
+    try:
+        return datetime.fromtimestamp(seconds, tz=UTC)
+    except (OverflowError, OSError, ValueError):
+        raise ValueError(f"not a timestamp: {value!r} is out of range as Unix seconds") from None
 
 
 def json_safe(value: Any) -> Any:

@@ -43,6 +43,8 @@ def _list(ctx: typer.Context, kind: str, as_json: bool) -> None:
         if kind == "datasource":
             fresh = row["freshness"]
             fresh_text = f"{fresh['table']}.{fresh['column']}" if fresh else "-"
+            if fresh and fresh.get("timestamp_timezone"):
+                fresh_text += f" ({fresh['timestamp_timezone']})"
             table.add_row(row["id"], row["name"], row["url"], fresh_text)
         else:
             runs = row["runs"]
@@ -100,11 +102,16 @@ def datasources_add(
     url: str = typer.Option(..., "--url", help="SQLAlchemy URL, http(s):// URL, or ${VAR}."),
     freshness_table: str | None = typer.Option(None, "--freshness-table"),
     freshness_column: str | None = typer.Option(None, "--freshness-column"),
+    freshness_timezone: str | None = typer.Option(
+        None, "--freshness-timezone", help="IANA zone of a naive freshness column (default UTC)."
+    ),
 ) -> None:
     """Add a data source."""
     doc: dict[str, Any] = {"id": entity_id, "name": name, "url": url}
-    if freshness_table or freshness_column:
+    if freshness_table or freshness_column or freshness_timezone:
         doc["freshness"] = {"table": freshness_table, "column": freshness_column}
+        if freshness_timezone is not None:
+            doc["freshness"]["timestamp_timezone"] = freshness_timezone
     _add(ctx, "datasource", doc)
 
 
@@ -115,9 +122,15 @@ def datasources_remove(ctx: typer.Context, entity_id: str = typer.Argument(..., 
 
 
 def _runs_document(
-    source: str, datasource: str | None, query: str | None, path: str | None
+    source: str,
+    datasource: str | None,
+    query: str | None,
+    path: str | None,
+    timestamp_timezone: str | None = None,
 ) -> dict[str, Any]:
     runs: dict[str, Any] = {"source": source}
+    if timestamp_timezone is not None:
+        runs["timestamp_timezone"] = timestamp_timezone
     if datasource is not None:
         runs["datasource_id"] = datasource
     if query is not None:
@@ -145,6 +158,11 @@ def _job_commands(group: typer.Typer, kind: str) -> None:
         datasource: str | None = typer.Option(None, "--datasource", help="For --runs-source sql."),
         query: str | None = typer.Option(None, "--query", help="For --runs-source sql."),
         path: str | None = typer.Option(None, "--path", help="run_results.json, for dbt."),
+        timestamp_timezone: str | None = typer.Option(
+            None,
+            "--timestamp-timezone",
+            help="For --runs-source sql: IANA zone of naive run times (default UTC).",
+        ),
     ) -> None:
         _add(
             ctx,
@@ -152,7 +170,7 @@ def _job_commands(group: typer.Typer, kind: str) -> None:
             {
                 "id": entity_id,
                 "name": name,
-                "runs": _runs_document(source, datasource, query, path),
+                "runs": _runs_document(source, datasource, query, path, timestamp_timezone),
             },
         )
 

@@ -61,7 +61,7 @@ def datasource_fields(spec: DataSourceSpec) -> dict[str, Any]:
     return {
         "name": spec.name,
         "url": spec.url,
-        "freshness": spec.freshness.model_dump() if spec.freshness else None,
+        "freshness": spec.freshness.model_dump(exclude_none=True) if spec.freshness else None,
     }
 
 

@@ -19,13 +19,26 @@ log = logging.getLogger(__name__)
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 
 
+#: Backends whose URLs are given the driver we ship, whatever driver the URL names: users paste
+#: their orchestrator's connection string (`postgresql+psycopg2://`, `mysql+mysqldb://`, ...).
+SHIPPED_DRIVERS = {
+    "postgresql": "postgresql+psycopg",
+    "postgres": "postgresql+psycopg",
+    "mysql": "mysql+pymysql",
+    "mariadb": "mysql+pymysql",
+}
+
+
 def normalize_url(url: str) -> str:
-    """Pick the drivers we ship: psycopg 3 for PostgreSQL, PyMySQL for MySQL/MariaDB."""
+    """Pick the drivers we ship: psycopg 3 for PostgreSQL, PyMySQL for MySQL/MariaDB.
+
+    Any driver named after `+` (`psycopg2`, `pg8000`, `asyncpg`, `mysqldb`, `mysqlconnector`,
+    `aiomysql`, `mariadbconnector`, ...) is replaced; other backends are left as written.
+    """
     parsed = make_url(url)
-    if parsed.drivername in ("postgresql", "postgres"):
-        parsed = parsed.set(drivername="postgresql+psycopg")
-    elif parsed.drivername in ("mysql", "mariadb"):
-        parsed = parsed.set(drivername="mysql+pymysql")
+    backend = parsed.drivername.partition("+")[0]
+    if backend in SHIPPED_DRIVERS:
+        parsed = parsed.set(drivername=SHIPPED_DRIVERS[backend])
     return parsed.render_as_string(hide_password=False)
 
 

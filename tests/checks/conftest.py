@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -144,6 +144,30 @@ def mariadb_database() -> Iterator[str]:
     require_service("MariaDB", "127.0.0.1", 3306)
     with servers.mariadb_scratch_database(MARIADB_URL) as url:
         yield url
+
+
+@pytest.fixture
+def mariadb_server_zone(mariadb_database: str) -> Iterator[Callable[[str], None]]:
+    """Sets the server's default session time zone (`SET GLOBAL time_zone`), as a DBA would.
+
+    Checks must not depend on it (a data source URL cannot carry `init_command`: check sessions
+    are read-only). The previous default is restored afterwards.
+    """
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(mariadb_database)
+    with engine.connect() as conn:
+        before = conn.execute(text("SELECT @@global.time_zone")).scalar()
+
+    def set_zone(zone: str) -> None:
+        with engine.connect() as conn:
+            conn.execute(text("SET GLOBAL time_zone = :zone"), {"zone": zone})
+
+    try:
+        yield set_zone
+    finally:
+        set_zone(str(before))
+        engine.dispose()
 
 
 def _clear_check_registry() -> None:
