@@ -19,6 +19,7 @@ from datamantri_alerts.checks.sources import (
     ProbeResult,
     SourceInfo,
     describe_error,
+    is_http_url,
     resolve_source_url,
 )
 from datamantri_alerts.secrets import MASK, mask_url
@@ -71,11 +72,11 @@ def probe_http(
             if 300 <= status < 400 and location:
                 target = urljoin(current, location)
                 details["location"] = shown_location(target, secrets)
-                if follow_redirects and hops < MAX_REDIRECTS and _is_http(target):
+                if follow_redirects and hops < MAX_REDIRECTS and is_http_url(target):
                     current, hops = target, hops + 1
                     continue
                 why = "redirect not followed" if not follow_redirects else "too many redirects"
-                if follow_redirects and not _is_http(target):
+                if follow_redirects and not is_http_url(target):
                     why = "redirect to a non-HTTP URL"
                 message = (
                     f"GET {shown} answered HTTP {status} redirecting to "
@@ -114,10 +115,6 @@ def shown_location(url: str, secrets: Iterable[str] = ()) -> str:
         f"{key}={MASK}" for key, _value in parse_qsl(parts.query, keep_blank_values=True)
     )
     return urlunsplit((parts.scheme, netloc, "/".join(segments), query, ""))
-
-
-def _is_http(url: str) -> bool:
-    return urlsplit(url).scheme.lower() in ("http", "https")
 
 
 def _failure(message: str, started: float, details: dict[str, object]) -> ProbeResult:
