@@ -3,8 +3,9 @@
 `guarded_session(policy)` returns a `requests.Session` whose connections check each resolved
 address with the destination policy just before connecting (a urllib3 connection subclass doing
 its own `getaddrinfo` → check → `connect`), so the address judged is the address connected to.
-It never follows redirects (`allow_redirects` is forced off; callers that want to follow one do
-it themselves, hop by hop, through the same session) and always has a timeout.
+It never follows redirects, whatever `allow_redirects` says (a caller that wants to follow one
+does it itself, hop by hop, through the same session), and always has a timeout. A refused
+address raises `DestinationRefused` (not a requests exception: it is final, never retried).
 
 Proxies from the environment (`HTTPS_PROXY`, ...) still work: the proxy is the operator's own
 configuration, so the connection to it is not judged; the destination's host name is resolved
