@@ -202,3 +202,26 @@ def test_proxied_requests_check_the_destination_name(fake_dns: FakeDNS) -> None:
         )
     with guarded_session(webhook_policy({})) as session, pytest.raises(requests.ConnectionError):
         session.get("http://127.0.0.1:9/", proxies={"http": "http://127.0.0.1:9"}, timeout=2)
+
+
+@pytest.mark.parametrize(
+    "host",
+    [
+        "2852039166",
+        "0xa9.0xfe.0xa9.0xfe",
+        "0251.0376.0251.0376",
+        "169.254.43518",
+        "169.254.169.254.",
+    ],
+)
+def test_other_spellings_of_the_metadata_address_are_refused(
+    host: str, connects: list[str]
+) -> None:
+    """Decimal, hex, octal and short forms resolve to 169.254.169.254: judged after resolving."""
+    with (
+        guarded_session(datasource_policy({})) as session,
+        pytest.raises(DestinationRefused) as got,
+    ):
+        session.get(f"http://{host}/latest/meta-data/", timeout=2)
+    assert "(169.254.169.254): a link-local address" in str(got.value)
+    assert connects == []
