@@ -45,10 +45,8 @@ class BaseUrlTwilioHttpClient(TwilioHttpClient):
         timeout: float = 15.0,
         policy: DestinationPolicy | None = None,
     ) -> None:
-        super().__init__(timeout=timeout)
+        super().__init__(pool_connections=False, timeout=timeout)  # no session of its own
         self.base_url = base_url
-        if self.session is not None:
-            self.session.close()
         self.session = guarded_session(policy or webhook_policy())
 
     def request(self, method: str, url: str, *args: Any, **kwargs: Any) -> Response:
