@@ -20,6 +20,7 @@ from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 from datamantri_alerts.channels.base import DeliveryError
+from datamantri_alerts.net.destinations import DestinationRefused
 from datamantri_alerts.secrets import redact_text
 
 #: (connect, read) seconds.
@@ -81,7 +82,7 @@ def post_json(
         **(headers or {}),
     }
     host = _host_of(url)
-    from datamantri_alerts.net.destinations import DestinationRefused, webhook_policy
+    from datamantri_alerts.net.destinations import webhook_policy
     from datamantri_alerts.net.session import guarded_session
 
     try:
@@ -100,7 +101,7 @@ def post_json(
     return HttpReply(response.status_code, response.text, dict(response.headers))
 
 
-def refused_error(exc: BaseException) -> DeliveryError:
+def refused_error(exc: DestinationRefused) -> DeliveryError:
     """A destination policy refusal as a permanent DeliveryError (its text names no URL part)."""
     return DeliveryError(str(exc), retryable=False, status="destination")
 
