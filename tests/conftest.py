@@ -19,6 +19,9 @@ from typing import Any
 import pytest
 from sqlalchemy import create_engine, inspect, text
 
+#: Fixtures every test directory may use: `connects` (socket connects made) and `fake_dns`.
+pytest_plugins = ["tests.net.fixtures"]
+
 PG_ADMIN_URL = os.environ.get(
     "ALERTS_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 )

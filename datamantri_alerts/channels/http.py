@@ -3,7 +3,9 @@
 Classification (as Alertmanager's notify helper does): 2xx delivered; 408, 429 and 5xx,
 timeouts and connection errors retryable (with `Retry-After` parsed, seconds or an HTTP date);
 every other status permanent. Redirects are not followed: a webhook that redirects has moved,
-and following it would send the payload somewhere nobody configured.
+and following it would send the payload somewhere nobody configured. Requests go through
+`net.session.guarded_session` with the webhook destination policy (`net.destinations`): a
+refused address is a permanent error, and nothing is sent to it.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 from datamantri_alerts.channels.base import DeliveryError
+from datamantri_alerts.net.destinations import DestinationRefused
 from datamantri_alerts.secrets import redact_text
 
 #: (connect, read) seconds.
@@ -79,13 +82,14 @@ def post_json(
         **(headers or {}),
     }
     host = _host_of(url)
-    from datamantri_alerts.channels.destinations import check_destination
+    from datamantri_alerts.net.destinations import webhook_policy
+    from datamantri_alerts.net.session import guarded_session
 
-    check_destination(url)
     try:
-        response = requests.post(
-            url, data=body, headers=send_headers, timeout=timeout, allow_redirects=False
-        )
+        with guarded_session(webhook_policy()) as session:
+            response = session.post(url, data=body, headers=send_headers, timeout=timeout)
+    except DestinationRefused as exc:
+        raise refused_error(exc) from None
     except (requests.Timeout, requests.ConnectionError) as exc:
         raise transport_error(exc, host, hidden) from None
     except requests.RequestException as exc:
@@ -95,6 +99,11 @@ def post_json(
             status="request",
         ) from None
     return HttpReply(response.status_code, response.text, dict(response.headers))
+
+
+def refused_error(exc: DestinationRefused) -> DeliveryError:
+    """A destination policy refusal as a permanent DeliveryError (its text names no URL part)."""
+    return DeliveryError(str(exc), retryable=False, status="destination")
 
 
 def transport_error(

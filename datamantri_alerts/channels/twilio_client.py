@@ -3,7 +3,9 @@
 Imported only when a WhatsApp message is sent (twilio is a heavy import). The subclass of
 `TwilioHttpClient` is the hook Twilio documents for changing how requests are made; here it
 rewrites the `https://*.twilio.com` origin of every request to the configured base URL, so
-tests and egress proxies can stand in for Twilio while the client itself is unmodified.
+tests and egress proxies can stand in for Twilio while the client itself is unmodified. Its
+session is the guarded one (`net.session`): the webhook destination policy applies to the base
+URL's addresses at connect time, and redirects are never followed.
 """
 
 from __future__ import annotations
@@ -14,6 +16,9 @@ from urllib.parse import urlsplit, urlunsplit
 from twilio.http.http_client import TwilioHttpClient
 from twilio.http.response import Response
 from twilio.rest import Client
+
+from datamantri_alerts.net.destinations import DestinationPolicy, webhook_policy
+from datamantri_alerts.net.session import guarded_session
 
 DEFAULT_BASE_URL = "https://api.twilio.com"
 
@@ -33,9 +38,16 @@ def rebase_url(url: str, base_url: str) -> str:
 class BaseUrlTwilioHttpClient(TwilioHttpClient):
     """TwilioHttpClient that sends every request to base_url instead of api.twilio.com."""
 
-    def __init__(self, base_url: str = DEFAULT_BASE_URL, *, timeout: float = 15.0) -> None:
-        super().__init__(timeout=timeout)
+    def __init__(
+        self,
+        base_url: str = DEFAULT_BASE_URL,
+        *,
+        timeout: float = 15.0,
+        policy: DestinationPolicy | None = None,
+    ) -> None:
+        super().__init__(pool_connections=False, timeout=timeout)  # no session of its own
         self.base_url = base_url
+        self.session = guarded_session(policy or webhook_policy())
 
     def request(self, method: str, url: str, *args: Any, **kwargs: Any) -> Response:
         return super().request(method, rebase_url(url, self.base_url), *args, **kwargs)

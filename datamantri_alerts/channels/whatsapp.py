@@ -91,9 +91,10 @@ class WhatsAppChannel(ChannelBase):
         import requests
         from twilio.base.exceptions import TwilioException, TwilioRestException
 
-        from datamantri_alerts.channels.http import redact, transport_error
+        from datamantri_alerts.channels.http import redact, refused_error, transport_error
         from datamantri_alerts.channels.recipients import RecipientError
         from datamantri_alerts.channels.twilio_client import make_client
+        from datamantri_alerts.net.destinations import DestinationRefused
 
         try:
             number = validate_e164(recipient)
@@ -108,6 +109,8 @@ class WhatsAppChannel(ChannelBase):
         )
         try:
             client.messages.create(**message_params(message, number, config))
+        except DestinationRefused as exc:
+            raise refused_error(exc) from None
         except TwilioRestException as exc:
             headers = http_client.last_response.headers if http_client.last_response else {}
             raise classify_twilio_error(exc, headers or {}, secrets) from None

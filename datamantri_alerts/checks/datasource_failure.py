@@ -1,5 +1,8 @@
 """datasource_failure: the data source cannot be reached (`SELECT 1`, or HTTP GET → 2xx).
 
+An HTTP source that redirects is not reachable unless the alert sets `follow_redirects: true`
+(then up to `checks.http_source.MAX_REDIRECTS` hops, each under the destination policy).
+
 Fires after `failures_before_alert` failed evaluations in a row; the count is kept in the
 alert's check_state (`consecutive_failures`), which the evaluator saves and dry runs only read.
 """
@@ -17,6 +20,7 @@ class DatasourceFailureConfig(CheckConfig):
     datasource_id: str = Field(min_length=1)
     timeout_seconds: float = Field(default=10, gt=0, le=600)
     failures_before_alert: int = Field(default=1, ge=1, le=1000)
+    follow_redirects: bool = False
 
 
 class DatasourceFailureCheck:
@@ -29,7 +33,7 @@ class DatasourceFailureCheck:
         from datamantri_alerts.checks.sources import load_datasource, probe
 
         source = load_datasource(ctx, config.datasource_id)
-        result = probe(source, config.timeout_seconds)
+        result = probe(source, config.timeout_seconds, follow_redirects=config.follow_redirects)
         previous = ctx.check_state.get("consecutive_failures", 0)
         previous = previous if isinstance(previous, int) and previous >= 0 else 0
         details = {

@@ -61,7 +61,17 @@ class SourceInfo:
 
     @property
     def is_http(self) -> bool:
-        return self.url.strip().lower().startswith(("http://", "https://"))
+        """Whether the URL, `${VAR}` resolved, is http(s)://; an unset variable is judged on the
+        text as written (using the source then reports the unset variable)."""
+        try:
+            return is_http_url(resolve_env(self.url.strip()))
+        except RuntimeFailure:
+            return is_http_url(self.url)
+
+
+def is_http_url(url: str) -> bool:
+    """Whether a (resolved) data source URL is an HTTP endpoint rather than a database."""
+    return url.strip().lower().startswith(("http://", "https://"))
 
 
 class SourceError(CannotEvaluate):
@@ -100,7 +110,7 @@ def resolve_source_url(source: SourceInfo) -> tuple[str, list[str]]:
     secrets: list[str] = []
     if url != source.url.strip():
         secrets.append(url)
-    if source.is_http:
+    if is_http_url(url):
         from urllib.parse import urlsplit
 
         password = urlsplit(url).password
@@ -434,11 +444,16 @@ class ProbeResult:
     details: dict[str, Any] = field(default_factory=dict)
 
 
-def probe(source: SourceInfo, timeout: float) -> ProbeResult:
-    """Reach the data source once. Raises CannotEvaluate only for configuration problems."""
+def probe(source: SourceInfo, timeout: float, *, follow_redirects: bool = False) -> ProbeResult:
+    """Reach the data source once. Raises CannotEvaluate only for configuration problems.
+
+    HTTP sources are probed by `checks.http_source` (`follow_redirects` applies to them only).
+    """
     started = time.monotonic()
     if source.is_http:
-        return _probe_http(source, timeout, started)
+        from datamantri_alerts.checks.http_source import probe_http
+
+        return probe_http(source, timeout, follow_redirects=follow_redirects)
     from sqlalchemy import literal_column, select
 
     try:
@@ -448,30 +463,6 @@ def probe(source: SourceInfo, timeout: float) -> ProbeResult:
         return ProbeResult(False, str(exc), _ms_since(started), {"error": str(exc)})
     elapsed = _ms_since(started)
     return ProbeResult(True, f"{source.label} answered SELECT 1 in {elapsed} ms", elapsed)
-
-
-def _probe_http(source: SourceInfo, timeout: float, started: float) -> ProbeResult:
-    import requests
-
-    from datamantri_alerts.secrets import mask_url
-
-    url, secrets = resolve_source_url(source)
-    shown = mask_url(url)
-    try:
-        # stream=True: the status line is enough; a body trickling in cannot hold us.
-        with requests.get(
-            url, timeout=(timeout, timeout), stream=True, allow_redirects=True
-        ) as response:
-            status = response.status_code
-    except requests.RequestException as exc:
-        message = f"GET {shown} failed: {describe_error(exc, secrets)}"
-        return ProbeResult(False, message, _ms_since(started), {"error": message})
-    elapsed = _ms_since(started)
-    details = {"status_code": status, "url": shown}
-    if 200 <= status < 300:
-        return ProbeResult(True, f"GET {shown} returned {status} in {elapsed} ms", elapsed, details)
-    message = f"GET {shown} returned HTTP {status}"
-    return ProbeResult(False, message, elapsed, {**details, "error": message})
 
 
 def _ms_since(started: float) -> int:

@@ -200,13 +200,16 @@ def datasources_check(
     timeout: float = typer.Option(
         10.0, "--timeout", min=0.1, max=600, help="Seconds for connect and for the query."
     ),
+    follow_redirects: bool = typer.Option(
+        False, "--follow-redirects", help="HTTP: follow up to 5 redirects instead of failing."
+    ),
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Test the connection to a data source now (SELECT 1, or GET for HTTP); exit 1 if it fails."""
     from datamantri_alerts.services.connectivity import check_datasource
 
     app = app_context(ctx)
-    result = check_datasource(app.store, entity_id, timeout)
+    result = check_datasource(app.store, entity_id, timeout, follow_redirects=follow_redirects)
     if as_json:
         print_json(result.as_dict())
     else:

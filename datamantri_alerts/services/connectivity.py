@@ -29,9 +29,14 @@ class ConnectivityResult:
 
 
 def check_datasource(
-    store: Any, datasource_id: str, timeout: float = DEFAULT_TIMEOUT_SECONDS
+    store: Any,
+    datasource_id: str,
+    timeout: float = DEFAULT_TIMEOUT_SECONDS,
+    *,
+    follow_redirects: bool = False,
 ) -> ConnectivityResult:
-    """Connect and run `SELECT 1` (HTTP: GET → 2xx), bounded by timeout; writes nothing."""
+    """Connect and run `SELECT 1` (HTTP: GET → 2xx, a redirect followed only when asked),
+    bounded by timeout; writes nothing."""
     from datamantri_alerts.checks.base import CannotEvaluate
     from datamantri_alerts.checks.sources import SourceInfo, probe
     from datamantri_alerts.store.models import DataSource
@@ -42,7 +47,7 @@ def check_datasource(
             raise NotFoundError(f"no data source with id {datasource_id!r}", field="ID")
         source = SourceInfo(id=row.id, name=row.name, url=row.url, freshness=row.freshness)
     try:
-        result = probe(source, timeout)
+        result = probe(source, timeout, follow_redirects=follow_redirects)
     except CannotEvaluate as exc:
         return ConnectivityResult(source.id, False, str(exc), 0, error=True)
     return ConnectivityResult(source.id, result.reachable, result.summary, result.duration_ms)

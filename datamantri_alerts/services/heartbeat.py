@@ -2,6 +2,8 @@
 
 `<url>/start` when a run begins, `<url>` when it ends well, `<url>/fail` when it does not. Each ping
 is bounded by a timeout and never fails the run: a monitoring outage must not stop alerting.
+Pings go through the guarded session (`net.session`): the destination policy refuses private
+addresses unless `ALERTS_ALLOW_PRIVATE_WEBHOOKS=1`, and a redirect is a failed ping, not followed.
 """
 
 from __future__ import annotations
@@ -10,6 +12,8 @@ import logging
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
+
+from datamantri_alerts.net.destinations import DestinationPolicy, heartbeat_policy
 
 log = logging.getLogger(__name__)
 
@@ -21,11 +25,12 @@ TIMEOUT_SECONDS = 5.0
 class Heartbeat:
     url: str | None
     timeout: float = TIMEOUT_SECONDS
+    policy: DestinationPolicy | None = None  # None: the heartbeat policy from os.environ
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Heartbeat:
         env = os.environ if environ is None else environ
-        return cls(env.get(HEARTBEAT_ENV, "").strip() or None)
+        return cls(env.get(HEARTBEAT_ENV, "").strip() or None, policy=heartbeat_policy(env))
 
     def start(self) -> bool:
         return self._ping("/start", "")
@@ -42,11 +47,11 @@ class Heartbeat:
 
         target = self.url.rstrip("/") + suffix
         try:
-            import requests
+            from datamantri_alerts.net.session import guarded_session
 
-            response = requests.post(
-                target, data=body.encode()[:10_000], timeout=self.timeout, allow_redirects=True
-            )
+            with guarded_session(self.policy or heartbeat_policy()) as session:
+                response = session.post(target, data=body.encode()[:10_000], timeout=self.timeout)
+                status = response.status_code
         except Exception as exc:
             log.warning(
                 "heartbeat %s failed: %s",
@@ -57,7 +62,7 @@ class Heartbeat:
                 ),
             )
             return False
-        if not 200 <= response.status_code < 300:
-            log.warning("heartbeat %s answered HTTP %s", mask_url(target), response.status_code)
+        if not 200 <= status < 300:
+            log.warning("heartbeat %s answered HTTP %s", mask_url(target), status)
             return False
         return True

@@ -15,11 +15,19 @@ from sqlalchemy import create_engine, text
 
 
 class _Handler(BaseHTTPRequestHandler):
-    """`/status/503` answers 503; `/sleep?ms=200` answers 200 after 200 ms; else 200."""
+    """`/status/503` answers 503; `/sleep?ms=200` answers 200 after 200 ms; `/redirect?to=URL`
+    answers 302 to URL (`&status=301` another 3xx); `/loop` redirects to itself; else 200."""
 
     def do_GET(self) -> None:
         parts = urlsplit(self.path)
         status = 200
+        if parts.path in ("/redirect", "/loop"):
+            query = parse_qs(parts.query)
+            self.send_response(int(query.get("status", ["302"])[0]))
+            self.send_header("Location", query.get("to", ["/loop"])[0])
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
         if parts.path.startswith("/status/"):
             status = int(parts.path.rsplit("/", 1)[1])
         if parts.path.startswith("/sleep"):

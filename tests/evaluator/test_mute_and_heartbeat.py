@@ -71,3 +71,42 @@ def test_heartbeat_down_never_fails_the_run(
     result = cli("evaluate")
     assert result.exit_code == 0, result.output
     assert "TOKEN123" not in result.output
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://169.254.169.254/ping/TOKEN123",
+        "https://100.100.100.200/ping/TOKEN123",
+        "http://[::ffff:10.0.0.1]/ping/TOKEN123",
+    ],
+)
+def test_heartbeat_to_a_private_address_is_refused(
+    url: str, connects: list[str], caplog: pytest.LogCaptureFixture
+) -> None:
+    from datamantri_alerts.services.heartbeat import Heartbeat
+
+    with caplog.at_level("WARNING", logger="datamantri_alerts.services.heartbeat"):
+        assert Heartbeat.from_env({"ALERTS_HEARTBEAT_URL": url}).start() is False
+    assert connects == []
+    assert "destination policy refused heartbeat connection" in caplog.text
+    assert "ALERTS_ALLOW_PRIVATE_WEBHOOKS=1" in caplog.text
+    assert "TOKEN123" not in caplog.text
+
+
+def test_heartbeat_opt_out_and_no_redirects(sink: Sink, connects: list[str]) -> None:
+    """0.0.0.0 (Linux connects it to loopback) needs the opt-out; a redirect is a failed ping."""
+    from datamantri_alerts.services.heartbeat import Heartbeat
+
+    url = sink.hook("beat").replace("127.0.0.1", "0.0.0.0")
+    assert Heartbeat.from_env({"ALERTS_HEARTBEAT_URL": url}).start() is False
+    assert connects == [] and sink.received == []
+    opted = {"ALERTS_HEARTBEAT_URL": url, "ALERTS_ALLOW_PRIVATE_WEBHOOKS": "1"}
+    assert Heartbeat.from_env(opted).start() is True
+    assert [r.path for r in sink.received] == ["/hook/beat/start"]
+    assert connects == ["0.0.0.0"]
+
+    sink.on("moved", (302, {"Location": sink.hook("beat")}, ""))
+    moved = Heartbeat.from_env({"ALERTS_HEARTBEAT_URL": sink.hook("moved")})
+    assert moved.finish(True) is False
+    assert [r.path for r in sink.received] == ["/hook/beat/start", "/hook/moved"]
