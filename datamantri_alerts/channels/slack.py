@@ -28,6 +28,8 @@ from datamantri_alerts.channels.base import (
     WebhookConfig,
 )
 from datamantri_alerts.channels.recipients import validate_webhook_url
+from datamantri_alerts.escaping import ZERO_WIDTH_SPACE, fence_safe, slack_chunks
+from datamantri_alerts.escaping import slack as escape_mrkdwn
 
 HEADER_LIMIT = 150
 SECTION_LIMIT = 3000
@@ -95,7 +97,7 @@ def build_payload(message: Message, config: SlackConfig) -> dict[str, Any]:
         ("Severity", message.severity),
         ("State", message.state),
         ("When", format_when(message)),
-        ("Host", message.host or "unknown host"),
+        ("Host", escape_mrkdwn(message.host or "unknown host")),
     ]
     blocks: list[dict[str, Any]] = [
         {"type": "header", "text": _plain(truncate(title, HEADER_LIMIT))},
@@ -103,7 +105,7 @@ def build_payload(message: Message, config: SlackConfig) -> dict[str, Any]:
         {
             "type": "section",
             "fields": [
-                _mrkdwn(truncate(f"*{label}*\n{_escape(value)}", FIELD_LIMIT))
+                _mrkdwn(truncate(f"*{label}*\n{value}", FIELD_LIMIT))
                 for label, value in fields[:MAX_FIELDS]
             ],
         },
@@ -120,30 +122,37 @@ def build_payload(message: Message, config: SlackConfig) -> dict[str, Any]:
 
 
 def detail_sections(details: str, room: int) -> list[dict[str, Any]]:
-    """The details as code-formatted sections of at most 3000 characters, at most room of them."""
+    """The details (already escaped for a Slack code block) as ``` sections of at most 3000
+    characters, at most room of them. Nothing in the details can close the block, and no
+    `&amp;` entity is cut in two."""
     from datamantri_alerts.channels.render import truncate
 
     if not details.strip() or room <= 0:
         return []
     fence = "```"
+    # Room for the fences, the newline after the opening one, and a guard after a final `.
     chunk = SECTION_LIMIT - 2 * len(fence) - 2
-    details = truncate(details, min(DETAILS_LIMIT, chunk * room))
+    guarded = fence_safe(details)
+    guarded = truncate(guarded, min(DETAILS_LIMIT, chunk * room))
+    pieces = slack_chunks(guarded, chunk)[:room]
     return [
-        {"type": "section", "text": _mrkdwn(f"{fence}\n{details[i : i + chunk]}{fence}")}
-        for i in range(0, len(details), chunk)
+        {
+            "type": "section",
+            "text": _mrkdwn(
+                f"{fence}\n{piece}{ZERO_WIDTH_SPACE if piece.endswith('`') else ''}{fence}"
+            ),
+        }
+        for piece in pieces
     ]
 
 
 def _plain(text: str) -> dict[str, Any]:
-    return {"type": "plain_text", "text": text or "-", "emoji": True}
+    # emoji=False: `:thumbsup:` in an alert name stays text.
+    return {"type": "plain_text", "text": text or "-", "emoji": False}
 
 
 def _mrkdwn(text: str) -> dict[str, Any]:
     return {"type": "mrkdwn", "text": text or "-"}
-
-
-def _escape(text: str) -> str:
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
 CHANNEL = SlackChannel()

@@ -149,10 +149,12 @@ def message_params(message: Message, number: str, config: WhatsAppConfig) -> dic
 
 
 def _variable(value: str) -> str:
-    """A template variable: WhatsApp refuses newlines, tabs and runs of spaces in them."""
+    """A template variable: WhatsApp refuses newlines, tabs and runs of spaces in them, and
+    would apply its formatting characters to the value (escaped with `escaping.whatsapp`)."""
     from datamantri_alerts.channels.render import truncate
+    from datamantri_alerts.escaping import whatsapp
 
-    return truncate(" ".join(str(value).split()), VARIABLE_LIMIT) or "-"
+    return truncate(whatsapp(" ".join(str(value).split())), VARIABLE_LIMIT) or "-"
 
 
 def classify_twilio_error(
