@@ -125,7 +125,7 @@ def detail_sections(details: str, room: int) -> list[dict[str, Any]]:
     """The details (already escaped for a Slack code block) as ``` sections of at most 3000
     characters, at most room of them. Nothing in the details can close the block, and no
     `&amp;` entity is cut in two."""
-    from datamantri_alerts.channels.render import truncate
+    from datamantri_alerts.channels.render import TRUNCATION_MARKER
 
     if not details.strip() or room <= 0:
         return []
@@ -133,7 +133,10 @@ def detail_sections(details: str, room: int) -> list[dict[str, Any]]:
     # Room for the fences, the newline after the opening one, and a guard after a final `.
     chunk = SECTION_LIMIT - 2 * len(fence) - 2
     guarded = fence_safe(details)
-    guarded = truncate(guarded, min(DETAILS_LIMIT, chunk * room))
+    limit = min(DETAILS_LIMIT, chunk * room)
+    if len(guarded) > limit:
+        # Cut where slack_chunks would (never inside an entity), then mark the cut.
+        guarded = slack_chunks(guarded, limit - len(TRUNCATION_MARKER))[0] + TRUNCATION_MARKER
     pieces = slack_chunks(guarded, chunk)[:room]
     return [
         {
