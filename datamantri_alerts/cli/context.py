@@ -28,19 +28,15 @@ def _console(stderr: bool = False) -> Console:
 
     stream = sys.stderr if stderr else sys.stdout
     piped = not stream.isatty() and "COLUMNS" not in os.environ
-    return data_console_class()(
-        stderr=stderr,
-        markup=False,
-        emoji=False,
-        highlight=False,
-        width=160 if piped else None,
-    )
+    return data_console_class()(stderr=stderr, width=160 if piped else None)
 
 
 @cache
 def data_console_class() -> type[Console]:
     """A rich Console whose every printed character is data-safe.
 
+    Markup, emoji codes and highlighting are off whatever the caller asks for (also per
+    call: `print(..., markup=True)` prints the brackets); style with `rich.text.Text`.
     Strings become Text through `render_str`, where `escaping.terminal` makes control
     characters visible before layout (so widths stay right). Text built elsewhere should use
     `data_text`; as a last line, every text segment rendered is escaped the same way, so an
@@ -54,7 +50,14 @@ def data_console_class() -> type[Console]:
     from datamantri_alerts.escaping import terminal
 
     class DataConsole(Console):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            # Data is never markup: no [tags], no :emoji: codes, no repr highlighting.
+            kwargs.update(markup=False, emoji=False, highlight=False)
+            super().__init__(*args, **kwargs)
+
         def render_str(self, text: str, **kwargs: Any) -> Text:
+            # Also when a caller passes markup=True: styles come from Text, not from strings.
+            kwargs.update(markup=False, emoji=False, highlight=False)
             return super().render_str(terminal(text), **kwargs)
 
         def render(

@@ -57,10 +57,7 @@ def render_table(
 ) -> str:
     """The table as text; `styles[r][c]` names an ANSI style for a cell (terminal only)."""
     colour = sys.stdout.isatty() and "NO_COLOR" not in os.environ
-    cells = [
-        [terminal(str(value).replace("\n", " ").replace("\t", " ")) for value in row]
-        for row in rows
-    ]
+    cells = [[_cell(value) for value in row] for row in rows]
     widths = [len(col.header) for col in columns]
     for row in cells:
         for index, value in enumerate(row):
