@@ -16,6 +16,7 @@ something that renderer shows literally:
   line, so `[link](https://x)` is text, not a link.
 - `whatsapp`: WhatsApp formatting ``*_~` `` neutralised (WhatsApp has no escape character).
 - `html`: HTML text and attribute values (`&`, `<`, `>`, `"`, `'`), as Jinja's autoescape.
+- `json_text`: JSON printed by `--json`, where JSON's own escaping leaves C1 and bidi raw.
 - `plain`: e-mail text parts, subjects and notification fallbacks: only control characters
   other than newline and tab are made visible.
 
@@ -62,6 +63,13 @@ def visible_controls(text: str) -> str:
 def _escape_code(match: re.Match[str]) -> str:
     code = ord(match.group())
     return f"\\x{code:02x}" if code <= 0xFF else f"\\u{code:04x}"
+
+
+def json_text(dumped: str) -> str:
+    """A JSON document (from `json.dumps(..., ensure_ascii=False)`) with the control and bidi
+    characters JSON leaves raw (DEL, C1, U+2028, U+202E, ...) written as `\\uXXXX` escapes:
+    the same data, safe to show on a terminal."""
+    return _UNSAFE_CONTROLS.sub(lambda m: f"\\u{ord(m.group()):04x}", dumped)
 
 
 def terminal(text: str) -> str:

@@ -133,8 +133,12 @@ def app_context(ctx: typer.Context) -> AppContext:
 
 
 def print_json(data: Any) -> None:
-    """JSON on stdout and nothing else (stable keys; ISO times)."""
-    sys.stdout.write(json.dumps(data, indent=2, default=_json_default, ensure_ascii=False))
+    """JSON on stdout and nothing else (stable keys; ISO times; control characters in strings
+    as `\\uXXXX` escapes, so data cannot drive the terminal)."""
+    from datamantri_alerts.escaping import json_text
+
+    dumped = json.dumps(data, indent=2, default=_json_default, ensure_ascii=False)
+    sys.stdout.write(json_text(dumped))
     sys.stdout.write("\n")
     sys.stdout.flush()
 

@@ -162,3 +162,22 @@ def test_payloads_carry_the_text_escaped(cli: Cli, sink: Sink, warehouse: str) -
         assert "``" not in text[3:-3]  # the fence in the rows does not close the block
     assert "&lt;!here&gt;" in "".join(code) and "<!here>" not in json.dumps(slack)
     _no_raw_escapes(json.dumps(slack, ensure_ascii=False))
+
+
+def test_json_output_escapes_what_json_leaves_raw(cli: Cli, warehouse: str) -> None:
+    """C1 controls (8-bit CSI) and bidi overrides are valid raw in JSON: printed as \\u escapes."""
+    assert cli("datasources", "add", "wh", "--name", "W", "--url", warehouse).exit_code == 0
+    name = "csi \x9b2J rlo \u202eexe.txt del \x7f esc \x1b[31m"
+    created = cli(
+        "create", "--name", name, "--type", "sql", "--config", "datasource_id=wh",
+        "--config", "query=select 1", "--json",
+    )  # fmt: skip
+    assert created.exit_code == 0, created.output
+    for result in (created, cli("list", "--json"), cli("show", "1", "--json")):
+        assert result.exit_code == 0, result.output
+        for raw in ("\x9b", "\u202e", "\x7f", "\x1b"):
+            assert raw not in result.stdout
+        assert "\\u009b2J" in result.stdout and "\\u202eexe.txt" in result.stdout
+        data = result.json()
+        names = [a["name"] for a in data] if isinstance(data, list) else [data["name"]]
+        assert names == [name]  # the same data, only written safely
