@@ -9,7 +9,8 @@ something that renderer shows literally:
   recolour the terminal or reorder a line. Rich markup and emoji codes are switched off by
   the console in `cli/context.py`, so `[bold]` and `:thumbsup:` stay literal.
 - `slack`: Slack mrkdwn; `&`, `<`, `>` as entities (so no `<!here>` mention, `<url|link>` or
-  quote), and the formatting characters ``*_~` `` neutralised (Slack has no escape character).
+  quote), the formatting characters ``*_~` `` and `:emoji:` codes neutralised (Slack has no
+  escape character).
 - `slack_code`: text inside a Slack code block: only the entities.
 - `teams`: Adaptive Card TextBlock / Fact markdown (a CommonMark subset): ASCII punctuation
   that can start markup is backslash-escaped, including list starts at the beginning of a
@@ -51,6 +52,8 @@ _TEAMS_LINE_START: Final = re.compile(r"^(\s*)([-+=]|\d+(?=[.)]))", re.MULTILINE
 #: A formatting character that could open or close markup: not between two letters/digits
 #: (`orders_daily` is left alone; `_x_`, `*x*`, `` `x` `` are not).
 _FORMATTING_RUN: Final = re.compile(r"(?<![^\W_])[*_~`]|[*_~`](?![^\W_])")
+#: The opening colon of a Slack emoji code such as `:thumbsup:`.
+_EMOJI_CODE: Final = re.compile(r":(?=[\w+'-]+:)")
 _BACKTICKS: Final = re.compile(r"`(?=`)")
 
 
@@ -85,7 +88,8 @@ def plain(text: str) -> str:
 def slack(text: str) -> str:
     """For Slack mrkdwn text outside code blocks."""
     escaped = _slack_entities(visible_controls(str(text)))
-    return _FORMATTING_RUN.sub(lambda m: m.group() + ZERO_WIDTH_SPACE, escaped)
+    escaped = _FORMATTING_RUN.sub(lambda m: m.group() + ZERO_WIDTH_SPACE, escaped)
+    return _EMOJI_CODE.sub(":" + ZERO_WIDTH_SPACE, escaped)
 
 
 def _slack_entities(text: str) -> str:

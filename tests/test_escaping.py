@@ -56,6 +56,7 @@ def test_teams_markdown(text: str, escaped: str) -> None:
         ("*b* _i_ ~s~", f"*{Z}b*{Z} _{Z}i_{Z} ~{Z}s~{Z}"),
         ("orders_daily", "orders_daily"),
         ("> not a quote", "&gt; not a quote"),
+        (":thumbsup: :+1: at 12:30", f":{Z}thumbsup: :{Z}+1: at 12:30"),
     ],
 )
 def test_slack_mrkdwn(text: str, escaped: str) -> None:

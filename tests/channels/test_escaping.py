@@ -117,6 +117,7 @@ def test_slack_link_mentions_and_formatting_are_text(slack_server: LoopbackHTTPS
     everything = json_text(payload)
     assert "<https://evil.example|click>" not in everything.replace(header["text"], "")
     assert "&lt;https://evil.example|click&gt;" in payload["text"]
+    assert f":{ZERO_WIDTH_SPACE}thumbsup:" in payload["text"]  # no emoji in mrkdwn either
     section = blocks[1]["text"]["text"]
     assert "&lt;!channel&gt;" in section and "<!channel>" not in section
     z = ZERO_WIDTH_SPACE
