@@ -136,8 +136,11 @@ def fence_safe(text: str) -> str:
     return safe + ZERO_WIDTH_SPACE if safe.endswith("`") else safe
 
 
+CODE_BLOCK_RENDERERS: Final = frozenset({"slack", "slack_code", "whatsapp"})
+
+
 def code_block(text: str, renderer: str) -> str:
-    """text as a ``` code block for renderer `slack` or `whatsapp`.
+    """text as a ``` code block for a renderer in CODE_BLOCK_RENDERERS (ValueError otherwise).
 
     Inside Slack code blocks `&`, `<` and `>` are still entities; formatting characters are
     literal in both, so only the fence itself needs guarding."""

@@ -8,7 +8,7 @@ Every `{{ value }}` is escaped for the renderer its template's output is shown i
 data, never markup. Template text itself is markup. `| safe` marks a value as markup; the
 filters `mrkdwn` / `e` / `escape` escape for the template's renderer (so an override that
 applies them is neither escaped twice nor left unescaped), and `code_block` makes a ``` block
-that data cannot close.
+that data cannot close (Slack, WhatsApp; elsewhere it escapes the text like `e`).
 Every channel truncates what it renders to its own limits with `TRUNCATION_MARKER`:
 a long message is shortened, never refused.
 """
@@ -16,6 +16,7 @@ a long message is shortened, never refused.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
@@ -86,14 +87,12 @@ def format_when(message: Message) -> str:
 
 def message_context(message: Message) -> dict[str, Any]:
     """What every template can use."""
-    from markupsafe import Markup
-
     return {
         **message.model_dump(),
         "message": message,
         "type_label": message.condition_type.replace("_", " ").capitalize(),
         # Our own words: shown as written in every renderer.
-        "headline": Markup(STATE_HEADLINES[message.state]),
+        "headline": Escaped(STATE_HEADLINES[message.state]),
         "when": format_when(message),
         "triggered": message.triggered_at.isoformat(timespec="seconds")
         if message.triggered_at
@@ -103,6 +102,13 @@ def message_context(message: Message) -> dict[str, Any]:
         "details_text": details_text(message),
         "colour": colour_of(message),
     }
+
+
+class Escaped(str):
+    """Text already in its template's markup (our own words, or a filter's escaped output):
+    templates print it as is. A plain str subclass, unlike `Markup`: `+` or `| upper` on it
+    give a str that is escaped again, never an HTML-escaped value trusted by a Teams or Slack
+    template."""
 
 
 #: The renderer each template's output is shown in; by file extension otherwise
@@ -139,21 +145,26 @@ def template_environment(templates_dir: str | None, renderer: str = "plain") -> 
 
     escaper = escaping.ESCAPERS[renderer]
     is_html = renderer == "html"
+    # What a filter returns: Markup for HTML (autoescape trusts it), Escaped elsewhere.
+    trusted: Callable[[str], str] = Markup if is_html else Escaped
 
     def finalize(value: Any) -> Any:
-        if hasattr(value, "__html__"):  # Markup: our own text or `| safe` in a template
+        # Markup here can only come from `| safe` (or a filter below) in the template itself.
+        if isinstance(value, Escaped) or hasattr(value, "__html__"):
             return value
         text = str(value)
         # HTML: autoescape escapes after finalize; only the control characters are left.
         return escaping.visible_controls(text) if is_html else escaper(text)
 
-    def escape_filter(value: Any) -> Markup:
-        if hasattr(value, "__html__"):
-            return Markup(value)
-        return Markup(escaper(str(value)))
+    def escape_filter(value: Any) -> str:
+        if isinstance(value, Escaped) or hasattr(value, "__html__"):
+            return value
+        return trusted(escaper(str(value)))
 
-    def code_block_filter(value: Any) -> Markup:
-        return Markup(escaping.code_block(str(value), renderer))
+    def code_block_filter(value: Any) -> str:
+        if renderer in escaping.CODE_BLOCK_RENDERERS:
+            return trusted(escaping.code_block(str(value), renderer))
+        return escape_filter(value)  # Teams markdown, HTML, plain text: no ``` blocks
 
     loaders: list[jinja2.BaseLoader] = []
     if templates_dir:

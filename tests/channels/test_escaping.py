@@ -212,3 +212,23 @@ def test_an_override_template_cannot_skip_escaping(
     title = _teams_texts(teams_server.requests[-1].json())[0]
     escaped = "\\[link\\]\\(https://evil.example\\)"
     assert title == f"{escaped} {escaped}"
+
+
+def test_override_expressions_on_our_own_words_are_escaped_again(
+    tmp_path: Path, teams_server: LoopbackHTTPServer
+) -> None:
+    """`headline + name` is a new string: escaped for Teams as a whole (not HTML-escaped and
+    trusted, which `Markup` would do); `code_block` has no ``` in Teams and escapes instead."""
+    (tmp_path / "teams").mkdir()
+    (tmp_path / "teams" / "title.txt.j2").write_text(
+        "{{ headline + ' ' + alert_name }} | {{ alert_name | code_block }}"
+    )
+    _deliver(
+        "teams",
+        teams_server.url(TEAMS_PATH),
+        {"ALERTS_TEMPLATES_DIR": str(tmp_path)},
+        alert_name=LINK,
+    )
+    title = _teams_texts(teams_server.requests[-1].json())[0]
+    escaped = "\\[link\\]\\(https://evil.example\\)"
+    assert title == f"Alert firing {escaped} | {escaped}"
