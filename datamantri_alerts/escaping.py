@@ -60,6 +60,8 @@ _BACKTICKS: Final = re.compile(r"`(?=`)")
 def visible_controls(text: str) -> str:
     """text with every unsafe control character replaced by its Python escape (`\\x1b`);
     CRLF line ends become plain newlines, a lone CR (which overwrites a line) is escaped."""
+    if text.isprintable():  # the common case, at C speed: every unsafe character is unprintable
+        return text
     return _UNSAFE_CONTROLS.sub(_escape_code, text.replace("\r\n", "\n"))
 
 
