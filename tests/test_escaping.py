@@ -144,3 +144,12 @@ def test_plain_table_escapes_cells(monkeypatch: pytest.MonkeyPatch) -> None:
     )
     assert "\x1b" not in text
     assert "a\\x1b[2Jb c d" in text and "n \\x1b[31m" in text
+
+
+def test_warnings_are_data(capsys: pytest.CaptureFixture[str]) -> None:
+    from datamantri_alerts.cli.context import AppContext
+    from datamantri_alerts.settings import Settings
+
+    app = AppContext(settings=Settings("sqlite://", None, 0, "host"))
+    app.warn("alert x [/bold] y :thumbsup: \x1b[2J")
+    assert capsys.readouterr().err == "warning: alert x [/bold] y :thumbsup: \\x1b[2J\n"
