@@ -67,6 +67,7 @@ def test_teams_link_in_name_and_rows_is_not_a_link(teams_server: LoopbackHTTPSer
         summary=f"2 rows: {LINK}",
         description="_not italic_ **not bold** # not a heading",
         details={"rows": ROWS, LINK: "key too"},
+        host=f"runner {LINK}",
     )
     (request,) = teams_server.requests  # the stand-in validated the card against the schema
     texts = _teams_texts(request.json())
@@ -78,6 +79,7 @@ def test_teams_link_in_name_and_rows_is_not_a_link(teams_server: LoopbackHTTPSer
     for text in texts:
         assert not MARKDOWN_LINK.search(text), text
     assert "\\`\\`\\`" in joined  # a fence in the rows is text too
+    assert "runner \\[link\\]\\(https://evil.example\\)" in texts  # the Host fact
 
 
 def test_teams_list_starts_and_card_functions_are_text(teams_server: LoopbackHTTPServer) -> None:
@@ -108,6 +110,7 @@ def test_slack_link_mentions_and_formatting_are_text(slack_server: LoopbackHTTPS
         alert_name=f"orders {LINK} <https://evil.example|click> :thumbsup:",
         summary="<!channel> *urgent* _now_ ~gone~",
         details={"rows": ROWS},
+        host="<!here|h> *runner*",
     )
     payload = slack_server.requests[-1].json()
     blocks = payload["attachments"][0]["blocks"]
@@ -123,6 +126,10 @@ def test_slack_link_mentions_and_formatting_are_text(slack_server: LoopbackHTTPS
     z = ZERO_WIDTH_SPACE
     assert f"*{z}urgent*{z}" in section and f"_{z}now_{z}" in section
     assert f"~{z}gone~{z}" in section
+    host = "&lt;!here|h&gt; *\u200brunner*\u200b"
+    assert host in blocks[-1]["elements"][0]["text"]  # the context line
+    assert any(host in field["text"] for field in blocks[2]["fields"])
+    assert "<!here" not in json_text(payload)
 
 
 def json_text(payload: Any) -> str:
