@@ -239,3 +239,14 @@ def test_override_expressions_on_our_own_words_are_escaped_again(
     title = _teams_texts(teams_server.requests[-1].json())[0]
     escaped = "\\[link\\]\\(https://evil.example\\)"
     assert title == f"Alert firing {escaped} | {escaped}"
+
+
+def test_whatsapp_template_variables_are_text(twilio_server: LoopbackHTTPServer) -> None:
+    import json
+
+    environ = {**twilio_environ(twilio_server), "TWILIO_WHATSAPP_CONTENT_SID": "HX" + "a" * 32}
+    _deliver("whatsapp", WHATSAPP_TO, environ, alert_name="*x* \x1b[31m", summary="~gone~")
+    variables = json.loads(twilio_server.requests[-1].form()["ContentVariables"])
+    z = ZERO_WIDTH_SPACE
+    assert variables["1"] == f"{z}*{z}x{z}*{z} \\x1b[31m"
+    assert variables["4"] == f"{z}~{z}gone{z}~{z}"
