@@ -3,7 +3,9 @@
 The payload has a plain `text` (what notifications and old clients show) and one attachment
 whose `color` is the severity bar and whose `blocks` are: a header, a section with the
 headline, description and summary, a section of fields (type, severity, state, when, host),
-the details in as many sections as they need, and a context line.
+the details in as many sections as they need, and a context line. Values from the alert or
+the check are escaped for mrkdwn (`escaping.slack`); the details sit in ``` blocks they cannot
+close, cut between sections never inside an `&amp;` entity.
 
 Slack's limits are enforced by truncating with a marker: header text 150 characters, section
 text 3000, field text 2000 and at most 10 fields, at most 50 blocks.
