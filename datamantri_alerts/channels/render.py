@@ -3,6 +3,12 @@ overridable file by file from the directory named by `ALERTS_TEMPLATES_DIR`
 (`<dir>/<channel>/<template>`; files not found there come from the package).
 
 Templates see the message's fields plus a few derived values (see `message_context`).
+Every `{{ value }}` is escaped for the renderer its template's output is shown in
+(`TEMPLATE_RENDERERS`, `datamantri_alerts.escaping`): alert names, summaries and details are
+data, never markup. Template text itself is markup. `| safe` marks a value as markup; the
+filters `mrkdwn` / `e` / `escape` escape for the template's renderer (so an override that
+applies them is neither escaped twice nor left unescaped), and `code_block` makes a ``` block
+that data cannot close (Slack, WhatsApp; elsewhere it escapes the text like `e`).
 Every channel truncates what it renders to its own limits with `TRUNCATION_MARKER`:
 a long message is shortened, never refused.
 """
@@ -10,6 +16,7 @@ a long message is shortened, never refused.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
@@ -84,7 +91,8 @@ def message_context(message: Message) -> dict[str, Any]:
         **message.model_dump(),
         "message": message,
         "type_label": message.condition_type.replace("_", " ").capitalize(),
-        "headline": STATE_HEADLINES[message.state],
+        # Our own words: shown as written in every renderer.
+        "headline": Escaped(STATE_HEADLINES[message.state]),
         "when": format_when(message),
         "triggered": message.triggered_at.isoformat(timespec="seconds")
         if message.triggered_at
@@ -96,14 +104,67 @@ def message_context(message: Message) -> dict[str, Any]:
     }
 
 
-def _slack_escape(text: Any) -> str:
-    """Slack mrkdwn treats &, < and > as control characters."""
-    return str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+class Escaped(str):
+    """Text already in its template's markup (our own words, or a filter's escaped output):
+    templates print it as is. A plain str subclass, unlike `Markup`: `+` or `| upper` on it
+    give a str that is escaped again, never an HTML-escaped value trusted by a Teams or Slack
+    template."""
+
+
+#: The renderer each template's output is shown in; by file extension otherwise
+#: (`.html.j2` HTML, `.md.j2` the channel's markdown, anything else plain text).
+TEMPLATE_RENDERERS = {
+    "slack/title.txt.j2": "plain",  # a plain_text header block
+    "slack/fallback.txt.j2": "slack",  # the message `text`, which Slack reads as mrkdwn
+    "slack/details.md.j2": "slack_code",  # placed in ``` blocks by slack.detail_sections
+    "teams/title.txt.j2": "teams",  # a TextBlock
+    "whatsapp/body.txt.j2": "whatsapp",
+}
+_MARKDOWN_OF = {"slack": "slack", "teams": "teams", "whatsapp": "whatsapp"}
+
+
+def renderer_for(channel: str, template: str) -> str:
+    """The `datamantri_alerts.escaping` renderer for `<channel>/<template>`."""
+    name = f"{channel}/{template}"
+    if name in TEMPLATE_RENDERERS:
+        return TEMPLATE_RENDERERS[name]
+    if template.endswith(".html.j2"):
+        return "html"
+    if template.endswith(".md.j2"):
+        return _MARKDOWN_OF.get(channel, "plain")
+    return "plain"
 
 
 @cache
-def template_environment(templates_dir: str | None) -> jinja2.Environment:
+def template_environment(templates_dir: str | None, renderer: str = "plain") -> jinja2.Environment:
+    """The Jinja environment for templates whose output renderer shows (cached per pair)."""
     import jinja2
+    from markupsafe import Markup
+
+    from datamantri_alerts import escaping
+
+    escaper = escaping.ESCAPERS[renderer]
+    is_html = renderer == "html"
+    # What a filter returns: Markup for HTML (autoescape trusts it), Escaped elsewhere.
+    trusted: Callable[[str], str] = Markup if is_html else Escaped
+
+    def finalize(value: Any) -> Any:
+        # Markup here can only come from `| safe` (or a filter below) in the template itself.
+        if isinstance(value, Escaped) or hasattr(value, "__html__"):
+            return value
+        text = str(value)
+        # HTML: autoescape escapes after finalize; only the control characters are left.
+        return escaping.visible_controls(text) if is_html else escaper(text)
+
+    def escape_filter(value: Any) -> str:
+        if isinstance(value, Escaped) or hasattr(value, "__html__"):
+            return value
+        return trusted(escaper(str(value)))
+
+    def code_block_filter(value: Any) -> str:
+        if renderer in escaping.CODE_BLOCK_RENDERERS:
+            return trusted(escaping.code_block(str(value), renderer))
+        return escape_filter(value)  # Teams markdown, HTML, plain text: no ``` blocks
 
     loaders: list[jinja2.BaseLoader] = []
     if templates_dir:
@@ -111,13 +172,17 @@ def template_environment(templates_dir: str | None) -> jinja2.Environment:
     loaders.append(jinja2.PackageLoader("datamantri_alerts", "templates"))
     env = jinja2.Environment(
         loader=jinja2.ChoiceLoader(loaders),
-        autoescape=lambda name: bool(name and name.endswith(".html.j2")),
+        autoescape=is_html,
+        finalize=finalize,
         trim_blocks=True,
         lstrip_blocks=True,
         keep_trailing_newline=False,
         undefined=jinja2.StrictUndefined,
     )
-    env.filters["mrkdwn"] = _slack_escape
+    env.filters["mrkdwn"] = escape_filter
+    env.filters["code_block"] = code_block_filter
+    if not is_html:
+        env.filters["e"] = env.filters["escape"] = escape_filter
     return env
 
 
@@ -129,13 +194,15 @@ def render(
     templates_dir: str | None = None,
     **extra: Any,
 ) -> str:
-    """Render `<channel>/<template>` for message. A broken (overridden) template is a permanent
-    delivery error naming the template."""
+    """Render `<channel>/<template>` for message, every value escaped for the template's
+    renderer (`renderer_for`). A broken (overridden) template is a permanent delivery error
+    naming the template."""
     import jinja2
 
     name = f"{channel}/{template}"
     try:
-        compiled = template_environment(templates_dir).get_template(name)
+        environment = template_environment(templates_dir, renderer_for(channel, template))
+        compiled = environment.get_template(name)
         return compiled.render(**message_context(message), **extra).strip()
     except jinja2.TemplateError as exc:
         raise DeliveryError(

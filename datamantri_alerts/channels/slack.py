@@ -3,7 +3,9 @@
 The payload has a plain `text` (what notifications and old clients show) and one attachment
 whose `color` is the severity bar and whose `blocks` are: a header, a section with the
 headline, description and summary, a section of fields (type, severity, state, when, host),
-the details in as many sections as they need, and a context line.
+the details in as many sections as they need, and a context line. Values from the alert or
+the check are escaped for mrkdwn (`escaping.slack`); the details sit in ``` blocks they cannot
+close, cut between sections never inside an `&amp;` entity.
 
 Slack's limits are enforced by truncating with a marker: header text 150 characters, section
 text 3000, field text 2000 and at most 10 fields, at most 50 blocks.
@@ -28,6 +30,8 @@ from datamantri_alerts.channels.base import (
     WebhookConfig,
 )
 from datamantri_alerts.channels.recipients import validate_webhook_url
+from datamantri_alerts.escaping import ZERO_WIDTH_SPACE, fence_safe, slack_chunks
+from datamantri_alerts.escaping import slack as escape_mrkdwn
 
 HEADER_LIMIT = 150
 SECTION_LIMIT = 3000
@@ -95,7 +99,7 @@ def build_payload(message: Message, config: SlackConfig) -> dict[str, Any]:
         ("Severity", message.severity),
         ("State", message.state),
         ("When", format_when(message)),
-        ("Host", message.host or "unknown host"),
+        ("Host", escape_mrkdwn(message.host or "unknown host")),
     ]
     blocks: list[dict[str, Any]] = [
         {"type": "header", "text": _plain(truncate(title, HEADER_LIMIT))},
@@ -103,7 +107,7 @@ def build_payload(message: Message, config: SlackConfig) -> dict[str, Any]:
         {
             "type": "section",
             "fields": [
-                _mrkdwn(truncate(f"*{label}*\n{_escape(value)}", FIELD_LIMIT))
+                _mrkdwn(truncate(f"*{label}*\n{value}", FIELD_LIMIT))
                 for label, value in fields[:MAX_FIELDS]
             ],
         },
@@ -120,30 +124,40 @@ def build_payload(message: Message, config: SlackConfig) -> dict[str, Any]:
 
 
 def detail_sections(details: str, room: int) -> list[dict[str, Any]]:
-    """The details as code-formatted sections of at most 3000 characters, at most room of them."""
-    from datamantri_alerts.channels.render import truncate
+    """The details (already escaped for a Slack code block) as ``` sections of at most 3000
+    characters, at most room of them. Nothing in the details can close the block, and no
+    `&amp;` entity is cut in two."""
+    from datamantri_alerts.channels.render import TRUNCATION_MARKER
 
     if not details.strip() or room <= 0:
         return []
     fence = "```"
+    # Room for the fences, the newline after the opening one, and a guard after a final `.
     chunk = SECTION_LIMIT - 2 * len(fence) - 2
-    details = truncate(details, min(DETAILS_LIMIT, chunk * room))
+    guarded = fence_safe(details)
+    limit = min(DETAILS_LIMIT, chunk * room)
+    if len(guarded) > limit:
+        # Cut where slack_chunks would (never inside an entity), then mark the cut.
+        guarded = slack_chunks(guarded, limit - len(TRUNCATION_MARKER))[0] + TRUNCATION_MARKER
+    pieces = slack_chunks(guarded, chunk)[:room]
     return [
-        {"type": "section", "text": _mrkdwn(f"{fence}\n{details[i : i + chunk]}{fence}")}
-        for i in range(0, len(details), chunk)
+        {
+            "type": "section",
+            "text": _mrkdwn(
+                f"{fence}\n{piece}{ZERO_WIDTH_SPACE if piece.endswith('`') else ''}{fence}"
+            ),
+        }
+        for piece in pieces
     ]
 
 
 def _plain(text: str) -> dict[str, Any]:
-    return {"type": "plain_text", "text": text or "-", "emoji": True}
+    # emoji=False: `:thumbsup:` in an alert name stays text.
+    return {"type": "plain_text", "text": text or "-", "emoji": False}
 
 
 def _mrkdwn(text: str) -> dict[str, Any]:
     return {"type": "mrkdwn", "text": text or "-"}
-
-
-def _escape(text: str) -> str:
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
 CHANNEL = SlackChannel()

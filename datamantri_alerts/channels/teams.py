@@ -4,8 +4,10 @@ The payload is the envelope Workflows' "Post to a channel when a webhook request
 expects: `{"type": "message", "attachments": [{"contentType":
 "application/vnd.microsoft.card.adaptive", "content": <AdaptiveCard 1.4>}]}`. The card has a
 title coloured by severity, the headline/description/summary, a fact set (type, severity,
-state, when, host) and the details as a second fact set. The whole payload is kept under
-28 KB (Teams' message limit) by shortening the details, then dropping them, never by failing.
+state, when, host) and the details as a second fact set. TextBlocks and facts are Teams
+markdown: every value from the alert or the check is escaped for it (`escaping.teams`).
+The whole payload is kept under 28 KB (Teams' message limit) by shortening the details, then
+dropping them, never by failing.
 
 200 or 202 is delivered. Legacy Office 365 connector URLs (`outlook.office.com/webhook/...`,
 `*.webhook.office.com`) still work where Microsoft has not switched them off yet: they are
@@ -28,6 +30,7 @@ from datamantri_alerts.channels.base import (
     WebhookConfig,
 )
 from datamantri_alerts.channels.recipients import validate_webhook_url
+from datamantri_alerts.escaping import teams as escape_markdown
 
 CARD_VERSION = "1.4"
 CARD_SCHEMA = "http://adaptivecards.io/schemas/adaptive-card.json"
@@ -110,7 +113,7 @@ def build_card(message: Message, config: TeamsConfig, *, fact_limit: int) -> dic
         ("Severity", message.severity),
         ("State", message.state),
         ("When", format_when(message)),
-        ("Host", message.host or "unknown host"),
+        ("Host", escape_markdown(message.host or "unknown host")),
     ]
     if message.alert_id is not None:
         facts.append(("Alert", f"#{message.alert_id}"))
@@ -124,7 +127,10 @@ def build_card(message: Message, config: TeamsConfig, *, fact_limit: int) -> dic
             "wrap": True,
         },
         {"type": "TextBlock", "text": truncate(text("text.md.j2"), TEXT_LIMIT), "wrap": True},
-        {"type": "FactSet", "facts": [{"title": k, "value": v} for k, v in facts]},
+        {
+            "type": "FactSet",
+            "facts": [{"title": k, "value": v} for k, v in facts],
+        },
     ]
     items = detail_items(message)
     if items and fact_limit > 0:
@@ -141,7 +147,11 @@ def build_card(message: Message, config: TeamsConfig, *, fact_limit: int) -> dic
             {
                 "type": "FactSet",
                 "facts": [
-                    {"title": key, "value": truncate(value, fact_limit)} for key, value in items
+                    {
+                        "title": escape_markdown(key),
+                        "value": truncate(escape_markdown(value), fact_limit),
+                    }
+                    for key, value in items
                 ],
             }
         )

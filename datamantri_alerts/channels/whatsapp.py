@@ -125,7 +125,7 @@ class WhatsAppChannel(ChannelBase):
 
 def message_params(message: Message, number: str, config: WhatsAppConfig) -> dict[str, Any]:
     """The Messages API parameters: To/From and either ContentSid + variables or Body."""
-    from datamantri_alerts.channels.render import format_when, render, truncate
+    from datamantri_alerts.channels.render import format_when, render
 
     params: dict[str, Any] = {"to": f"whatsapp:{number}", "from_": config.from_number}
     content_sid = config.content_sid_for(message)
@@ -147,15 +147,30 @@ def message_params(message: Message, number: str, config: WhatsAppConfig) -> dic
         )
         return params
     body = render("whatsapp", "body.txt.j2", message, templates_dir=config.templates_dir)
-    params["body"] = truncate(body, config.body_limit)
+    params["body"] = _cut(body, config.body_limit)
     return params
 
 
-def _variable(value: str) -> str:
-    """A template variable: WhatsApp refuses newlines, tabs and runs of spaces in them."""
+def _cut(body: str, limit: int) -> str:
+    """body cut to limit characters; a ``` block the cut leaves open is closed, or WhatsApp
+    would apply its formatting to the (unescaped) details after the opening fence. Data holds
+    no ``` of its own (`escaping.fence_safe`), so an odd count means ours was cut."""
     from datamantri_alerts.channels.render import truncate
+    from datamantri_alerts.escaping import FENCE
 
-    return truncate(" ".join(str(value).split()), VARIABLE_LIMIT) or "-"
+    if len(body) <= limit:
+        return body
+    cut = truncate(body, limit - len(FENCE))
+    return cut + FENCE if cut.count(FENCE) % 2 else truncate(body, limit)
+
+
+def _variable(value: str) -> str:
+    """A template variable: WhatsApp refuses newlines, tabs and runs of spaces in them, and
+    would apply its formatting characters to the value (escaped with `escaping.whatsapp`)."""
+    from datamantri_alerts.channels.render import truncate
+    from datamantri_alerts.escaping import whatsapp
+
+    return truncate(whatsapp(" ".join(str(value).split())), VARIABLE_LIMIT) or "-"
 
 
 def classify_twilio_error(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from dataclasses import dataclass, field
+from functools import cache
 from typing import TYPE_CHECKING, Any
 
 import typer
@@ -14,19 +15,71 @@ from datamantri_alerts.settings import Settings
 
 if TYPE_CHECKING:
     from rich.console import Console
+    from rich.text import Text
 
     from datamantri_alerts.store.engine import Store
 
 
 def _console(stderr: bool = False) -> Console:
-    """Rich console; when piped (cron logs, grep) lines are not wrapped at 80 columns."""
+    """Rich console for data: markup, emoji codes and highlighting are off, and control
+    characters in any text are shown escaped (see `data_console_class`). When piped (cron
+    logs, grep) lines are not wrapped at 80 columns."""
     import os
-
-    from rich.console import Console
 
     stream = sys.stderr if stderr else sys.stdout
     piped = not stream.isatty() and "COLUMNS" not in os.environ
-    return Console(stderr=stderr, highlight=False, width=160 if piped else None)
+    return data_console_class()(stderr=stderr, width=160 if piped else None)
+
+
+@cache
+def data_console_class() -> type[Console]:
+    """A rich Console whose every printed character is data-safe.
+
+    Markup, emoji codes and highlighting are off whatever the caller asks for (also per
+    call: `print(..., markup=True)` prints the brackets); style with `rich.text.Text`.
+    Strings become Text through `render_str`, where `escaping.terminal` makes control
+    characters visible before layout (so widths stay right). Text built elsewhere should use
+    `data_text`; as a last line, every text segment rendered is escaped the same way, so an
+    escape sequence in data can never reach the terminal. Styles and rich's own control
+    segments (cursor movement of progress bars) are untouched."""
+    from collections.abc import Iterable
+
+    from rich.console import Console, ConsoleOptions, RenderableType
+    from rich.segment import Segment
+
+    from datamantri_alerts.escaping import terminal
+
+    class DataConsole(Console):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            # Data is never markup: no [tags], no :emoji: codes, no repr highlighting.
+            kwargs.update(markup=False, emoji=False, highlight=False)
+            super().__init__(*args, **kwargs)
+
+        def render_str(self, text: str, **kwargs: Any) -> Text:
+            # Also when a caller passes markup=True: styles come from Text, not from strings.
+            kwargs.update(markup=False, emoji=False, highlight=False)
+            return super().render_str(terminal(text), **kwargs)
+
+        def render(
+            self, renderable: RenderableType, options: ConsoleOptions | None = None
+        ) -> Iterable[Segment]:
+            for segment in super().render(renderable, options):
+                if segment.control:
+                    yield segment
+                else:
+                    safe = terminal(segment.text)
+                    yield segment if safe == segment.text else Segment(safe, segment.style)
+
+    return DataConsole
+
+
+def data_text(value: Any, style: str = "") -> Text:
+    """str(value) as a rich Text shown literally (control characters escaped), in style."""
+    from rich.text import Text
+
+    from datamantri_alerts.escaping import terminal
+
+    return Text(terminal(str(value)), style=style)
 
 
 @dataclass
@@ -64,7 +117,12 @@ class AppContext:
             self._store = None
 
     def warn(self, message: str) -> None:
-        self.err.print(f"[yellow]warning:[/yellow] {message}", markup=True, soft_wrap=True)
+        """`warning: message` on stderr; message is data (never markup)."""
+        from rich.text import Text
+
+        line = Text("warning:", style="yellow")
+        line.append(" ").append_text(data_text(message))
+        self.err.print(line, soft_wrap=True)
 
 
 def app_context(ctx: typer.Context) -> AppContext:
@@ -75,8 +133,12 @@ def app_context(ctx: typer.Context) -> AppContext:
 
 
 def print_json(data: Any) -> None:
-    """JSON on stdout and nothing else (stable keys; ISO times)."""
-    sys.stdout.write(json.dumps(data, indent=2, default=_json_default, ensure_ascii=False))
+    """JSON on stdout and nothing else (stable keys; ISO times; control characters in strings
+    as `\\uXXXX` escapes, so data cannot drive the terminal)."""
+    from datamantri_alerts.escaping import json_text
+
+    dumped = json.dumps(data, indent=2, default=_json_default, ensure_ascii=False)
+    sys.stdout.write(json_text(dumped))
     sys.stdout.write("\n")
     sys.stdout.flush()
 

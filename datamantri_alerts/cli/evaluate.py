@@ -6,7 +6,7 @@ from typing import Any
 
 import typer
 
-from datamantri_alerts.cli.context import app_context, print_json
+from datamantri_alerts.cli.context import app_context, data_text, print_json
 from datamantri_alerts.cli.options import JSON_OPTION
 from datamantri_alerts.errors import InputError
 
@@ -99,7 +99,6 @@ def dry_run_report(
 
 def _print_table(ctx: typer.Context, report: dict[str, Any]) -> None:
     from rich.table import Table
-    from rich.text import Text
 
     app = app_context(ctx)
     results = report["results"]
@@ -115,9 +114,9 @@ def _print_table(ctx: typer.Context, report: dict[str, Any]) -> None:
         table.add_row(
             f"{row['id']} {row['name']}",
             row["condition_type"],
-            Text(row["outcome"], style=OUTCOME_STYLES.get(row["outcome"], "")),
+            data_text(row["outcome"], style=OUTCOME_STYLES.get(row["outcome"], "")),
             row["severity"],
-            Text(row["summary"]),
+            data_text(row["summary"]),
             f"{row['duration_ms']} ms",
         )
     if not results:
@@ -194,7 +193,6 @@ def _run_with_progress(app: Any, options: Any) -> Any:
 
 def _print_run_table(app: Any, summary: Any) -> None:
     from rich.table import Table
-    from rich.text import Text
 
     n = summary.notifications
     title = (
@@ -213,10 +211,10 @@ def _print_run_table(app: Any, summary: Any) -> None:
         table.add_row(
             f"{row.id} {row.name}",
             row.condition_type,
-            Text(row.outcome, style=OUTCOME_STYLES.get(row.outcome, "")),
+            data_text(row.outcome, style=OUTCOME_STYLES.get(row.outcome, "")),
             row.state,
             row.severity,
-            Text(row.summary),
+            data_text(row.summary),
             f"{row.duration_ms} ms",
         )
     app.console.print(table)
@@ -225,21 +223,14 @@ def _print_run_table(app: Any, summary: Any) -> None:
 def _print_problems(app: Any, summary: Any) -> None:
     for row in summary.results:
         if row.outcome == "error":
-            app.err.print(_plain(f"error: alert {row.id} {row.name}: {row.summary}"))
+            app.err.print(data_text(f"error: alert {row.id} {row.name}: {row.summary}"))
     n = summary.notifications
     if n.failed or n.pending:
         app.err.print(
-            _plain(
+            data_text(
                 f"notifications: {n.failed} failed, {n.pending} left pending for a later run "
                 "(see `alerts history show ID`)"
             )
         )
     for problem in summary.problems:
-        app.err.print(_plain(f"problem: {problem}"))
-
-
-def _plain(text: str) -> Any:
-    """Text printed as is: summaries may hold [brackets] that are not rich markup."""
-    from rich.text import Text
-
-    return Text(text)
+        app.err.print(data_text(f"problem: {problem}"))

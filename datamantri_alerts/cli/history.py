@@ -6,7 +6,7 @@ from typing import Any
 
 import typer
 
-from datamantri_alerts.cli.context import app_context, fmt_time, print_json
+from datamantri_alerts.cli.context import app_context, data_text, fmt_time, print_json
 from datamantri_alerts.cli.options import JSON_OPTION
 from datamantri_alerts.errors import InputError
 
@@ -82,7 +82,6 @@ def history(
         app_ctx.console.print("no history matches")
         return
     from rich.table import Table
-    from rich.text import Text
 
     table = Table(title_justify="left")
     for column in ("ID", "Alert", "Triggered", "Resolved / duration", "Severity", "Channels"):
@@ -94,7 +93,7 @@ def history(
         name = row["alert_name"] + (" (error)" if row["kind"] == "error" else "")
         table.add_row(
             str(row["id"]),
-            Text(name),
+            data_text(name),
             fmt_time(row["triggered_at"]),
             _resolved(row),
             row["severity"],
@@ -140,14 +139,13 @@ def _chart(app_ctx: Any, session: Any, alert: Any, since: Any, now: Any, as_json
             }
         )
         return
-    from rich.text import Text
 
     peak = max((n for _, n in days), default=0)
     width = 40
-    app_ctx.console.print(Text(f"{alert.name}: triggers per day (UTC)", style="bold"))
+    app_ctx.console.print(data_text(f"{alert.name}: triggers per day (UTC)", style="bold"))
     for day, count in days:
         bar = "█" * (round(count / peak * width) if peak else 0)
-        line = Text(f"{day.isoformat()} ")
+        line = data_text(f"{day.isoformat()} ")
         line.append(bar or "·", style="red" if count else "dim")
         line.append(f" {count}")
         app_ctx.console.print(line)
@@ -180,10 +178,9 @@ def show(
     import json
 
     from rich.table import Table
-    from rich.text import Text
 
     console = app_ctx.console
-    console.print(Text(f"episode {data['id']}: {data['alert_name']}", style="bold"))
+    console.print(data_text(f"episode {data['id']}: {data['alert_name']}", style="bold"))
     for label, value in (
         ("kind", data["kind"]),
         ("severity", data["severity"]),
@@ -192,10 +189,12 @@ def show(
         ("summary", data["summary"] or "-"),
         ("notes", data["resolution_notes"] or "-"),
     ):
-        console.print(Text(f"{label:>10}: {value}"))
+        console.print(data_text(f"{label:>10}: {value}"))
     if data["details"]:
-        console.print(Text("   details:"))
-        console.print(Text(json.dumps(data["details"], indent=2, default=str, ensure_ascii=False)))
+        console.print(data_text("   details:"))
+        console.print(
+            data_text(json.dumps(data["details"], indent=2, default=str, ensure_ascii=False))
+        )
     table = Table(title="deliveries", title_justify="left")
     for column in ("Kind", "Channel", "Recipient", "Status", "Attempts", "Reason"):
         table.add_column(column, overflow="fold")
@@ -203,10 +202,10 @@ def show(
         table.add_row(
             row["kind"],
             row["channel"],
-            Text(row["recipient"] or "-"),
+            data_text(row["recipient"] or "-"),
             row["status"],
             str(row["attempts"]),
-            Text(row["last_error"] or ""),
+            data_text(row["last_error"] or ""),
         )
     console.print(table)
     if data["attempts"]:
@@ -218,10 +217,10 @@ def show(
                 str(entry.get("at", ""))[:19].replace("T", " "),
                 entry.get("kind", ""),
                 entry.get("channel", ""),
-                Text(entry.get("recipient") or "-"),
+                data_text(entry.get("recipient") or "-"),
                 entry.get("status", ""),
                 str(entry.get("attempts", "")),
-                Text(entry.get("reason") or ""),
+                data_text(entry.get("reason") or ""),
             )
         console.print(log)
 

@@ -6,7 +6,7 @@ from typing import Any
 
 import typer
 
-from datamantri_alerts.cli.context import app_context, fmt_time, print_json
+from datamantri_alerts.cli.context import app_context, data_text, fmt_time, print_json
 from datamantri_alerts.cli.options import JSON_OPTION
 
 
@@ -37,7 +37,6 @@ def status(
 
 def _print(app: Any, report: dict[str, Any]) -> None:
     from rich.table import Table
-    from rich.text import Text
 
     console = app.console
     if report["overdue"]:
@@ -66,7 +65,7 @@ def _print(app: Any, report: dict[str, Any]) -> None:
         duration = run["duration_seconds"]
         runs.add_row(
             fmt_time(run["started_at"]),
-            Text(f"{run['host']}:{run['pid']}"),
+            data_text(f"{run['host']}:{run['pid']}"),
             "running" if duration is None else f"{duration:.1f} s",
             run["outcome"],
             str(run["evaluated"]),
@@ -87,7 +86,7 @@ def _print(app: Any, report: dict[str, Any]) -> None:
             fallback = f"{channel['fallback_env']} {state}"
         style = "red" if not channel["configured"] and channel["alerts_using"] else ""
         channels.add_row(
-            channel["name"], Text(config, style=style), fallback, str(channel["alerts_using"])
+            channel["name"], data_text(config, style=style), fallback, str(channel["alerts_using"])
         )
     console.print(channels)
     outbox = report["outbox"]

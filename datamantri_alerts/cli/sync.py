@@ -41,6 +41,7 @@ def sync(
         print_json({"changes": [c.as_json() for c in plan.changes], "applied": plan.applied})
         return
     from rich.table import Table
+    from rich.text import Text
 
     style = {"create": "green", "update": "yellow", "delete": "red", "unchanged": "dim"}
     table = Table(title="sync plan" + (" (dry run)" if dry_run else ""), title_justify="left")
@@ -50,7 +51,7 @@ def sync(
         table.add_row(
             change.kind,
             change.name,
-            f"[{style[change.action]}]{change.action}[/]",
+            Text(change.action, style=style[change.action]),
             ", ".join(change.fields),
         )
     app.console.print(table)

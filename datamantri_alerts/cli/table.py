@@ -1,7 +1,8 @@
 """A plain, fast text table for long listings (rich's renderer costs ~1 ms a row).
 
 Columns are padded to their widest cell; the flexible column is shortened with `…` to fit the
-terminal. Colour is added only on a terminal.
+terminal. Colour is added only on a terminal. Cells and the title are data: control characters
+in them are shown escaped (`escaping.terminal`), so they cannot recolour or move the cursor.
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ import shutil
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
+
+from datamantri_alerts.escaping import terminal
 
 ANSI = {
     "red": "\x1b[1;31m",
@@ -36,6 +39,11 @@ def _width() -> int:
     return 160
 
 
+def _cell(value: object) -> str:
+    """A cell on one line, control characters escaped."""
+    return terminal(str(value).replace("\r\n", " ").replace("\n", " ").replace("\t", " "))
+
+
 def _fit(text: str, width: int) -> str:
     return text if len(text) <= width else text[: max(width - 1, 0)] + "…"
 
@@ -49,7 +57,7 @@ def render_table(
 ) -> str:
     """The table as text; `styles[r][c]` names an ANSI style for a cell (terminal only)."""
     colour = sys.stdout.isatty() and "NO_COLOR" not in os.environ
-    cells = [[str(value).replace("\n", " ") for value in row] for row in rows]
+    cells = [[_cell(value) for value in row] for row in rows]
     widths = [len(col.header) for col in columns]
     for row in cells:
         for index, value in enumerate(row):
@@ -63,7 +71,7 @@ def render_table(
                 widths[index] = max(len(col.header), widths[index] - (total - available), 12)
     lines: list[str] = []
     if title:
-        lines.append(title)
+        lines.append(terminal(title))
 
     def line(values: Sequence[str], row_styles: Sequence[str | None] | None = None) -> str:
         parts = []

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from datamantri_alerts.cli.context import app_context, print_json
+from datamantri_alerts.cli.context import app_context, data_text, print_json
 from datamantri_alerts.cli.options import JSON_OPTION
 
 
@@ -35,21 +35,13 @@ def test(
     else:
         for result in results:
             seconds = result.duration_ms / 1000
+            line = data_text(f"{result.channel:<9} {result.recipient_display}  ")
             if result.delivered:
-                outcome = "[green]delivered[/green]"
+                line.append("delivered", style="green")
             else:
-                outcome = f"[red]failed[/red]: {_escape(result.error or 'unknown error')}"
-            app.console.print(
-                f"{result.channel:<9} {_escape(result.recipient_display)}  {outcome} "
-                f"({seconds:.1f} s)",
-                markup=True,
-                soft_wrap=True,
-            )
+                line.append("failed", style="red")
+                line.append_text(data_text(f": {result.error or 'unknown error'}"))
+            line.append(f" ({seconds:.1f} s)")
+            app.console.print(line, soft_wrap=True)
     if any(not result.delivered for result in results):
         raise typer.Exit(1)
-
-
-def _escape(text: str) -> str:
-    from rich.markup import escape
-
-    return escape(text)

@@ -48,7 +48,7 @@ def test_payload_is_block_kit_in_a_coloured_attachment(slack_server: LoopbackHTT
     assert blocks[0]["text"] == {
         "type": "plain_text",
         "text": "[FIRING] Nightly ETL failed",
-        "emoji": True,
+        "emoji": False,
     }
     assert "The nightly ETL must not fail" in blocks[1]["text"]["text"]
     assert "last run of xyz-789 failed" in blocks[1]["text"]["text"]
