@@ -377,7 +377,7 @@ def delete(
                 raise InputError("refusing to delete without --yes when not on a terminal")
             if not typer.confirm(f"Delete alert {label}?", default=False):
                 raise typer.Exit(1)
-        removed = delete_alert(session, alert, keep_history=keep_history)
+        removed = delete_alert(session, alert, keep_history=keep_history, now=app.clock.now())
     extra = f", {removed} history rows removed" if not keep_history else ", history kept"
     app.console.print(f"deleted alert {label}{extra}")
 

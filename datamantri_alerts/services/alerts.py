@@ -1,11 +1,17 @@
-"""Alert CRUD: create, find, list, change, enable/disable, delete."""
+"""Alert CRUD: create, find, list, change, enable/disable, delete.
+
+Disabling, enabling and deleting go through `stand_down`, whichever path asks (the CLI, `alerts
+edit`, `alerts sync` with `is_active: false` or `--prune`), so an alert that stops being watched
+never leaves an episode open or a notification waiting to be sent.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Select, delete, func, or_, select
+from sqlalchemy import Select, delete, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from datamantri_alerts.clock import Clock
@@ -98,6 +104,7 @@ def apply_definition(
     from datamantri_alerts.services.entities import check_references, known_ids
 
     definition = restore_redacted_recipients(definition, alert.recipients)
+    was_active = alert.is_active
     if definition.name != alert.name:
         clash = session.scalars(
             select(Alert.id).where(Alert.name == definition.name, Alert.id != alert.id)
@@ -116,6 +123,8 @@ def apply_definition(
         alert.updated_at = clock.now()
         # A changed definition is checked afresh on the next run.
         alert.next_due_at = None
+    if alert.is_active != was_active:
+        stand_down(session, alert, DISABLED_NOTE, clock.now())
     return changed
 
 
@@ -131,17 +140,56 @@ def update_alert(
     return definition
 
 
+#: The resolution note of an episode closed because its alert was switched off / deleted, and
+#: the reason recorded on its notifications that were still waiting to be sent.
+DISABLED_NOTE = "alert disabled"
+DELETED_NOTE = "alert deleted"
+
+
+def stand_down(session: Session, alert: Alert, note: str, now: datetime) -> None:
+    """Close the alert's open episodes (resolved now, with `note`), cancel its notifications
+    still pending (status `cancelled`, `note` as the reason) and reset its bookkeeping: state
+    ok, no pending count or check state, no lease (a result in flight is dropped), due at once.
+
+    Called when an alert is disabled, enabled again (it starts clean) or deleted; sends nothing.
+    """
+    session.flush()
+    session.execute(
+        update(AlertHistory)
+        .where(AlertHistory.alert_id == alert.id, AlertHistory.resolved_at.is_(None))
+        .values(resolved_at=now, resolution_notes=note)
+        .execution_options(synchronize_session=False)
+    )
+    session.execute(
+        update(Notification)
+        .where(Notification.alert_id == alert.id, Notification.status == "pending")
+        .values(status="cancelled", last_error=note, lease_holder=None, lease_expires_at=None)
+        .execution_options(synchronize_session=False)
+    )
+    alert.state = "ok"
+    alert.consecutive_hits = 0
+    alert.check_state = None
+    alert.current_episode_id = None
+    alert.last_notified_at = None
+    alert.next_due_at = None
+    alert.lease_holder = None
+    alert.lease_expires_at = None
+
+
 def set_active(session: Session, alert: Alert, active: bool, clock: Clock) -> bool:
+    """Switch an alert on or off (see `stand_down`); returns whether it changed."""
     if alert.is_active == active:
         return False
     alert.is_active = active
     alert.updated_at = clock.now()
-    alert.next_due_at = None
+    stand_down(session, alert, DISABLED_NOTE, clock.now())
     return True
 
 
-def delete_alert(session: Session, alert: Alert, *, keep_history: bool) -> int:
-    """Delete an alert; returns how many history rows were removed."""
+def delete_alert(session: Session, alert: Alert, *, keep_history: bool, now: datetime) -> int:
+    """Delete an alert; returns how many history rows were removed. With `keep_history` its
+    episodes stay, closed with the note "alert deleted" (see `stand_down`)."""
+    stand_down(session, alert, DELETED_NOTE, now)
     removed = 0
     if not keep_history:
         removed = (

@@ -22,7 +22,7 @@ from sqlalchemy import func, insert, select, update
 
 from datamantri_alerts.clock import Clock
 from datamantri_alerts.services.delivery import DeliveryTally, deliver_pending
-from datamantri_alerts.services.due import check_interval, due_condition
+from datamantri_alerts.services.due import check_interval, due_condition, next_due_after
 from datamantri_alerts.services.leases import Holder, claim
 from datamantri_alerts.services.outbox import Event, enqueue, message_payload
 from datamantri_alerts.services.states import AlertBook, Transition, next_state
@@ -147,6 +147,7 @@ def run_evaluation(
         ).scalar_one()
     summary = RunSummary(run_id=run_id)
     try:
+        _release_after_mutes(store, clock)
         _evaluate_due(store, clock, options, me, summary, progress)
         progress.on_delivering()
         summary.notifications = deliver_pending(
@@ -193,6 +194,9 @@ def _evaluate_due(
         where = due_condition(now, options.all)
         progress.on_total(count_due(store, now, options.all))
 
+    #: alert id -> when its check was claimed: the evaluation's start, which places it on its grid.
+    claimed_at: dict[int, datetime] = {}
+
     def claimed_batches() -> Iterator[list[AlertSnapshot]]:
         """Claim the next batch when the check runner has a free slot for it."""
         cursor = 0
@@ -213,6 +217,7 @@ def _evaluate_due(
                     return
                 alerts = list(session.scalars(select(Alert).where(Alert.id.in_(ids))))
             cursor = max(ids)
+            claimed_at.update(dict.fromkeys(ids, now))
             alerts.sort(key=lambda a: a.id)
             yield [AlertSnapshot.of(a) for a in alerts]
 
@@ -221,7 +226,7 @@ def _evaluate_due(
     for results in run_check_batches(
         claimed_batches(), contexts(store, clock), concurrency=options.concurrency
     ):
-        apply_results(store, clock.now(), me, options.host, results, summary)
+        apply_results(store, clock.now(), me, options.host, results, summary, started=claimed_at)
         progress.on_checked(len(results))
     if options.ref is not None and not summary.results:
         summary.problems.append(
@@ -236,8 +241,15 @@ def apply_results(
     host: str,
     results: Sequence[CheckResult],
     summary: RunSummary,
+    *,
+    started: Mapping[int, datetime] | None = None,
 ) -> None:
-    """Write a batch's outcomes in one transaction: states, episodes, outbox, leases released."""
+    """Write a batch's outcomes in one transaction: states, episodes, outbox, leases released.
+
+    `now` is when the results are written; `started` maps alert ids to when their checks began
+    (default `now`), which decides their next grid point (`services.due.next_due_after`).
+    """
+    started = started or {}
     by_id = {r.id: r for r in results if r.id is not None}
     with store.transaction() as session:
         query = select(Alert).where(Alert.id.in_(list(by_id)), Alert.lease_holder == me.id)
@@ -364,7 +376,9 @@ def apply_results(
                     "last_summary": result.summary,
                     "last_details": result.details,
                     "last_evaluated_at": now,
-                    "next_due_at": now + check_interval(alert.condition_config),
+                    "next_due_at": next_due_after(
+                        started.get(alert.id, now), check_interval(alert.condition_config)
+                    ),
                     "current_episode_id": episode_id,
                     "trigger_count": (alert.trigger_count or 0)
                     + (1 if transition.triggered else 0),
@@ -393,6 +407,15 @@ def apply_results(
         summary.suppressed += sum(1 for row in queued if row["status"] == "suppressed")
         if alert_updates:
             session.execute(update(Alert), alert_updates)
+
+
+def _release_after_mutes(store: Store, clock: Clock) -> None:
+    """Queue what a mute that has ended held back (before this run's evaluations, so a FIRING
+    goes out before the RESOLVED of the same episode)."""
+    from datamantri_alerts.services.mute import release_after_mute
+
+    with store.transaction() as session:
+        release_after_mute(session, clock.now())
 
 
 def _open_episodes(session: Any, alerts: Sequence[Alert]) -> dict[int, tuple[str, datetime]]:

@@ -16,6 +16,7 @@ from datamantri_alerts.services.alerts import (
     apply_definition,
     create_alert,
     definition_of,
+    delete_alert,
     restore_redacted_recipients,
 )
 from datamantri_alerts.services.entities import (
@@ -142,7 +143,7 @@ def sync_file(
             if name not in wanted_alerts:
                 changes.append(Change("alert", name, "delete"))
                 if apply:
-                    session.delete(alert)
+                    delete_alert(session, alert, keep_history=True, now=clock.now())
         if apply:
             session.flush()
         for kind in reversed(KIND_ORDER):

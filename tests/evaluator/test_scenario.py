@@ -148,10 +148,17 @@ def test_muted_alert_moves_but_sends_nothing(store: Any, flags: Flags, sink: Sin
         ("suppressed", f"muted until {(T0 + timedelta(hours=2)).isoformat()}: maintenance")
     ]
     assert len(episodes) == 1
-    # After the mute ends, the episode continues: a REPEAT when due, no second FIRING.
+    # After the mute ends, the first run sends the FIRING it held back (once), and the repeat
+    # interval counts from then: no REPEAT in the same run or the next ones within 240 minutes.
     clock.advance(hours=5)
     run(store, clock)
-    assert [slack_state(b) for b in sink.bodies("quiet")] == ["REPEAT"]
+    assert [slack_state(b) for b in sink.bodies("quiet")] == ["FIRING"]
+    clock.advance(minutes=235)
+    run(store, clock)
+    assert [slack_state(b) for b in sink.bodies("quiet")] == ["FIRING"]
+    clock.advance(minutes=10)
+    run(store, clock)
+    assert [slack_state(b) for b in sink.bodies("quiet")] == ["FIRING", "REPEAT"]
 
 
 def test_flip_over_email_and_slack(
