@@ -24,8 +24,9 @@ import pytest
 
 # The channels work's real local SMTP server (STARTTLS with a private CA, AUTH), reused here.
 from tests.channels.conftest import smtp_starttls, tls_material
+from tests.evaluator.stores import any_store
 
-__all__ = ["smtp_starttls", "tls_material"]
+__all__ = ["any_store", "smtp_starttls", "tls_material"]
 
 FLAG_MODULE = '''
 """A test alert type: the outcome is read from a JSON file, per alert key."""

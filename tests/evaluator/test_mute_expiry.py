@@ -1,6 +1,7 @@
 """A muted alert that is still firing speaks when its mute ends (expiry, unmute, an edit).
 
-Frozen clock, service layer, real webhook receiver on 127.0.0.1, SQLite and PostgreSQL.
+Frozen clock, service layer, real webhook receiver on 127.0.0.1; SQLite and PostgreSQL (the
+release of held-back messages on MariaDB too).
 """
 
 from __future__ import annotations
@@ -58,8 +59,9 @@ def clock() -> FrozenClock:
 
 
 def test_mute_expiry_sends_the_suppressed_firing_once_repeat_0(
-    store: Any, flags: Flags, sink: Sink, clock: FrozenClock
+    any_store: Any, flags: Flags, sink: Sink, clock: FrozenClock
 ) -> None:
+    store = any_store
     alert_id = make_alert(
         store, flags, "quiet", recipients={"slack": sink.hook("quiet")}, repeat_interval_minutes=0
     )
@@ -154,8 +156,9 @@ def test_episode_that_opened_and_resolved_while_muted_sends_nothing(
 
 
 def test_resolved_while_muted_after_a_sent_firing_is_sent_when_the_mute_ends(
-    store: Any, flags: Flags, sink: Sink, clock: FrozenClock
+    any_store: Any, flags: Flags, sink: Sink, clock: FrozenClock
 ) -> None:
+    store = any_store
     alert_id = make_alert(store, flags, "fixed", recipients={"slack": sink.hook("fixed")})
     flags.set(fixed="firing")
     run(store, clock)

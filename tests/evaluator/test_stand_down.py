@@ -21,37 +21,11 @@ from datamantri_alerts.services.alerts import delete_alert, set_active
 from datamantri_alerts.services.evaluate import RunOptions, run_evaluation
 from datamantri_alerts.store.engine import open_store
 from datamantri_alerts.store.models import Alert, AlertHistory, Notification
-from tests.conftest import MARIADB_URL, Cli, require_service, utc
+from tests.conftest import Cli, utc
 from tests.evaluator.conftest import Flags, Sink, make_alert
 from tests.evaluator.helpers import slack_state
 
 T0 = utc(2026, 3, 2, 9, 0, 20)
-
-
-@pytest.fixture(params=["sqlite", "postgres", "mariadb"])
-def any_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Any]:
-    """A migrated store on each dialect in turn."""
-    if request.param == "mariadb":
-        from tests.checks import servers
-
-        require_service("MariaDB", "127.0.0.1", 3306)
-        with servers.mariadb_scratch_database(MARIADB_URL) as url:
-            opened = open_store(url)
-            try:
-                yield opened
-            finally:
-                opened.dispose()
-        return
-    url = (
-        f"sqlite:///{tmp_path / 'alerts.db'}"
-        if request.param == "sqlite"
-        else request.getfixturevalue("pg_url")
-    )
-    opened = open_store(url)
-    try:
-        yield opened
-    finally:
-        opened.dispose()
 
 
 def run(store: Any, clock: FrozenClock) -> Any:
