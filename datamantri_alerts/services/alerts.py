@@ -177,8 +177,13 @@ def stand_down(session: Session, alert: Alert, note: str, now: datetime) -> None
 
 
 def set_active(session: Session, alert: Alert, active: bool, clock: Clock) -> bool:
-    """Switch an alert on or off (see `stand_down`); returns whether it changed."""
+    """Switch an alert on or off (see `stand_down`); returns whether it changed.
+
+    Disabling an alert that is already off still closes an episode left open (by a version
+    that did not close episodes on disable)."""
     if alert.is_active == active:
+        if not active and alert.current_episode_id is not None:
+            stand_down(session, alert, DISABLED_NOTE, clock.now())
         return False
     alert.is_active = active
     alert.updated_at = clock.now()

@@ -153,6 +153,25 @@ def test_delete_keeps_history_closed_and_cancels_pending(
     assert [r.status for r in sink.received] == [503]
 
 
+def test_disable_again_closes_an_episode_left_open_by_an_older_version(
+    any_store: Any, flags: Flags, sink: Sink
+) -> None:
+    store = any_store
+    alert_id = make_alert(store, flags, "legacy", recipients={"slack": sink.hook("legacy")})
+    flags.set(legacy="firing")
+    run(store, FrozenClock(T0))
+    with store.transaction() as session:  # disabled the old way: the flag only
+        alert = session.get(Alert, alert_id)
+        assert alert is not None
+        alert.is_active = False
+    at = T0 + timedelta(minutes=1)
+    with store.transaction() as session:
+        alert = session.get(Alert, alert_id)
+        assert alert is not None
+        assert set_active(session, alert, False, FrozenClock(at)) is False
+    assert closed_episodes(store) == [(at, "alert disabled")]
+
+
 # --------------------------------------------------------------------------- the CLI and sync
 
 
