@@ -257,6 +257,10 @@ def apply_results(
             query = query.order_by(Alert.id).with_for_update()
         alerts = list(session.scalars(query))
         lost = set(by_id) - {a.id for a in alerts}
+        if lost:
+            # An alert disabled or deleted meanwhile gave up its lease (`stand_down`): its result
+            # is dropped on purpose. Any other lost lease is a problem worth a line.
+            lost = set(session.scalars(select(Alert.id).where(Alert.id.in_(lost), Alert.is_active)))
         for alert_id in sorted(lost):
             summary.problems.append(f"alert {alert_id}: lease lost before its result was written")
         episodes = _open_episodes(session, alerts)

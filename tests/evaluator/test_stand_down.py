@@ -6,7 +6,9 @@ Real webhook receiver on 127.0.0.1; SQLite, PostgreSQL and MariaDB for the servi
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -170,6 +172,43 @@ def test_disable_again_closes_an_episode_left_open_by_an_older_version(
         assert alert is not None
         assert set_active(session, alert, False, FrozenClock(at)) is False
     assert closed_episodes(store) == [(at, "alert disabled")]
+
+
+@pytest.mark.parametrize("how", ["disable", "delete"])
+def test_alert_switched_off_while_its_check_runs_keeps_no_result(
+    any_store: Any, flags: Flags, sink: Sink, how: str
+) -> None:
+    """The result of a check in flight when its alert is disabled or deleted is dropped: no
+    episode reopened, nothing sent, and the run reports no problem."""
+    store = any_store
+    alert_id = make_alert(store, flags, "inflight", recipients={"slack": sink.hook("inflight")})
+    flags.set(inflight="firing", delay="2.5")  # the window to switch it off in
+    clock = FrozenClock(T0)
+    with ThreadPoolExecutor(1) as pool:
+        future = pool.submit(run, store, clock)
+
+        def claimed() -> bool:
+            with store.session() as session:
+                alert = session.get(Alert, alert_id)
+                return alert is not None and alert.lease_holder is not None
+
+        deadline = time.monotonic() + 30
+        while not claimed():
+            assert time.monotonic() < deadline, "the run never claimed the alert"
+            time.sleep(0.01)
+        with store.transaction() as session:
+            alert = session.get(Alert, alert_id)
+            assert alert is not None
+            if how == "disable":
+                set_active(session, alert, False, clock)
+            else:
+                delete_alert(session, alert, keep_history=True, now=clock.now())
+        summary = future.result(timeout=60)
+    assert summary.problems == []
+    assert summary.results == []
+    assert sink.received == []
+    assert closed_episodes(store) == []
+    assert outbox(store) == []
 
 
 # --------------------------------------------------------------------------- the CLI and sync
