@@ -260,7 +260,8 @@ def apply_results(
         if lost:
             # An alert disabled or deleted meanwhile gave up its lease (`stand_down`): its result
             # is dropped on purpose. Any other lost lease is a problem worth a line.
-            lost = set(session.scalars(select(Alert.id).where(Alert.id.in_(lost), Alert.is_active)))
+            watched = select(Alert.id).where(Alert.id.in_(lost), Alert.is_active.is_(True))
+            lost = set(session.scalars(watched))
         for alert_id in sorted(lost):
             summary.problems.append(f"alert {alert_id}: lease lost before its result was written")
         episodes = _open_episodes(session, alerts)
