@@ -253,3 +253,39 @@ def test_dry_run_uses_the_same_rule(store: Any, flags: Flags) -> None:
     stored = select(Alert.next_due_at)
     with store.session() as session:
         assert list(session.scalars(stored)) == [T0 + timedelta(minutes=5)]
+
+
+def test_failures_before_alert_counts_grid_evaluations(
+    store: Any, tmp_path: Any, sink: Sink
+) -> None:
+    """`failures_before_alert: 2` on a 5-minute alert under cron every minute: fires at the
+    second 5-minute evaluation, not at the second cron run."""
+    from datamantri_alerts.schema import validate_alert
+    from datamantri_alerts.services.alerts import create_alert
+    from datamantri_alerts.store.models import DataSource
+
+    with store.transaction() as session:
+        session.add(
+            DataSource(
+                id="gone",
+                name="Gone",
+                url=f"sqlite:///{tmp_path / 'missing' / 'source.db'}",
+                created_at=T0,
+                updated_at=T0,
+            )
+        )
+        session.flush()
+        document = {
+            "name": "source down",
+            "condition_type": "datasource_failure",
+            "condition_config": {"datasource_id": "gone", "failures_before_alert": 2},
+            "channels": ["slack"],
+            "recipients": {"slack": sink.hook("down")},
+        }
+        create_alert(session, validate_alert(document), FrozenClock(T0))
+    seen: list[tuple[int, str]] = []
+    for minute in range(0, 8):
+        clock = FrozenClock(T0 + timedelta(minutes=minute, seconds=15))
+        seen.extend((minute, r.state) for r in run(store, clock).results)
+    assert seen == [(0, "ok"), (5, "firing")]
+    assert [slack_state(b) for b in sink.bodies("down")] == ["FIRING"]
