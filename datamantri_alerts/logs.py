@@ -1,9 +1,22 @@
-"""Logging: warnings by default, more with -v; every record passes the secret redactor."""
+"""Every line leaving the process passes the redactor: logging, stdout, stderr, tracebacks.
+
+- Logging: warnings by default, more with -v; each record (message, traceback, stack) is
+  redacted by `RedactingFilter` before the handler formats it.
+- Output: `redacted_output()` puts a `RedactingStream` in front of sys.stdout and sys.stderr, so
+  whatever writes there (click/typer, rich, print, `warnings`, Python's own traceback printing)
+  is redacted line by line. stdout gets `redact_known` (registered and environment secrets,
+  driver parameters; URLs in content such as runbook links kept), stderr the stricter
+  `redact_text` (every URL's path and query masked too).
+"""
 
 from __future__ import annotations
 
+import io
 import logging
 import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
+from typing import Any, TextIO
 
 
 class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
@@ -19,14 +32,22 @@ class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
 
 
 class RedactingFilter(logging.Filter):
+    """Redacts a record's message, arguments, traceback (`exc_info`) and `stack_info` in place."""
+
     def filter(self, record: logging.LogRecord) -> bool:
-        from datamantri_alerts.secrets import redact_text, secrets_from_env
+        from datamantri_alerts.secrets import redact_text
 
         message = record.getMessage()
-        cleaned = redact_text(message, secrets_from_env())
+        cleaned = redact_text(message)
         if cleaned != message:
             record.msg = cleaned
             record.args = None
+        if record.exc_info and not record.exc_text:
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+        if record.exc_text:
+            record.exc_text = redact_text(record.exc_text)
+        if record.stack_info:
+            record.stack_info = redact_text(record.stack_info)
         return True
 
 
@@ -42,3 +63,114 @@ def configure_logging(verbose: int) -> None:
         logger.addHandler(handler)
     for handler in logger.handlers:
         handler.setLevel(level)
+
+
+class RedactingStream(io.TextIOBase):
+    """A text stream that redacts whole lines before passing them to `target`.
+
+    Text is held until a line ends (`\\n` or `\\r`) so a secret split over two writes is still
+    seen whole; `flush()` (prompts, progress, exit) passes a partial line on, redacted. There is
+    deliberately no `buffer` attribute: click must not bypass the redactor by writing bytes.
+    Writing bytes raises TypeError, as on any text stream.
+    """
+
+    def __init__(self, target: TextIO, redact: Callable[[str], str]) -> None:
+        super().__init__()
+        self.target = target
+        self._redact = redact
+        self._pending = ""
+
+    def write(self, text: str) -> int:  # type: ignore[override]
+        if not isinstance(text, str):
+            raise TypeError(f"write() argument must be str, not {type(text).__name__}")
+        self._pending += text
+        cut = max(self._pending.rfind("\n"), self._pending.rfind("\r"))
+        if cut >= 0:
+            ready, self._pending = self._pending[: cut + 1], self._pending[cut + 1 :]
+            self.target.write(self._redact(ready))
+        return len(text)
+
+    def flush(self) -> None:
+        if self._pending:
+            ready, self._pending = self._pending, ""
+            self.target.write(self._redact(ready))
+        self.target.flush()
+
+    def writable(self) -> bool:
+        return True
+
+    def isatty(self) -> bool:
+        return self.target.isatty()
+
+    def fileno(self) -> int:
+        return self.target.fileno()
+
+    @property
+    def encoding(self) -> str:  # type: ignore[override]
+        return getattr(self.target, "encoding", None) or "utf-8"
+
+    @property
+    def errors(self) -> str | None:  # type: ignore[override]
+        return getattr(self.target, "errors", None)
+
+    @property
+    def closed(self) -> bool:
+        return bool(getattr(self.target, "closed", False))
+
+    def close(self) -> None:
+        self.flush()
+
+    def __getattr__(self, name: str) -> Any:
+        if name == "buffer":
+            raise AttributeError(name)
+        return getattr(self.target, name)
+
+
+def _redact_stdout(text: str) -> str:
+    from datamantri_alerts.secrets import redact_known
+
+    return redact_known(text)
+
+
+def _redact_stderr(text: str) -> str:
+    from datamantri_alerts.secrets import redact_text
+
+    return redact_text(text)
+
+
+def install_redacted_output() -> bool:
+    """Put the redactor in front of sys.stdout and sys.stderr; False if it already is."""
+    if isinstance(sys.stdout, RedactingStream) and isinstance(sys.stderr, RedactingStream):
+        return False
+    if not isinstance(sys.stdout, RedactingStream):
+        sys.stdout = RedactingStream(sys.stdout, _redact_stdout)
+    if not isinstance(sys.stderr, RedactingStream):
+        sys.stderr = RedactingStream(sys.stderr, _redact_stderr)
+    return True
+
+
+@contextmanager
+def redacted_output() -> Iterator[None]:
+    """sys.stdout and sys.stderr redacted for the duration (one command invocation)."""
+    before = (sys.stdout, sys.stderr)
+    installed = install_redacted_output()
+    try:
+        yield
+    finally:
+        if installed:
+            for stream in (sys.stdout, sys.stderr):
+                if isinstance(stream, RedactingStream):
+                    with suppress(OSError, ValueError):
+                        stream.flush()
+            sys.stdout, sys.stderr = before
+
+
+def write_unredacted(text: str) -> None:
+    """Write text to the real stdout, past the redactor: only for what the user asked to see
+    in full (`export --show-secrets`)."""
+    stream: Any = sys.stdout
+    if isinstance(stream, RedactingStream):
+        stream.flush()
+        stream = stream.target
+    stream.write(text)
+    stream.flush()

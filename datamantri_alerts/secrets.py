@@ -1,15 +1,23 @@
-"""Secrets: `${ENV_VAR}` references, masking for display, and redaction of error text.
+"""Secrets: `${ENV_VAR}` references, masking for display, and the one redactor of output.
 
 Values are stored as written; `${VAR}` is resolved only when a value is used. Anything shown to a
-person (tables, JSON, exports, logs, history) goes through the masking helpers here.
+person (tables, JSON, exports) goes through the masking helpers here, and every line that leaves
+the process (stdout, stderr, logs, tracebacks, history, outbox, notifications) through
+`redact_known` or `redact_text`. Both know the secrets of the environment and a process-wide
+registry: every configured URL read from or written to the store is registered (webhook and
+HTTP data source URLs with their path and query, database passwords, resolved `${VAR}` values),
+as is the store's own URL.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import re
+import threading
 from collections.abc import Iterable, Mapping
-from urllib.parse import urlsplit, urlunsplit
+from typing import Any
+from urllib.parse import parse_qsl, quote, unquote, urlsplit, urlunsplit
 
 from datamantri_alerts.errors import RuntimeFailure
 
@@ -80,11 +88,199 @@ def mask_secret(value: str) -> str:
 
 
 def redact_text(text: str, secrets: Iterable[str] = ()) -> str:
-    """Error or log text with every known secret removed and every URL masked."""
-    out = text
-    for secret in sorted({s for s in secrets if s and len(s) >= 4}, key=len, reverse=True):
-        out = out.replace(secret, MASK)
+    """Error, log or traceback text with every secret removed and every URL masked.
+
+    Applies, in order: the known secrets (`secrets`, the registry, the environment's) replaced
+    by `***`; the structural rules of `redact_known`; then every URL in the text through
+    `mask_url` (http(s) keep scheme and host only; other schemes lose the password).
+    """
+    out = redact_known(text, secrets)
     return _URL_IN_TEXT.sub(lambda m: mask_url(m.group(0)), out)
+
+
+def redact_known(text: str, secrets: Iterable[str] = ()) -> str:
+    """Text with the known secrets and the values driver errors quote removed; URLs kept.
+
+    For text that is also content (stdout, history, notification payloads): a runbook link in
+    an alert description survives, a registered webhook token or password does not. Known
+    secrets: `secrets`, the registry (`register_secret`, `register_url`) and the environment's
+    (`secrets_from_env`), each also in its URL-quoted, JSON- and repr-escaped spelling.
+    Structural rules: SQLAlchemy `[parameters: ...]` and quoted literals in `[SQL: ...]`, URL
+    userinfo passwords, urllib3's `with url: PATH`, the key values PostgreSQL and MySQL quote
+    in constraint errors.
+    """
+    if not text:
+        return text
+    extra = tuple(s for s in secrets if s)
+    pattern = _known_pattern(extra)
+    out = pattern.sub(MASK, text) if pattern is not None else text
+    for rule, replacement in _STRUCTURAL_RULES:
+        out = rule.sub(replacement, out)
+    return _SQL_BLOCK.sub(_mask_sql_literals, out)
+
+
+# --------------------------------------------------------------------------- known secrets
+
+#: Shorter values are not treated as secrets: masking them would mangle ordinary words.
+MIN_SECRET_LENGTH = 4
+
+_registry: set[str] = set()
+_registry_version = 0
+_pattern_cache: dict[tuple[int, tuple[str, ...]], re.Pattern[str] | None] = {}
+_registry_lock = threading.Lock()
+
+
+def register_secret(value: str | None) -> None:
+    """Remember value as a secret of this process: redaction masks it from now on."""
+    global _registry_version
+    if not value or len(value) < MIN_SECRET_LENGTH:
+        return
+    spellings = _spellings(value) - _registry
+    if not spellings:
+        return
+    with _registry_lock:
+        _registry.update(spellings)
+        _registry_version += 1
+        _pattern_cache.clear()
+
+
+def register_url(value: str | None, environ: Mapping[str, str] | None = None) -> None:
+    """Remember the secret parts of a configured URL (see `url_secrets`).
+
+    `${VAR}` references are resolved from environ (default: the process environment); an unset
+    variable is skipped, not an error. A value that is not a URL registers nothing, so e-mail
+    addresses and phone numbers stay readable.
+    """
+    if not value or not isinstance(value, str):
+        return
+    resolved = value
+    if has_env_ref(value):
+        env = os.environ if environ is None else environ
+        resolved = _ENV_REF.sub(lambda m: env.get(m.group(1), ""), value).strip()
+    if "://" not in resolved:
+        return
+    for part in url_secrets(resolved):
+        register_secret(part)
+
+
+def register_configured(value: Any) -> None:
+    """Register every URL in a configured value (a string, or JSON of lists and mappings)."""
+    if isinstance(value, str):
+        register_url(value)
+    elif isinstance(value, Mapping):
+        for item in value.values():
+            register_configured(item)
+    elif isinstance(value, list | tuple):
+        for item in value:
+            register_configured(item)
+
+
+def forget_secrets() -> None:
+    """Empty the registry (a new command invocation in the same process, or a test)."""
+    global _registry_version
+    with _registry_lock:
+        _registry.clear()
+        _registry_version += 1
+        _pattern_cache.clear()
+
+
+def known_secrets() -> frozenset[str]:
+    """Every spelling of every secret registered so far in this process."""
+    return frozenset(_registry)
+
+
+def url_secrets(url: str) -> list[str]:
+    """The parts of a URL that carry its secret.
+
+    http(s) (webhooks, HTTP data sources): the whole URL, path, query, path plus query, userinfo
+    password, token-like path segments and query values. Other schemes (database URLs): the
+    password, as written and percent-decoded. A list of non-empty strings.
+    """
+    try:
+        parts = urlsplit(url.strip())
+        password = parts.password
+    except ValueError:
+        return [url]
+    found: list[str] = []
+    if password:
+        found.extend((password, unquote(password)))
+    if parts.scheme.lower() not in ("http", "https"):
+        return [item for item in found if item]
+    found.extend((url, parts.path, parts.query))
+    if parts.query:
+        found.append(f"{parts.path}?{parts.query}")
+    for segment in parts.path.split("/"):
+        if len(segment) >= 20 or (len(segment) >= 8 and any(ch.isdigit() for ch in segment)):
+            found.append(segment)
+    found.extend(value for _key, value in parse_qsl(parts.query) if len(value) >= 8)
+    return [item for item in found if item and item != "/"]
+
+
+def _spellings(value: str) -> set[str]:
+    """value as it can appear in output: raw, URL-quoted, JSON-escaped, repr-escaped."""
+    found = {
+        value,
+        quote(value, safe=""),
+        quote(value, safe="/:?=&"),
+        json.dumps(value)[1:-1],
+        json.dumps(value, ensure_ascii=False)[1:-1],
+        repr(value)[1:-1],
+    }
+    return {s for s in found if len(s) >= MIN_SECRET_LENGTH}
+
+
+def _known_pattern(extra: tuple[str, ...]) -> re.Pattern[str] | None:
+    """One alternation of every known secret, longest first (cached per registry/env state)."""
+    env_values = tuple(secrets_from_env())
+    key = (_registry_version, extra + env_values)
+    cached = _pattern_cache.get(key, False)
+    if cached is not False:
+        return cached  # type: ignore[return-value]
+    values: set[str] = set(_registry)
+    for item in (*extra, *env_values):
+        parts = url_secrets(item) if "://" in item else [item]
+        for part in parts:
+            values.update(_spellings(part))
+    values = {v for v in values if len(v) >= MIN_SECRET_LENGTH}
+    pattern = (
+        re.compile("|".join(re.escape(v) for v in sorted(values, key=len, reverse=True)))
+        if values
+        else None
+    )
+    if len(_pattern_cache) > 64:
+        _pattern_cache.clear()
+    _pattern_cache[key] = pattern
+    return pattern
+
+
+# --------------------------------------------------------------------------- structural rules
+
+_STRUCTURAL_RULES: tuple[tuple[re.Pattern[str], str], ...] = (
+    # SQLAlchemy's statement parameters (one line, however long).
+    (re.compile(r"\[parameters: [^\n]*"), "[parameters: ***]"),
+    # A password in any URL's userinfo (`${VAR}` references and masks kept).
+    (
+        re.compile(r"([a-zA-Z][a-zA-Z0-9+.\-]*://[^\s:/@'\"<>]*:)(?!\$\{|\*\*\*@)[^\s@/'\"<>]+@"),
+        r"\1***@",
+    ),
+    # urllib3/requests: "Max retries exceeded with url: /path?query (Caused by ...)".
+    (re.compile(r"(with url: )\S+"), r"\1/***"),
+    # PostgreSQL: DETAIL: Key (col)=(value) already exists / is not present.
+    (re.compile(r"(Key \([^)\n]*\)=\()[^\n]*?(\) (?:already exists|is not present))"), r"\1***\2"),
+    # MySQL/MariaDB: Duplicate entry 'value' for key 'name'.
+    (re.compile(r"(Duplicate entry )'(?:[^'\\]|\\.|'')*'"), r"\1'***'"),
+)
+
+# SQLAlchemy's `[SQL: ...]` block, up to the parameters or the background link that follow it.
+_SQL_BLOCK = re.compile(
+    r"\[SQL: .*?(?=\]\s*(?:\n\s*\[parameters|\n\s*\[SQL parameters|\n\s*\(Background|$))",
+    re.DOTALL,
+)
+_SQL_LITERAL = re.compile(r"'(?:[^']|'')*'")
+
+
+def _mask_sql_literals(match: re.Match[str]) -> str:
+    return _SQL_LITERAL.sub("'***'", match.group(0))
 
 
 def secrets_from_env(environ: Mapping[str, str] | None = None) -> list[str]:
@@ -98,4 +294,11 @@ def secrets_from_env(environ: Mapping[str, str] | None = None) -> list[str]:
         "ALERTS_SECRET_KEY",
         "ALERTS_HEARTBEAT_URL",
     )
-    return [env[n] for n in names if env.get(n)]
+    found = [env[n] for n in names if env.get(n)]
+    keys = env.get("ALERTS_SECRET_KEY", "")
+    if "," in keys:
+        found.extend(k.strip() for k in keys.split(",") if k.strip())
+    database = env.get("ALERTS_DATABASE_URL", "")
+    if database:
+        found.extend(url_secrets(database))
+    return found

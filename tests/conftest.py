@@ -65,6 +65,16 @@ def _isolated_environment(
     monkeypatch.chdir(home)
 
 
+@pytest.fixture(autouse=True)
+def _fresh_secret_registry() -> Iterator[None]:
+    """Secrets registered by one test (a webhook path, a password) do not mask another's output."""
+    from datamantri_alerts.secrets import forget_secrets
+
+    forget_secrets()
+    yield
+    forget_secrets()
+
+
 # --------------------------------------------------------------------------- stores
 
 

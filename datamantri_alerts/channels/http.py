@@ -17,11 +17,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import urlsplit
 
 from datamantri_alerts.channels.base import DeliveryError
 from datamantri_alerts.net.destinations import DestinationRefused
-from datamantri_alerts.secrets import redact_text
+from datamantri_alerts.secrets import redact_text, url_secrets
 
 #: (connect, read) seconds.
 DEFAULT_TIMEOUT: tuple[float, float] = (5.0, 15.0)
@@ -36,22 +36,6 @@ class HttpReply:
     status: int
     text: str
     headers: Mapping[str, str] = field(default_factory=dict)
-
-
-def url_secrets(url: str) -> list[str]:
-    """The parts of a webhook URL that carry its token: path, query, and token-like pieces."""
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return [url]
-    found = [url, parts.path, parts.query]
-    if parts.password:
-        found.append(parts.password)
-    for segment in parts.path.split("/"):
-        if len(segment) >= 20 or (len(segment) >= 8 and any(ch.isdigit() for ch in segment)):
-            found.append(segment)
-    found.extend(value for _key, value in parse_qsl(parts.query) if len(value) >= 8)
-    return [item for item in found if item]
 
 
 def redact(text: str, secrets: Iterable[str] = ()) -> str:

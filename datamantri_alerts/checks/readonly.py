@@ -128,7 +128,8 @@ def read_only_engine(url: URL, connect_args: dict[str, Any]) -> Engine:
         flag = int(str(url.query.get("client_flag", args.get("client_flag", 0))) or 0)
         url = url.difference_update_query(["client_flag"])
         args["client_flag"] = flag & ~_MYSQL_MULTI_STATEMENTS
-    engine = create_engine(url, poolclass=NullPool, connect_args=args)
+    # hide_parameters: a failing statement's error text never quotes its bound values.
+    engine = create_engine(url, poolclass=NullPool, connect_args=args, hide_parameters=True)
     if backend == "sqlite":
         event.listen(engine, "connect", _sqlite_session)
     elif backend in ("mysql", "mariadb"):

@@ -14,7 +14,19 @@ from datamantri_alerts.errors import AlertsError
 
 
 class AlertsGroup(TyperGroup):
-    """Turns our own errors into one clean line and the exit code SPEC.md gives."""
+    """Turns our own errors into one clean line and the exit code SPEC.md gives.
+
+    Every invocation runs with sys.stdout and sys.stderr behind the redactor (`logs`), and
+    starts with an empty secret registry (tests run many invocations in one process).
+    """
+
+    def main(self, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]
+        from datamantri_alerts.logs import redacted_output
+        from datamantri_alerts.secrets import forget_secrets
+
+        forget_secrets()
+        with redacted_output():
+            return super().main(*args, **kwargs)
 
     def invoke(self, ctx: typer.Context) -> Any:  # type: ignore[override]
         try:
@@ -27,23 +39,32 @@ class AlertsGroup(TyperGroup):
         except KeyboardInterrupt:
             raise
         except Exception as exc:
-            from sqlalchemy.exc import OperationalError, SQLAlchemyError
-
             from datamantri_alerts.secrets import redact_text
 
-            verbose = bool(ctx.meta.get("alerts.verbose"))
+            verbose = int(ctx.meta.get("alerts.verbose") or 0)
             if verbose:
-                logging.getLogger("datamantri_alerts").exception("unexpected error")
-            if isinstance(exc, OperationalError):
-                text = redact_text(str(exc.orig) if exc.orig else str(exc)).splitlines()[0]
-                _print_error(f"the store is unreachable: {text}")
-            elif isinstance(exc, SQLAlchemyError):
-                text = redact_text(str(exc)).splitlines()[0]
-                _print_error(f"store error: {text}")
-            else:
-                text = redact_text(f"{type(exc).__name__}: {exc}").splitlines()[0]
-                _print_error(f"internal error: {text} (run with -v for details)")
+                # -v and -vv: the traceback, through the logging filter's redaction.
+                logging.getLogger("datamantri_alerts").error("unexpected error", exc_info=exc)
+            _print_error(redact_text(_error_line(exc)))
             raise typer.Exit(1) from None
+
+
+def _error_line(exc: Exception) -> str:
+    """The one line shown for an unexpected exception (the caller redacts it)."""
+    from sqlalchemy.exc import OperationalError, SQLAlchemyError
+
+    if isinstance(exc, OperationalError):
+        text = str(exc.orig) if exc.orig else str(exc)
+        return f"the store is unreachable: {_first_line(text)}"
+    if isinstance(exc, SQLAlchemyError):
+        return f"store error: {_first_line(str(exc))}"
+    name = type(exc).__name__
+    return f"internal error: {name}: {_first_line(str(exc))} (run with -v for details)"
+
+
+def _first_line(text: str) -> str:
+    lines = text.strip().splitlines()
+    return lines[0] if lines else ""
 
 
 def _print_error(message: str) -> None:
@@ -99,9 +120,11 @@ def _root(
 ) -> None:
     from datamantri_alerts.cli.context import AppContext
     from datamantri_alerts.logs import configure_logging
+    from datamantri_alerts.secrets import register_url
     from datamantri_alerts.settings import build_settings
 
     settings = build_settings(db=db, env_file=env_file, verbose=verbose, hostname=hostname)
+    register_url(settings.database_url)
     configure_logging(verbose)
     ctx.meta["alerts.verbose"] = verbose
     obj = AppContext(settings=settings)
@@ -156,4 +179,9 @@ _register()
 
 
 def main() -> None:
+    """The `alerts` entry point: output redacted for the life of the process, so what Python
+    prints after the command (an uncaught exception's traceback) is redacted too."""
+    from datamantri_alerts.logs import install_redacted_output
+
+    install_redacted_output()
     app(prog_name="alerts")

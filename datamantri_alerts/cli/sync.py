@@ -78,7 +78,12 @@ def export(
         document = export_document(session, show_secrets=show_secrets)
     text = yaml.safe_dump(document, sort_keys=False, allow_unicode=True, width=100)
     if output is None:
-        typer.echo(text, nl=False)
+        if show_secrets:  # asked for in full: past the output redactor
+            from datamantri_alerts.logs import write_unredacted
+
+            write_unredacted(text)
+        else:
+            typer.echo(text, nl=False)
         return
     if output.exists() and output.is_dir():
         raise InputError(f"{output} is a folder", field="--output")

@@ -44,9 +44,16 @@ def recipients_for_export(recipients: dict[str, Any], show_secrets: bool) -> dic
 
 
 def url_for_export(url: str, show_secrets: bool) -> str:
-    """A data source URL for export: a literal password becomes the redaction marker."""
+    """A data source URL for export: a literal password becomes the redaction marker.
+
+    An HTTP data source's path and query are secrets too (signed health URLs, `api_key=`), like
+    a webhook's: a literal one with a path, query or password is exported as `<redacted>`
+    whole, which `sync` reads as "keep the stored URL".
+    """
     if show_secrets or is_env_ref(url):
         return url
+    if url.strip().lower().startswith(("http://", "https://")):
+        return REDACTED if mask_url(url.strip()) != url.strip() else url
     return _replace_password(url, REDACTED)
 
 

@@ -4,6 +4,9 @@ With `ALERTS_SECRET_KEY` set (one Fernet key, or several separated by commas: th
 all decrypt — MultiFernet, so keys can be rotated with `alerts secrets rotate`), webhook URLs,
 data source URLs and outbox recipients are written encrypted. Without it they are written as
 given. Values are marked, so a store can hold both while it is being rotated.
+
+Whatever these columns hold is a configured secret: every value written or read is registered
+with the redactor (`secrets.register_configured`), so no output of this process shows it.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator
 
 from datamantri_alerts.errors import RuntimeFailure
+from datamantri_alerts.secrets import register_configured
 
 KEY_ENV = "ALERTS_SECRET_KEY"
 TEXT_PREFIX = "enc:v1:"
@@ -76,10 +80,13 @@ class EncryptedText(TypeDecorator[str]):
     cache_ok = True
 
     def process_bind_param(self, value: str | None, dialect: Dialect) -> str | None:
+        register_configured(value)
         return None if value is None else encrypt_text(value)
 
     def process_result_value(self, value: str | None, dialect: Dialect) -> str | None:
-        return None if value is None else decrypt_text(value)
+        plain = None if value is None else decrypt_text(value)
+        register_configured(plain)
+        return plain
 
 
 class EncryptedJSON(TypeDecorator[Any]):
@@ -94,13 +101,15 @@ class EncryptedJSON(TypeDecorator[Any]):
         return dialect.type_descriptor(JSON())
 
     def process_bind_param(self, value: Any, dialect: Dialect) -> Any:
+        register_configured(value)
         if value is None or current_cipher() is None:
             return value
         return {JSON_MARKER: encrypt_text(json.dumps(value, sort_keys=True))}
 
     def process_result_value(self, value: Any, dialect: Dialect) -> Any:
         if isinstance(value, dict) and set(value) == {JSON_MARKER}:
-            return json.loads(decrypt_text(value[JSON_MARKER]))
+            value = json.loads(decrypt_text(value[JSON_MARKER]))
+        register_configured(value)
         return value
 
 

@@ -73,13 +73,19 @@ def _sqlite_on_begin(conn: Any) -> None:
 
 
 def make_engine(url: str) -> Engine:
+    """The store's engine. `hide_parameters`: statement parameters (webhook URLs, data source
+    URLs) never appear in SQLAlchemy's error text or logs."""
     url = normalize_url(url)
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         database = parsed.database
         if database and database != ":memory:" and not database.startswith("file:"):
             _prepare_sqlite_file(Path(database).expanduser())
-        engine = create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000})
+        engine = create_engine(
+            url,
+            connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000},
+            hide_parameters=True,
+        )
         event.listen(engine, "connect", _sqlite_on_connect)
         event.listen(engine, "begin", _sqlite_on_begin)
         return engine
@@ -90,8 +96,9 @@ def make_engine(url: str) -> Engine:
             pool_size=5,
             max_overflow=20,
             connect_args={"connect_timeout": 10, "application_name": "datamantri-alerts"},
+            hide_parameters=True,
         )
-    return create_engine(url, pool_pre_ping=True)
+    return create_engine(url, pool_pre_ping=True, hide_parameters=True)
 
 
 @dataclass

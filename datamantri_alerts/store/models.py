@@ -1,6 +1,8 @@
 """SQLAlchemy 2.0 typed models of the store.
 
-A constraint naming convention keeps Alembic migrations stable across dialects.
+A constraint naming convention keeps Alembic migrations stable across dialects. Columns holding
+text the product writes (summaries, errors, details, outbox payloads) are `Redacted*`: no known
+secret reaches the history or the outbox, whichever code path wrote it.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from datamantri_alerts.store.crypto import EncryptedJSON, EncryptedText
-from datamantri_alerts.store.types import JSONType, UTCDateTime
+from datamantri_alerts.store.types import JSONType, RedactedJSON, RedactedText, UTCDateTime
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -81,8 +83,8 @@ class JobRun(Base):
     started_at: Mapped[datetime | None] = mapped_column(nullable=True)
     finished_at: Mapped[datetime | None] = mapped_column(nullable=True)
     exit_code: Mapped[int | None] = mapped_column(Integer, nullable=True)
-    error: Mapped[str | None] = mapped_column(Text, nullable=True)
-    command: Mapped[str | None] = mapped_column(Text, nullable=True)
+    error: Mapped[str | None] = mapped_column(RedactedText, nullable=True)
+    command: Mapped[str | None] = mapped_column(RedactedText, nullable=True)
     host: Mapped[str | None] = mapped_column(String(255), nullable=True)
     created_at: Mapped[datetime]
 
@@ -113,8 +115,8 @@ class Alert(Base):
     state: Mapped[str] = mapped_column(String(20), default="ok")  # ok | pending | firing | error
     consecutive_hits: Mapped[int] = mapped_column(Integer, default=0)
     check_state: Mapped[dict[str, Any] | None] = mapped_column(JSONType, nullable=True)
-    last_summary: Mapped[str | None] = mapped_column(Text, nullable=True)
-    last_details: Mapped[dict[str, Any] | None] = mapped_column(JSONType, nullable=True)
+    last_summary: Mapped[str | None] = mapped_column(RedactedText, nullable=True)
+    last_details: Mapped[dict[str, Any] | None] = mapped_column(RedactedJSON, nullable=True)
     last_evaluated_at: Mapped[datetime | None] = mapped_column(nullable=True)
     next_due_at: Mapped[datetime | None] = mapped_column(nullable=True)
     last_triggered_at: Mapped[datetime | None] = mapped_column(nullable=True)
@@ -146,13 +148,13 @@ class AlertHistory(Base):
     condition_met: Mapped[bool] = mapped_column(Boolean, default=True)
     kind: Mapped[str] = mapped_column(String(20), default="firing")  # firing | error
     severity: Mapped[str] = mapped_column(String(20))
-    summary: Mapped[str | None] = mapped_column(Text, nullable=True)
-    details: Mapped[dict[str, Any] | None] = mapped_column(JSONType, nullable=True)
-    notifications_sent: Mapped[list[Any]] = mapped_column(JSONType, default=list)
-    notification_errors: Mapped[list[Any]] = mapped_column(JSONType, default=list)
+    summary: Mapped[str | None] = mapped_column(RedactedText, nullable=True)
+    details: Mapped[dict[str, Any] | None] = mapped_column(RedactedJSON, nullable=True)
+    notifications_sent: Mapped[list[Any]] = mapped_column(RedactedJSON, default=list)
+    notification_errors: Mapped[list[Any]] = mapped_column(RedactedJSON, default=list)
     last_notified_at: Mapped[datetime | None] = mapped_column(nullable=True)
     resolved_at: Mapped[datetime | None] = mapped_column(nullable=True)
-    resolution_notes: Mapped[str | None] = mapped_column(Text, nullable=True)
+    resolution_notes: Mapped[str | None] = mapped_column(RedactedText, nullable=True)
 
 
 class Notification(Base):
@@ -178,9 +180,9 @@ class Notification(Base):
     kind: Mapped[str] = mapped_column(String(20))  # firing | repeat | resolved | test
     status: Mapped[str] = mapped_column(String(20), default="pending")
     # pending | sent | failed | suppressed
-    payload: Mapped[dict[str, Any]] = mapped_column(JSONType)
+    payload: Mapped[dict[str, Any]] = mapped_column(RedactedJSON)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
-    last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    last_error: Mapped[str | None] = mapped_column(RedactedText, nullable=True)
     created_at: Mapped[datetime]
     next_attempt_at: Mapped[datetime]
     sent_at: Mapped[datetime | None] = mapped_column(nullable=True)
@@ -204,4 +206,4 @@ class EvaluatorRun(Base):
     errors: Mapped[int] = mapped_column(Integer, default=0)
     notifications_sent: Mapped[int] = mapped_column(Integer, default=0)
     notifications_failed: Mapped[int] = mapped_column(Integer, default=0)
-    message: Mapped[str | None] = mapped_column(Text, nullable=True)
+    message: Mapped[str | None] = mapped_column(RedactedText, nullable=True)

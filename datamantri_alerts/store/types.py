@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, DateTime
+from sqlalchemy import JSON, DateTime, Text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator
@@ -39,3 +39,46 @@ class UTCDateTime(TypeDecorator[datetime]):
 JSONType = JSON().with_variant(JSONB(), "postgresql")
 
 JSONValue = Any
+
+
+def _redact_json(value: Any) -> Any:
+    from datamantri_alerts.secrets import redact_known
+
+    if isinstance(value, str):
+        return redact_known(value)
+    if isinstance(value, dict):
+        return {key: _redact_json(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_redact_json(item) for item in value]
+    return value
+
+
+class RedactedText(TypeDecorator[str]):
+    """Free text written by the product (summaries, errors, notes, messages).
+
+    Known secrets and driver parameters are removed on the way in (`secrets.redact_known`),
+    whichever code path wrote the value."""
+
+    impl = Text
+    cache_ok = True
+
+    def process_bind_param(self, value: str | None, dialect: Dialect) -> str | None:
+        from datamantri_alerts.secrets import redact_known
+
+        return None if value is None else redact_known(value)
+
+
+class RedactedJSON(TypeDecorator[Any]):
+    """JSON written by the product (details, outbox payloads, delivery records), every string in
+    it redacted like `RedactedText`; JSONB on PostgreSQL."""
+
+    impl = JSON
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: Dialect) -> Any:
+        if dialect.name == "postgresql":
+            return dialect.type_descriptor(JSONB())
+        return dialect.type_descriptor(JSON())
+
+    def process_bind_param(self, value: Any, dialect: Dialect) -> Any:
+        return _redact_json(value)
