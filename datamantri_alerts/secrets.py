@@ -206,6 +206,8 @@ def url_secrets(url: str) -> list[str]:
         found.extend((password, unquote(password)))
     if parts.scheme.lower() not in ("http", "https"):
         return [item for item in found if item]
+    if parts.path in ("", "/") and not parts.query and not password:
+        return []  # scheme and host only: nothing secret in it
     found.extend((url, parts.path, parts.query))
     if parts.query:
         found.append(f"{parts.path}?{parts.query}")

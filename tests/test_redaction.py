@@ -1,0 +1,298 @@
+"""The one redactor (`secrets.redact_known` / `redact_text`, the registry, `logs`): each rule on
+real exception text, the output streams, the log filter, and the redacted store columns."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import subprocess
+import sys
+import textwrap
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+import requests
+from sqlalchemy import create_engine, text
+from sqlalchemy.exc import DBAPIError
+
+from datamantri_alerts.logs import (
+    RedactingFilter,
+    RedactingStream,
+    redacted_output,
+    write_unredacted,
+)
+from datamantri_alerts.secrets import (
+    MASK,
+    known_secrets,
+    redact_known,
+    redact_text,
+    register_configured,
+    register_secret,
+    register_url,
+    url_secrets,
+)
+from tests.conftest import REPO_ROOT
+
+ISSUE_URL = "http://127.0.0.1:1/health?sig=SIG&api_key=KEY"
+
+
+def requests_error(url: str) -> str:
+    """The text requests really raises for a refused connection to url."""
+    with pytest.raises(requests.RequestException) as caught:
+        requests.get(url, timeout=(2, 2))
+    return f"{type(caught.value).__name__}: {caught.value}"
+
+
+def forced_insert_error(secret_values: tuple[str, str], tmp_path: Path) -> str:
+    """A real SQLAlchemy error text, from an engine WITHOUT hide_parameters, whose
+    `[parameters: ...]` quotes both values."""
+    engine = create_engine(f"sqlite:///{tmp_path / 'raw.db'}")
+    try:
+        with engine.begin() as conn:
+            conn.execute(text("CREATE TABLE t (a TEXT, b TEXT)"))
+            conn.execute(
+                text(
+                    "CREATE TRIGGER refuse BEFORE INSERT ON t "
+                    "BEGIN SELECT RAISE(ABORT, 'forced failure'); END"
+                )
+            )
+        with pytest.raises(DBAPIError) as caught, engine.begin() as conn:
+            conn.execute(
+                text("INSERT INTO t (a, b) VALUES (:a, :b)"),
+                {"a": secret_values[0], "b": secret_values[1]},
+            )
+    finally:
+        engine.dispose()
+    return str(caught.value)
+
+
+# --------------------------------------------------------------------------- rules
+
+
+def test_issue_example_requests_text_loses_path_and_query() -> None:
+    raw = requests_error(ISSUE_URL)
+    assert "/health?sig=SIG&api_key=KEY" in raw  # what used to leak
+    # The pattern rule alone (nothing registered) already hides urllib3's "with url: PATH".
+    assert "sig=SIG" not in redact_text(raw) and "api_key" not in redact_text(raw)
+    assert "sig=SIG" not in redact_known(raw)
+    assert "127.0.0.1" in redact_text(raw) and "refused" in redact_text(raw).lower()
+
+
+def test_registered_http_source_is_hidden_however_it_is_quoted() -> None:
+    register_url(ISSUE_URL)
+    assert {"/health?sig=SIG&api_key=KEY", "sig=SIG&api_key=KEY"} <= known_secrets()
+    for shown in (
+        f"GET {ISSUE_URL}",
+        "path /health?sig=SIG&api_key=KEY in a message",
+        json.dumps({"url": "/health?sig=SIG&api_key=KEY"}),
+        "quoted sig%3DSIG%26api_key%3DKEY",
+    ):
+        cleaned = redact_known(shown)
+        assert "sig=SIG" not in cleaned and "sig%3DSIG" not in cleaned, cleaned
+        assert MASK in cleaned
+
+
+def test_sqlalchemy_parameters_are_hidden_by_the_text_rule(tmp_path: Path) -> None:
+    webhook = "https://hooks.example.com/services/T0/B0/paramTOKEN123456"
+    database = "postgresql://monitor:paramPASS987@db.internal/wh"
+    raw = forced_insert_error((webhook, database), tmp_path)
+    assert "paramTOKEN123456" in raw and "paramPASS987" in raw  # SQLAlchemy does quote them
+    for cleaned in (redact_known(raw), redact_text(raw)):
+        assert "paramTOKEN123456" not in cleaned and "paramPASS987" not in cleaned
+        assert "[parameters: ***]" in cleaned
+        assert "forced failure" in cleaned  # the reason stays readable
+
+
+def test_sql_literals_and_constraint_values_are_masked() -> None:
+    raw = (
+        "(psycopg.errors.UniqueViolation) duplicate key value violates unique constraint\n"
+        "DETAIL:  Key (url)=(postgresql://u:litPASS@h/db) already exists.\n"
+        "[SQL: UPDATE datasources SET url='https://h/litTOKEN' WHERE id = %(id)s]\n"
+        "[parameters: {'id': 'wh'}]\n"
+        "(Background on this error at: https://sqlalche.me/e/20/gkpj)\n"
+        "(1062, \"Duplicate entry 'mysqlSECRET' for key 'uq_alerts_name'\")"
+    )
+    cleaned = redact_known(raw)
+    for value in ("litPASS", "litTOKEN", "mysqlSECRET", "'wh'"):
+        assert value not in cleaned, value
+    assert "Key (url)=(***) already exists" in cleaned
+    assert "UPDATE datasources SET url='***'" in cleaned
+
+
+def test_userinfo_passwords_masked_but_env_references_kept() -> None:
+    cleaned = redact_known("to mysql://root:userPASS@h/db and postgresql://u:${PW}@h/db")
+    assert "userPASS" not in cleaned and "mysql://root:***@h/db" in cleaned
+    assert "postgresql://u:${PW}@h/db" in cleaned
+
+
+def test_content_urls_survive_known_redaction_but_not_error_redaction() -> None:
+    runbook = "see https://wiki.example.com/runbooks/etl-failure"
+    assert redact_known(runbook) == runbook  # stdout and notification content keep links
+    assert redact_text(runbook) == "see https://wiki.example.com/***"
+
+
+def test_env_reference_values_and_database_passwords_are_registered(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("WH_URL", "postgresql://monitor:envPASS%40x@db/wh")
+    register_configured({"url": "${WH_URL}", "email": ["ops@example.com"], "n": 3})
+    assert {"envPASS%40x", "envPASS@x"} <= known_secrets()
+    cleaned = redact_known("password envPASS@x, mail ops@example.com")
+    assert cleaned == "password ***, mail ops@example.com"  # addresses are not secrets
+
+
+def test_short_values_and_plain_words_are_not_registered() -> None:
+    register_secret("abc")
+    register_url("mailto:someone")
+    register_url("https://example.com/")
+    assert known_secrets() == frozenset()
+    assert url_secrets("sqlite:///tmp/x.db") == []
+
+
+def test_environment_secrets_are_known_without_registration(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("SLACK_WEBHOOK_URL", "https://hooks.slack.com/services/T/B/envSLACKtok1")
+    monkeypatch.setenv("ALERTS_DATABASE_URL", "postgresql://u:storePASS1@h/db")
+    monkeypatch.setenv("ALERTS_SECRET_KEY", "newKEYnewKEY,oldKEYoldKEY")
+    cleaned = redact_known("envSLACKtok1 storePASS1 oldKEYoldKEY sqlite stays")
+    assert cleaned == "*** *** *** sqlite stays"
+
+
+# --------------------------------------------------------------------------- output streams
+
+
+class Collect:
+    """A text stream target that records what reached it."""
+
+    def __init__(self) -> None:
+        self.text = ""
+        self.flushes = 0
+        self.encoding = "utf-8"
+        self.errors = "strict"
+
+    def write(self, value: str) -> int:
+        self.text += value
+        return len(value)
+
+    def flush(self) -> None:
+        self.flushes += 1
+
+    def isatty(self) -> bool:
+        return False
+
+
+def test_stream_redacts_a_secret_split_over_writes() -> None:
+    register_secret("splitSECRET42")
+    target = Collect()
+    stream = RedactingStream(target, redact_known)  # type: ignore[arg-type]
+    stream.write("one split")
+    stream.write("SECRET42 two\nthree ")
+    assert target.text == "one *** two\n"  # the partial line waits for its end
+    stream.write("splitSECR")
+    stream.flush()  # a prompt or exit passes the partial line on
+    assert target.text == "one *** two\nthree splitSECR"
+    with pytest.raises(TypeError):
+        stream.write(b"bytes")  # type: ignore[arg-type]
+    assert not hasattr(stream, "buffer")  # click cannot go around it with bytes
+
+
+def test_redacted_output_covers_click_print_and_restores(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    import typer
+
+    register_secret("printedSECRET7")
+    with redacted_output():
+        print("print printedSECRET7")
+        typer.echo("echo printedSECRET7")
+        typer.echo("err https://h.example.com/secret/path printedSECRET7", err=True)
+        write_unredacted("asked-for printedSECRET7\n")
+    out, err = capsys.readouterr()
+    assert out == "print ***\necho ***\nasked-for printedSECRET7\n"
+    assert err == "err https://h.example.com/*** ***\n"
+    assert not isinstance(sys.stdout, RedactingStream)
+
+
+def test_python_traceback_printing_is_redacted_in_a_child(tmp_path: Path) -> None:
+    """An uncaught exception after `main()` installed the redactor: Python's own printing."""
+    script = textwrap.dedent(
+        """
+        from datamantri_alerts.logs import install_redacted_output
+        from datamantri_alerts.secrets import register_url
+        install_redacted_output()
+        register_url("postgresql://u:childPASS55@h/db")
+        raise RuntimeError("cannot open postgresql://u:childPASS55@h/db (childPASS55)")
+        """
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, cwd=REPO_ROOT
+    )
+    assert done.returncode == 1
+    assert "Traceback" in done.stderr and "RuntimeError" in done.stderr
+    assert "childPASS55" not in done.stderr, done.stderr
+
+
+# --------------------------------------------------------------------------- logging
+
+
+def test_log_records_with_tracebacks_are_redacted() -> None:
+    register_secret("loggedSECRET9")
+    record_logger = logging.getLogger("tests.redaction")
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.addFilter(RedactingFilter())
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    record_logger.addHandler(handler)
+    try:
+        try:
+            raise ValueError("inner loggedSECRET9 https://hooks.example.com/x/loggedTOKEN")
+        except ValueError:
+            record_logger.exception("failed with %s", "loggedSECRET9", stack_info=True)
+    finally:
+        record_logger.removeHandler(handler)
+    written = stream.getvalue()
+    assert "ValueError" in written and "Traceback" in written and "Stack (most recent" in written
+    assert "loggedSECRET9" not in written and "loggedTOKEN" not in written
+
+
+# --------------------------------------------------------------------------- store columns
+
+
+def test_history_and_outbox_columns_are_redacted_on_write(sqlite_url: str) -> None:
+    from datamantri_alerts.store.engine import open_store
+    from datamantri_alerts.store.models import AlertHistory, EvaluatorRun
+
+    register_url("https://api.example.com/status?token=columnTOKEN77")
+    store = open_store(sqlite_url)
+    try:
+        with store.transaction() as session:
+            session.add(
+                AlertHistory(
+                    alert_name="a",
+                    triggered_at=datetime.now(UTC),
+                    severity="critical",
+                    summary="failed: with url: /status?token=columnTOKEN77",
+                    details={"error": ["columnTOKEN77"], "runbook": "https://wiki.example.com/r"},
+                    notifications_sent=[],
+                    notification_errors=["columnTOKEN77"],
+                )
+            )
+            session.add(
+                EvaluatorRun(
+                    host="h", pid=1, started_at=datetime.now(UTC), message="x columnTOKEN77"
+                )
+            )
+        with store.engine.connect() as conn:
+            raw = " ".join(
+                str(row)
+                for table in ("alert_history", "evaluator_runs")
+                for row in conn.execute(text(f"SELECT * FROM {table}"))
+            )
+    finally:
+        store.dispose()
+    assert "columnTOKEN77" not in raw
+    assert "https://wiki.example.com/r" in raw  # content links kept
+    assert raw.count(MASK) >= 4
