@@ -95,7 +95,14 @@ def redact_text(text: str, secrets: Iterable[str] = ()) -> str:
     `mask_url` (http(s) keep scheme and host only; other schemes lose the password).
     """
     out = redact_known(text, secrets)
-    return _URL_IN_TEXT.sub(lambda m: mask_url(m.group(0)), out)
+    return _URL_IN_TEXT.sub(_mask_url_in_text, out)
+
+
+def _mask_url_in_text(match: re.Match[str]) -> str:
+    # Punctuation closing the sentence or parenthesis around a URL is not part of it.
+    url = match.group(0)
+    core = url.rstrip(").,;:]")
+    return mask_url(core) + url[len(core) :]
 
 
 def redact_known(text: str, secrets: Iterable[str] = ()) -> str:
