@@ -119,8 +119,7 @@ def redact_known(text: str, secrets: Iterable[str] = ()) -> str:
     if not text:
         return text
     extra = tuple(s for s in secrets if s)
-    pattern = _known_pattern(extra)
-    out = pattern.sub(MASK, text) if pattern is not None else text
+    out = _known_index(extra).mask(text)
     for rule, replacement in _STRUCTURAL_RULES:
         out = rule.sub(replacement, out)
     return _SQL_BLOCK.sub(_mask_sql_literals, out)
@@ -133,7 +132,7 @@ MIN_SECRET_LENGTH = 4
 
 _registry: set[str] = set()
 _registry_version = 0
-_pattern_cache: dict[tuple[int, tuple[str, ...]], re.Pattern[str] | None] = {}
+_index_cache: dict[tuple[int, tuple[str, ...]], _SecretIndex] = {}
 _registry_lock = threading.Lock()
 
 
@@ -148,7 +147,7 @@ def register_secret(value: str | None) -> None:
     with _registry_lock:
         _registry.update(spellings)
         _registry_version += 1
-        _pattern_cache.clear()
+        _index_cache.clear()
 
 
 def register_url(value: str | None, environ: Mapping[str, str] | None = None) -> None:
@@ -188,7 +187,7 @@ def forget_secrets() -> None:
     with _registry_lock:
         _registry.clear()
         _registry_version += 1
-        _pattern_cache.clear()
+        _index_cache.clear()
 
 
 def known_secrets() -> frozenset[str]:
@@ -238,28 +237,61 @@ def _spellings(value: str) -> set[str]:
     return {s for s in found if len(s) >= MIN_SECRET_LENGTH}
 
 
-def _known_pattern(extra: tuple[str, ...]) -> re.Pattern[str] | None:
-    """One alternation of every known secret, longest first (cached per registry/env state)."""
+class _SecretIndex:
+    """Known secrets by their first MIN_SECRET_LENGTH characters: masking costs one dict lookup
+    per character of text, however many secrets are known (thousands of webhooks)."""
+
+    def __init__(self, values: set[str]) -> None:
+        by_prefix: dict[str, list[str]] = {}
+        for value in values:
+            by_prefix.setdefault(value[:MIN_SECRET_LENGTH], []).append(value)
+        self._by_prefix = {
+            prefix: tuple(sorted(found, key=len, reverse=True))  # longest match wins
+            for prefix, found in by_prefix.items()
+        }
+
+    def mask(self, text: str) -> str:
+        if not self._by_prefix or len(text) < MIN_SECRET_LENGTH:
+            return text
+        lookup = self._by_prefix.get
+        pieces: list[str] = []
+        copied = 0
+        i = 0
+        last = len(text) - MIN_SECRET_LENGTH
+        while i <= last:
+            candidates = lookup(text[i : i + MIN_SECRET_LENGTH])
+            if candidates:
+                hit = next((c for c in candidates if text.startswith(c, i)), None)
+                if hit is not None:
+                    pieces.append(text[copied:i])
+                    pieces.append(MASK)
+                    i += len(hit)
+                    copied = i
+                    continue
+            i += 1
+        if not pieces:
+            return text
+        pieces.append(text[copied:])
+        return "".join(pieces)
+
+
+def _known_index(extra: tuple[str, ...]) -> _SecretIndex:
+    """The index of every known secret (cached per registry and environment state)."""
     env_values = tuple(secrets_from_env())
     key = (_registry_version, extra + env_values)
-    cached = _pattern_cache.get(key, False)
-    if cached is not False:
-        return cached  # type: ignore[return-value]
+    cached = _index_cache.get(key)
+    if cached is not None:
+        return cached
     values: set[str] = set(_registry)
     for item in (*extra, *env_values):
         parts = url_secrets(item) if "://" in item else [item]
         for part in parts:
             values.update(_spellings(part))
-    values = {v for v in values if len(v) >= MIN_SECRET_LENGTH}
-    pattern = (
-        re.compile("|".join(re.escape(v) for v in sorted(values, key=len, reverse=True)))
-        if values
-        else None
-    )
-    if len(_pattern_cache) > 64:
-        _pattern_cache.clear()
-    _pattern_cache[key] = pattern
-    return pattern
+    index = _SecretIndex({v for v in values if len(v) >= MIN_SECRET_LENGTH})
+    if len(_index_cache) > 64:
+        _index_cache.clear()
+    _index_cache[key] = index
+    return index
 
 
 # --------------------------------------------------------------------------- structural rules
