@@ -101,7 +101,7 @@ def redact_text(text: str, secrets: Iterable[str] = ()) -> str:
 def _mask_url_in_text(match: re.Match[str]) -> str:
     # Punctuation closing the sentence or parenthesis around a URL is not part of it.
     url = match.group(0)
-    core = url.rstrip(").,;:]")
+    core = url.rstrip(").,;:]\\")
     return mask_url(core) + url[len(core) :]
 
 
@@ -120,6 +120,7 @@ def redact_known(text: str, secrets: Iterable[str] = ()) -> str:
         return text
     extra = tuple(s for s in secrets if s)
     out = _known_index(extra).mask(text)
+    out = _PARAMETERS.sub(_mask_parameters, out)
     for rule, replacement in _STRUCTURAL_RULES:
         out = rule.sub(replacement, out)
     return _SQL_BLOCK.sub(_mask_sql_literals, out)
@@ -297,20 +298,35 @@ def _known_index(extra: tuple[str, ...]) -> _SecretIndex:
 # --------------------------------------------------------------------------- structural rules
 
 _STRUCTURAL_RULES: tuple[tuple[re.Pattern[str], str], ...] = (
-    # SQLAlchemy's statement parameters (one line, however long).
-    (re.compile(r"\[parameters: [^\n]*"), "[parameters: ***]"),
     # A password in any URL's userinfo (`${VAR}` references and masks kept).
     (
         re.compile(r"([a-zA-Z][a-zA-Z0-9+.\-]*://[^\s:/@'\"<>]*:)(?!\$\{|\*\*\*@)[^\s@/'\"<>]+@"),
         r"\1***@",
     ),
     # urllib3/requests: "Max retries exceeded with url: /path?query (Caused by ...)".
-    (re.compile(r"(with url: )\S+"), r"\1/***"),
+    (re.compile(r"(with url: )[^\s\"'\\]+"), r"\1/***"),
     # PostgreSQL: DETAIL: Key (col)=(value) already exists / is not present.
     (re.compile(r"(Key \([^)\n]*\)=\()[^\n]*?(\) (?:already exists|is not present))"), r"\1***\2"),
     # MySQL/MariaDB: Duplicate entry 'value' for key 'name'.
     (re.compile(r"(Duplicate entry )'(?:[^'\\]|\\.|'')*'"), r"\1'***'"),
 )
+
+# SQLAlchemy's statement parameters: one line, however long, closed by the line's last `]`.
+_PARAMETERS = re.compile(r"\[parameters: [^\n]*")
+# The end of a JSON string value on an indented JSON line (`",` or `"`), kept when cutting.
+_JSON_STRING_END = re.compile(r'(?<!\\)"\s*,?\s*$')
+
+
+def _mask_parameters(match: re.Match[str]) -> str:
+    """`[parameters: ***]`, keeping what follows the closing bracket on the line (the rest of a
+    JSON string, its closing quote and comma), so `--json` output stays valid JSON."""
+    rest = match.group(0)
+    close = rest.rfind("]")
+    if close >= 0:
+        return "[parameters: ***]" + rest[close + 1 :]
+    tail = _JSON_STRING_END.search(rest)
+    return "[parameters: ***" + (rest[tail.start() :] if tail else "")
+
 
 # SQLAlchemy's `[SQL: ...]` block, up to the parameters or the background link that follow it.
 _SQL_BLOCK = re.compile(

@@ -121,6 +121,23 @@ def test_sql_literals_and_constraint_values_are_masked() -> None:
     assert "UPDATE datasources SET url='***'" in cleaned
 
 
+def test_indented_json_output_stays_valid_json() -> None:
+    """stdout is redacted line by line; `--json` output (indented) must still parse."""
+    register_secret('jsonSECRET"quoted')
+    data = {
+        "summary": "x [parameters: ('p', \"q]\")] then with url: /h?x=1",
+        "cut": "truncated [parameters: (1, 2",
+        "url": 'http://u:pw12@h/x"',
+        "list": ["k [parameters: (1,)]", 'has jsonSECRET"quoted inside'],
+    }
+    cleaned = redact_known(json.dumps(data, indent=2, ensure_ascii=False))
+    parsed = json.loads(cleaned)
+    assert parsed["summary"] == "x [parameters: ***] then with url: /***"
+    assert parsed["cut"] == "truncated [parameters: ***"
+    assert parsed["url"] == 'http://u:***@h/x"'
+    assert parsed["list"] == ["k [parameters: ***]", "has *** inside"]
+
+
 def test_userinfo_passwords_masked_but_env_references_kept() -> None:
     cleaned = redact_known("to mysql://root:userPASS@h/db and postgresql://u:${PW}@h/db")
     assert "userPASS" not in cleaned and "mysql://root:***@h/db" in cleaned

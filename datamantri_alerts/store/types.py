@@ -57,7 +57,7 @@ class RedactedText(TypeDecorator[str]):
     """Free text written by the product (summaries, errors, notes, messages).
 
     Known secrets and driver parameters are removed on the way in (`secrets.redact_known`),
-    whichever code path wrote the value."""
+    whichever code path wrote the value, and again on the way out (rows older than that)."""
 
     impl = Text
     cache_ok = True
@@ -67,10 +67,16 @@ class RedactedText(TypeDecorator[str]):
 
         return None if value is None else redact_known(value)
 
+    def process_result_value(self, value: str | None, dialect: Dialect) -> str | None:
+        # Rows written before this redaction existed (or by an older version) are shown clean.
+        from datamantri_alerts.secrets import redact_known
+
+        return None if value is None else redact_known(value)
+
 
 class RedactedJSON(TypeDecorator[Any]):
     """JSON written by the product (details, outbox payloads, delivery records), every string in
-    it redacted like `RedactedText`; JSONB on PostgreSQL."""
+    it redacted like `RedactedText`, on the way in and out; JSONB on PostgreSQL."""
 
     impl = JSON
     cache_ok = True
@@ -81,4 +87,7 @@ class RedactedJSON(TypeDecorator[Any]):
         return dialect.type_descriptor(JSON())
 
     def process_bind_param(self, value: Any, dialect: Dialect) -> Any:
+        return _redact_json(value)
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> Any:
         return _redact_json(value)

@@ -178,3 +178,35 @@ def test_driver_error_quoting_the_secret_is_redacted(pg_url: str) -> None:
         assert done.returncode == 1, done.stderr
         assert "refused url" in done.stderr and "Traceback" in done.stderr
         assert DB_PASSWORD not in done.stdout + done.stderr, done.stderr
+
+
+def test_history_rows_written_before_the_fix_are_shown_clean(cli: Cli, sqlite_url: str) -> None:
+    """An episode an older version stored with the leak in it: redacted when read back."""
+    assert cli("datasources", "add", "api", "--name", "API", "--url", ISSUE_URL).exit_code == 0
+    created = cli(
+        *("create", "--name", "api down", "--type", "datasource_failure"),
+        *("--config", "datasource_id=api", "--channel", "email", "--email", "ops@example.com"),
+    )
+    assert created.exit_code == 0, created.output
+    assert cli("evaluate").exit_code in (0, 1)
+    old_text = (
+        "GET http://127.0.0.1:1/*** failed: Max retries exceeded with url: "
+        "/health?sig=SIG&api_key=KEY [parameters: ('postgresql://u:oldPASS77@h/db',)]"
+    )
+    engine = create_engine(sqlite_url)
+    try:
+        with engine.begin() as conn:
+            conn.execute(
+                text("UPDATE alert_history SET summary = :s, details = :d"),
+                {"s": old_text, "d": json.dumps({"error": old_text})},
+            )
+    finally:
+        engine.dispose()
+    for args in (("history", "show", "1"), ("history", "show", "1", "--json"), ("history",)):
+        shown = cli(*args)
+        assert shown.exit_code == 0, shown.output
+        assert leaks(shown.output) == [] and "oldPASS77" not in shown.output, shown.output
+    assert "Max retries exceeded" in cli("history", "show", "1").output
+    episode = cli("history", "show", "1", "--json").json()  # still valid JSON
+    assert episode["summary"].endswith("with url: /*** [parameters: ***]")
+    assert episode["details"] == {"error": episode["summary"]}
