@@ -142,10 +142,10 @@ def register_secret(value: str | None) -> None:
     global _registry_version
     if not value or len(value) < MIN_SECRET_LENGTH:
         return
-    spellings = _spellings(value) - _registry
-    if not spellings:
-        return
+    spellings = _spellings(value)
     with _registry_lock:
+        if spellings <= _registry:
+            return
         _registry.update(spellings)
         _registry_version += 1
         _index_cache.clear()
@@ -193,7 +193,8 @@ def forget_secrets() -> None:
 
 def known_secrets() -> frozenset[str]:
     """Every spelling of every secret registered so far in this process."""
-    return frozenset(_registry)
+    with _registry_lock:
+        return frozenset(_registry)
 
 
 def url_secrets(url: str) -> list[str]:
@@ -279,19 +280,21 @@ class _SecretIndex:
 def _known_index(extra: tuple[str, ...]) -> _SecretIndex:
     """The index of every known secret (cached per registry and environment state)."""
     env_values = tuple(secrets_from_env())
-    key = (_registry_version, extra + env_values)
-    cached = _index_cache.get(key)
-    if cached is not None:
-        return cached
-    values: set[str] = set(_registry)
+    with _registry_lock:  # delivery threads register while others print
+        key = (_registry_version, extra + env_values)
+        cached = _index_cache.get(key)
+        if cached is not None:
+            return cached
+        values: set[str] = set(_registry)
     for item in (*extra, *env_values):
         parts = url_secrets(item) if "://" in item else [item]
         for part in parts:
             values.update(_spellings(part))
     index = _SecretIndex({v for v in values if len(v) >= MIN_SECRET_LENGTH})
-    if len(_index_cache) > 64:
-        _index_cache.clear()
-    _index_cache[key] = index
+    with _registry_lock:
+        if len(_index_cache) > 64:
+            _index_cache.clear()
+        _index_cache[key] = index
     return index
 
 
