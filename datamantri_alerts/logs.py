@@ -14,6 +14,7 @@ from __future__ import annotations
 import io
 import logging
 import sys
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from typing import Any, TextIO
@@ -79,21 +80,25 @@ class RedactingStream(io.TextIOBase):
         self.target = target
         self._redact = redact
         self._pending = ""
+        self._lock = threading.Lock()  # delivery threads log while the main thread prints
 
     def write(self, text: str) -> int:  # type: ignore[override]
         if not isinstance(text, str):
             raise TypeError(f"write() argument must be str, not {type(text).__name__}")
-        self._pending += text
-        cut = max(self._pending.rfind("\n"), self._pending.rfind("\r"))
-        if cut >= 0:
+        with self._lock:
+            self._pending += text
+            cut = max(self._pending.rfind("\n"), self._pending.rfind("\r"))
+            if cut < 0:
+                return len(text)
             ready, self._pending = self._pending[: cut + 1], self._pending[cut + 1 :]
             self.target.write(self._redact(ready))
         return len(text)
 
     def flush(self) -> None:
-        if self._pending:
-            ready, self._pending = self._pending, ""
-            self.target.write(self._redact(ready))
+        with self._lock:
+            if self._pending:
+                ready, self._pending = self._pending, ""
+                self.target.write(self._redact(ready))
         self.target.flush()
 
     def writable(self) -> bool:
@@ -118,7 +123,10 @@ class RedactingStream(io.TextIOBase):
         return bool(getattr(self.target, "closed", False))
 
     def close(self) -> None:
-        self.flush()
+        # Never closes the stream it wraps; only passes on what is pending (also from __del__,
+        # when the target may already be gone).
+        with suppress(OSError, ValueError):
+            self.flush()
 
     def __getattr__(self, name: str) -> Any:
         if name == "buffer":
