@@ -15,7 +15,7 @@ import json
 import os
 import re
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 from urllib.parse import parse_qsl, quote, unquote, urlsplit, urlunsplit
 
@@ -124,6 +124,19 @@ def redact_known(text: str, secrets: Iterable[str] = ()) -> str:
     for rule, replacement in _STRUCTURAL_RULES:
         out = rule.sub(replacement, out)
     return _SQL_BLOCK.sub(_mask_sql_literals, out)
+
+
+def redact_value(value: Any, redact: Callable[[str], str] | None = None) -> Any:
+    """value (JSON: strings, lists, mappings, scalars) with every string passed through redact
+    (default `redact_text`); mappings keep their keys, tuples become lists."""
+    rule = redact_text if redact is None else redact
+    if isinstance(value, str):
+        return rule(value)
+    if isinstance(value, Mapping):
+        return {key: redact_value(item, rule) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [redact_value(item, rule) for item in value]
+    return value
 
 
 # --------------------------------------------------------------------------- known secrets

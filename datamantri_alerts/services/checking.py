@@ -139,7 +139,13 @@ def evaluate_prepared(prepared: _Prepared, ctx: CheckContext) -> Outcome:
     try:
         outcome = prepared.check.evaluate(prepared.config, ctx)
     except CannotEvaluate as exc:
-        return Outcome.error(str(exc), error=str(exc), **exc.details)
+        # A check's own error text (ours or a third party's) is exception text: redacted here,
+        # the one place every check's "could not evaluate" passes.
+        from datamantri_alerts.secrets import redact_text, redact_value
+
+        message = redact_text(str(exc))
+        details = {**redact_value(exc.details), "error": message}
+        return Outcome.error(message, **details)
     except Exception as exc:
         log.exception("check %s of alert %r crashed", prepared.alert.condition_type, ctx.alert_name)
         return Outcome.error(f"the check crashed: {_describe(exc)}")

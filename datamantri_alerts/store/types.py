@@ -42,15 +42,9 @@ JSONValue = Any
 
 
 def _redact_json(value: Any) -> Any:
-    from datamantri_alerts.secrets import redact_known
+    from datamantri_alerts.secrets import redact_known, redact_value
 
-    if isinstance(value, str):
-        return redact_known(value)
-    if isinstance(value, dict):
-        return {key: _redact_json(item) for key, item in value.items()}
-    if isinstance(value, list | tuple):
-        return [_redact_json(item) for item in value]
-    return value
+    return redact_value(value, redact_known)
 
 
 class RedactedText(TypeDecorator[str]):

@@ -62,12 +62,27 @@ class CrashCheck:
 
     def evaluate(self, config, ctx):
         raise RuntimeError(config.message)
+
+
+class RefuseCheck:
+    """Reports "could not evaluate" with the configured message, unredacted (a careless plugin)."""
+
+    type_name: ClassVar[str] = "refuse"
+    config_model: ClassVar[type] = CrashConfig
+    default_severity: ClassVar[str] = "warning"
+    description: ClassVar[str] = "Cannot evaluate"
+
+    def evaluate(self, config, ctx):
+        from datamantri_alerts.checks.base import CannotEvaluate
+
+        raise CannotEvaluate(config.message, endpoint=config.message)
 '''
 
 ENTRY_POINTS = f"""[datamantri_alerts.checks]
 file_exists = {MODULE}:FileExistsCheck
 hang = {MODULE}:HangCheck
 crash = {MODULE}:CrashCheck
+refuse = {MODULE}:RefuseCheck
 """
 
 
