@@ -150,9 +150,10 @@ def install_redacted_output() -> bool:
     """Put the redactor in front of sys.stdout and sys.stderr; False if it already is."""
     if isinstance(sys.stdout, RedactingStream) and isinstance(sys.stderr, RedactingStream):
         return False
-    if not isinstance(sys.stdout, RedactingStream):
+    # A stream that is None (no console at all) stays None: nothing leaves through it.
+    if sys.stdout is not None and not isinstance(sys.stdout, RedactingStream):
         sys.stdout = RedactingStream(sys.stdout, _redact_stdout)
-    if not isinstance(sys.stderr, RedactingStream):
+    if sys.stderr is not None and not isinstance(sys.stderr, RedactingStream):
         sys.stderr = RedactingStream(sys.stderr, _redact_stderr)
     return True
 
