@@ -27,3 +27,10 @@ class RuntimeFailure(AlertsError):
     """A runtime failure: a check errored, a delivery failed, the store is unreachable."""
 
     exit_code = 1
+
+
+class ConflictError(AlertsError):
+    """A save refused because someone else changed the same record since it was read.
+    Exit code 1: nothing was written, and trying again after a fresh read may succeed."""
+
+    exit_code = 1

@@ -48,6 +48,14 @@ class AlertsGroup(TyperGroup):
             _print_error(redact_text(_error_line(exc)))
             raise typer.Exit(1) from None
 
+    def resolve_command(self, ctx: typer.Context, args: list[str]) -> Any:  # type: ignore[override]
+        name, command, rest = super().resolve_command(ctx, args)
+        if command is not None:
+            from datamantri_alerts.cli.helptext import readable_params
+
+            readable_params(command, showing_help=any(a in ("--help", "-h") for a in rest))
+        return name, command, rest
+
 
 def _error_line(exc: Exception) -> str:
     """The one line shown for an unexpected exception (the caller redacts it)."""

@@ -8,12 +8,20 @@ from typing import Any
 
 import typer
 
+from datamantri_alerts.cli.completion import (
+    complete_alert_ref,
+    complete_channel,
+    complete_state,
+    complete_type,
+)
 from datamantri_alerts.cli.context import app_context, fmt_time, print_json
 from datamantri_alerts.cli.options import (
+    ALERT_STATES,
     JSON_OPTION,
     parse_config_pairs,
     parse_scalar,
     recipients_from_flags,
+    require_choice,
 )
 from datamantri_alerts.errors import InputError
 
@@ -22,39 +30,68 @@ def stdin_is_terminal() -> bool:
     return sys.stdin.isatty()
 
 
-REF_ARG = typer.Argument(..., help="The alert's numeric id or exact name.", show_default=False)
+REF_ARG = typer.Argument(
+    ...,
+    help="The alert's numeric id or exact name.",
+    show_default=False,
+    autocompletion=complete_alert_ref,
+)
+TYPE_HELP = "Alert type: {types} (`alerts types` lists their config keys)."
 
 
 def create(
     ctx: typer.Context,
     name: str | None = typer.Option(None, "--name", help="Unique alert name."),
     description: str | None = typer.Option(None, "--description", help="What it watches."),
-    condition_type: str | None = typer.Option(None, "--type", help="Alert type."),
+    condition_type: str | None = typer.Option(
+        None, "--type", metavar="TYPE", help=TYPE_HELP, autocompletion=complete_type
+    ),
     config: list[str] | None = typer.Option(
-        None, "--config", help="Type config as KEY=VALUE; repeat for each key."
+        None, "--config", metavar="KEY=VALUE", help="Type config as KEY=VALUE; repeat for each key."
     ),
     channel: list[str] | None = typer.Option(
-        None, "--channel", help="email, slack, teams or whatsapp; repeat for several."
+        None,
+        "--channel",
+        metavar="CHANNEL",
+        help="email, slack, teams or whatsapp; repeat for several.",
+        autocompletion=complete_channel,
     ),
-    email: list[str] | None = typer.Option(None, "--email", help="Email recipient (repeat)."),
-    slack: str | None = typer.Option(None, "--slack", help="Slack webhook URL or ${VAR}."),
-    teams: str | None = typer.Option(None, "--teams", help="Teams Workflows webhook or ${VAR}."),
+    email: list[str] | None = typer.Option(
+        None, "--email", metavar="ADDRESS", help="Email recipient (repeat)."
+    ),
+    slack: str | None = typer.Option(
+        None, "--slack", metavar="URL", help="Slack webhook URL or ${VAR}."
+    ),
+    teams: str | None = typer.Option(
+        None, "--teams", metavar="URL", help="Teams Workflows webhook or ${VAR}."
+    ),
     whatsapp: list[str] | None = typer.Option(
-        None, "--whatsapp", help="WhatsApp number in E.164, e.g. +14155550100 (repeat)."
+        None,
+        "--whatsapp",
+        metavar="NUMBER",
+        help="WhatsApp number in E.164, e.g. +14155550100 (repeat).",
     ),
-    severity: str | None = typer.Option(None, "--severity", help="info, warning or critical."),
+    severity: str | None = typer.Option(
+        None, "--severity", metavar="SEVERITY", help="info, warning or critical."
+    ),
     repeat_interval: int | None = typer.Option(
-        None, "--repeat-interval", help="Minutes between REPEAT notifications (0: once)."
+        None,
+        "--repeat-interval",
+        metavar="MINUTES",
+        help="Minutes between REPEAT notifications (0: once).",
     ),
     pending_evaluations: int | None = typer.Option(
-        None, "--pending-evaluations", help="Evaluations in a row before it fires."
+        None,
+        "--pending-evaluations",
+        metavar="N",
+        help="Evaluations in a row before it fires.",
     ),
     notify_on_resolve: bool = typer.Option(
         True, "--notify-on-resolve/--no-notify-on-resolve", help="Send RESOLVED messages."
     ),
     inactive: bool = typer.Option(False, "--inactive", help="Create it switched off."),
     from_file: Path | None = typer.Option(
-        None, "--from-file", help="A YAML or JSON file holding one alert."
+        None, "--from-file", metavar="FILE", help="A YAML or JSON file holding one alert."
     ),
     as_json: bool = JSON_OPTION,
 ) -> None:
@@ -146,118 +183,202 @@ def _prompt_for_alert(document: dict[str, Any]) -> dict[str, Any]:
 def list_alerts(
     ctx: typer.Context,
     search: str | None = typer.Option(None, "--search", help="Text in name or description."),
-    condition_type: str | None = typer.Option(None, "--type", help="Only this alert type."),
+    condition_type: str | None = typer.Option(
+        None,
+        "--type",
+        metavar="TYPE",
+        help="Only this alert type: {types}.",
+        autocompletion=complete_type,
+    ),
     active: bool | None = typer.Option(
         None, "--active/--inactive", help="Only active (or inactive) alerts.", show_default=False
     ),
-    state: str | None = typer.Option(None, "--state", help="ok, pending, firing or error."),
-    channel: str | None = typer.Option(None, "--channel", help="Only alerts using this channel."),
+    state: str | None = typer.Option(
+        None,
+        "--state",
+        metavar="STATE",
+        help=f"Only alerts in this state: {', '.join(ALERT_STATES)}.",
+        autocompletion=complete_state,
+    ),
+    channel: str | None = typer.Option(
+        None,
+        "--channel",
+        metavar="CHANNEL",
+        help="Only alerts using this channel: email, slack, teams or whatsapp.",
+        autocompletion=complete_channel,
+    ),
+    muted: bool = typer.Option(False, "--muted", help="Only alerts muted now."),
     as_json: bool = JSON_OPTION,
 ) -> None:
-    """List alerts."""
+    """List alerts (fitted to the terminal width: fewer columns and the description on its
+    own line when narrow)."""
     from datamantri_alerts.services.alerts import AlertFilter, alert_as_json, list_alert_rows
     from datamantri_alerts.services.alerts import list_alerts as query_alerts
 
     app = app_context(ctx)
-    filters = AlertFilter(search, condition_type, active, state, channel)
+    require_choice(state, ALERT_STATES, "--state")
+    if condition_type is not None:
+        from datamantri_alerts.checks import check_types
+
+        require_choice(condition_type, check_types(), "--type")
+    if channel is not None:
+        from datamantri_alerts.channels import channel_names
+
+        require_choice(channel, channel_names(), "--channel")
+    now = app.clock.now()
+    filters = AlertFilter(search, condition_type, active, state, channel, now if muted else None)
     with app.store.session() as session:
         if as_json:
             print_json([alert_as_json(a) for a in query_alerts(session, filters)])
             return
         alerts = list_alert_rows(session, filters)
-        rows = [
-            (
-                str(a.id),
-                a.name,
-                a.description,
-                a.condition_type,
-                ", ".join(a.channels or []) or "-",
-                "active" if a.is_active else "inactive",
-                a.state,
-                fmt_time(a.last_triggered_at),
-                str(a.trigger_count),
-            )
-            for a in alerts
-        ]
     from datamantri_alerts.cli.table import Column, render_table
 
     columns = [
         Column("ID", align="right"),
         Column("Alert", flexible=True),
-        Column("Type"),
-        Column("Channels"),
+        Column("Type", drop=2),
+        Column("Channels", drop=3),
         Column("Status"),
         Column("State"),
-        Column("Last triggered"),
-        Column("Triggers", align="right"),
+        Column("Last triggered", drop=5),
+        Column("Triggers", align="right", drop=4),
+        Column("Description", detail=True, drop=6),
     ]
     state_style = {"firing": "red", "error": "magenta", "pending": "yellow", "ok": "green"}
     table_rows = []
     styles = []
-    for id_, name, desc, ctype, chans, status, st, last, count in rows:
-        label = f"{name} — {desc}" if desc else name
-        table_rows.append((id_, label, ctype, chans, status, st, last, count))
-        styles.append(
+    for a in alerts:
+        status = active_status(a.is_active, a.muted_until, now)
+        table_rows.append(
             (
-                None,
-                None,
-                None,
-                None,
-                None if status == "active" else "dim",
-                state_style.get(st),
-                None,
-                None,
+                str(a.id),
+                a.name,
+                a.condition_type,
+                ", ".join(a.channels or []) or "-",
+                status,
+                a.state,
+                fmt_time(a.last_triggered_at),
+                str(a.trigger_count),
+                a.description or "",
             )
         )
-    title = f"{len(rows)} alert{'s' if len(rows) != 1 else ''}"
+        status_style = None if status == "active" else ("yellow" if a.is_active else "dim")
+        styles.append(
+            (None, None, None, None, status_style, state_style.get(a.state), None, None, None)
+        )
+    title = f"{len(alerts)} alert{'s' if len(alerts) != 1 else ''}"
     typer.echo(render_table(columns, table_rows, styles=styles, title=title), nl=False)
 
 
+def active_status(is_active: bool, muted_until: Any, now: Any) -> str:
+    """`active`, `inactive`, or `muted until <time>` for an active alert muted now."""
+    if not is_active:
+        return "inactive"
+    if muted_until is not None and muted_until > now:
+        return f"muted until {fmt_time(muted_until)}"
+    return "active"
+
+
 def show(ctx: typer.Context, ref: str = REF_ARG, as_json: bool = JSON_OPTION) -> None:
-    """Show every field of one alert (secrets masked)."""
+    """Show every field of one alert (secrets masked; a mute with its end and reason)."""
     from datamantri_alerts.services.alerts import alert_as_json, get_alert
 
     app = app_context(ctx)
+    now = app.clock.now()
     with app.store.session() as session:
-        data = alert_as_json(get_alert(session, ref))
+        alert = get_alert(session, ref)
+        data = alert_as_json(alert)
+        status = active_status(alert.is_active, alert.muted_until, now)
     if as_json:
+        data["muted"] = status.startswith("muted")
         print_json(data)
         return
+    data = {"status": status, **data}
+    print_fields(app, data)
+
+
+def print_fields(app: Any, data: dict[str, Any]) -> None:
+    """key/value lines: values are data, long ones wrapped at spaces under the key column."""
     import json
 
-    from rich.table import Table
+    from datamantri_alerts.cli.table import terminal_width, wrap_words
+    from datamantri_alerts.escaping import terminal
 
-    table = Table(show_header=False, box=None, pad_edge=False)
-    table.add_column(style="bold")
-    table.add_column(overflow="fold")
+    key_width = max((len(key) for key in data), default=0) + 2
+    room = max(terminal_width() - key_width, 20)
+    lines = []
     for key, value in data.items():
         if isinstance(value, dict | list):
             value = json.dumps(value, ensure_ascii=False)
-        table.add_row(key, "-" if value is None or value == "" else str(value))
-    app.console.print(table, markup=False)
+        text = "-" if value is None or value == "" else terminal(str(value))
+        parts = wrap_words(" ".join(text.split("\n")), room)
+        lines.append(key.ljust(key_width) + parts[0])
+        lines.extend(" " * key_width + part for part in parts[1:])
+    typer.echo("\n".join(lines))
 
 
 def edit(
     ctx: typer.Context,
     ref: str = REF_ARG,
     name: str | None = typer.Option(None, "--name", help="Rename."),
-    description: str | None = typer.Option(None, "--description"),
-    condition_type: str | None = typer.Option(None, "--type"),
-    config: list[str] | None = typer.Option(None, "--config", help="Set KEY=VALUE (repeat)."),
-    unset_config: list[str] | None = typer.Option(None, "--unset-config", help="Remove KEY."),
-    channel: list[str] | None = typer.Option(None, "--channel", help="Replace the channels."),
-    email: list[str] | None = typer.Option(None, "--email", help="Replace email recipients."),
-    slack: str | None = typer.Option(None, "--slack"),
-    teams: str | None = typer.Option(None, "--teams"),
-    whatsapp: list[str] | None = typer.Option(None, "--whatsapp"),
-    severity: str | None = typer.Option(None, "--severity"),
-    repeat_interval: int | None = typer.Option(None, "--repeat-interval"),
-    pending_evaluations: int | None = typer.Option(None, "--pending-evaluations"),
+    description: str | None = typer.Option(None, "--description", help="New description."),
+    condition_type: str | None = typer.Option(
+        None,
+        "--type",
+        metavar="TYPE",
+        help="New type (give its --config too): {types}.",
+        autocompletion=complete_type,
+    ),
+    config: list[str] | None = typer.Option(
+        None, "--config", metavar="KEY=VALUE", help="Set KEY=VALUE (repeat)."
+    ),
+    unset_config: list[str] | None = typer.Option(
+        None, "--unset-config", metavar="KEY", help="Remove KEY (repeat)."
+    ),
+    channel: list[str] | None = typer.Option(
+        None,
+        "--channel",
+        metavar="CHANNEL",
+        help="Replace the channels (repeat): email, slack, teams, whatsapp.",
+        autocompletion=complete_channel,
+    ),
+    email: list[str] | None = typer.Option(
+        None, "--email", metavar="ADDRESS", help="Replace email recipients (repeat)."
+    ),
+    slack: str | None = typer.Option(
+        None, "--slack", metavar="URL", help="Slack webhook URL or ${VAR}."
+    ),
+    teams: str | None = typer.Option(
+        None, "--teams", metavar="URL", help="Teams Workflows webhook URL or ${VAR}."
+    ),
+    whatsapp: list[str] | None = typer.Option(
+        None, "--whatsapp", metavar="NUMBER", help="Replace WhatsApp numbers (E.164, repeat)."
+    ),
+    severity: str | None = typer.Option(
+        None, "--severity", metavar="SEVERITY", help="info, warning or critical."
+    ),
+    repeat_interval: int | None = typer.Option(
+        None,
+        "--repeat-interval",
+        metavar="MINUTES",
+        help="Minutes between REPEAT notifications (0: once).",
+    ),
+    pending_evaluations: int | None = typer.Option(
+        None, "--pending-evaluations", metavar="N", help="Evaluations in a row before it fires."
+    ),
     notify_on_resolve: bool | None = typer.Option(
-        None, "--notify-on-resolve/--no-notify-on-resolve", show_default=False
+        None,
+        "--notify-on-resolve/--no-notify-on-resolve",
+        show_default=False,
+        help="Send (or do not send) RESOLVED messages.",
     ),
 ) -> None:
-    """Change fields by flags; with no flags, edit the alert as YAML in $EDITOR."""
+    """Change fields by flags; with no flags, edit the alert as YAML in $EDITOR.
+
+    In the editor, an invalid save reopens it with the errors at the top; nothing is locked
+    while it is open, and a save after someone else changed the alert is refused (the edit
+    is kept in a file)."""
     from datamantri_alerts.services.alerts import get_alert, update_alert
 
     app = app_context(ctx)
@@ -274,20 +395,19 @@ def edit(
     changes = {k: v for k, v in changes.items() if v is not None}
     recipients = recipients_from_flags(email, slack, teams, whatsapp)
     config_changes = parse_config_pairs(config)
-
+    if not changes and not config_changes and not unset_config and not recipients:
+        _edit_alert_in_editor(app, ref)
+        return
     with app.store.transaction() as session:
         alert = get_alert(session, ref)
-        if not changes and not config_changes and not unset_config:
-            changes = _edit_in_editor(alert)
-        else:
-            merged_config = {**alert.condition_config, **config_changes}
-            if condition_type and condition_type != alert.condition_type and not config:
-                raise InputError("changing --type needs its --config too", field="--type")
-            for key in unset_config or []:
-                merged_config.pop(key, None)
-            changes["condition_config"] = merged_config
-            if recipients:
-                changes["recipients"] = {**alert.recipients, **recipients}
+        merged_config = {**alert.condition_config, **config_changes}
+        if condition_type and condition_type != alert.condition_type and not config:
+            raise InputError("changing --type needs its --config too", field="--type")
+        for key in unset_config or []:
+            merged_config.pop(key, None)
+        changes["condition_config"] = merged_config
+        if recipients:
+            changes["recipients"] = {**alert.recipients, **recipients}
         definition = update_alert(session, alert, changes, app.clock)
         alert_id = alert.id
     for warning in definition.warnings:
@@ -295,44 +415,41 @@ def edit(
     app.console.print(f"updated alert {alert_id}: {definition.name}")
 
 
-def _edit_in_editor(alert: Any) -> dict[str, Any]:
+def _edit_alert_in_editor(app: Any, ref: str) -> None:
+    from datamantri_alerts.cli.editing import edit_in_editor
+    from datamantri_alerts.services.edits import read_alert, save_alert_edit
+
+    with app.store.session() as session:
+        document, seen = read_alert(session, ref)
+
+    def save(text: str) -> Any:
+        edited = parse_edited_mapping(text, "the alert's fields")
+        with app.store.transaction() as session:
+            return save_alert_edit(session, seen, edited, app.clock)
+
+    definition = edit_in_editor(dump_yaml(document), save, what=f"alert {seen.key}")
+    if definition is None:
+        app.console.print(f"edit cancelled, alert {seen.key} unchanged")
+        return
+    for warning in definition.warnings:
+        app.warn(warning)
+    app.console.print(f"updated alert {seen.key}: {definition.name}")
+
+
+def dump_yaml(document: dict[str, Any]) -> str:
     import yaml
 
+    return yaml.safe_dump(document, sort_keys=False, allow_unicode=True)
+
+
+def parse_edited_mapping(text: str, what: str) -> dict[str, Any]:
+    """The saved editor text as a mapping; InputError naming the problem otherwise."""
     from datamantri_alerts.schema import load_document
-    from datamantri_alerts.services.alerts import alert_for_export
 
-    current = alert_for_export(alert, show_secrets=False)
-    header = "# Edit the alert and save. <redacted> keeps a stored secret; an empty file cancels.\n"
-    text = header + yaml.safe_dump(current, sort_keys=False, allow_unicode=True)
-    edited = _run_editor(text)
-    if edited is None or not edited.strip() or edited == text:
-        raise InputError("no changes made", field="edit")
-    document = load_document(Path("alert.yaml"), text=edited)
+    document = load_document(Path("edit.yaml"), text=text)
     if not isinstance(document, dict):
-        raise InputError("the edited text must be a mapping of alert fields", field="edit")
-    document.setdefault("recipients", {})
+        raise InputError(f"the edited text must be a mapping of {what}", field="edit")
     return document
-
-
-def _run_editor(text: str) -> str | None:
-    """Open $VISUAL/$EDITOR on text in a private temporary file; returns the saved text."""
-    import os
-    import shlex
-    import subprocess
-    import tempfile
-
-    editor = os.environ.get("VISUAL") or os.environ.get("EDITOR") or "vi"
-    fd, path = tempfile.mkstemp(prefix="alert-", suffix=".yaml")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        result = subprocess.run([*shlex.split(editor), path], check=False)
-        if result.returncode != 0:
-            raise InputError(f"editor {editor!r} exited with {result.returncode}", field="edit")
-        with open(path, encoding="utf-8") as handle:
-            return handle.read()
-    finally:
-        os.unlink(path)
 
 
 def enable(ctx: typer.Context, ref: str = REF_ARG) -> None:

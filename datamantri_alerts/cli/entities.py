@@ -187,6 +187,7 @@ _job_commands(pipelines, "pipeline")
 _job_commands(dashboards, "dashboard")
 
 GROUPS = {"datasources": datasources, "pipelines": pipelines, "dashboards": dashboards}
+GROUP_KINDS = ((datasources, "datasource"), (pipelines, "pipeline"), (dashboards, "dashboard"))
 
 
 # --------------------------------------------------------------------------- datasources check
@@ -217,3 +218,76 @@ def datasources_check(
         app.console.print(f"{mark}: {result.summary}", markup=False, soft_wrap=True)
     if not result.reachable:
         raise typer.Exit(1)
+
+
+# --------------------------------------------------------------------------- show and edit
+# The same as `alerts show` / `alerts edit`: one edit loop (cli/editing.py) for every record.
+
+
+def _show(ctx: typer.Context, kind: str, entity_id: str, as_json: bool) -> None:
+    from datamantri_alerts.cli.alerts import print_fields
+    from datamantri_alerts.services.entities import get_entity
+
+    app = app_context(ctx)
+    with app.store.session() as session:
+        data = _entity_json(kind, get_entity(session, kind, entity_id))
+    if as_json:
+        print_json(data)
+    else:
+        print_fields(app, data)
+
+
+def _edit(ctx: typer.Context, kind: str, entity_id: str) -> None:
+    from datamantri_alerts.cli.alerts import dump_yaml, parse_edited_mapping
+    from datamantri_alerts.cli.editing import edit_in_editor
+    from datamantri_alerts.services.edits import read_entity, save_entity_edit
+    from datamantri_alerts.services.entities import ENTITY_LABELS
+
+    app = app_context(ctx)
+    label = ENTITY_LABELS[kind]
+    with app.store.session() as session:
+        document, seen = read_entity(session, kind, entity_id)
+
+    def save(text: str) -> Any:
+        edited = parse_edited_mapping(text, f"the {label}'s fields")
+        with app.store.transaction() as session:
+            return save_entity_edit(session, kind, seen, edited, app.clock)
+
+    saved = edit_in_editor(dump_yaml(document), save, what=f"{label} {entity_id}")
+    if saved is None:
+        app.console.print(f"edit cancelled, {label} {entity_id} unchanged", markup=False)
+    else:
+        app.console.print(f"updated {label} {entity_id}", markup=False)
+
+
+def _show_edit_commands(group: typer.Typer, kind: str) -> None:
+    from datamantri_alerts.cli.completion import entity_id_completer
+
+    # services.entities imports the schema (pydantic): not at import time, `--help` is fast.
+    label = "data source" if kind == "datasource" else kind
+    id_arg = typer.Argument(
+        ...,
+        metavar="ID",
+        help=f"The {label}'s id.",
+        autocompletion=entity_id_completer(kind),
+    )
+
+    @group.command("show")
+    def show_entity(
+        ctx: typer.Context, entity_id: str = id_arg, as_json: bool = JSON_OPTION
+    ) -> None:
+        _show(ctx, kind, entity_id, as_json)
+
+    show_entity.__doc__ = f"Show every field of one {label} (passwords masked)."
+
+    @group.command("edit")
+    def edit_entity(ctx: typer.Context, entity_id: str = id_arg) -> None:
+        _edit(ctx, kind, entity_id)
+
+    edit_entity.__doc__ = (
+        f"Edit a {label} as YAML in $EDITOR (an invalid save reopens it with the errors)."
+    )
+
+
+for _group, _kind in GROUP_KINDS:
+    _show_edit_commands(_group, _kind)

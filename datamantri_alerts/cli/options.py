@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import typer
@@ -60,3 +61,15 @@ def recipients_from_flags(
     if whatsapp:
         recipients["whatsapp"] = [w for item in whatsapp for w in item.split(",") if w.strip()]
     return recipients
+
+
+#: The states an alert can be in (`Alert.state`).
+ALERT_STATES = ("ok", "pending", "firing", "error")
+
+
+def require_choice(value: str | None, valid: Sequence[str], field: str) -> str | None:
+    """value itself when it is one of valid (or None); else an InputError (exit 2) that
+    names the field and lists the valid values."""
+    if value is None or value in valid:
+        return value
+    raise InputError(f"{value!r} is not one of: {', '.join(valid)}", field=field)

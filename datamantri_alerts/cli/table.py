@@ -1,8 +1,17 @@
-"""A plain, fast text table for long listings (rich's renderer costs ~1 ms a row).
+"""A plain, fast text table that chooses its layout by the terminal width.
 
-Columns are padded to their widest cell; the flexible column is shortened with `…` to fit the
-terminal. Colour is added only on a terminal. Cells and the title are data: control characters
-in them are shown escaped (`escaping.terminal`), so they cannot recolour or move the cursor.
+rich's renderer costs ~1 ms a row and, when a table is too wide, narrows every column and
+breaks words (and URLs) in the middle. This one fits the width in three steps, in order:
+
+1. `detail` columns (summaries, descriptions) leave the grid and go on their own line under
+   their row, indented;
+2. columns are dropped, highest `drop` rank first (0: never dropped);
+3. the `flexible` column wraps its cells onto more lines, at spaces only.
+
+Text is wrapped at spaces and never inside a word or a URL: a single word longer than the
+room it has stays whole. Colour is added only on a terminal. Cells and the title are data:
+control characters in them are shown escaped (`escaping.terminal`), so they cannot recolour
+or move the cursor.
 """
 
 from __future__ import annotations
@@ -10,6 +19,7 @@ from __future__ import annotations
 import os
 import shutil
 import sys
+import textwrap
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -24,16 +34,29 @@ ANSI = {
     "bold": "\x1b[1m",
 }
 RESET = "\x1b[0m"
+GAP = 2
+#: Indent of detail lines under their row.
+DETAIL_INDENT = 4
+#: The flexible column is not narrowed below this many characters (nor below its header)
+#: before other columns are dropped.
+MIN_FLEXIBLE = 20
 
 
 @dataclass(frozen=True)
 class Column:
+    """One column. `drop`: 0 never dropped, else dropped when the table is too wide, the
+    highest rank first. `flexible`: takes the room left and wraps at spaces. `detail`: moved
+    onto its own line under the row when the table does not fit (the header becomes a label)."""
+
     header: str
     align: str = "left"  # left | right
     flexible: bool = False
+    drop: int = 0
+    detail: bool = False
 
 
-def _width() -> int:
+def terminal_width() -> int:
+    """Columns of the terminal (or $COLUMNS); 160 when piped, so logs are not cut at 80."""
     if "COLUMNS" in os.environ or sys.stdout.isatty():
         return shutil.get_terminal_size((160, 24)).columns
     return 160
@@ -44,8 +67,56 @@ def _cell(value: object) -> str:
     return terminal(str(value).replace("\r\n", " ").replace("\n", " ").replace("\t", " "))
 
 
-def _fit(text: str, width: int) -> str:
-    return text if len(text) <= width else text[: max(width - 1, 0)] + "…"
+def wrap_words(text: str, width: int) -> list[str]:
+    """text in lines of at most width characters, broken at spaces only (a longer word or URL
+    keeps its own, longer line)."""
+    if len(text) <= width:
+        return [text]
+    lines = textwrap.wrap(text, max(width, 1), break_long_words=False, break_on_hyphens=False)
+    return lines or [""]
+
+
+def _longest_word(values: Sequence[str]) -> int:
+    return max((len(word) for value in values for word in value.split()), default=0)
+
+
+def _layout(
+    columns: Sequence[Column], cells: Sequence[Sequence[str]], available: int
+) -> tuple[list[int], list[int], dict[int, int]]:
+    """(grid column indexes, detail column indexes, widths by column index)."""
+    natural = {
+        index: max([len(col.header), *(len(row[index]) for row in cells)])
+        for index, col in enumerate(columns)
+    }
+    grid = list(range(len(columns)))
+    details: list[int] = []
+
+    def total(indexes: list[int], widths: dict[int, int]) -> int:
+        return sum(widths[i] for i in indexes) + GAP * max(len(indexes) - 1, 0)
+
+    def flexible_floor(index: int) -> int:
+        col = columns[index]
+        return max(len(col.header), min(natural[index], MIN_FLEXIBLE))
+
+    def fits(indexes: list[int]) -> bool:
+        floor = {i: flexible_floor(i) if columns[i].flexible else natural[i] for i in indexes}
+        return total(indexes, floor) <= available
+
+    if total(grid, natural) > available:
+        details = [i for i in grid if columns[i].detail]
+        grid = [i for i in grid if not columns[i].detail]
+    ranked = sorted((i for i in grid if columns[i].drop), key=lambda i: -columns[i].drop)
+    for index in ranked:
+        if fits(grid):
+            break
+        grid.remove(index)
+    widths = dict(natural)
+    flexible = [i for i in grid if columns[i].flexible]
+    overflow = total(grid, widths) - available
+    if overflow > 0 and flexible:
+        index = flexible[0]
+        widths[index] = max(flexible_floor(index), natural[index] - overflow)
+    return grid, details, widths
 
 
 def render_table(
@@ -54,41 +125,57 @@ def render_table(
     *,
     styles: Sequence[Sequence[str | None]] | None = None,
     title: str | None = None,
+    width: int | None = None,
 ) -> str:
-    """The table as text; `styles[r][c]` names an ANSI style for a cell (terminal only)."""
+    """The table as text, fitted to width (default: the terminal's, see `terminal_width`);
+    `styles[r][c]` names an ANSI style for a cell (terminal only)."""
     colour = sys.stdout.isatty() and "NO_COLOR" not in os.environ
+    available = width or terminal_width()
     cells = [[_cell(value) for value in row] for row in rows]
-    widths = [len(col.header) for col in columns]
-    for row in cells:
-        for index, value in enumerate(row):
-            widths[index] = max(widths[index], len(value))
-    gap = 2
-    total = sum(widths) + gap * (len(columns) - 1)
-    available = _width()
-    if total > available:
-        for index, col in enumerate(columns):
-            if col.flexible:
-                widths[index] = max(len(col.header), widths[index] - (total - available), 12)
+    grid, details, widths = _layout(columns, cells, available)
+
+    def paint(text: str, style: str | None) -> str:
+        return f"{ANSI[style]}{text}{RESET}" if colour and style in ANSI else text
+
     lines: list[str] = []
     if title:
-        lines.append(terminal(title))
+        lines.extend(wrap_words(terminal(title), available))
 
-    def line(values: Sequence[str], row_styles: Sequence[str | None] | None = None) -> str:
-        parts = []
-        for index, (col, value) in enumerate(zip(columns, values, strict=True)):
-            text = _fit(value, widths[index])
-            padded = (
-                text.rjust(widths[index]) if col.align == "right" else text.ljust(widths[index])
-            )
-            style = row_styles[index] if row_styles else None
-            if colour and style in ANSI:
-                padded = f"{ANSI[style]}{padded}{RESET}"
-            parts.append(padded)
-        return (" " * gap).join(parts).rstrip()
+    def emit(values: Sequence[str], row_styles: Sequence[str | None] | None) -> None:
+        wrapped = {
+            i: wrap_words(values[i], widths[i]) if columns[i].flexible else [values[i]]
+            for i in grid
+        }
+        height = max(len(parts) for parts in wrapped.values())
+        for n in range(height):
+            parts = []
+            for i in grid:
+                text = wrapped[i][n] if n < len(wrapped[i]) else ""
+                padded = (
+                    text.rjust(widths[i]) if columns[i].align == "right" else text.ljust(widths[i])
+                )
+                parts.append(paint(padded, row_styles[i] if row_styles and text else None))
+            lines.append((" " * GAP).join(parts).rstrip())
 
-    header = line([c.header for c in columns])
-    lines.append(f"{ANSI['bold']}{header}{RESET}" if colour else header)
-    lines.append((" " * gap).join("─" * w for w in widths))
-    for index, row in enumerate(cells):
-        lines.append(line(row, styles[index] if styles else None))
+    header = (
+        (" " * GAP)
+        .join(
+            columns[i].header.rjust(widths[i])
+            if columns[i].align == "right"
+            else columns[i].header.ljust(widths[i])
+            for i in grid
+        )
+        .rstrip()
+    )
+    lines.append(paint(header, "bold"))
+    lines.append((" " * GAP).join("─" * min(widths[i], available) for i in grid))
+    for r, row in enumerate(cells):
+        row_styles = styles[r] if styles else None
+        emit(row, row_styles)
+        for i in details:
+            if not row[i] or row[i] == "-":
+                continue
+            label = f"{columns[i].header.lower()}: " if len(details) > 1 else ""
+            for text in wrap_words(label + row[i], available - DETAIL_INDENT):
+                lines.append(" " * DETAIL_INDENT + paint(text, "dim"))
     return "\n".join(lines) + "\n"

@@ -218,6 +218,8 @@ class AlertFilter:
     active: bool | None = None
     state: str | None = None
     channel: str | None = None
+    #: When set: only alerts muted at this instant (`muted_until` after it).
+    muted_at: datetime | None = None
 
 
 def list_alerts(session: Session, filters: AlertFilter | None = None) -> list[Alert]:
@@ -239,6 +241,7 @@ LISTING_COLUMNS = (
     Alert.state,
     Alert.last_triggered_at,
     Alert.trigger_count,
+    Alert.muted_until,
 )
 
 
@@ -266,6 +269,8 @@ def _filtered(query: Select[Any], filters: AlertFilter) -> Select[Any]:
         query = query.where(Alert.is_active == filters.active)
     if filters.state:
         query = query.where(Alert.state == filters.state)
+    if filters.muted_at is not None:
+        query = query.where(Alert.muted_until > filters.muted_at)
     return query
 
 
