@@ -10,7 +10,8 @@ from datamantri_alerts.cli.context import app_context, data_text, print_json
 from datamantri_alerts.cli.options import JSON_OPTION
 from datamantri_alerts.errors import InputError
 
-OUTCOME_STYLES = {"ok": "green", "firing": "bold red", "error": "yellow"}
+#: `cli.table` styles of the Outcome column.
+OUTCOME_STYLES = {"ok": "green", "firing": "red", "error": "yellow"}
 
 
 def evaluate(
@@ -98,8 +99,6 @@ def dry_run_report(
 
 
 def _print_table(ctx: typer.Context, report: dict[str, Any]) -> None:
-    from rich.table import Table
-
     app = app_context(ctx)
     results = report["results"]
     counts = {k: sum(1 for r in results if r["outcome"] == k) for k in ("ok", "firing", "error")}
@@ -107,22 +106,40 @@ def _print_table(ctx: typer.Context, report: dict[str, Any]) -> None:
         f"dry run: {report['evaluated']} alerts checked, {counts['firing']} firing, "
         f"{counts['error']} errors (nothing sent, nothing written)"
     )
-    table = Table(title=title, title_justify="left")
-    for column in ("Alert", "Type", "Outcome", "Severity", "Summary", "Duration"):
-        table.add_column(column, overflow="fold", no_wrap=column in ("Outcome", "Duration"))
-    for row in results:
-        table.add_row(
-            f"{row['id']} {row['name']}",
-            row["condition_type"],
-            data_text(row["outcome"], style=OUTCOME_STYLES.get(row["outcome"], "")),
-            row["severity"],
-            data_text(row["summary"]),
-            f"{row['duration_ms']} ms",
-        )
     if not results:
         app.console.print("no alerts are due (use --all to check every active alert)")
         return
-    app.console.print(table)
+    rows = [
+        (
+            f"{row['id']} {row['name']}",
+            row["condition_type"],
+            row["outcome"],
+            row["state"],
+            row["severity"],
+            row["summary"],
+            f"{row['duration_ms']} ms",
+        )
+        for row in results
+    ]
+    _echo_results(title, rows)
+
+
+def _echo_results(title: str, rows: list[tuple[str, ...]]) -> None:
+    """The results table, fitted to the terminal: the summary goes on its own line under
+    its alert when it does not fit as a column (words and URLs are never broken)."""
+    from datamantri_alerts.cli.table import Column, render_table
+
+    columns = [
+        Column("Alert", flexible=True),
+        Column("Type", drop=3),
+        Column("Outcome"),
+        Column("State", drop=1),
+        Column("Severity", drop=2),
+        Column("Summary", detail=True),
+        Column("Duration", align="right", drop=4),
+    ]
+    styles = [(None, None, OUTCOME_STYLES.get(row[2]), None, None, None, None) for row in rows]
+    typer.echo(render_table(columns, rows, styles=styles, title=title), nl=False)
 
 
 # --------------------------------------------------------------------------- the real run
@@ -192,8 +209,6 @@ def _run_with_progress(app: Any, options: Any) -> Any:
 
 
 def _print_run_table(app: Any, summary: Any) -> None:
-    from rich.table import Table
-
     n = summary.notifications
     title = (
         f"{len(summary.results)} alerts evaluated, {summary.firing} firing, "
@@ -204,20 +219,19 @@ def _print_run_table(app: Any, summary: Any) -> None:
         app.console.print("no alerts are due (use --all to check every active alert)")
         app.console.print(title)
         return
-    table = Table(title=title, title_justify="left")
-    for column in ("Alert", "Type", "Outcome", "State", "Severity", "Summary", "Duration"):
-        table.add_column(column, overflow="fold", no_wrap=column in ("Outcome", "Duration"))
-    for row in summary.results:
-        table.add_row(
+    rows = [
+        (
             f"{row.id} {row.name}",
             row.condition_type,
-            data_text(row.outcome, style=OUTCOME_STYLES.get(row.outcome, "")),
+            row.outcome,
             row.state,
             row.severity,
-            data_text(row.summary),
+            row.summary,
             f"{row.duration_ms} ms",
         )
-    app.console.print(table)
+        for row in summary.results
+    ]
+    _echo_results(title, rows)
 
 
 def _print_problems(app: Any, summary: Any) -> None:

@@ -6,7 +6,7 @@ from typing import Any
 
 import typer
 
-from datamantri_alerts.cli.context import app_context, data_text, fmt_time, print_json
+from datamantri_alerts.cli.context import app_context, fmt_time, print_json
 from datamantri_alerts.cli.options import JSON_OPTION
 
 
@@ -36,7 +36,7 @@ def status(
 
 
 def _print(app: Any, report: dict[str, Any]) -> None:
-    from rich.table import Table
+    from datamantri_alerts.cli.table import Column, render_table
 
     console = app.console
     if report["overdue"]:
@@ -49,46 +49,51 @@ def _print(app: Any, report: dict[str, Any]) -> None:
         )
     else:
         console.print(f"evaluator: ok, last run finished {fmt_time(report['last_finished_at'])}")
-    runs = Table(title="recent runs", title_justify="left")
-    for column in (
-        "Started",
-        "Host",
-        "Duration",
-        "Outcome",
-        "Evaluated",
-        "Firing",
-        "Sent",
-        "Failed",
-    ):
-        runs.add_column(column, overflow="fold")
-    for run in report["runs"]:
-        duration = run["duration_seconds"]
-        runs.add_row(
-            fmt_time(run["started_at"]),
-            data_text(f"{run['host']}:{run['pid']}"),
-            "running" if duration is None else f"{duration:.1f} s",
-            run["outcome"],
-            str(run["evaluated"]),
-            str(run["firing"]),
-            str(run["notifications_sent"]),
-            str(run["notifications_failed"]),
-        )
     if report["runs"]:
-        console.print(runs)
-    channels = Table(title="channels", title_justify="left")
-    for column in ("Channel", "Configuration", "Fallback", "Active alerts"):
-        channels.add_column(column, overflow="fold")
+        run_columns = [
+            Column("Started"),
+            Column("Host", flexible=True, drop=2),
+            Column("Duration", align="right"),
+            Column("Outcome"),
+            Column("Evaluated", align="right", drop=3),
+            Column("Firing", align="right", drop=4),
+            Column("Sent", align="right", drop=5),
+            Column("Failed", align="right", drop=1),
+        ]
+        rows = []
+        for run in report["runs"]:
+            duration = run["duration_seconds"]
+            rows.append(
+                (
+                    fmt_time(run["started_at"]),
+                    f"{run['host']}:{run['pid']}",
+                    "running" if duration is None else f"{duration:.1f} s",
+                    run["outcome"],
+                    str(run["evaluated"]),
+                    str(run["firing"]),
+                    str(run["notifications_sent"]),
+                    str(run["notifications_failed"]),
+                )
+            )
+        typer.echo(render_table(run_columns, rows, title="recent runs"), nl=False)
+    channel_columns = [
+        Column("Channel"),
+        Column("Active alerts", align="right", drop=2),
+        Column("Fallback", drop=1),
+        Column("Configuration", flexible=True),
+    ]
+    rows = []
+    styles = []
     for channel in report["channels"]:
         config = "ready" if channel["configured"] else "missing: " + "; ".join(channel["problems"])
         fallback = "-"
         if channel["fallback_env"]:
             state = "set" if channel["fallback_set"] else "not set"
             fallback = f"{channel['fallback_env']} {state}"
-        style = "red" if not channel["configured"] and channel["alerts_using"] else ""
-        channels.add_row(
-            channel["name"], data_text(config, style=style), fallback, str(channel["alerts_using"])
-        )
-    console.print(channels)
+        style = "red" if not channel["configured"] and channel["alerts_using"] else None
+        rows.append((channel["name"], str(channel["alerts_using"]), fallback, config))
+        styles.append((None, None, None, style))
+    typer.echo(render_table(channel_columns, rows, styles=styles, title="channels"), nl=False)
     outbox = report["outbox"]
     heartbeat = "set" if report["heartbeat"]["configured"] else "not set"
     console.print(
