@@ -191,6 +191,11 @@ class Channel(Protocol):
         """Deliver to one recipient (already resolved). Raises DeliveryError."""
         ...
 
+    def preview(self, message: Message, config: Any) -> dict[str, Any]:
+        """What `send` would transmit for message, built by the same code, sending nothing
+        (`alerts render`): the request body or the rendered parts, by name."""
+        ...
+
 
 class ChannelBase:
     """Defaults shared by the built-in channels."""

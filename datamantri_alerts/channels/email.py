@@ -107,20 +107,20 @@ class EmailChannel(ChannelBase):
         except Exception as exc:
             raise classify_smtp_error(exc, secrets) from None
 
+    def preview(self, message: Message, config: EmailConfig) -> dict[str, Any]:
+        subject, text, html = email_parts(message, config)
+        return {"subject": subject, "text": text, "html": html}
+
 
 def build_email(message: Message, recipient: str, config: EmailConfig) -> EmailMessage:
     from email.message import EmailMessage
     from email.utils import format_datetime, make_msgid
 
-    from datamantri_alerts.channels.render import render, truncate
     from datamantri_alerts.clock import utcnow
 
-    subject = render("email", "subject.txt.j2", message, templates_dir=config.templates_dir)
-    text = render("email", "body.txt.j2", message, templates_dir=config.templates_dir)
-    html = render("email", "body.html.j2", message, templates_dir=config.templates_dir)
-
+    subject, text, html = email_parts(message, config)
     email = EmailMessage()
-    email["Subject"] = truncate(" ".join(subject.split()), SUBJECT_LIMIT)
+    email["Subject"] = subject
     email["From"] = config.from_header
     email["To"] = recipient
     email["Date"] = format_datetime(utcnow())
@@ -130,9 +130,24 @@ def build_email(message: Message, recipient: str, config: EmailConfig) -> EmailM
     email["Auto-Submitted"] = "auto-generated"
     email["X-Alerts-State"] = message.state
     email["X-Alerts-Severity"] = message.severity
-    email.set_content(truncate(text, BODY_LIMIT) + "\n")
-    email.add_alternative(truncate(html, BODY_LIMIT), subtype="html")
+    email.set_content(text + "\n")
+    email.add_alternative(html, subtype="html")
     return email
+
+
+def email_parts(message: Message, config: EmailConfig) -> tuple[str, str, str]:
+    """(subject, text body, HTML body) as sent: rendered from the templates and cut to the
+    limits."""
+    from datamantri_alerts.channels.render import render, truncate
+
+    subject = render("email", "subject.txt.j2", message, templates_dir=config.templates_dir)
+    text = render("email", "body.txt.j2", message, templates_dir=config.templates_dir)
+    html = render("email", "body.html.j2", message, templates_dir=config.templates_dir)
+    return (
+        truncate(" ".join(subject.split()), SUBJECT_LIMIT),
+        truncate(text, BODY_LIMIT),
+        truncate(html, BODY_LIMIT),
+    )
 
 
 def _transmit(email: EmailMessage, recipient: str, config: EmailConfig) -> None:

@@ -80,6 +80,9 @@ class SlackChannel(ChannelBase):
         # Slack answers errors with a bare code such as `channel_is_archived`.
         raise_for_reply(reply, detail=" ".join(reply.text.split())[:200])
 
+    def preview(self, message: Message, config: SlackConfig) -> dict[str, Any]:
+        return {"payload": build_payload(message, config)}
+
 
 def build_payload(message: Message, config: SlackConfig) -> dict[str, Any]:
     from datamantri_alerts.channels.render import (

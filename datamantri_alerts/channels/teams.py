@@ -99,6 +99,9 @@ class TeamsChannel(ChannelBase):
             raise
         raise_for_reply(reply, hint=hint)
 
+    def preview(self, message: Message, config: TeamsConfig) -> dict[str, Any]:
+        return {"payload": build_payload(message, config)}
+
 
 def build_card(message: Message, config: TeamsConfig, *, fact_limit: int) -> dict[str, Any]:
     from datamantri_alerts.channels.render import detail_items, format_when, render, truncate

@@ -122,12 +122,24 @@ class WhatsAppChannel(ChannelBase):
                 retryable=False,
             ) from None
 
+    def preview(self, message: Message, config: WhatsAppConfig) -> dict[str, Any]:
+        return content_params(message, config)
+
 
 def message_params(message: Message, number: str, config: WhatsAppConfig) -> dict[str, Any]:
     """The Messages API parameters: To/From and either ContentSid + variables or Body."""
+    return {
+        "to": f"whatsapp:{number}",
+        "from_": config.from_number,
+        **content_params(message, config),
+    }
+
+
+def content_params(message: Message, config: WhatsAppConfig) -> dict[str, Any]:
+    """What the message says: ContentSid + variables (an approved template) or Body."""
     from datamantri_alerts.channels.render import format_when, render
 
-    params: dict[str, Any] = {"to": f"whatsapp:{number}", "from_": config.from_number}
+    params: dict[str, Any] = {}
     content_sid = config.content_sid_for(message)
     if content_sid:
         params["content_sid"] = content_sid

@@ -167,6 +167,8 @@ def _register_optional() -> None:
         ("mute", "mute", "mute", "command"),
         ("mute", "unmute", "unmute", "command"),
         ("secrets_cmd", "app", "secrets", "group"),
+        ("types_cmd", "types", "types", "command"),
+        ("render", "render", "render", "command"),
     ):
         try:
             module = importlib.import_module(f"datamantri_alerts.cli.{module_name}")
