@@ -148,6 +148,18 @@ class DeliveryResult:
         }
 
 
+@dataclass(frozen=True)
+class RetryNotice:
+    """A failed attempt that is about to be retried (for progress display)."""
+
+    channel: str
+    recipient: str  # as it may be shown
+    attempt: int
+    attempts: int
+    reason: str  # redacted
+    wait_seconds: float
+
+
 def display_recipient(channel: Channel, recipient: str) -> str:
     """A recipient as it may be shown: webhook URLs masked, `${VAR}` as written."""
     from datamantri_alerts.secrets import mask_url
@@ -166,11 +178,13 @@ def deliver(
     sleep: Callable[[float], None] = time.sleep,
     monotonic: Callable[[], float] = time.monotonic,
     pacer: RecipientPacer | None = None,
+    on_retry: Callable[[RetryNotice], None] | None = None,
 ) -> DeliveryResult:
     """Send message to one recipient of one channel, retrying what is retryable.
 
     recipient is as stored (`${VAR}` is resolved here from environ). config defaults to the
     channel's settings built from environ; policy to `RetryPolicy.from_env(environ)`.
+    on_retry is told of each failed attempt that will be retried, before the wait.
     Never raises for a delivery failure; returns a DeliveryResult.
     """
     import tenacity
@@ -264,6 +278,17 @@ def deliver(
             reason,
             state.upcoming_sleep,
         )
+        if on_retry is not None:
+            on_retry(
+                RetryNotice(
+                    chan.name,
+                    shown,
+                    state.attempt_number,
+                    retry_policy.attempts,
+                    reason,
+                    float(state.upcoming_sleep),
+                )
+            )
 
     retrying = tenacity.Retrying(
         stop=tenacity.stop_after_attempt(retry_policy.attempts),

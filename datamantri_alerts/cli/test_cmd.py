@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import typer
 
+from datamantri_alerts.cli.completion import complete_alert_ref, complete_channel
 from datamantri_alerts.cli.context import app_context, data_text, print_json
 from datamantri_alerts.cli.options import JSON_OPTION
 
@@ -11,10 +14,17 @@ from datamantri_alerts.cli.options import JSON_OPTION
 def test(
     ctx: typer.Context,
     ref: str = typer.Argument(
-        ..., help="The alert's numeric id or exact name.", show_default=False
+        ...,
+        help="The alert's numeric id or exact name.",
+        show_default=False,
+        autocompletion=complete_alert_ref,
     ),
     channel: str | None = typer.Option(
-        None, "--channel", help="Only this channel (email, slack, teams or whatsapp)."
+        None,
+        "--channel",
+        metavar="CHANNEL",
+        help="Only this channel (email, slack, teams or whatsapp).",
+        autocompletion=complete_channel,
     ),
     as_json: bool = JSON_OPTION,
 ) -> None:
@@ -29,7 +39,10 @@ def test(
     with app.store.session() as session:
         alert = get_alert(session, ref)
         plan = plan_test(alert, clock=app.clock, host=app.settings.hostname, channel=channel)
-    results = run_test(plan)
+    if not as_json and app.err.is_terminal:
+        results = _run_with_progress(app, plan)
+    else:
+        results = run_test(plan)
     if as_json:
         print_json([result.as_json() for result in results])
     else:
@@ -45,3 +58,26 @@ def test(
             app.console.print(line, soft_wrap=True)
     if any(not result.delivered for result in results):
         raise typer.Exit(1)
+
+
+def _run_with_progress(app: Any, plan: Any) -> Any:
+    """run_test with a status line on stderr naming the channel and recipient it is waiting
+    on, and one line per retry as it happens."""
+    from datamantri_alerts.services.testing import run_test
+
+    with app.err.status("starting", spinner="dots") as status:
+
+        def started(channel: str, recipient: str) -> None:
+            status.update(data_text(f"waiting on {channel} ({recipient})"))
+
+        def retrying(notice: Any) -> None:
+            app.err.print(
+                data_text(
+                    f"{notice.channel} ({notice.recipient}): attempt {notice.attempt}/"
+                    f"{notice.attempts} failed: {notice.reason}; retrying in "
+                    f"{notice.wait_seconds:.1f} s"
+                ),
+                soft_wrap=True,
+            )
+
+        return run_test(plan, on_start=started, on_retry=retrying)

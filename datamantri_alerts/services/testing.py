@@ -16,7 +16,7 @@ from datamantri_alerts.errors import InputError
 
 if TYPE_CHECKING:
     from datamantri_alerts.channels.base import Message
-    from datamantri_alerts.channels.retry import DeliveryResult, RetryPolicy
+    from datamantri_alerts.channels.retry import DeliveryResult, RetryNotice, RetryPolicy
     from datamantri_alerts.store.models import Alert
 
 TEST_NOTE = "This is a test notification sent by `alerts test`; nothing is wrong."
@@ -71,12 +71,30 @@ def run_test(
     environ: Mapping[str, str] | None = None,
     policy: RetryPolicy | None = None,
     sleep: Callable[[float], None] = time.sleep,
+    on_start: Callable[[str, str], None] | None = None,
+    on_retry: Callable[[RetryNotice], None] | None = None,
 ) -> list[DeliveryResult]:
-    """Send the plan's message to every target with the usual retry policy, one result each."""
-    from datamantri_alerts.channels.retry import deliver
+    """Send the plan's message to every target with the usual retry policy, one result each.
+
+    on_start(channel, recipient as shown) is called before each target is sent to, on_retry
+    for each attempt that failed and is retried (progress on a terminal)."""
+    from datamantri_alerts.channels import get_channel
+    from datamantri_alerts.channels.retry import deliver, display_recipient
 
     env = os.environ if environ is None else environ
-    return [
-        deliver(name, plan.message, recipient, environ=env, policy=policy, sleep=sleep)
-        for name, recipient in plan.targets
-    ]
+    results = []
+    for name, recipient in plan.targets:
+        if on_start is not None:
+            on_start(name, display_recipient(get_channel(name), recipient))
+        results.append(
+            deliver(
+                name,
+                plan.message,
+                recipient,
+                environ=env,
+                policy=policy,
+                sleep=sleep,
+                on_retry=on_retry,
+            )
+        )
+    return results
