@@ -14,11 +14,18 @@ from datamantri_alerts.errors import AlertsError
 
 
 class AlertsGroup(TyperGroup):
-    """Turns our own errors into one clean line and the exit code SPEC.md gives.
+    """Turns our own errors into one clean line and the exit code SPEC.md gives; gives every
+    parameter a readable value name (`cli.helptext`).
 
     Every invocation runs with sys.stdout and sys.stderr behind the redactor (`logs`), and
     starts with an empty secret registry (tests run many invocations in one process).
     """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        from datamantri_alerts.cli.helptext import readable_params
+
+        readable_params(self, showing_help=False)
 
     def main(self, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]
         from datamantri_alerts.logs import redacted_output
@@ -107,17 +114,22 @@ def _root(
     db: str | None = typer.Option(
         None,
         "--db",
+        metavar="URL",
         help="Store URL (SQLAlchemy). Default: $ALERTS_DATABASE_URL, else a SQLite file "
         "in $XDG_DATA_HOME/datamantri-alerts/.",
         show_default=False,
     ),
     env_file: Path | None = typer.Option(
-        None, "--env-file", help="Read settings from this file (default: ./.env when present)."
+        None,
+        "--env-file",
+        metavar="FILE",
+        help="Read settings from this file (default: ./.env when present).",
     ),
     verbose: int = typer.Option(0, "-v", "--verbose", count=True, help="More logging (-vv)."),
     hostname: str | None = typer.Option(
         None,
         "--hostname",
+        metavar="NAME",
         help="The host id this evaluator reports and leases under. Default: $ALERTS_HOSTNAME, "
         "else the host name.",
         show_default=False,

@@ -6,6 +6,7 @@ from typing import Any
 
 import typer
 
+from datamantri_alerts.cli.completion import entity_id_completer
 from datamantri_alerts.cli.context import app_context, print_json
 from datamantri_alerts.cli.options import JSON_OPTION
 
@@ -100,8 +101,15 @@ def datasources_add(
     entity_id: str = typer.Argument(..., metavar="ID", help="A short id such as abc-123."),
     name: str = typer.Option(..., "--name", help="A readable name."),
     url: str = typer.Option(..., "--url", help="SQLAlchemy URL, http(s):// URL, or ${VAR}."),
-    freshness_table: str | None = typer.Option(None, "--freshness-table"),
-    freshness_column: str | None = typer.Option(None, "--freshness-column"),
+    freshness_table: str | None = typer.Option(
+        None, "--freshness-table", metavar="TABLE", help="Default table for sla_breach alerts."
+    ),
+    freshness_column: str | None = typer.Option(
+        None,
+        "--freshness-column",
+        metavar="COLUMN",
+        help="Its load-time column (timestamp or date) for sla_breach alerts.",
+    ),
     freshness_timezone: str | None = typer.Option(
         None, "--freshness-timezone", help="IANA zone of a naive freshness column (default UTC)."
     ),
@@ -116,7 +124,15 @@ def datasources_add(
 
 
 @datasources.command("remove")
-def datasources_remove(ctx: typer.Context, entity_id: str = typer.Argument(..., metavar="ID")):
+def datasources_remove(
+    ctx: typer.Context,
+    entity_id: str = typer.Argument(
+        ...,
+        metavar="ID",
+        help="The data source's id.",
+        autocompletion=entity_id_completer("datasource"),
+    ),
+) -> None:
     """Remove a data source no alert uses."""
     _remove(ctx, "datasource", entity_id)
 
@@ -150,8 +166,8 @@ def _job_commands(group: typer.Typer, kind: str) -> None:
     @group.command("add")
     def add_job(
         ctx: typer.Context,
-        entity_id: str = typer.Argument(..., metavar="ID"),
-        name: str = typer.Option(..., "--name"),
+        entity_id: str = typer.Argument(..., metavar="ID", help="A short id such as etl-1."),
+        name: str = typer.Option(..., "--name", help="A readable name."),
         source: str = typer.Option(
             "recorded", "--runs-source", help="recorded, sql or dbt: where its runs come from."
         ),
@@ -177,7 +193,12 @@ def _job_commands(group: typer.Typer, kind: str) -> None:
     add_job.__doc__ = f"Add a {kind}."
 
     @group.command("remove")
-    def remove_job(ctx: typer.Context, entity_id: str = typer.Argument(..., metavar="ID")):
+    def remove_job(
+        ctx: typer.Context,
+        entity_id: str = typer.Argument(
+            ..., metavar="ID", help=f"The {kind}'s id.", autocompletion=entity_id_completer(kind)
+        ),
+    ) -> None:
         _remove(ctx, kind, entity_id)
 
     remove_job.__doc__ = f"Remove a {kind} no alert uses."
@@ -197,7 +218,12 @@ GROUP_KINDS = ((datasources, "datasource"), (pipelines, "pipeline"), (dashboards
 @datasources.command("check")
 def datasources_check(
     ctx: typer.Context,
-    entity_id: str = typer.Argument(..., metavar="ID", help="The data source id."),
+    entity_id: str = typer.Argument(
+        ...,
+        metavar="ID",
+        help="The data source id.",
+        autocompletion=entity_id_completer("datasource"),
+    ),
     timeout: float = typer.Option(
         10.0, "--timeout", min=0.1, max=600, help="Seconds for connect and for the query."
     ),
@@ -261,8 +287,6 @@ def _edit(ctx: typer.Context, kind: str, entity_id: str) -> None:
 
 
 def _show_edit_commands(group: typer.Typer, kind: str) -> None:
-    from datamantri_alerts.cli.completion import entity_id_completer
-
     # services.entities imports the schema (pydantic): not at import time, `--help` is fast.
     label = "data source" if kind == "datasource" else kind
     id_arg = typer.Argument(
