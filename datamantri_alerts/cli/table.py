@@ -177,5 +177,7 @@ def render_table(
                 continue
             label = f"{columns[i].header.lower()}: " if len(details) > 1 else ""
             for text in wrap_words(label + row[i], available - DETAIL_INDENT):
-                lines.append(" " * DETAIL_INDENT + paint(text, "dim"))
+                # A word (URL) too long for the indented line starts at the margin instead.
+                indent = DETAIL_INDENT if len(text) + DETAIL_INDENT <= available else 0
+                lines.append(" " * indent + paint(text, "dim"))
     return "\n".join(lines) + "\n"
