@@ -138,7 +138,7 @@ def _complete(words: str, env: dict[str, str]) -> list[str]:
     )
     assert done.returncode == 0, done.stderr
     assert done.stderr == ""
-    return done.stdout.splitlines()
+    return [line for line in done.stdout.splitlines() if line]
 
 
 def test_shell_completion(cli: Cli, tmp_path: Path, sqlite_url: str) -> None:
