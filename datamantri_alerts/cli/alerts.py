@@ -9,7 +9,6 @@ from typing import Any
 import typer
 
 from datamantri_alerts.cli.completion import (
-    complete_alert_ref,
     complete_channel,
     complete_state,
     complete_type,
@@ -18,6 +17,12 @@ from datamantri_alerts.cli.context import app_context, fmt_time, print_json
 from datamantri_alerts.cli.options import (
     ALERT_STATES,
     JSON_OPTION,
+    PENDING_EVALUATIONS_OPTION,
+    REF_ARG,
+    REPEAT_INTERVAL_OPTION,
+    SEVERITY_OPTION,
+    SLACK_OPTION,
+    TEAMS_OPTION,
     parse_config_pairs,
     parse_scalar,
     recipients_from_flags,
@@ -30,12 +35,6 @@ def stdin_is_terminal() -> bool:
     return sys.stdin.isatty()
 
 
-REF_ARG = typer.Argument(
-    ...,
-    help="The alert's numeric id or exact name.",
-    show_default=False,
-    autocompletion=complete_alert_ref,
-)
 TYPE_HELP = "Alert type: {types} (`alerts types` lists their config keys)."
 
 
@@ -59,33 +58,17 @@ def create(
     email: list[str] | None = typer.Option(
         None, "--email", metavar="ADDRESS", help="Email recipient (repeat)."
     ),
-    slack: str | None = typer.Option(
-        None, "--slack", metavar="URL", help="Slack webhook URL or ${VAR}."
-    ),
-    teams: str | None = typer.Option(
-        None, "--teams", metavar="URL", help="Teams Workflows webhook or ${VAR}."
-    ),
+    slack: str | None = SLACK_OPTION,
+    teams: str | None = TEAMS_OPTION,
     whatsapp: list[str] | None = typer.Option(
         None,
         "--whatsapp",
         metavar="NUMBER",
         help="WhatsApp number in E.164, e.g. +14155550100 (repeat).",
     ),
-    severity: str | None = typer.Option(
-        None, "--severity", metavar="SEVERITY", help="info, warning or critical."
-    ),
-    repeat_interval: int | None = typer.Option(
-        None,
-        "--repeat-interval",
-        metavar="MINUTES",
-        help="Minutes between REPEAT notifications (0: once).",
-    ),
-    pending_evaluations: int | None = typer.Option(
-        None,
-        "--pending-evaluations",
-        metavar="N",
-        help="Evaluations in a row before it fires.",
-    ),
+    severity: str | None = SEVERITY_OPTION,
+    repeat_interval: int | None = REPEAT_INTERVAL_OPTION,
+    pending_evaluations: int | None = PENDING_EVALUATIONS_OPTION,
     notify_on_resolve: bool = typer.Option(
         True, "--notify-on-resolve/--no-notify-on-resolve", help="Send RESOLVED messages."
     ),
@@ -346,27 +329,14 @@ def edit(
     email: list[str] | None = typer.Option(
         None, "--email", metavar="ADDRESS", help="Replace email recipients (repeat)."
     ),
-    slack: str | None = typer.Option(
-        None, "--slack", metavar="URL", help="Slack webhook URL or ${VAR}."
-    ),
-    teams: str | None = typer.Option(
-        None, "--teams", metavar="URL", help="Teams Workflows webhook URL or ${VAR}."
-    ),
+    slack: str | None = SLACK_OPTION,
+    teams: str | None = TEAMS_OPTION,
     whatsapp: list[str] | None = typer.Option(
         None, "--whatsapp", metavar="NUMBER", help="Replace WhatsApp numbers (E.164, repeat)."
     ),
-    severity: str | None = typer.Option(
-        None, "--severity", metavar="SEVERITY", help="info, warning or critical."
-    ),
-    repeat_interval: int | None = typer.Option(
-        None,
-        "--repeat-interval",
-        metavar="MINUTES",
-        help="Minutes between REPEAT notifications (0: once).",
-    ),
-    pending_evaluations: int | None = typer.Option(
-        None, "--pending-evaluations", metavar="N", help="Evaluations in a row before it fires."
-    ),
+    severity: str | None = SEVERITY_OPTION,
+    repeat_interval: int | None = REPEAT_INTERVAL_OPTION,
+    pending_evaluations: int | None = PENDING_EVALUATIONS_OPTION,
     notify_on_resolve: bool | None = typer.Option(
         None,
         "--notify-on-resolve/--no-notify-on-resolve",

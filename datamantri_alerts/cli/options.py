@@ -12,6 +12,50 @@ from datamantri_alerts.errors import InputError
 JSON_OPTION = typer.Option(False, "--json", help="Print JSON (stable keys) and nothing else.")
 
 
+def _complete_alert_ref(ctx: Any, args: list[str], incomplete: str) -> list[str]:
+    from datamantri_alerts.cli.completion import complete_alert_ref
+
+    return complete_alert_ref(ctx, args, incomplete)
+
+
+def _complete_channel(ctx: Any, args: list[str], incomplete: str) -> list[str]:
+    from datamantri_alerts.cli.completion import complete_channel
+
+    return complete_channel(ctx, args, incomplete)
+
+
+REF_ARG = typer.Argument(
+    ...,
+    help="The alert's numeric id or exact name.",
+    show_default=False,
+    autocompletion=_complete_alert_ref,
+)
+#: `--channel` of commands that act on one of an alert's channels (`test`, `render`).
+ONE_CHANNEL_OPTION = typer.Option(
+    None,
+    "--channel",
+    metavar="CHANNEL",
+    help="Only this channel of the alert: email, slack, teams or whatsapp.",
+    autocompletion=_complete_channel,
+)
+SLACK_OPTION = typer.Option(None, "--slack", metavar="URL", help="Slack webhook URL or ${VAR}.")
+TEAMS_OPTION = typer.Option(
+    None, "--teams", metavar="URL", help="Teams Workflows webhook URL or ${VAR}."
+)
+SEVERITY_OPTION = typer.Option(
+    None, "--severity", metavar="SEVERITY", help="info, warning or critical."
+)
+REPEAT_INTERVAL_OPTION = typer.Option(
+    None,
+    "--repeat-interval",
+    metavar="MINUTES",
+    help="Minutes between REPEAT notifications (0: once).",
+)
+PENDING_EVALUATIONS_OPTION = typer.Option(
+    None, "--pending-evaluations", metavar="N", help="Evaluations in a row before it fires."
+)
+
+
 def parse_scalar(text: str) -> Any:
     """A `--config` value: int, float, true/false/null, JSON list/object, else the text itself."""
     import json

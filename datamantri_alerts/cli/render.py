@@ -6,9 +6,8 @@ import json
 
 import typer
 
-from datamantri_alerts.cli.completion import complete_alert_ref, complete_channel
 from datamantri_alerts.cli.context import app_context, print_json
-from datamantri_alerts.cli.options import JSON_OPTION
+from datamantri_alerts.cli.options import JSON_OPTION, ONE_CHANNEL_OPTION, REF_ARG
 
 
 def _complete_event(ctx: object, args: list[str], incomplete: str) -> list[str]:
@@ -17,19 +16,8 @@ def _complete_event(ctx: object, args: list[str], incomplete: str) -> list[str]:
 
 def render(
     ctx: typer.Context,
-    ref: str = typer.Argument(
-        ...,
-        help="The alert's numeric id or exact name.",
-        show_default=False,
-        autocompletion=complete_alert_ref,
-    ),
-    channel: str | None = typer.Option(
-        None,
-        "--channel",
-        metavar="CHANNEL",
-        help="Only this channel of the alert (default: each of its channels).",
-        autocompletion=complete_channel,
-    ),
+    ref: str = REF_ARG,
+    channel: str | None = ONE_CHANNEL_OPTION,
     event: str = typer.Option(
         "firing",
         "--event",

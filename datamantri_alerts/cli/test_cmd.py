@@ -6,26 +6,14 @@ from typing import Any
 
 import typer
 
-from datamantri_alerts.cli.completion import complete_alert_ref, complete_channel
 from datamantri_alerts.cli.context import app_context, data_text, print_json
-from datamantri_alerts.cli.options import JSON_OPTION
+from datamantri_alerts.cli.options import JSON_OPTION, ONE_CHANNEL_OPTION, REF_ARG
 
 
 def test(
     ctx: typer.Context,
-    ref: str = typer.Argument(
-        ...,
-        help="The alert's numeric id or exact name.",
-        show_default=False,
-        autocompletion=complete_alert_ref,
-    ),
-    channel: str | None = typer.Option(
-        None,
-        "--channel",
-        metavar="CHANNEL",
-        help="Only this channel (email, slack, teams or whatsapp).",
-        autocompletion=complete_channel,
-    ),
+    ref: str = REF_ARG,
+    channel: str | None = ONE_CHANNEL_OPTION,
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Send a TEST notification on each channel now; exit 1 if any delivery failed.
