@@ -34,27 +34,34 @@ def _list(ctx: typer.Context, kind: str, as_json: bool) -> None:
     if as_json:
         print_json(rows)
         return
-    from rich.table import Table
+    from datamantri_alerts.cli.table import Column, render_table
 
-    table = Table(title=f"{len(rows)} {kind}s", title_justify="left")
-    columns = ["ID", "Name", "URL", "Freshness"] if kind == "datasource" else ["ID", "Name", "Runs"]
-    for column in columns:
-        table.add_column(column, overflow="fold")
+    if kind == "datasource":
+        columns = [
+            Column("ID"),
+            Column("Name", flexible=True),
+            Column("Freshness", drop=1),
+            Column("URL", detail=True),
+        ]
+    else:
+        columns = [Column("ID"), Column("Name", flexible=True), Column("Runs", detail=True)]
+    table_rows = []
     for row in rows:
         if kind == "datasource":
             fresh = row["freshness"]
             fresh_text = f"{fresh['table']}.{fresh['column']}" if fresh else "-"
             if fresh and fresh.get("timestamp_timezone"):
                 fresh_text += f" ({fresh['timestamp_timezone']})"
-            table.add_row(row["id"], row["name"], row["url"], fresh_text)
+            table_rows.append((row["id"], row["name"], fresh_text, row["url"]))
         else:
             runs = row["runs"]
             detail = {
                 "sql": f"sql on {runs.get('datasource_id')}",
                 "dbt": f"dbt {runs.get('path')}",
             }.get(runs.get("source"), "recorded")
-            table.add_row(row["id"], row["name"], detail)
-    app.console.print(table, markup=False)
+            table_rows.append((row["id"], row["name"], detail))
+    title = f"{len(rows)} {kind}s"
+    typer.echo(render_table(columns, table_rows, title=title), nl=False)
 
 
 def _add(ctx: typer.Context, kind: str, document: dict[str, Any]) -> None:

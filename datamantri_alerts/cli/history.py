@@ -81,25 +81,33 @@ def history(
     if not rows:
         app_ctx.console.print("no history matches")
         return
-    from rich.table import Table
+    from datamantri_alerts.cli.table import Column, render_table
 
-    table = Table(title_justify="left")
-    for column in ("ID", "Alert", "Triggered", "Resolved / duration", "Severity", "Channels"):
-        table.add_column(column, overflow="fold")
+    columns = [
+        Column("ID", align="right"),
+        Column("Alert", flexible=True),
+        Column("Triggered"),
+        Column("Resolved / duration", drop=2),
+        Column("Severity", drop=1),
+        Column("Channels", detail=True),
+    ]
+    table_rows = []
     for row in rows:
         channels = " ".join(
             f"{ch} {MARKS.get(st, st)}" for ch, st in sorted(row["channels"].items())
         )
         name = row["alert_name"] + (" (error)" if row["kind"] == "error" else "")
-        table.add_row(
-            str(row["id"]),
-            data_text(name),
-            fmt_time(row["triggered_at"]),
-            _resolved(row),
-            row["severity"],
-            channels or "-",
+        table_rows.append(
+            (
+                str(row["id"]),
+                name,
+                fmt_time(row["triggered_at"]),
+                _resolved(row),
+                row["severity"],
+                channels or "-",
+            )
         )
-    app_ctx.console.print(table)
+    typer.echo(render_table(columns, table_rows), nl=False)
 
 
 def _resolved(row: dict[str, Any]) -> str:
@@ -177,8 +185,6 @@ def show(
         return
     import json
 
-    from rich.table import Table
-
     console = app_ctx.console
     console.print(data_text(f"episode {data['id']}: {data['alert_name']}", style="bold"))
     for label, value in (
@@ -195,34 +201,51 @@ def show(
         console.print(
             data_text(json.dumps(data["details"], indent=2, default=str, ensure_ascii=False))
         )
-    table = Table(title="deliveries", title_justify="left")
-    for column in ("Kind", "Channel", "Recipient", "Status", "Attempts", "Reason"):
-        table.add_column(column, overflow="fold")
-    for row in data["deliveries"]:
-        table.add_row(
+    from datamantri_alerts.cli.table import Column, render_table
+
+    deliveries = [
+        Column("Kind"),
+        Column("Channel"),
+        Column("Recipient", flexible=True),
+        Column("Status"),
+        Column("Attempts", align="right", drop=1),
+        Column("Reason", detail=True),
+    ]
+    rows = [
+        (
             row["kind"],
             row["channel"],
-            data_text(row["recipient"] or "-"),
+            row["recipient"] or "-",
             row["status"],
             str(row["attempts"]),
-            data_text(row["last_error"] or ""),
+            row["last_error"] or "",
         )
-    console.print(table)
+        for row in data["deliveries"]
+    ]
+    typer.echo(render_table(deliveries, rows, title="deliveries"), nl=False)
     if data["attempts"]:
-        log = Table(title="delivery attempts", title_justify="left")
-        for column in ("At", "Kind", "Channel", "Recipient", "Result", "Tries", "Reason"):
-            log.add_column(column, overflow="fold")
-        for entry in data["attempts"]:
-            log.add_row(
+        attempts = [
+            Column("At"),
+            Column("Kind", drop=2),
+            Column("Channel"),
+            Column("Recipient", flexible=True, drop=3),
+            Column("Result"),
+            Column("Tries", align="right", drop=1),
+            Column("Reason", detail=True),
+        ]
+        rows = [
+            (
                 str(entry.get("at", ""))[:19].replace("T", " "),
                 entry.get("kind", ""),
                 entry.get("channel", ""),
-                data_text(entry.get("recipient") or "-"),
+                entry.get("recipient") or "-",
                 entry.get("status", ""),
                 str(entry.get("attempts", "")),
-                data_text(entry.get("reason") or ""),
+                entry.get("reason") or "",
             )
-        console.print(log)
+            for entry in data["attempts"]
+        ]
+        typer.echo(render_table(attempts, rows, title="delivery attempts"), nl=False)
 
 
 @app.command("resolve")

@@ -95,8 +95,10 @@ def _layout(
         return sum(widths[i] for i in indexes) + GAP * max(len(indexes) - 1, 0)
 
     def flexible_floor(index: int) -> int:
+        # Never narrower than its longest word: words and URLs are not broken.
         col = columns[index]
-        return max(len(col.header), min(natural[index], MIN_FLEXIBLE))
+        longest = _longest_word([row[index] for row in cells])
+        return max(len(col.header), min(natural[index], MIN_FLEXIBLE), longest)
 
     def fits(indexes: list[int]) -> bool:
         floor = {i: flexible_floor(i) if columns[i].flexible else natural[i] for i in indexes}
