@@ -6,6 +6,7 @@ from typing import Any
 
 import typer
 
+from datamantri_alerts.cli.completion import complete_alert_ref
 from datamantri_alerts.cli.context import app_context, data_text, print_json
 from datamantri_alerts.cli.options import JSON_OPTION
 from datamantri_alerts.errors import InputError
@@ -23,7 +24,11 @@ def evaluate(
         False, "--all", help="Every active alert, whatever its check interval."
     ),
     alert_ref: str | None = typer.Option(
-        None, "--alert", metavar="REF", help="Only this alert (id or exact name), due or not."
+        None,
+        "--alert",
+        metavar="REF",
+        help="Only this alert (id or exact name), due or not.",
+        autocompletion=complete_alert_ref,
     ),
     concurrency: int = typer.Option(
         16, "--concurrency", min=1, max=512, help="Checks running at the same time."

@@ -6,6 +6,7 @@ from typing import Any
 
 import typer
 
+from datamantri_alerts.cli.completion import complete_alert_ref
 from datamantri_alerts.cli.context import app_context, data_text, fmt_time, print_json
 from datamantri_alerts.cli.options import JSON_OPTION
 from datamantri_alerts.errors import InputError
@@ -24,7 +25,13 @@ SEVERITIES = ("info", "warning", "critical")
 @app.callback()
 def history(
     ctx: typer.Context,
-    alert_ref: str | None = typer.Option(None, "--alert", metavar="REF", help="Only this alert."),
+    alert_ref: str | None = typer.Option(
+        None,
+        "--alert",
+        metavar="REF",
+        help="Only this alert.",
+        autocompletion=complete_alert_ref,
+    ),
     since: str | None = typer.Option(
         None, "--since", help="Only episodes triggered since: 24h, 7d or an ISO 8601 time."
     ),

@@ -5,9 +5,7 @@ from __future__ import annotations
 import typer
 
 from datamantri_alerts.cli.context import app_context, fmt_time, print_json
-from datamantri_alerts.cli.options import JSON_OPTION
-
-REF_ARG = typer.Argument(..., help="The alert's numeric id or exact name.", show_default=False)
+from datamantri_alerts.cli.options import JSON_OPTION, REF_ARG
 
 
 def mute(

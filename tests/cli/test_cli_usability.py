@@ -148,6 +148,8 @@ def test_shell_completion(cli: Cli, tmp_path: Path, sqlite_url: str) -> None:
     assert _complete("alerts show et", env) == ["etl failed"]
     assert _complete("alerts edit ", env) == ["etl failed", "quiet one"]
     assert _complete("alerts test 2", env) == ["2"]  # a number completes ids
+    for words in ("alerts mute q", "alerts evaluate --alert q", "alerts history --alert q"):
+        assert _complete(words, env) == ["quiet one"], words
     assert _complete("alerts list --state f", env) == ["firing"]
     assert _complete("alerts list --type pipe", env) == ["pipeline_failure"]
     assert _complete("alerts list --channel s", env) == ["slack"]
