@@ -39,7 +39,7 @@ GAP = 2
 DETAIL_INDENT = 4
 #: The flexible column is not narrowed below this many characters (nor below its header)
 #: before other columns are dropped.
-MIN_FLEXIBLE = 20
+MIN_FLEXIBLE = 30
 
 
 @dataclass(frozen=True)
