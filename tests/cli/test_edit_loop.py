@@ -213,23 +213,24 @@ def test_no_lock_while_the_editor_is_open(
     ],
     ids=["edited", "muted", "deleted"],
 )
+# On SQLite and PostgreSQL: the check is in the UPDATE's WHERE, whatever the dialect.
 def test_a_change_made_meanwhile_is_not_overwritten(
-    cli: Cli, tmp_path: Path, sqlite_url: str, editor: ScriptedEditor, meanwhile: list[str]
+    store_cli: Cli, tmp_path: Path, store_url: str, editor: ScriptedEditor, meanwhile: list[str]
 ) -> None:
-    _alert(cli, tmp_path)
-    concurrent = [sys.executable, "-m", "datamantri_alerts", "--db", sqlite_url, *meanwhile]
+    _alert(store_cli, tmp_path)
+    concurrent = [sys.executable, "-m", "datamantri_alerts", "--db", store_url, *meanwhile]
     env = editor.env(
         {"run": concurrent, "replace": ["check_last_n_runs: 1", "check_last_n_runs: 4"]}
     )
-    before = cli("show", "etl failed", "--json")
-    result = cli("edit", "etl failed", env=env)
+    before = store_cli("show", "etl failed", "--json")
+    result = store_cli("edit", "etl failed", env=env)
     assert editor.ran(0)["rc"] == 0, editor.ran(0)
     assert result.exit_code == 1, result.output
     assert "by someone else meanwhile; your edit is kept in" in result.stderr
     kept = _kept_file(result.stderr)
     assert "check_last_n_runs: 4" in kept.read_text()
     kept.unlink()
-    after = cli("show", "etl failed", "--json")
+    after = store_cli("show", "etl failed", "--json")
     if meanwhile[0] == "delete":
         assert after.exit_code == 2
         return
@@ -275,3 +276,11 @@ def test_entities_show_and_edit_use_the_same_loop(
     assert result.exit_code == 0, result.output
     assert cli("pipelines", "show", "etl", "--json").json()["name"] == "Nightly"
     assert cli("dashboards", "show", "nope").exit_code == 2
+
+
+def test_recipient_flags_alone_do_not_open_the_editor(cli: Cli, tmp_path: Path) -> None:
+    _alert(cli, tmp_path)
+    env = {"EDITOR": "/no/such/editor-xyz", "VISUAL": ""}
+    result = cli("edit", "etl failed", "--email", "new@example.com", env=env)
+    assert result.exit_code == 0, result.output
+    assert cli("show", "etl failed", "--json").json()["recipients"]["email"] == ["new@example.com"]
