@@ -195,7 +195,7 @@ def list_alerts(
 ) -> None:
     """List alerts (fitted to the terminal width: fewer columns and the description on its
     own line when narrow)."""
-    from datamantri_alerts.services.alerts import AlertFilter, alert_as_json, list_alert_rows
+    from datamantri_alerts.services.alerts import AlertFilter, list_alert_rows
     from datamantri_alerts.services.alerts import list_alerts as query_alerts
 
     app = app_context(ctx)
@@ -212,7 +212,7 @@ def list_alerts(
     filters = AlertFilter(search, condition_type, active, state, channel, now if muted else None)
     with app.store.session() as session:
         if as_json:
-            print_json([alert_as_json(a) for a in query_alerts(session, filters)])
+            print_json([_as_json(a, now) for a in query_alerts(session, filters)])
             return
         alerts = list_alert_rows(session, filters)
     from datamantri_alerts.cli.table import Column, render_table
@@ -254,6 +254,14 @@ def list_alerts(
     typer.echo(render_table(columns, table_rows, styles=styles, title=title), nl=False)
 
 
+def _as_json(alert: Any, now: Any) -> dict[str, Any]:
+    """`alert_as_json` plus `muted`: whether it is muted at this moment."""
+    from datamantri_alerts.services.alerts import alert_as_json
+
+    muted = alert.muted_until is not None and alert.muted_until > now
+    return {**alert_as_json(alert), "muted": muted}
+
+
 def active_status(is_active: bool, muted_until: Any, now: Any) -> str:
     """`active`, `inactive`, or `muted until <time>` for an active alert muted now."""
     if not is_active:
@@ -265,18 +273,18 @@ def active_status(is_active: bool, muted_until: Any, now: Any) -> str:
 
 def show(ctx: typer.Context, ref: str = REF_ARG, as_json: bool = JSON_OPTION) -> None:
     """Show every field of one alert (secrets masked; a mute with its end and reason)."""
-    from datamantri_alerts.services.alerts import alert_as_json, get_alert
+    from datamantri_alerts.services.alerts import get_alert
 
     app = app_context(ctx)
     now = app.clock.now()
     with app.store.session() as session:
         alert = get_alert(session, ref)
-        data = alert_as_json(alert)
+        data = _as_json(alert, now)
         status = active_status(alert.is_active, alert.muted_until, now)
     if as_json:
-        data["muted"] = status.startswith("muted")
         print_json(data)
         return
+    del data["muted"]
     data = {"status": status, **data}
     print_fields(app, data)
 

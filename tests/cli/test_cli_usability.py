@@ -80,7 +80,7 @@ def test_muted_shown_and_filtered(cli: Cli, tmp_path: Path) -> None:
     assert cli("list", "--muted", "--json").json() == []
     assert cli("mute", "quiet one", "--for", "2h", "--reason", "maintenance").exit_code == 0
     muted = cli("list", "--muted", "--json").json()
-    assert [a["name"] for a in muted] == ["quiet one"]
+    assert [(a["name"], a["muted"]) for a in muted] == [("quiet one", True)]
     table = cli("list", "--muted").stdout
     assert "quiet one" in table and "etl failed" not in table
     assert "muted until" in table
