@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 from typer.main import get_command
 
+from datamantri_alerts import escaping
 from datamantri_alerts.cli import app
 from datamantri_alerts.cli.helptext import readable_params
 from tests.channels.conftest import SLACK_PATH, LoopbackHTTPServer, Reply, start_slack
@@ -312,3 +313,29 @@ def test_progress_on_a_terminal_only(
     assert "checking" not in stderr and "delivering" not in stderr
     code, stdout, stderr = _on_a_terminal(["evaluate", "--all", "--json"], env)
     assert "checking" not in stderr and json.loads(stdout)
+
+
+def test_render_teams_and_whatsapp(cli: Cli, tmp_path: Path) -> None:
+    assert cli("pipelines", "add", "etl", "--name", "ETL").exit_code == 0
+    created = cli(
+        "create", "--name", "etl *late*", "--type", "pipeline_failure",
+        "--config", "pipeline_id=etl", "--channel", "teams", "--channel", "whatsapp",
+        "--teams", "https://example.webhook.office.com/workflows/abc?sig=s3cr3t",
+        "--whatsapp", "+14155550100",
+    )  # fmt: skip
+    assert created.exit_code == 0, created.output
+    rendered = cli("render", "etl *late*", "--event", "repeat", "--json")
+    assert rendered.exit_code == 0, rendered.output
+    by_channel = {p["channel"]: p for p in rendered.json()}
+    teams = by_channel["teams"]
+    assert "s3cr3t" not in json.dumps(teams)  # the webhook is shown masked
+    card = teams["content"]["payload"]["attachments"][0]["content"]
+    assert card["type"] == "AdaptiveCard"
+    whatsapp = by_channel["whatsapp"]
+    assert whatsapp["recipients"] == ["+14155550100"]
+    body = whatsapp["content"]["body"]
+    # The name is data: its `*` cannot make WhatsApp bold (escaped as a send escapes it).
+    assert escaping.whatsapp("etl *late*") in body and "etl *late*" not in body
+    assert "TWILIO_ACCOUNT_SID is not set" in whatsapp["note"]
+    text = cli("render", "etl *late*", "--channel", "whatsapp").stdout
+    assert text.startswith("=== whatsapp to +14155550100") and "--- body" in text
