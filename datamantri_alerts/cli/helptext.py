@@ -28,9 +28,8 @@ def _value_name(annotation: Any) -> str:
 
 def readable_params(command: Any, *, showing_help: bool) -> None:
     """Give command's parameters (and its subcommands', recursively) readable value names;
-    fill `{types}` in help texts when help is being shown."""
-    if getattr(command, "_alerts_readable", False):
-        return
+    fill `{types}` in help texts when help is being shown. Idempotent and cheap (a walk over
+    the parameters), so it runs on every invocation rather than caching anything."""
     for param in getattr(command, "params", []):
         descriptor = getattr(param, "type_descriptor", None)
         if param.param_type_name == "argument":
@@ -51,8 +50,3 @@ def readable_params(command: Any, *, showing_help: bool) -> None:
             param.help = param.help.replace(TYPES_PLACEHOLDER, ", ".join(check_types()))
     for sub in getattr(command, "commands", {}).values():
         readable_params(sub, showing_help=showing_help)
-    command._alerts_readable = showing_help or not _has_placeholder(command)
-
-
-def _has_placeholder(command: Any) -> bool:
-    return any(TYPES_PLACEHOLDER in (p.help or "") for p in getattr(command, "params", []))
