@@ -45,6 +45,9 @@ class AlertsGroup(TyperGroup):
             raise
         except KeyboardInterrupt:
             raise
+        except BrokenPipeError:
+            _stop_writing_to_closed_pipe()
+            raise typer.Exit(EXIT_BROKEN_PIPE) from None
         except Exception as exc:
             from datamantri_alerts.secrets import redact_text
 
@@ -62,6 +65,28 @@ class AlertsGroup(TyperGroup):
 
             readable_params(command, showing_help=any(a in ("--help", "-h") for a in rest))
         return name, command, rest
+
+
+#: The reader of our output went away (`alerts list | head`): exit as a process killed by
+#: SIGPIPE would (128 + 13), silently, like other command-line tools.
+EXIT_BROKEN_PIPE = 141
+
+
+def _stop_writing_to_closed_pipe() -> None:
+    """Point stdout at /dev/null, so flushing what is still buffered at exit cannot fail again
+    (https://docs.python.org/3/library/signal.html#note-on-sigpipe)."""
+    import os
+    import sys
+
+    stdout = sys.__stdout__
+    if stdout is None:
+        return
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):
+        pass
 
 
 def _error_line(exc: Exception) -> str:
