@@ -8,11 +8,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Literal, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from datamantri_alerts.clock import Clock
+
+if TYPE_CHECKING:
+    from datamantri_alerts.checks.pool import SourcePool
 
 Severity = Literal["info", "warning", "critical"]
 OutcomeStatus = Literal["ok", "firing", "error"]
@@ -93,6 +96,9 @@ class CheckContext:
     #: Shared by the contexts of one evaluator run: what several checks read alike (a data
     #: source row) is read from the store once per run, not once per alert.
     run_cache: dict[Any, Any] = field(default_factory=dict)
+    #: The run's data source connections, watchdog and HTTP session (`checks.pool`), set by
+    #: the runner; None outside a run (each `open_source` then makes a pool of its own).
+    sources: SourcePool | None = None
 
 
 @runtime_checkable

@@ -33,7 +33,12 @@ class DatasourceFailureCheck:
         from datamantri_alerts.checks.sources import load_datasource, probe
 
         source = load_datasource(ctx, config.datasource_id)
-        result = probe(source, config.timeout_seconds, follow_redirects=config.follow_redirects)
+        result = probe(
+            source,
+            config.timeout_seconds,
+            follow_redirects=config.follow_redirects,
+            pool=ctx.sources,
+        )
         previous = ctx.check_state.get("consecutive_failures", 0)
         previous = previous if isinstance(previous, int) and previous >= 0 else 0
         details = {

@@ -6,12 +6,19 @@ problem (CannotEvaluate) and nothing connects to it. A redirect is a failure tha
 pointed (`/health` → `/login` is not healthy); with `follow_redirects` each hop, up to
 `MAX_REDIRECTS`, is requested through the same session, so every hop passes the policy, and the
 whole walk shares one time budget. Only the status line is read; the body is never downloaded.
+
+A run's HTTP checks share one session (`datasource_session`, held by the run's
+`checks.pool.SourcePool`): its connections are reused, and it keeps no cookies, so nothing one
+check's server set travels with another check's request.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Iterable
+from contextlib import nullcontext
+from http.cookiejar import DefaultCookiePolicy
+from typing import TYPE_CHECKING
 from urllib.parse import parse_qsl, urljoin, urlsplit, urlunsplit
 
 from datamantri_alerts.checks.base import CannotEvaluate
@@ -24,14 +31,35 @@ from datamantri_alerts.checks.sources import (
 )
 from datamantri_alerts.secrets import MASK, mask_url
 
+if TYPE_CHECKING:
+    from datamantri_alerts.net.session import GuardedSession
+
 #: Redirects followed at most when a source opts in with `follow_redirects`.
 MAX_REDIRECTS = 5
 
 
+def datasource_session(pool_maxsize: int = 10) -> GuardedSession:
+    """A guarded session under the data-source destination policy that accepts no cookies.
+
+    `pool_maxsize`: connections kept per host (the number of checks sharing the session).
+    """
+    from datamantri_alerts.net.destinations import datasource_policy
+    from datamantri_alerts.net.session import guarded_session
+
+    session = guarded_session(datasource_policy(), pool_maxsize=pool_maxsize)
+    session.cookies.set_policy(DefaultCookiePolicy(allowed_domains=[]))
+    return session
+
+
 def probe_http(
-    source: SourceInfo, timeout: float, *, follow_redirects: bool = False
+    source: SourceInfo,
+    timeout: float,
+    *,
+    follow_redirects: bool = False,
+    session: GuardedSession | None = None,
 ) -> ProbeResult:
-    """GET the source's URL (`${VAR}` resolved) within `timeout` seconds in all.
+    """GET the source's URL (`${VAR}` resolved) within `timeout` seconds in all, through the
+    run's `session` (one of its own, closed after, when None).
 
     Returns reachable for a 2xx answer; a 3xx (not followed, or beyond MAX_REDIRECTS hops), any
     other status, a timeout or a connection error is unreachable, with the reason in `summary`
@@ -40,14 +68,14 @@ def probe_http(
     """
     import requests
 
-    from datamantri_alerts.net.destinations import DestinationRefused, datasource_policy
-    from datamantri_alerts.net.session import guarded_session
+    from datamantri_alerts.net.destinations import DestinationRefused
 
     started = time.monotonic()
     url, secrets = resolve_source_url(source)
     shown = mask_url(url)
     current, hops = url, 0
-    with guarded_session(datasource_policy()) as session:
+    scope = nullcontext(session) if session is not None else datasource_session()
+    with scope as active:
         while True:
             remaining = timeout - (time.monotonic() - started)
             if remaining <= 0:
@@ -55,7 +83,7 @@ def probe_http(
                 return _failure(message, started, {"url": shown, "redirects": hops})
             try:
                 # stream=True: the status line is enough; a body trickling in cannot hold us.
-                with session.get(current, timeout=(remaining, remaining), stream=True) as reply:
+                with active.get(current, timeout=(remaining, remaining), stream=True) as reply:
                     status = reply.status_code
                     location = reply.headers.get("Location")
             except DestinationRefused as exc:

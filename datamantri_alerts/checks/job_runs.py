@@ -216,7 +216,7 @@ def _sql_runs(ctx: CheckContext, job: JobInfo, limit: int, timeout: float) -> li
     except ValueError as exc:
         raise CannotEvaluate(f"{job.kind} {job.id!r}: runs.timestamp_timezone: {exc}") from None
     source = load_datasource(ctx, datasource_id)
-    with open_source(source, timeout, query_bound=timeout) as conn:
+    with open_source(source, timeout, query_bound=timeout, pool=ctx.sources) as conn:
         user_query = without_top_level_limit(query, conn.dialect)
         statement = finished_runs_statement(user_query, unfinished, limit)
         try:

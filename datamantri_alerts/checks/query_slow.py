@@ -81,10 +81,10 @@ class QuerySlowCheck:
 
         source = load_datasource(ctx, config.datasource_id)
         if config.query is not None:
-            return self._probe(config, source)
-        return self._active(config, source)
+            return self._probe(config, source, ctx)
+        return self._active(config, source, ctx)
 
-    def _probe(self, config: QuerySlowConfig, source: Any) -> Outcome:
+    def _probe(self, config: QuerySlowConfig, source: Any, ctx: CheckContext) -> Outcome:
         from datamantri_alerts.checks.sources import SourceError, open_source
 
         bound = config.timeout()
@@ -96,7 +96,7 @@ class QuerySlowCheck:
             "threshold_seconds": threshold,
             "bound_seconds": bound,
         }
-        with open_source(source, min(bound, 30.0), query_bound=bound) as conn:
+        with open_source(source, min(bound, 30.0), query_bound=bound, pool=ctx.sources) as conn:
             try:
                 result = conn.execute(config.query or "", bound=bound, keep_rows=False)
             except SourceError as exc:
@@ -122,11 +122,12 @@ class QuerySlowCheck:
             **details,
         )
 
-    def _active(self, config: QuerySlowConfig, source: Any) -> Outcome:
+    def _active(self, config: QuerySlowConfig, source: Any, ctx: CheckContext) -> Outcome:
         from datamantri_alerts.checks.sources import open_source
 
         threshold = config.threshold_seconds
-        with open_source(source, config.timeout(), query_bound=config.timeout()) as conn:
+        timeout = config.timeout()
+        with open_source(source, timeout, query_bound=timeout, pool=ctx.sources) as conn:
             if conn.dialect == "postgresql":
                 statement = _PG_ACTIVE
             elif conn.dialect == "mysql":

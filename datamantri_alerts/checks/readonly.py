@@ -1,6 +1,7 @@
 """Read-only, UTC sessions on data sources: the one setup every check's connection goes through.
 
-`read_only_engine(url, connect_args)` builds the engine `checks.sources.open_source` uses, so the
+`read_only_engine(url, connect_args)` builds the engines `checks.pool` pools for a run (every
+`checks.sources.open_source` goes through them), so the
 sql, query_slow, sla_breach, datasource_failure and job-runs `sql` paths share it:
 
 - PostgreSQL: the startup packet sets `default_transaction_read_only=on` and `TimeZone=UTC`
@@ -98,15 +99,17 @@ class SourceSetupError(ValueError):
     """The data source URL asks for something a read-only check session cannot allow."""
 
 
-def read_only_engine(url: URL, connect_args: dict[str, Any]) -> Engine:
-    """An engine (no pooling) whose every connection is read-only and, where possible, in UTC.
+def read_only_engine(url: URL, connect_args: dict[str, Any], **pooling: Any) -> Engine:
+    """An engine whose every connection is read-only and, where possible, in UTC.
 
     `url`: a parsed SQLAlchemy URL (driver already normalized); `connect_args`: the driver's
-    timeouts. Raises SourceSetupError for a URL that would weaken the session (MySQL
-    `init_command`).
+    timeouts; `pooling`: `create_engine` pool arguments (`pool_size`, `max_overflow`,
+    `pool_timeout`; none: no pooling). The setup runs on every new connection (the engine's
+    "connect" event), so a pooled connection is read-only from its first statement. Raises
+    SourceSetupError for a URL that would weaken the session (MySQL `init_command`).
     """
     from sqlalchemy import create_engine, event
-    from sqlalchemy.pool import NullPool
+    from sqlalchemy.pool import NullPool, QueuePool
 
     backend = url.get_backend_name()
     if (backend, url.get_driver_name()) not in _SUPPORTED:
@@ -128,8 +131,11 @@ def read_only_engine(url: URL, connect_args: dict[str, Any]) -> Engine:
         flag = int(str(url.query.get("client_flag", args.get("client_flag", 0))) or 0)
         url = url.difference_update_query(["client_flag"])
         args["client_flag"] = flag & ~_MYSQL_MULTI_STATEMENTS
+    poolclass = QueuePool if pooling else NullPool
     # hide_parameters: a failing statement's error text never quotes its bound values.
-    engine = create_engine(url, poolclass=NullPool, connect_args=args, hide_parameters=True)
+    engine = create_engine(
+        url, poolclass=poolclass, connect_args=args, hide_parameters=True, **pooling
+    )
     if backend == "sqlite":
         event.listen(engine, "connect", _sqlite_session)
     elif backend in ("mysql", "mariadb"):

@@ -88,7 +88,9 @@ class SlaBreachCheck:
             ctx.clock.now(), config.expected_load_time, config.tolerance_minutes, config.timezone
         )
         bound = config.timeout_seconds
-        with open_source(source, config.timeout_seconds, query_bound=bound) as conn:
+        with open_source(
+            source, config.timeout_seconds, query_bound=bound, pool=ctx.sources
+        ) as conn:
             result = conn.execute(newest_value_query(table_name, column_name), bound=bound)
             raw = result.rows[0][0] if result.rows else None
             newest: date | datetime | None = raw if _is_date(raw) else None

@@ -1,10 +1,12 @@
-"""Data sources as checks use them: looked up in the store, opened fresh, bounded in time.
+"""Data sources as checks use them: looked up in the store, opened from the run's pool, bounded.
 
-Every evaluation opens its own connection (no pool between evaluations), with a connect timeout
-and socket timeouts per driver, so a dead or black-holed server costs at most the check's
-timeout. Queries can be bounded: the server is told to cancel the statement (PostgreSQL
-`statement_timeout`, MariaDB `max_statement_time`, MySQL `max_execution_time`) and a watchdog
-cancels it from outside if the server did not, so no probe is ever left running.
+Connections come from the run's `checks.pool.SourcePool` (one pooled engine per data source per
+run, at most `--concurrency` connections each), with a connect timeout and socket timeouts per
+driver, so a dead or black-holed server costs at most the check's timeout; a connection whose
+statement failed or was cancelled is discarded, never reused. Queries can be bounded: the server
+is told to cancel the statement (PostgreSQL `statement_timeout`, MariaDB `max_statement_time`,
+MySQL `max_execution_time`) and the run's one watchdog thread cancels it from outside if the
+server did not, so no probe is ever left running.
 Every connection is read-only and in UTC (`checks.readonly` sets it up, for every check), and
 results are streamed: at most `max_rows` + 1 rows are ever fetched, so memory stays bounded
 whatever a query returns. Error text leaving this module has the URL's password and every URL
@@ -14,7 +16,6 @@ masked.
 from __future__ import annotations
 
 import contextlib
-import math
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -23,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from datamantri_alerts.checks.base import CannotEvaluate, CheckContext
+from datamantri_alerts.checks.pool import WATCHDOG_GRACE_SECONDS, Limits, SourcePool
 from datamantri_alerts.checks.readonly import NOT_A_QUERY_REASON, refusal_reason
 from datamantri_alerts.checks.values import truncate
 from datamantri_alerts.errors import RuntimeFailure
@@ -32,8 +34,7 @@ if TYPE_CHECKING:
     from sqlalchemy import Connection, Engine
     from sqlalchemy.sql import Executable
 
-#: Seconds the outside watchdog waits beyond a server-side bound before cancelling itself.
-WATCHDOG_GRACE_SECONDS = 1.0
+    from datamantri_alerts.checks.watchdog import Watchdog
 
 #: Rows a statement keeps unless its caller says otherwise (sla_breach reads one).
 DEFAULT_MAX_ROWS = 1000
@@ -147,45 +148,6 @@ def describe_error(exc: BaseException, secrets: Sequence[str] = ()) -> str:
 # --------------------------------------------------------------------------- databases
 
 
-def make_source_engine(url: str, timeout: float, query_bound: float | None = None) -> Engine:
-    """An engine without pooling whose connections are read-only (see `checks.readonly`) and
-    give up after `timeout` seconds.
-
-    `query_bound`: the longest statement that will be run; socket reads wait a little longer
-    than that, so the server's own cancellation arrives before the client gives up.
-    """
-    from sqlalchemy.engine import make_url
-
-    from datamantri_alerts.checks.readonly import read_only_engine
-    from datamantri_alerts.store.engine import normalize_url
-
-    parsed = make_url(normalize_url(url))
-    backend = parsed.get_backend_name()
-    connect_args: dict[str, Any] = {}
-    if backend == "sqlite":
-        connect_args = {"timeout": timeout, "check_same_thread": False}
-    elif backend == "postgresql" and parsed.get_driver_name() == "psycopg":
-        seconds = max(2, math.ceil(timeout))  # libpq's minimum is 2 s
-        connect_args = {
-            "connect_timeout": seconds,
-            "application_name": "datamantri-alerts check",
-            # A peer that vanishes mid-query is noticed instead of waited on forever.
-            "keepalives": 1,
-            "keepalives_idle": seconds,
-            "keepalives_interval": 1,
-            "keepalives_count": 3,
-            "tcp_user_timeout": int(timeout * 1000),
-        }
-    elif backend in ("mysql", "mariadb") and parsed.get_driver_name() == "pymysql":
-        read = timeout if query_bound is None else max(timeout, query_bound)
-        connect_args = {
-            "connect_timeout": timeout,
-            "read_timeout": read + (WATCHDOG_GRACE_SECONDS * 2 if query_bound else 0.0),
-            "write_timeout": timeout,
-        }
-    return read_only_engine(parsed, connect_args)
-
-
 @dataclass
 class QueryResult:
     columns: list[str]
@@ -197,13 +159,14 @@ class QueryResult:
     column_types: list[Any] = field(default_factory=list)
 
 
-@dataclass
+@dataclass(eq=False)
 class SourceConnection:
     """An open connection to a data source, with statement bounds per dialect."""
 
     source: SourceInfo
     engine: Engine
     connection: Connection
+    watchdog: Watchdog
     secrets: list[str] = field(default_factory=list)
 
     @property
@@ -215,13 +178,21 @@ class SourceConnection:
         return bool(getattr(self.engine.dialect, "is_mariadb", False))
 
     def _set_server_bound(self, seconds: float) -> bool:
-        """Ask the server to cancel statements running longer than seconds."""
+        """Ask the server to cancel statements running longer than seconds.
+
+        A MySQL session setting outlives the transaction, so a pooled connection that already
+        has this bound is not told again (`Connection.info` travels with the DBAPI connection);
+        PostgreSQL's `SET` is undone with the transaction when the connection returns.
+        """
         if self.dialect == "postgresql":
             self.connection.exec_driver_sql(
                 f"SET statement_timeout = {max(1, int(seconds * 1000))}"
             )
             return True
         if self.dialect == "mysql":
+            if self.connection.info.get("server_bound") == seconds:
+                return True
+            self.connection.info.pop("server_bound", None)
             if self.is_mariadb:
                 self.connection.exec_driver_sql(
                     f"SET SESSION max_statement_time = {max(0.001, seconds):.3f}"
@@ -230,6 +201,7 @@ class SourceConnection:
                 self.connection.exec_driver_sql(
                     f"SET SESSION max_execution_time = {max(1, int(seconds * 1000))}"
                 )
+            self.connection.info["server_bound"] = seconds
             return True
         return False
 
@@ -242,7 +214,7 @@ class SourceConnection:
             dbapi.cancel()
         elif self.dialect == "mysql" and hasattr(dbapi, "thread_id"):
             thread_id = int(dbapi.thread_id())
-            with self.engine.connect() as killer:
+            with self.engine.connect() as killer:  # from the pool's overflow, never waits
                 killer.exec_driver_sql(f"KILL QUERY {thread_id}")
         elif self.dialect == "sqlite" and hasattr(dbapi, "interrupt"):
             dbapi.interrupt()
@@ -273,7 +245,7 @@ class SourceConnection:
             stmt = text(statement if params else statement.replace(":", "\\:"))
         else:
             stmt = statement
-        watchdog: threading.Timer | None = None
+        alarm = None
         fired = threading.Event()
 
         def cancel() -> None:
@@ -286,19 +258,19 @@ class SourceConnection:
         try:
             if bound is not None:
                 server_side = self._set_server_bound(bound)
-                watchdog = threading.Timer(
+                alarm = self.watchdog.schedule(
                     bound + (WATCHDOG_GRACE_SECONDS if server_side else 0.0), cancel
                 )
-                watchdog.daemon = True
-                watchdog.start()
                 started = time.monotonic()
             columns, rows, truncated, column_types = self._fetch(
                 stmt, params or {}, max_rows, keep_rows
             )
             duration = time.monotonic() - started
         except SourceError:
+            self._discard()
             raise
         except Exception as exc:
+            self._discard()
             duration = time.monotonic() - started
             cancelled = fired.is_set() or _is_cancellation(exc)
             message = describe_error(exc, self.secrets)
@@ -311,9 +283,10 @@ class SourceConnection:
                 summary, cancelled=cancelled, duration_seconds=round(duration, 3)
             ) from None
         finally:
-            if watchdog is not None:
-                watchdog.cancel()
+            if alarm is not None:
+                alarm.cancel()
         if fired.is_set():
+            self._discard()
             # Some drivers end a cancelled statement quietly (MySQL's SLEEP returns 1).
             raise SourceError(
                 f"query on {self.source.label} was cancelled after {bound:g}s",
@@ -327,6 +300,12 @@ class SourceConnection:
             duration=duration,
             column_types=column_types,
         )
+
+    def _discard(self) -> None:
+        """Never return this connection to the pool: its statement failed, was refused or
+        cancelled, so its session state (an aborted transaction, a pending cancel) is unknown."""
+        with contextlib.suppress(Exception):
+            self.connection.invalidate()
 
     def _fetch(
         self, stmt: Executable, params: dict[str, Any], max_rows: int, keep_rows: bool
@@ -398,37 +377,45 @@ def _is_cancellation(exc: BaseException) -> bool:
 
 @contextmanager
 def open_source(
-    source: SourceInfo, timeout: float, *, query_bound: float | None = None
+    source: SourceInfo,
+    timeout: float,
+    *,
+    query_bound: float | None = None,
+    pool: SourcePool | None = None,
 ) -> Iterator[SourceConnection]:
-    """A fresh connection to a database data source, closed (and its engine disposed) after.
+    """A connection to a database data source from the run's `pool` (`ctx.sources`; a pool of
+    its own when None, disposed after), returned to it after, or discarded when the body raised
+    or a statement failed.
 
-    `timeout` bounds connecting and each socket read; pass `query_bound` when statements may
-    legitimately run longer (they are then cut off by `execute(bound=...)`).
+    `timeout` bounds waiting for a free pooled connection, connecting and each socket read; pass
+    `query_bound` when statements may legitimately run longer (they are then cut off by
+    `execute(bound=...)`). Raises SourceError when no connection could be had.
     """
     if source.is_http:
         raise CannotEvaluate(f"data source {source.label} is an HTTP endpoint, not a database")
     url, secrets = resolve_source_url(source)
-    try:
-        engine = make_source_engine(url, timeout, query_bound)
-    except Exception as exc:
-        raise CannotEvaluate(
-            f"data source {source.label}: {describe_error(exc, secrets)}"
-        ) from None
-    try:
+    with contextlib.ExitStack() as stack:
+        if pool is None:
+            pool = stack.enter_context(SourcePool(1))
+        limits = Limits(timeout, query_bound)
         try:
-            connection = engine.connect()
+            entry = pool.engine_for(url, limits)
+        except Exception as exc:
+            raise CannotEvaluate(
+                f"data source {source.label}: {describe_error(exc, secrets)}"
+            ) from None
+        try:
+            connection = stack.enter_context(entry.checkout(limits))
         except Exception as exc:
             raise SourceError(
                 f"cannot connect to {source.label}: {describe_error(exc, secrets)}"
             ) from None
+        conn = SourceConnection(source, entry.engine, connection, pool.watchdog, secrets)
+        pool.track(conn)
         try:
-            yield SourceConnection(source, engine, connection, secrets)
+            yield conn
         finally:
-            # A connection broken by a cancel has nothing left to close.
-            with contextlib.suppress(Exception):
-                connection.close()
-    finally:
-        engine.dispose()
+            pool.untrack(conn)
 
 
 # --------------------------------------------------------------------------- reachability
@@ -444,8 +431,15 @@ class ProbeResult:
     details: dict[str, Any] = field(default_factory=dict)
 
 
-def probe(source: SourceInfo, timeout: float, *, follow_redirects: bool = False) -> ProbeResult:
-    """Reach the data source once. Raises CannotEvaluate only for configuration problems.
+def probe(
+    source: SourceInfo,
+    timeout: float,
+    *,
+    follow_redirects: bool = False,
+    pool: SourcePool | None = None,
+) -> ProbeResult:
+    """Reach the data source once, through the run's `pool` (a pool of its own when None).
+    Raises CannotEvaluate only for configuration problems.
 
     HTTP sources are probed by `checks.http_source` (`follow_redirects` applies to them only).
     """
@@ -453,11 +447,12 @@ def probe(source: SourceInfo, timeout: float, *, follow_redirects: bool = False)
     if source.is_http:
         from datamantri_alerts.checks.http_source import probe_http
 
-        return probe_http(source, timeout, follow_redirects=follow_redirects)
+        session = pool.http_session() if pool is not None else None
+        return probe_http(source, timeout, follow_redirects=follow_redirects, session=session)
     from sqlalchemy import literal_column, select
 
     try:
-        with open_source(source, timeout) as conn:
+        with open_source(source, timeout, pool=pool) as conn:
             conn.execute(select(literal_column("1")), bound=timeout)
     except SourceError as exc:
         return ProbeResult(False, str(exc), _ms_since(started), {"error": str(exc)})

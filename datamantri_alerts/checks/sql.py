@@ -32,7 +32,7 @@ class SqlCheck:
 
         source = load_datasource(ctx, config.datasource_id)
         with open_source(
-            source, config.timeout_seconds, query_bound=config.timeout_seconds
+            source, config.timeout_seconds, query_bound=config.timeout_seconds, pool=ctx.sources
         ) as conn:
             result = conn.execute(
                 config.query, bound=config.timeout_seconds, max_rows=config.max_rows

@@ -194,10 +194,13 @@ class GuardedSession(requests.Session):
         return iter(())
 
 
-def guarded_session(policy: DestinationPolicy) -> GuardedSession:
-    """A session for one kind of outgoing request; close it (or use `with`) when done."""
+def guarded_session(policy: DestinationPolicy, *, pool_maxsize: int = 10) -> GuardedSession:
+    """A session for one kind of outgoing request; close it (or use `with`) when done.
+
+    `pool_maxsize`: connections kept per host (set it to the number of threads sharing it).
+    """
     session = GuardedSession()
-    adapter = GuardedAdapter(policy)
+    adapter = GuardedAdapter(policy, pool_maxsize=pool_maxsize)
     session.mount("http://", adapter)
     session.mount("https://", adapter)
     return session

@@ -5,12 +5,17 @@ out, in the same order; `run_check_batches` is the same runner fed batch by batc
 claims each batch as slots free up) and yielding each batch's results. It writes nothing;
 persisting outcomes and check_state is the evaluator's business.
 
-Each check runs in its own daemon thread, at most `concurrency` at a time. The caller waits for
-a check no longer than its config's timeout (plus a short grace for the check to report its own,
-more precise, timeout error); past that the check is reported as an `error` "timed out after Ns"
-and its slot goes to the next alert. The abandoned thread is daemonic, so it can never hold the
-process open, and the data source connection it sits on has socket timeouts of its own, so it
-ends soon after.
+Checks run on a persistent pool of `concurrency` daemon worker threads (started as needed, not
+one per check). The caller waits for a check no longer than its config's timeout (plus a short
+grace for the check to report its own, more precise, timeout error); past that the check is
+reported as an `error` "timed out after Ns", its slot goes to the next alert and its worker is
+replaced: the abandoned worker is daemonic, so it can never hold the process open, ends once its
+check does (the data source connection it sits on has socket timeouts of its own), and then
+leaves instead of taking more work.
+
+Each run has one `checks.pool.SourcePool` (pooled engines per data source, at most
+`concurrency` connections each; one watchdog thread for every statement bound; one HTTP session
+without cookies), handed to every check as `ctx.sources` and closed when the run ends.
 """
 
 from __future__ import annotations
@@ -222,11 +227,97 @@ def run_check_batches(
     """
     if concurrency < 1:
         raise ValueError("concurrency must be at least 1")
+    from datamantri_alerts.checks.pool import SourcePool
+
+    with SourcePool(concurrency) as pool, _Workers() as workers:
+        yield from _run(batches, make_context, concurrency, grace, pool, workers)
+
+
+@dataclass
+class _Job:
+    """One check handed to a worker; `abandoned` once the runner stopped waiting for it."""
+
+    key: int
+    prepared: _Prepared
+    ctx: CheckContext
+    started: float
+    abandoned: bool = False
+    done: bool = False
+
+
+class _Workers:
+    """Persistent daemon worker threads taking checks from one queue.
+
+    `submit` starts a worker only when every live one is busy; `abandon` gives up on a running
+    check: its worker leaves once the check ends, and the next `submit` starts a replacement.
+    Results go to `finished` as (key, outcome, seconds).
+    """
+
+    def __init__(self) -> None:
+        self.finished: queue.SimpleQueue[tuple[int, Outcome, float]] = queue.SimpleQueue()
+        self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._live = 0  # workers not abandoned to a check
+        self._busy = 0  # of those, running a check
+        self._names = itertools.count(1)
+
+    def __enter__(self) -> _Workers:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        with self._lock:
+            live = self._live
+        for _ in range(live):
+            self._jobs.put(None)
+
+    def submit(self, job: _Job) -> None:
+        with self._lock:
+            self._busy += 1
+            start = self._busy > self._live
+            if start:
+                self._live += 1
+        if start:
+            threading.Thread(
+                target=self._serve, name=f"check-worker-{next(self._names)}", daemon=True
+            ).start()
+        self._jobs.put(job)
+
+    def abandon(self, job: _Job) -> bool:
+        """Stop waiting for a running check; False when it has just finished."""
+        with self._lock:
+            if job.done:
+                return False
+            job.abandoned = True
+            self._live -= 1
+            self._busy -= 1
+            return True
+
+    def _serve(self) -> None:
+        while True:
+            job = self._jobs.get()
+            if job is None:
+                return
+            outcome = evaluate_prepared(job.prepared, job.ctx)
+            with self._lock:
+                job.done = True
+                if job.abandoned:
+                    return  # replaced meanwhile: leave
+                self._busy -= 1
+            self.finished.put((job.key, outcome, time.monotonic() - job.started))
+
+
+def _run(
+    batches: Iterable[Sequence[AlertSnapshot]],
+    make_context: Callable[[AlertSnapshot], CheckContext],
+    concurrency: int,
+    grace: float,
+    pool: Any,
+    workers: _Workers,
+) -> Iterator[list[CheckResult]]:
     source = iter(batches)
     drawn: deque[_Batch] = deque()
-    finished: queue.SimpleQueue[tuple[int, Outcome, float]] = queue.SimpleQueue()
-    # job key -> (batch, job, started, cutoff) of the checks being waited for
-    running: dict[int, tuple[_Batch, _Prepared, float, float]] = {}
+    # job key -> (batch, job, cutoff) of the checks being waited for
+    running: dict[int, tuple[_Batch, _Job, float]] = {}
     waiting: Iterator[tuple[_Batch, _Prepared]] = iter(())
     keys = itertools.count()
 
@@ -234,38 +325,29 @@ def run_check_batches(
         batch.results[job.index] = result
         batch.left -= 1
 
-    def worker(key: int, job: _Prepared, ctx: CheckContext, started: float) -> None:
-        outcome = evaluate_prepared(job, ctx)
-        finished.put((key, outcome, time.monotonic() - started))
-
     def start_next() -> bool:
         nonlocal waiting
         while True:
-            for batch, job in waiting:
-                if job.early is not None:
-                    record(batch, job, _result(job, job.early, 0.0))
+            for batch, prepared in waiting:
+                if prepared.early is not None:
+                    record(batch, prepared, _result(prepared, prepared.early, 0.0))
                     continue
                 started = time.monotonic()
-                cutoff = started + job.timeout + grace
-                ctx = make_context(job.alert)
+                cutoff = started + prepared.timeout + grace
+                ctx = make_context(prepared.alert)
                 ctx.deadline = cutoff
-                key = next(keys)
-                running[key] = (batch, job, started, cutoff)
-                thread = threading.Thread(
-                    target=worker,
-                    args=(key, job, ctx, started),
-                    name=f"check-{job.alert.id or job.index}",
-                    daemon=True,
-                )
-                thread.start()
+                ctx.sources = pool
+                job = _Job(next(keys), prepared, ctx, started)
+                running[job.key] = (batch, job, cutoff)
+                workers.submit(job)
                 return True
             alerts = next(source, None)
             if alerts is None:
                 return False
-            prepared = [_prepare(index, alert) for index, alert in enumerate(alerts)]
-            batch = _Batch(prepared, [None] * len(prepared), len(prepared))
+            prepared_batch = [_prepare(index, alert) for index, alert in enumerate(alerts)]
+            batch = _Batch(prepared_batch, [None] * len(prepared_batch), len(prepared_batch))
             drawn.append(batch)
-            waiting = ((batch, job) for job in prepared)
+            waiting = ((batch, item) for item in prepared_batch)
 
     def complete() -> Iterator[list[CheckResult]]:
         while drawn and drawn[0].left == 0:
@@ -281,21 +363,22 @@ def run_check_batches(
             continue
         wait = max(0.0, min(cutoff for *_, cutoff in running.values()) - time.monotonic())
         try:
-            key, outcome, duration = finished.get(timeout=wait)
+            key, outcome, duration = workers.finished.get(timeout=wait)
             if key in running:
-                batch, job, _, _ = running.pop(key)
-                record(batch, job, _result(job, outcome, duration))
+                batch, job, _ = running.pop(key)
+                record(batch, job.prepared, _result(job.prepared, outcome, duration))
         except queue.Empty:
             pass
         now = time.monotonic()
-        for key, (batch, job, started, cutoff) in list(running.items()):
-            if now >= cutoff:
+        for key, (batch, job, cutoff) in list(running.items()):
+            if now >= cutoff and workers.abandon(job):
                 del running[key]
-                limit = f"{job.timeout:g}s"
+                limit = f"{job.prepared.timeout:g}s"
                 outcome = Outcome.error(
                     f"timed out after {limit}", error=f"the check did not finish in {limit}"
                 )
-                record(batch, job, _result(job, outcome, now - started, timed_out=True))
+                result = _result(job.prepared, outcome, now - job.started, timed_out=True)
+                record(batch, job.prepared, result)
         yield from complete()
     yield from complete()
 

@@ -1,0 +1,241 @@
+"""The run-scoped pool of data source connections: one pooled engine per data source per run.
+
+A `SourcePool` belongs to one run of checks (the runner in `services.checking` creates it and
+closes it at the end; `datasources check` makes one of its own). It holds:
+
+- one SQLAlchemy engine per data source URL (SQLite: per URL and timeout, its busy timeout being
+  fixed at connect), with at most `concurrency` connections checked out at once. A checkout waits
+  for a free connection no longer than the check's own timeout. Every new connection goes through
+  `checks.readonly` (read-only, UTC, one statement per execute) and gets the timeouts of the
+  check that opened it (SQLAlchemy's `do_connect` event); a reused MySQL connection gets the
+  socket read timeout of the check now using it. A connection whose statement failed, timed out,
+  was cancelled or refused, or whose check raised, is invalidated (closed), never returned.
+- one `Watchdog` thread cancelling statements that outlive their bound (`checks.watchdog`),
+- one guarded HTTP session for HTTP data sources (`checks.http_source.datasource_session`),
+  which keeps no cookies between checks.
+
+`close()` disposes every engine, closes the HTTP session and lets the watchdog end once the
+alarms still armed (for checks the runner gave up on) have gone off or been cancelled.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from datamantri_alerts.checks.watchdog import Watchdog
+
+if TYPE_CHECKING:
+    from sqlalchemy import Connection, Engine
+    from sqlalchemy.engine import URL
+
+    from datamantri_alerts.net.session import GuardedSession
+
+#: Seconds the outside watchdog waits beyond a server-side bound before cancelling itself.
+WATCHDOG_GRACE_SECONDS = 1.0
+
+#: Concurrency of a pool made for one probe (`datasources check`).
+SINGLE = 1
+
+
+class CheckoutTimeout(TimeoutError):
+    """No connection to the data source became free within the check's timeout."""
+
+
+@dataclass(frozen=True)
+class Limits:
+    """The time bounds of the check opening a connection (seconds)."""
+
+    timeout: float
+    query_bound: float | None = None
+
+
+def connect_args(url: URL, limits: Limits) -> dict[str, Any]:
+    """Driver arguments bounding connect and socket waits for one check.
+
+    `query_bound`: the longest statement that will be run; socket reads wait a little longer
+    than that, so the server's own cancellation arrives before the client gives up.
+    """
+    timeout = limits.timeout
+    backend, driver = url.get_backend_name(), url.get_driver_name()
+    if backend == "sqlite":
+        return {"timeout": timeout, "check_same_thread": False}
+    if backend == "postgresql" and driver == "psycopg":
+        seconds = max(2, math.ceil(timeout))  # libpq's minimum is 2 s
+        return {
+            "connect_timeout": seconds,
+            "application_name": "datamantri-alerts check",
+            # A peer that vanishes mid-query is noticed instead of waited on forever.
+            "keepalives": 1,
+            "keepalives_idle": seconds,
+            "keepalives_interval": 1,
+            "keepalives_count": 3,
+            "tcp_user_timeout": int(timeout * 1000),
+        }
+    if backend in ("mysql", "mariadb") and driver == "pymysql":
+        return {
+            "connect_timeout": timeout,
+            "read_timeout": mysql_read_timeout(limits),
+            "write_timeout": timeout,
+        }
+    return {}
+
+
+def mysql_read_timeout(limits: Limits) -> float:
+    """PyMySQL's socket read timeout for a check: past its statement bound plus the grace."""
+    if limits.query_bound is None:
+        return limits.timeout
+    return max(limits.timeout, limits.query_bound) + WATCHDOG_GRACE_SECONDS * 2
+
+
+class SourceEngine:
+    """One data source's pooled engine and the gate keeping checkouts ≤ concurrency."""
+
+    def __init__(self, url: URL, limits: Limits, concurrency: int) -> None:
+        from sqlalchemy import event
+
+        from datamantri_alerts.checks.readonly import read_only_engine
+
+        self.url = url
+        self.default_limits = limits
+        self.gate = threading.BoundedSemaphore(concurrency)
+        # The gate bounds checkouts; the pool's overflow is for MySQL `KILL QUERY` connections
+        # opened by the watchdog, which never wait for a check's connection to come back.
+        self.engine: Engine = read_only_engine(
+            url,
+            connect_args(url, limits),
+            pool_size=concurrency,
+            max_overflow=concurrency,
+            pool_timeout=max(1.0, limits.timeout),
+        )
+        self._local = threading.local()
+        event.listen(self.engine, "do_connect", self._apply_limits)
+
+    def _apply_limits(self, _dialect: Any, _record: Any, _cargs: Any, cparams: Any) -> None:
+        """Give a new connection the timeouts of the check opening it (same thread)."""
+        limits = getattr(self._local, "limits", None) or self.default_limits
+        cparams.update(connect_args(self.url, limits))
+
+    @contextmanager
+    def checkout(self, limits: Limits) -> Iterator[Connection]:
+        """A connection within `limits.timeout` (CheckoutTimeout), invalidated when the body
+        raises, else returned to the pool (rolled back)."""
+        if not self.gate.acquire(timeout=limits.timeout):
+            raise CheckoutTimeout(
+                f"no connection became free within {limits.timeout:g}s "
+                "(every pooled connection is busy with other checks)"
+            )
+        try:
+            self._local.limits = limits
+            try:
+                connection = self.engine.connect()
+            finally:
+                self._local.limits = None
+            dbapi = connection.connection.dbapi_connection
+            if hasattr(dbapi, "_read_timeout"):  # PyMySQL: reads are bounded per check
+                dbapi._read_timeout = mysql_read_timeout(limits)
+                dbapi._write_timeout = limits.timeout
+            try:
+                yield connection
+            except BaseException:
+                with contextlib.suppress(Exception):
+                    connection.invalidate()
+                raise
+            finally:
+                # A connection broken by a cancel has nothing left to close.
+                with contextlib.suppress(Exception):
+                    connection.close()
+        finally:
+            self.gate.release()
+
+
+class SourcePool:
+    """Pooled engines, one watchdog and one HTTP session for one run of checks.
+
+    `concurrency`: connections per data source checked out at once (the runner's slots).
+    Use as a context manager, or call `close()`.
+    """
+
+    def __init__(self, concurrency: int) -> None:
+        if concurrency < 1:
+            raise ValueError("concurrency must be at least 1")
+        self.concurrency = concurrency
+        self.watchdog = Watchdog()
+        self._engines: dict[tuple[str, float | None], SourceEngine] = {}
+        self._lock = threading.Lock()
+        self._http: GuardedSession | None = None
+        self._in_flight: set[Any] = set()
+        self._closed = False
+
+    def __enter__(self) -> SourcePool:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+    def engine_for(self, url: str, limits: Limits) -> SourceEngine:
+        """The pooled engine for a resolved data source URL, created on first use.
+
+        Raises SourceSetupError for a URL a read-only session cannot allow, ArgumentError for
+        an unusable URL, RuntimeError once the pool is closed.
+        """
+        from sqlalchemy.engine import make_url
+
+        from datamantri_alerts.store.engine import normalize_url
+
+        parsed = make_url(normalize_url(url))
+        sqlite = parsed.get_backend_name() == "sqlite"
+        key = (url, limits.timeout if sqlite else None)
+        with self._lock:
+            if self._closed:
+                raise RuntimeError("the run's source pool is closed")
+            entry = self._engines.get(key)
+            if entry is None:
+                entry = SourceEngine(parsed, limits, self.concurrency)
+                self._engines[key] = entry
+            return entry
+
+    def track(self, source_connection: Any) -> None:
+        """Remember a connection running a check's statements (see `cancel_all`)."""
+        with self._lock:
+            self._in_flight.add(source_connection)
+
+    def untrack(self, source_connection: Any) -> None:
+        with self._lock:
+            self._in_flight.discard(source_connection)
+
+    def cancel_all(self) -> None:
+        """Cancel whatever every checked-out connection is running (on SIGTERM/interrupt)."""
+        with self._lock:
+            running = list(self._in_flight)
+        for source_connection in running:
+            with contextlib.suppress(Exception):
+                source_connection._cancel_running()
+
+    def http_session(self) -> GuardedSession:
+        """The run's session for HTTP data sources (created on first use, no cookies kept)."""
+        from datamantri_alerts.checks.http_source import datasource_session
+
+        with self._lock:
+            if self._http is None:
+                self._http = datasource_session(self.concurrency)
+            return self._http
+
+    def close(self) -> None:
+        """Dispose every engine and the HTTP session; pending statement alarms still go off."""
+        with self._lock:
+            self._closed = True
+            engines, self._engines = list(self._engines.values()), {}
+            http, self._http = self._http, None
+        for entry in engines:
+            with contextlib.suppress(Exception):
+                entry.engine.dispose()
+        if http is not None:
+            with contextlib.suppress(Exception):
+                http.close()
+        self.watchdog.stop()
