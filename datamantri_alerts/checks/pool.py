@@ -39,8 +39,13 @@ if TYPE_CHECKING:
 #: Seconds the outside watchdog waits beyond a server-side bound before cancelling itself.
 WATCHDOG_GRACE_SECONDS = 1.0
 
-#: Concurrency of a pool made for one probe (`datasources check`).
-SINGLE = 1
+#: `Connection.info` key: the statement_timeout a PostgreSQL connection started with (seconds).
+STARTUP_BOUND_KEY = "startup_statement_bound"
+
+
+def statement_timeout_ms(seconds: float) -> int:
+    """PostgreSQL's statement_timeout for a bound (milliseconds, at least 1: 0 means none)."""
+    return max(1, int(seconds * 1000))
 
 
 class CheckoutTimeout(TimeoutError):
@@ -114,12 +119,22 @@ class SourceEngine:
             pool_timeout=max(1.0, limits.timeout),
         )
         self._local = threading.local()
+        self._pg_options: str | None = None
         event.listen(self.engine, "do_connect", self._apply_limits)
 
-    def _apply_limits(self, _dialect: Any, _record: Any, _cargs: Any, cparams: Any) -> None:
-        """Give a new connection the timeouts of the check opening it (same thread)."""
+    def _apply_limits(self, _dialect: Any, record: Any, _cargs: Any, cparams: Any) -> None:
+        """Give a new connection the timeouts of the check opening it (same thread); a
+        PostgreSQL one also starts with its statement bound, saving a `SET` per check."""
         limits = getattr(self._local, "limits", None) or self.default_limits
         cparams.update(connect_args(self.url, limits))
+        if self.url.get_backend_name() == "postgresql" and limits.query_bound is not None:
+            if self._pg_options is None:  # `cparams` is reused by every connect: keep the base
+                self._pg_options = str(cparams.get("options", ""))
+            bound = limits.query_bound
+            cparams["options"] = (
+                f"{self._pg_options} -c statement_timeout={statement_timeout_ms(bound)}".strip()
+            )
+            record.info[STARTUP_BOUND_KEY] = bound
 
     @contextmanager
     def checkout(self, limits: Limits) -> Iterator[Connection]:

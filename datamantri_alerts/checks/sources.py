@@ -24,7 +24,13 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from datamantri_alerts.checks.base import CannotEvaluate, CheckContext
-from datamantri_alerts.checks.pool import WATCHDOG_GRACE_SECONDS, Limits, SourcePool
+from datamantri_alerts.checks.pool import (
+    STARTUP_BOUND_KEY,
+    WATCHDOG_GRACE_SECONDS,
+    Limits,
+    SourcePool,
+    statement_timeout_ms,
+)
 from datamantri_alerts.checks.readonly import NOT_A_QUERY_REASON, refusal_reason
 from datamantri_alerts.checks.values import truncate
 from datamantri_alerts.errors import RuntimeFailure
@@ -45,6 +51,8 @@ FETCH_BATCH_ROWS = 1000
 # Driver error codes that mean "the statement was cancelled", not "the statement is wrong".
 _MYSQL_CANCELLED = {1317, 1969, 3024}  # interrupted, max_statement_time, max_execution_time
 _PG_QUERY_CANCELED = "57014"
+#: `Connection.info` key: the MySQL session's statement bound (seconds).
+_MYSQL_BOUND_KEY = "mysql_statement_bound"
 
 
 @dataclass(frozen=True)
@@ -168,6 +176,8 @@ class SourceConnection:
     connection: Connection
     watchdog: Watchdog
     secrets: list[str] = field(default_factory=list)
+    #: PostgreSQL statement_timeout in force in this checkout's transaction (seconds).
+    _pg_bound: float | None = None
 
     @property
     def dialect(self) -> str:
@@ -180,19 +190,25 @@ class SourceConnection:
     def _set_server_bound(self, seconds: float) -> bool:
         """Ask the server to cancel statements running longer than seconds.
 
-        A MySQL session setting outlives the transaction, so a pooled connection that already
-        has this bound is not told again (`Connection.info` travels with the DBAPI connection);
-        PostgreSQL's `SET` is undone with the transaction when the connection returns.
+        The bound the session already has is not sent again: PostgreSQL connections start
+        with the bound of the check that opened them (`checks.pool`, a startup option), and a
+        `SET` there is undone with the transaction when the connection returns to the pool, so
+        it is tracked per checkout; a MySQL session setting outlives the transaction, so it is
+        tracked on the pooled connection (`Connection.info` travels with it).
         """
         if self.dialect == "postgresql":
-            self.connection.exec_driver_sql(
-                f"SET statement_timeout = {max(1, int(seconds * 1000))}"
-            )
+            if self._pg_bound is None:
+                self._pg_bound = self.connection.info.get(STARTUP_BOUND_KEY)
+            if self._pg_bound != seconds:
+                self.connection.exec_driver_sql(
+                    f"SET statement_timeout = {statement_timeout_ms(seconds)}"
+                )
+                self._pg_bound = seconds
             return True
         if self.dialect == "mysql":
-            if self.connection.info.get("server_bound") == seconds:
+            if self.connection.info.get(_MYSQL_BOUND_KEY) == seconds:
                 return True
-            self.connection.info.pop("server_bound", None)
+            self.connection.info.pop(_MYSQL_BOUND_KEY, None)
             if self.is_mariadb:
                 self.connection.exec_driver_sql(
                     f"SET SESSION max_statement_time = {max(0.001, seconds):.3f}"
@@ -201,7 +217,7 @@ class SourceConnection:
                 self.connection.exec_driver_sql(
                     f"SET SESSION max_execution_time = {max(1, int(seconds * 1000))}"
                 )
-            self.connection.info["server_bound"] = seconds
+            self.connection.info[_MYSQL_BOUND_KEY] = seconds
             return True
         return False
 
@@ -317,7 +333,10 @@ class SourceConnection:
         """
         batch = max(1, min(max_rows + 1, FETCH_BATCH_ROWS) if keep_rows else FETCH_BATCH_ROWS)
         result = self.connection.execute(
-            stmt, params, execution_options={"stream_results": True, "max_row_buffer": batch}
+            # yield_per: a fixed buffer of `batch` rows, so a small result is one FETCH.
+            stmt,
+            params,
+            execution_options={"yield_per": batch},
         )
         if not result.returns_rows:
             # MySQL runs COMMIT, SET, DO or LOCK TABLES without a result set; the check
