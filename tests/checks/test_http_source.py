@@ -212,3 +212,42 @@ def test_datasources_check_command(
     meta = cli("datasources", "check", "meta")
     assert meta.exit_code == 1
     assert meta.stdout.startswith("error: ") and "destination policy" in meta.stdout
+
+
+def test_checks_share_a_session_that_keeps_no_cookies(harness: Harness) -> None:
+    """One run, one HTTP session for its data sources: a cookie one server sets is never sent
+    back, by the same check or another one."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    seen: list[str | None] = []
+
+    class SetsCookies(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"  # keep-alive: the session's connections are reused
+
+        def do_GET(self) -> None:
+            seen.append(self.headers.get("Cookie"))
+            self.send_response(200)
+            self.send_header("Set-Cookie", "session=abc123; Path=/")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), SetsCookies)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        base = f"http://127.0.0.1:{server.server_address[1]}"
+        harness.add_datasource("a", f"{base}/a")
+        harness.add_datasource("b", f"{base}/b")
+        results = harness.run_many(
+            [("datasource_failure", {"datasource_id": s}) for s in ("a", "b", "a", "b")],
+            concurrency=1,
+        )
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert [r.outcome for r in results] == ["ok"] * 4
+    assert seen == [None] * 4

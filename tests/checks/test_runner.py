@@ -7,6 +7,7 @@ import subprocess
 import sys
 import textwrap
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from tests.checks.conftest import Harness
@@ -99,3 +100,69 @@ def test_abandoned_threads_do_not_keep_the_process_alive(third_party_checks: Pat
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "error timed out after 0.5s"
     assert elapsed < 10, f"the process waited {elapsed:.1f}s for a hung check thread"
+
+
+def _thread_names_started_during(run: Callable[[], object]) -> list[str]:
+    """Names of the threads started while `run()` ran (recorded as each thread starts)."""
+    import threading
+
+    names: list[str] = []
+    lock = threading.Lock()
+
+    def first_call(*_args: object) -> None:
+        sys.setprofile(None)  # only the thread's first call is of interest
+        with lock:
+            names.append(threading.current_thread().name)
+
+    threading.setprofile(first_call)
+    try:
+        run()
+    finally:
+        threading.setprofile(None)  # type: ignore[arg-type]
+    return names
+
+
+def _sqlite_source(harness: Harness, tmp_path: Path) -> None:
+    import sqlite3
+
+    path = tmp_path / "w.db"
+    with sqlite3.connect(path) as conn:
+        conn.execute("CREATE TABLE t (x INTEGER)")
+        conn.execute("INSERT INTO t VALUES (1)")
+    harness.add_datasource("lite", f"sqlite:///{path}")
+
+
+def test_checks_run_on_persistent_workers_with_one_watchdog(
+    harness: Harness, tmp_path: Path
+) -> None:
+    _sqlite_source(harness, tmp_path)
+    alerts = [("sql", {"datasource_id": "lite", "query": "SELECT x FROM t"})] * 200
+    results: list = []
+    names = _thread_names_started_during(
+        lambda: results.extend(harness.run_many(alerts, concurrency=4))
+    )
+    assert [r.outcome for r in results] == ["firing"] * 200
+    workers = [n for n in names if n.startswith("check-worker-")]
+    assert 1 <= len(workers) <= 4, names
+    assert names.count("statement-watchdog") == 1, names
+    assert len(names) == len(workers) + 1, names  # no thread per check, no timer per statement
+
+
+def test_a_worker_abandoned_to_a_hung_check_is_replaced(
+    harness: Harness, third_party_checks: Path, tmp_path: Path
+) -> None:
+    _sqlite_source(harness, tmp_path)
+    alerts = [("hang", {"seconds": 30, "timeout_seconds": 0.5})] + [
+        ("sql", {"datasource_id": "lite", "query": "SELECT x FROM t"})
+    ] * 5
+    results: list = []
+    started = time.monotonic()
+    names = _thread_names_started_during(
+        lambda: results.extend(harness.run_many(alerts, concurrency=1))
+    )
+    elapsed = time.monotonic() - started
+    hung, *rest = results
+    assert hung.summary == "timed out after 0.5s"
+    assert [r.outcome for r in rest] == ["firing"] * 5
+    assert len([n for n in names if n.startswith("check-worker-")]) == 2, names
+    assert elapsed < 0.5 + 1.0 + 3.0  # the timeout and its grace, then five quick checks
