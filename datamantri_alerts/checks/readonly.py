@@ -187,16 +187,18 @@ def first_keyword(statement: str) -> str:
     return word.group(0).upper() if word else ""
 
 
-def refusal_reason(exc: BaseException) -> str | None:
+def refusal_reason(exc: BaseException, statement: str = "") -> str | None:
     """Why the driver refused a statement, when it was one of the read-only session's rules.
 
     `exc`: the driver's error, or SQLAlchemy's wrapper of it (whose `.statement` is the text
-    a check sent). Returns one of the *_REASON texts, or None for any other failure.
+    a check sent); `statement`: the text sent, for a driver's own error. Returns one of the
+    *_REASON texts, or None for any other failure.
     """
     from sqlalchemy.exc import DBAPIError
 
     orig = exc.orig if isinstance(exc, DBAPIError) and exc.orig is not None else exc
-    statement = exc.statement if isinstance(exc, DBAPIError) and exc.statement else ""
+    if isinstance(exc, DBAPIError) and exc.statement:
+        statement = exc.statement
     text = str(orig).lower()
     if any(marker in text for marker in _MULTI_STATEMENT_TEXT):
         return ONE_STATEMENT_REASON

@@ -16,6 +16,7 @@ masked.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -51,6 +52,7 @@ FETCH_BATCH_ROWS = 1000
 # Driver error codes that mean "the statement was cancelled", not "the statement is wrong".
 _MYSQL_CANCELLED = {1317, 1969, 3024}  # interrupted, max_statement_time, max_execution_time
 _PG_QUERY_CANCELED = "57014"
+_CURSOR_NAMES = itertools.count(1)
 #: `Connection.info` key: the MySQL session's statement bound (seconds).
 _MYSQL_BOUND_KEY = "mysql_statement_bound"
 
@@ -254,13 +256,6 @@ class SourceConnection:
         stays bounded either way. Raises SourceError (cancelled=True when the bound cut it off;
         a write or a second statement is refused with the reason).
         """
-        from sqlalchemy import text
-
-        if isinstance(statement, str):
-            # A query from config runs as written: `':x'` is text, not a bind parameter.
-            stmt = text(statement if params else statement.replace(":", "\\:"))
-        else:
-            stmt = statement
         alarm = None
         fired = threading.Event()
 
@@ -279,7 +274,7 @@ class SourceConnection:
                 )
                 started = time.monotonic()
             columns, rows, truncated, column_types = self._fetch(
-                stmt, params or {}, max_rows, keep_rows
+                statement, params or {}, max_rows, keep_rows
             )
             duration = time.monotonic() - started
         except SourceError:
@@ -290,7 +285,8 @@ class SourceConnection:
             duration = time.monotonic() - started
             cancelled = fired.is_set() or _is_cancellation(exc)
             message = describe_error(exc, self.secrets)
-            reason = None if cancelled else refusal_reason(exc)
+            written = statement if isinstance(statement, str) else ""
+            reason = None if cancelled else refusal_reason(exc, written)
             if reason is not None:
                 summary = f"query on {self.source.label} refused: {reason} ({message})"
             else:
@@ -324,45 +320,78 @@ class SourceConnection:
             self.connection.invalidate()
 
     def _fetch(
-        self, stmt: Executable, params: dict[str, Any], max_rows: int, keep_rows: bool
+        self,
+        statement: str | Executable,
+        params: dict[str, Any],
+        max_rows: int,
+        keep_rows: bool,
     ) -> tuple[list[str], list[tuple[Any, ...]], bool, list[Any]]:
         """Execute with a streaming cursor.
 
-        Returns (columns, first max_rows rows, more rows exist, the driver's type code per
-        column from `cursor.description`).
+        A query from config (a string without params) goes straight to the driver's streaming
+        cursor, exactly as written (no bind parameters, no escaping, one FETCH for a small
+        result); a SQLAlchemy statement or a string with params goes through SQLAlchemy with a
+        fixed buffer of rows. Returns (columns, first max_rows rows, more rows exist, the
+        driver's type code per column from `cursor.description`).
         """
         batch = max(1, min(max_rows + 1, FETCH_BATCH_ROWS) if keep_rows else FETCH_BATCH_ROWS)
-        result = self.connection.execute(
-            # yield_per: a fixed buffer of `batch` rows, so a small result is one FETCH.
-            stmt,
-            params,
-            execution_options={"yield_per": batch},
-        )
-        if not result.returns_rows:
-            # MySQL runs COMMIT, SET, DO or LOCK TABLES without a result set; the check
-            # could not have meant that (the session stays read-only whatever they did).
-            result.close()
-            raise SourceError(
-                f"query on {self.source.label} refused: {NOT_A_QUERY_REASON} "
-                "(the statement returned no result set)"
-            )
-        columns = list(result.keys())
-        description = getattr(result.cursor, "description", None) or []
-        column_types = [item[1] for item in description]
-        rows: list[tuple[Any, ...]] = []
-        if not keep_rows:
-            while result.fetchmany(batch):
-                pass
-            result.close()
-            return columns, rows, False, column_types
-        rows = [tuple(r) for r in result.fetchmany(max_rows + 1)]
-        truncated = len(rows) > max_rows
-        if truncated:
-            self._abandon_result(result)
-        result.close()
+        reader: Any
+        if isinstance(statement, str) and not params:
+            reader = dbapi_cursor = self._streaming_cursor()
+        else:
+            reader = dbapi_cursor = None
+        try:
+            if dbapi_cursor is not None:
+                dbapi_cursor.execute(statement)
+                returns_rows = dbapi_cursor.description is not None
+            else:
+                from sqlalchemy import text
+
+                stmt = text(statement) if isinstance(statement, str) else statement
+                # yield_per: a fixed buffer of `batch` rows.
+                reader = self.connection.execute(
+                    stmt, params, execution_options={"yield_per": batch}
+                )
+                dbapi_cursor, returns_rows = reader.cursor, reader.returns_rows
+            if not returns_rows:
+                # MySQL runs COMMIT, SET, DO or LOCK TABLES without a result set; the check
+                # could not have meant that (the session stays read-only whatever they did).
+                raise SourceError(
+                    f"query on {self.source.label} refused: {NOT_A_QUERY_REASON} "
+                    "(the statement returned no result set)"
+                )
+            description = getattr(dbapi_cursor, "description", None) or []
+            columns = [str(item[0]) for item in description]
+            column_types = [item[1] for item in description]
+            rows: list[tuple[Any, ...]] = []
+            if not keep_rows:
+                while reader.fetchmany(batch):
+                    pass
+                truncated = False
+            else:
+                rows = [tuple(r) for r in reader.fetchmany(max_rows + 1)]
+                truncated = len(rows) > max_rows
+                if truncated:
+                    self._abandon_result(dbapi_cursor)
+        finally:
+            if reader is not None:
+                with contextlib.suppress(Exception):
+                    reader.close()
         return columns, rows[:max_rows], truncated, column_types
 
-    def _abandon_result(self, result: Any) -> None:
+    def _streaming_cursor(self) -> Any:
+        """A DB-API cursor that streams: a named (server-side) psycopg cursor, whose DECLARE
+        accepts only a query; PyMySQL's unbuffered SSCursor; SQLite's own (steps lazily)."""
+        dbapi = self.connection.connection.dbapi_connection
+        if self.dialect == "postgresql":
+            return dbapi.cursor(name=f"datamantri_check_{next(_CURSOR_NAMES)}")  # type: ignore[union-attr]
+        if self.dialect == "mysql":
+            from pymysql.cursors import SSCursor
+
+            return dbapi.cursor(SSCursor)  # type: ignore[union-attr]
+        return dbapi.cursor()  # type: ignore[union-attr]
+
+    def _abandon_result(self, dbapi_cursor: Any) -> None:
         """Stop a result that has more rows than we want, without reading them.
 
         PostgreSQL and SQLite close their cursor at once (`CLOSE`, statement reset). A MySQL
@@ -372,7 +401,6 @@ class SourceConnection:
         """
         if self.dialect != "mysql":
             return
-        dbapi_cursor = result.cursor
         # PyMySQL drains an unbuffered result when its cursor or the result object is
         # closed or collected; marking it finished and detaching the cursor stops that.
         unbuffered = getattr(dbapi_cursor, "_result", None)
