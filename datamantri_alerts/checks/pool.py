@@ -199,6 +199,12 @@ class SourcePool:
         Raises SourceSetupError for a URL a read-only session cannot allow, ArgumentError for
         an unusable URL, RuntimeError once the pool is closed.
         """
+        if self._closed:
+            raise RuntimeError("the run's source pool is closed")
+        # The common case, an engine made earlier in the run, costs two dict lookups.
+        entry = self._engines.get((url, None)) or self._engines.get((url, limits.timeout))
+        if entry is not None:
+            return entry
         from sqlalchemy.engine import make_url
 
         from datamantri_alerts.store.engine import normalize_url
