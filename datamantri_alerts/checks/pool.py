@@ -108,6 +108,7 @@ class SourceEngine:
 
         self.url = url
         self.default_limits = limits
+        self.disposed = False
         self.gate = threading.BoundedSemaphore(concurrency)
         # The gate bounds checkouts; the pool's overflow is for MySQL `KILL QUERY` connections
         # opened by the watchdog, which never wait for a check's connection to come back.
@@ -162,8 +163,11 @@ class SourceEngine:
                     connection.invalidate()
                 raise
             finally:
-                # A connection broken by a cancel has nothing left to close.
+                # A connection broken by a cancel has nothing left to close; one coming back
+                # after the run ended (a check the runner gave up on) is closed, not pooled.
                 with contextlib.suppress(Exception):
+                    if self.disposed:
+                        connection.invalidate()
                     connection.close()
         finally:
             self.gate.release()
@@ -254,6 +258,7 @@ class SourcePool:
             engines, self._engines = list(self._engines.values()), {}
             http, self._http = self._http, None
         for entry in engines:
+            entry.disposed = True
             with contextlib.suppress(Exception):
                 entry.engine.dispose()
         if http is not None:

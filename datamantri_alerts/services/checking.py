@@ -28,9 +28,12 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from datamantri_alerts.checks.base import CannotEvaluate, CheckContext, Outcome
+
+if TYPE_CHECKING:
+    from datamantri_alerts.checks.pool import SourcePool
 
 log = logging.getLogger(__name__)
 
@@ -195,10 +198,15 @@ def run_checks(
     *,
     concurrency: int = DEFAULT_CONCURRENCY,
     grace: float = TIMEOUT_GRACE_SECONDS,
+    sources: SourcePool | None = None,
 ) -> list[CheckResult]:
-    """Evaluate every alert's check, `concurrency` at a time; results in the input order."""
+    """Evaluate every alert's check, `concurrency` at a time; results in the input order
+    (`sources` as for `run_check_batches`)."""
     results: list[CheckResult] = []
-    for batch in run_check_batches([alerts], make_context, concurrency=concurrency, grace=grace):
+    batches = run_check_batches(
+        [alerts], make_context, concurrency=concurrency, grace=grace, sources=sources
+    )
+    for batch in batches:
         results.extend(batch)
     return results
 
@@ -216,8 +224,13 @@ def run_check_batches(
     *,
     concurrency: int = DEFAULT_CONCURRENCY,
     grace: float = TIMEOUT_GRACE_SECONDS,
+    sources: SourcePool | None = None,
 ) -> Iterator[list[CheckResult]]:
     """Run batches of alerts through one set of `concurrency` slots; yield each batch's results.
+
+    `sources`: the run's data source pool, when the caller wants to hold it (e.g. to call
+    `cancel_all()` on SIGTERM) and close it itself; else the runner makes one and closes it at
+    the end.
 
     The next batch is drawn from `batches` (which may claim it from the store) only when a slot
     is free and every check of the batches drawn so far has started, so slots never idle at a
@@ -227,9 +240,12 @@ def run_check_batches(
     """
     if concurrency < 1:
         raise ValueError("concurrency must be at least 1")
+    from contextlib import nullcontext
+
     from datamantri_alerts.checks.pool import SourcePool
 
-    with SourcePool(concurrency) as pool, _Workers() as workers:
+    owned = SourcePool(concurrency) if sources is None else nullcontext(sources)
+    with owned as pool, _Workers() as workers:
         yield from _run(batches, make_context, concurrency, grace, pool, workers)
 
 
@@ -311,7 +327,7 @@ def _run(
     make_context: Callable[[AlertSnapshot], CheckContext],
     concurrency: int,
     grace: float,
-    pool: Any,
+    pool: SourcePool,
     workers: _Workers,
 ) -> Iterator[list[CheckResult]]:
     source = iter(batches)

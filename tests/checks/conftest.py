@@ -91,6 +91,7 @@ class Harness:
         concurrency: int = 16,
         check_state: dict[str, Any] | None = None,
         severity: str | None = None,
+        sources: Any = None,
     ) -> list[Any]:
         from datamantri_alerts.services.checking import (
             AlertSnapshot,
@@ -112,7 +113,10 @@ class Harness:
             )
             self._next_id += 1
         return run_checks(
-            snapshots, store_context_factory(self.store, self.clock), concurrency=concurrency
+            snapshots,
+            store_context_factory(self.store, self.clock),
+            concurrency=concurrency,
+            sources=sources,
         )
 
 

@@ -239,3 +239,30 @@ def test_the_pool_refuses_work_after_close(tmp_path: Path) -> None:
     source = SourceInfo(id="lite", name="lite", url=f"sqlite:///{tmp_path / 'x.db'}")
     with pytest.raises(CannotEvaluate, match="closed"), open_source(source, 1, pool=pool):
         pass
+
+
+@pytest.mark.postgres
+def test_cancel_all_stops_the_statements_in_flight(harness: Harness, pg_database: str) -> None:
+    """The hook for SIGTERM: the caller holds the run's pool and cancels what runs on it."""
+    import threading
+
+    from datamantri_alerts.checks.pool import SourcePool
+
+    harness.add_datasource("pg", pg_database)
+    with SourcePool(4) as pool:
+        timer = threading.Timer(1.0, pool.cancel_all)
+        timer.start()
+        started = time.monotonic()
+        try:
+            results = harness.run_many(
+                [_sql("pg", "SELECT pg_sleep(60) AS cancel_me", 60)] * 2,
+                concurrency=4,
+                sources=pool,
+            )
+        finally:
+            timer.cancel()
+        elapsed = time.monotonic() - started
+    assert [r.outcome for r in results] == ["error", "error"]
+    assert all("cancel" in r.summary for r in results), [r.summary for r in results]
+    assert elapsed < 30
+    assert _eventually(lambda: _check_backends(pg_database)) == []
