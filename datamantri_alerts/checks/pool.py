@@ -128,14 +128,18 @@ class SourceEngine:
         PostgreSQL one also starts with its statement bound, saving a `SET` per check."""
         limits = getattr(self._local, "limits", None) or self.default_limits
         cparams.update(connect_args(self.url, limits))
-        if self.url.get_backend_name() == "postgresql" and limits.query_bound is not None:
-            if self._pg_options is None:  # `cparams` is reused by every connect: keep the base
-                self._pg_options = str(cparams.get("options", ""))
-            bound = limits.query_bound
-            cparams["options"] = (
-                f"{self._pg_options} -c statement_timeout={statement_timeout_ms(bound)}".strip()
-            )
+        if self.url.get_backend_name() != "postgresql":
+            return
+        if self._pg_options is None:  # `cparams` is reused by every connect: keep the base
+            self._pg_options = str(cparams.get("options", ""))
+        bound = limits.query_bound
+        options = self._pg_options
+        if bound is not None:
+            options = f"{options} -c statement_timeout={statement_timeout_ms(bound)}"
             record.info[STARTUP_BOUND_KEY] = bound
+        else:
+            record.info.pop(STARTUP_BOUND_KEY, None)
+        cparams["options"] = options.strip()
 
     @contextmanager
     def checkout(self, limits: Limits) -> Iterator[Connection]:

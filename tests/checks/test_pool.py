@@ -266,3 +266,25 @@ def test_cancel_all_stops_the_statements_in_flight(harness: Harness, pg_database
     assert all("cancel" in r.summary for r in results), [r.summary for r in results]
     assert elapsed < 30
     assert _eventually(lambda: _check_backends(pg_database)) == []
+
+
+@pytest.mark.postgres
+def test_each_check_on_a_reused_connection_has_its_own_statement_bound(
+    harness: Harness, pg_database: str
+) -> None:
+    harness.add_datasource("pg", pg_database)
+    setting = "SELECT current_setting('statement_timeout') AS bound"
+    results = harness.run_many(
+        [
+            ("datasource_failure", {"datasource_id": "pg", "timeout_seconds": 4}),
+            _sql("pg", setting, 7),
+            _sql("pg", setting, 3),
+            _sql("pg", setting, 7),
+            _sql("pg", "SELECT pg_backend_pid()"),
+            _sql("pg", "SELECT pg_backend_pid()"),
+        ],
+        concurrency=1,
+    )
+    assert results[0].outcome == "ok", results[0].summary
+    assert [r.details["rows"][0]["bound"] for r in results[1:4]] == ["7s", "3s", "7s"]
+    assert _pid(results[4]) == _pid(results[5])
