@@ -288,3 +288,18 @@ def test_each_check_on_a_reused_connection_has_its_own_statement_bound(
     assert results[0].outcome == "ok", results[0].summary
     assert [r.details["rows"][0]["bound"] for r in results[1:4]] == ["7s", "3s", "7s"]
     assert _pid(results[4]) == _pid(results[5])
+
+
+@pytest.mark.mariadb
+def test_a_reused_mariadb_connection_stays_read_only_and_utc(
+    harness: Harness, mariadb_database: str
+) -> None:
+    harness.add_datasource("maria", mariadb_database)
+    pid = "SELECT CONNECTION_ID()"
+    session = "SELECT @@session.time_zone AS tz, @@session.tx_read_only AS ro"
+    first, again, seen, last = harness.run_many(
+        [_sql("maria", pid), _sql("maria", session), _sql("maria", session), _sql("maria", pid)],
+        concurrency=1,
+    )
+    assert again.details["rows"][0] == seen.details["rows"][0] == {"tz": "+00:00", "ro": 1}
+    assert _pid(first) == _pid(last), "the checks ran on one pooled connection"
