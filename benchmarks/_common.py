@@ -61,14 +61,15 @@ def insert_alerts(
     count: int,
     *,
     condition_type: str,
-    config: dict[str, Any],
+    config: Any,
     channels: Sequence[str] = (),
     recipients: Any = None,
     datasources: Sequence[dict[str, Any]] = (),
 ) -> None:
     """Create the store and `count` active alerts in bulk (setup, not measured).
 
-    `recipients` may be a dict, or a callable index -> dict (a sink path per alert).
+    `recipients` may be a dict, or a callable index -> dict (a sink path per alert); so may
+    `config` (a query per alert).
     """
     from sqlalchemy import insert
 
@@ -91,7 +92,7 @@ def insert_alerts(
                         "name": f"bench alert {i:06d}",
                         "description": "benchmark",
                         "condition_type": condition_type,
-                        "condition_config": config,
+                        "condition_config": config(i) if callable(config) else config,
                         "channels": list(channels),
                         "recipients": recipients(i) if callable(recipients) else recipients or {},
                         "is_active": True,

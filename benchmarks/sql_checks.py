@@ -156,12 +156,11 @@ def bench_postgresql(options: argparse.Namespace) -> bool:
         queries = [PG_QUERY.format(table=f"t_{i:05d}") for i in range(n)]
         insert_alerts(
             store_url,
-            0,
+            n,
             condition_type="sql",
-            config={},
+            config=lambda i: {"datasource_id": "warehouse", "query": queries[i]},
             datasources=[{"id": "warehouse", "name": "warehouse", "url": data_url}],
         )
-        _insert_sql_alerts(store_url, [(f"fresh t_{i:05d}", q) for i, q in enumerate(queries)])
         query_file = Path(tmp) / "queries.sql"
         query_file.write_text("\n".join(queries))
         script = Path(tmp) / "floor.py"
@@ -206,48 +205,6 @@ def bench_postgresql(options: argparse.Namespace) -> bool:
     return ratio <= target and max(sessions) <= c and firing == expected
 
 
-def _insert_sql_alerts(store_url: str, alerts: list[tuple[str, str]]) -> None:
-    from datetime import UTC, datetime
-
-    from sqlalchemy import insert
-
-    from datamantri_alerts.store.engine import open_store
-    from datamantri_alerts.store.models import Alert
-
-    now = datetime.now(UTC)
-    store = open_store(store_url)
-    common = {
-        "description": "benchmark",
-        "condition_type": "sql",
-        "channels": [],
-        "recipients": {},
-        "is_active": True,
-        "severity": "warning",
-        "repeat_interval_minutes": 240,
-        "notify_on_resolve": True,
-        "pending_evaluations": 1,
-        "state": "ok",
-        "consecutive_hits": 0,
-        "trigger_count": 0,
-        "created_at": now,
-        "updated_at": now,
-    }
-    rows = [
-        {
-            **common,
-            "name": name,
-            "condition_config": {"datasource_id": "warehouse", "query": query},
-        }
-        for name, query in alerts
-    ]
-    try:
-        with store.transaction() as session:
-            for start in range(0, len(rows), 5000):
-                session.execute(insert(Alert), rows[start : start + 5000])
-    finally:
-        store.dispose()
-
-
 def bench_sqlite(options: argparse.Namespace) -> bool:
     n, c = options.alerts, options.concurrency
     with tempfile.TemporaryDirectory() as tmp:
@@ -261,13 +218,10 @@ def bench_sqlite(options: argparse.Namespace) -> bool:
         store_url = f"sqlite:///{Path(tmp) / 'store.db'}"
         insert_alerts(
             store_url,
-            0,
+            n,
             condition_type="sql",
-            config={},
+            config=lambda i: {"datasource_id": "warehouse", "query": SQLITE_QUERY.format(i=i)},
             datasources=[{"id": "warehouse", "name": "warehouse", "url": f"sqlite:///{data}"}],
-        )
-        _insert_sql_alerts(
-            store_url, [(f"reading {i}", SQLITE_QUERY.format(i=i)) for i in range(n)]
         )
         walls, cpus = [], []
         for round_ in range(options.rounds):
