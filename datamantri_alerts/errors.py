@@ -16,7 +16,14 @@ class InputError(AlertsError):
 
     def __init__(self, message: str, field: str | None = None) -> None:
         self.field = field
+        self.message = message
         super().__init__(f"{field}: {message}" if field else message)
+
+    def under(self, *prefix: str | int | None) -> InputError:
+        """The same problem with its field path placed under prefix (`alerts[3]` + `name`)."""
+        from datamantri_alerts.fieldpath import field_path
+
+        return type(self)(self.message, field=field_path(*prefix, self.field) or None)
 
 
 class NotFoundError(InputError):

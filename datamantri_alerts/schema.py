@@ -15,6 +15,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from datamantri_alerts.errors import InputError
+from datamantri_alerts.fieldpath import field_path, from_loc
 from datamantri_alerts.secrets import REDACTED, has_env_ref
 
 Severity = Literal["info", "warning", "critical"]
@@ -40,31 +41,31 @@ READ_ONLY_ALERT_KEYS = frozenset(
 
 def format_validation_error(exc: ValidationError, prefix: str = "") -> InputError:
     """The first problem of a pydantic error as one line: `field.path: problem`."""
-    err = exc.errors(include_url=False)[0]
-    parts: list[str] = [prefix] if prefix else []
-    for item in err["loc"]:
-        if isinstance(item, int):
-            if parts:
-                parts[-1] = f"{parts[-1]}[{item}]"
-            else:
-                parts.append(f"[{item}]")
+    problems = validation_problems(exc, prefix)
+    first = problems[0]
+    if len(problems) > 1:
+        more = len(problems) - 1
+        return InputError(
+            f"{first.message} (and {more} more problem{'s' if more > 1 else ''})", field=first.field
+        )
+    return first
+
+
+def validation_problems(exc: ValidationError, prefix: str = "") -> list[InputError]:
+    """Every problem of a pydantic error, one `InputError` each (paths as `fieldpath` writes)."""
+    problems: list[InputError] = []
+    for err in exc.errors(include_url=False):
+        kind = err["type"]
+        if kind == "extra_forbidden":
+            message = "unknown field"
+        elif kind == "missing":
+            message = "required field is missing"
         else:
-            text = str(item)
-            parts.append(text if text.isidentifier() or text.startswith("$") else repr(text))
-    field = ".".join(p for p in parts if p) or None
-    kind = err["type"]
-    if kind == "extra_forbidden":
-        message = "unknown field"
-    elif kind == "missing":
-        message = "required field is missing"
-    else:
-        message = err["msg"].removeprefix("Value error, ").removeprefix("Assertion failed, ")
-        if kind in ("greater_than", "greater_than_equal", "less_than", "less_than_equal"):
-            message = f"{message} (got {err.get('input')!r})"
-    more = len(exc.errors()) - 1
-    if more > 0:
-        message += f" (and {more} more problem{'s' if more > 1 else ''})"
-    return InputError(message, field=field)
+            message = err["msg"].removeprefix("Value error, ").removeprefix("Assertion failed, ")
+            if kind in ("greater_than", "greater_than_equal", "less_than", "less_than_equal"):
+                message = f"{message} (got {err.get('input')!r})"
+        problems.append(InputError(message, field=from_loc(err["loc"], prefix) or None))
+    return problems
 
 
 class _Strict(BaseModel):
@@ -221,51 +222,93 @@ class AlertDefinition(BaseModel):
 
 
 def validate_alert(raw: Any) -> AlertDefinition:
-    """Validate one alert document (as written, YAML/JSON-decoded)."""
+    """Validate one alert document (as written, YAML/JSON-decoded); the first problem raises."""
+    definition, problems = collect_alert(raw)
+    if problems:
+        raise _first_of(problems)
+    assert definition is not None
+    return definition
+
+
+def _first_of(problems: list[InputError]) -> InputError:
+    first = problems[0]
+    more = len(problems) - 1
+    if more:
+        return InputError(
+            f"{first.message} (and {more} more problem{'s' if more > 1 else ''})", field=first.field
+        )
+    return first
+
+
+def collect_alert(raw: Any) -> tuple[AlertDefinition | None, list[InputError]]:
+    """Validate one alert document and report every problem found (None when there are any).
+
+    Fields are checked in layers: the alert's own fields, then (when its type is known) its
+    `condition_config`, its channels and each recipient; list recipients are checked one item
+    at a time, so `recipients.email[1]` names the bad address."""
     from datamantri_alerts.channels import RecipientError, channel_names, get_channel
     from datamantri_alerts.checks import check_types, get_check
 
     if not isinstance(raw, Mapping):
-        raise InputError(f"an alert must be a mapping of fields, got {type(raw).__name__}")
+        return None, [InputError(f"an alert must be a mapping of fields, got {type(raw).__name__}")]
+    problems: list[InputError] = []
     data = {k: v for k, v in raw.items() if k not in READ_ONLY_ALERT_KEYS}
+    spec: AlertSpec | None = None
     try:
         spec = AlertSpec.model_validate(data)
     except ValidationError as exc:
-        raise format_validation_error(exc) from None
-
-    try:
-        check = get_check(spec.condition_type)
-    except KeyError:
-        raise InputError(
-            f"unknown alert type {spec.condition_type!r} (known: {', '.join(check_types())})",
-            field="condition_type",
-        ) from None
-    try:
-        config = check.config_model.model_validate(spec.condition_config)
-    except ValidationError as exc:
-        raise format_validation_error(exc, "condition_config") from None
-    normalized_config = config.model_dump(mode="json", exclude_unset=True)
+        problems.extend(validation_problems(exc))
+    # The layers below look at what was written even when other fields failed, so one pass
+    # reports every problem.
+    condition_type = data.get("condition_type")
+    check = None
+    config = None
+    if isinstance(condition_type, str) and condition_type.strip():
+        try:
+            check = get_check(condition_type.strip())
+        except KeyError:
+            problems.append(
+                InputError(
+                    f"unknown alert type {condition_type!r} (known: {', '.join(check_types())})",
+                    field="condition_type",
+                )
+            )
+    raw_config = data.get("condition_config", {})
+    if check is not None and isinstance(raw_config, Mapping):
+        try:
+            config = check.config_model.model_validate(raw_config)
+        except ValidationError as exc:
+            problems.extend(validation_problems(exc, "condition_config"))
 
     channels: list[str] = []
-    for index, name in enumerate(spec.channels):
+    raw_channels = data.get("channels", [])
+    for index, name in enumerate(raw_channels if isinstance(raw_channels, list) else []):
+        if not isinstance(name, str):
+            continue  # AlertSpec reported it
         name = name.strip().lower()
         if name not in channel_names():
-            raise InputError(
-                f"unknown channel {name!r} (known: {', '.join(channel_names())})",
-                field=f"channels[{index}]",
+            problems.append(
+                InputError(
+                    f"unknown channel {name!r} (known: {', '.join(channel_names())})",
+                    field=f"channels[{index}]",
+                )
             )
-        if name not in channels:
+        elif name not in channels:
             channels.append(name)
 
     recipients: dict[str, Any] = {}
     warnings: list[str] = []
-    for key, value in spec.recipients.items():
-        name = key.strip().lower()
+    raw_recipients = data.get("recipients", {})
+    for key, value in (raw_recipients if isinstance(raw_recipients, Mapping) else {}).items():
+        name = str(key).strip().lower()
         if name not in channel_names():
-            raise InputError(
-                f"unknown channel {key!r} (known: {', '.join(channel_names())})",
-                field=f"recipients.{key}",
+            problems.append(
+                InputError(
+                    f"unknown channel {key!r} (known: {', '.join(channel_names())})",
+                    field=field_path("recipients", str(key)),
+                )
             )
+            continue
         if value is None or value == [] or value == "":
             continue
         if value == REDACTED:
@@ -275,22 +318,26 @@ def validate_alert(raw: Any) -> AlertDefinition:
         try:
             recipients[name] = channel.normalize_recipients(value)
         except RecipientError as exc:
-            raise InputError(str(exc), field=f"recipients.{name}") from None
-        warn = getattr(channel, "recipient_warnings", None)
-        if callable(warn):
-            warnings.extend(warn(recipients[name]))
+            problems.extend(_recipient_problems(channel, name, value, exc))
+            continue
+        warnings.extend(channel.recipient_warnings(recipients[name]))
     for name in channels:
         channel = get_channel(name)
         if name not in recipients and channel.fallback_env is None:
-            raise InputError(
-                f"channel {name!r} is selected but has no recipients", field=f"recipients.{name}"
+            problems.append(
+                InputError(
+                    f"channel {name!r} is selected but has no recipients",
+                    field=f"recipients.{name}",
+                )
             )
+    if problems or spec is None or check is None or config is None:
+        return None, problems
 
-    return AlertDefinition(
+    definition = AlertDefinition(
         name=spec.name,
         description=spec.description,
         condition_type=spec.condition_type,
-        condition_config=normalized_config,
+        condition_config=config.model_dump(mode="json", exclude_unset=True),
         channels=channels,
         recipients=recipients,
         is_active=spec.is_active,
@@ -303,6 +350,25 @@ def validate_alert(raw: Any) -> AlertDefinition:
         warnings=warnings,
         explicit=frozenset(data),
     )
+    return definition, []
+
+
+def _recipient_problems(channel: Any, name: str, value: Any, error: Exception) -> list[InputError]:
+    """A bad recipients entry: for a list, one problem per bad item, at its index."""
+    from datamantri_alerts.channels import RecipientError
+
+    if isinstance(value, list) and len(value) > 1:
+        found = []
+        for index, item in enumerate(value):
+            try:
+                channel.normalize_recipients([item])
+            except RecipientError as exc:
+                found.append(InputError(str(exc), field=field_path("recipients", name, index)))
+        if found:
+            return found
+    if isinstance(value, list) and len(value) == 1:
+        return [InputError(str(error), field=field_path("recipients", name, 0))]
+    return [InputError(str(error), field=field_path("recipients", name))]
 
 
 # --------------------------------------------------------------------------- the YAML file
@@ -322,45 +388,98 @@ class ParsedFile(BaseModel):
     alerts: list[AlertDefinition]
 
 
-def _unique(items: Iterable[str], what: str, field: str) -> None:
+def _duplicates(items: Iterable[str], what: str, field: str) -> list[InputError]:
     seen: set[str] = set()
+    problems = []
     for index, item in enumerate(items):
         if item in seen:
-            raise InputError(f"duplicate {what} {item!r}", field=f"{field}[{index}]")
+            problems.append(
+                InputError(f"duplicate {what} {item!r}", field=field_path(field, index))
+            )
         seen.add(item)
+    return problems
 
 
 def validate_file(raw: Any) -> ParsedFile:
+    """Validate a whole alerts file; the first problem raises (`collect_file` lists them all)."""
+    parsed, problems = collect_file(raw)
+    if problems:
+        raise _first_of(problems)
+    assert parsed is not None
+    return parsed
+
+
+def collect_file(raw: Any) -> tuple[ParsedFile | None, list[InputError]]:
+    """Validate a whole alerts file and report every problem (None when there are any).
+
+    Each entity and each alert is checked on its own, so a bad item does not hide the next one;
+    paths are `datasources[0].url`, `alerts[3].recipients.email[1]`."""
     if raw is None:
         raw = {}
     if not isinstance(raw, Mapping):
-        raise InputError(
-            "the file must be a mapping with datasources, pipelines, dashboards and alerts"
-        )
-    try:
-        doc = AlertsFile.model_validate(raw)
-    except ValidationError as exc:
-        raise format_validation_error(exc) from None
-    _unique((d.id for d in doc.datasources), "data source id", "datasources")
-    _unique((p.id for p in doc.pipelines), "pipeline id", "pipelines")
-    _unique((d.id for d in doc.dashboards), "dashboard id", "dashboards")
+        return None, [
+            InputError(
+                "the file must be a mapping with datasources, pipelines, dashboards and alerts"
+            )
+        ]
+    problems: list[InputError] = []
+    sections: dict[str, list[Any]] = {}
+    for key in raw:
+        if key not in AlertsFile.model_fields:
+            problems.append(InputError("unknown field", field=field_path(str(key))))
+    for key in AlertsFile.model_fields:
+        value = raw.get(key)
+        if value is None:
+            sections[key] = []
+        elif not isinstance(value, list):
+            problems.append(InputError("must be a list", field=key))
+            sections[key] = []
+        else:
+            sections[key] = value
+    specs: dict[str, list[Any]] = {}
+    for key, model in (
+        ("datasources", DataSourceSpec),
+        ("pipelines", PipelineSpec),
+        ("dashboards", DashboardSpec),
+    ):
+        specs[key] = []
+        for index, item in enumerate(sections[key]):
+            try:
+                specs[key].append(model.model_validate(item))
+            except ValidationError as exc:
+                problems.extend(validation_problems(exc, field_path(key, index)))
+    problems += _duplicates((d.id for d in specs["datasources"]), "data source id", "datasources")
+    problems += _duplicates((p.id for p in specs["pipelines"]), "pipeline id", "pipelines")
+    problems += _duplicates((d.id for d in specs["dashboards"]), "dashboard id", "dashboards")
     alerts: list[AlertDefinition] = []
-    for index, item in enumerate(doc.alerts):
-        try:
-            alerts.append(validate_alert(item))
-        except InputError as exc:
-            label = f"alerts[{index}]"
-            raise InputError(
-                str(exc) if exc.field is None else str(exc).split(": ", 1)[1],
-                field=f"{label}.{exc.field}" if exc.field else label,
-            ) from None
-    _unique((a.name for a in alerts), "alert name", "alerts")
+    for index, item in enumerate(sections["alerts"]):
+        definition, found = collect_alert(item)
+        problems.extend(p.under("alerts", index) for p in found)
+        if definition is not None:
+            alerts.append(definition)
+    names = [
+        item.get("name").strip()
+        if isinstance(item, Mapping) and isinstance(item.get("name"), str)
+        else None
+        for item in sections["alerts"]
+    ]
+    seen: set[str] = set()
+    for index, name in enumerate(names):
+        if name is None:
+            continue
+        if name in seen:
+            problems.append(
+                InputError(f"duplicate alert name {name!r}", field=field_path("alerts", index))
+            )
+        seen.add(name)
+    if problems:
+        return None, problems
     return ParsedFile(
-        datasources=doc.datasources,
-        pipelines=doc.pipelines,
-        dashboards=doc.dashboards,
+        datasources=specs["datasources"],
+        pipelines=specs["pipelines"],
+        dashboards=specs["dashboards"],
         alerts=alerts,
-    )
+    ), []
 
 
 def _yaml_loader() -> Any:

@@ -1,0 +1,48 @@
+"""Field paths in one form everywhere: `alerts[3].recipients.email[1]`.
+
+Every message about a field of a document (validation, references, sync plans, warnings) names
+the field through `field_path`, so `alerts validate`, `create`, `edit` and `sync` print the same
+path for the same place.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+PathPart = str | int
+
+
+def field_path(*parts: PathPart | None) -> str:
+    """Join keys and list indexes: ("alerts", 3, "recipients", "email", 1) ->
+    `alerts[3].recipients.email[1]`.
+
+    A part may itself be a path (it is kept as written); None and "" parts are skipped. Keys that
+    are not identifiers are quoted (`condition_config.'odd key'`)."""
+    out = ""
+    for part in parts:
+        if part is None or part == "":
+            continue
+        if isinstance(part, int):
+            out += f"[{part}]"
+            continue
+        text = str(part)
+        if not _is_path(text):
+            text = repr(text)
+        out = f"{out}.{text}" if out else text
+    return out
+
+
+def from_loc(loc: Iterable[PathPart], *prefix: PathPart | None) -> str:
+    """A pydantic error location (`("recipients", "email", 1)`) as a field path after prefix."""
+    return field_path(*prefix, *(str(p) if not isinstance(p, int) else p for p in loc))
+
+
+def _is_path(text: str) -> bool:
+    """An identifier, a `$`-name, or a path this module already built."""
+    if text.startswith("$"):
+        return True
+    for segment in text.split("."):
+        name = segment.split("[", 1)[0]
+        if not name.isidentifier() and not (name == "" and segment.startswith("[")):
+            return False
+    return True
