@@ -26,6 +26,16 @@ class InputError(AlertsError):
         return type(self)(self.message, field=field_path(*prefix, self.field) or None)
 
 
+def first_of(problems: list[InputError]) -> InputError:
+    """The first problem, saying how many more there are: one line for the CLI to print."""
+    first = problems[0]
+    more = len(problems) - 1
+    if not more:
+        return first
+    plural = "s" if more > 1 else ""
+    return InputError(f"{first.message} (and {more} more problem{plural})", field=first.field)
+
+
 class NotFoundError(InputError):
     """A REF or id that names nothing in the store."""
 

@@ -14,7 +14,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from datamantri_alerts.errors import InputError
+from datamantri_alerts.errors import InputError, first_of
 from datamantri_alerts.fieldpath import field_path, from_loc
 from datamantri_alerts.secrets import REDACTED, has_env_ref
 
@@ -41,14 +41,7 @@ READ_ONLY_ALERT_KEYS = frozenset(
 
 def format_validation_error(exc: ValidationError, prefix: str = "") -> InputError:
     """The first problem of a pydantic error as one line: `field.path: problem`."""
-    problems = validation_problems(exc, prefix)
-    first = problems[0]
-    if len(problems) > 1:
-        more = len(problems) - 1
-        return InputError(
-            f"{first.message} (and {more} more problem{'s' if more > 1 else ''})", field=first.field
-        )
-    return first
+    return first_of(validation_problems(exc, prefix))
 
 
 def validation_problems(exc: ValidationError, prefix: str = "") -> list[InputError]:
@@ -186,6 +179,10 @@ class AlertSpec(_Strict):
     notify_on_resolve: bool = True
     pending_evaluations: int = Field(default=1, ge=1, le=1_000)
     muted_until: datetime | None = None
+    #: Earlier names of this alert: `sync` renames the stored alert instead of replacing it.
+    renamed_from: list[Annotated[str, Field(min_length=1, max_length=300)]] = Field(
+        default_factory=list
+    )
 
     @field_validator("muted_until")
     @classmethod
@@ -214,30 +211,22 @@ class AlertDefinition(BaseModel):
     references: list[tuple[str, str]] = Field(default_factory=list, exclude=True)
     #: Warnings a person should see (e.g. a retired Teams connector URL).
     warnings: list[str] = Field(default_factory=list, exclude=True)
+    #: Earlier names (`sync` keeps the stored alert, and its history, across a rename).
+    renamed_from: list[str] = Field(default_factory=list, exclude=True)
     #: The fields the document gave (a mute set from the CLI survives a sync that omits it).
     explicit: frozenset[str] = Field(default_factory=frozenset, exclude=True)
 
     def stored_fields(self) -> dict[str, Any]:
-        return self.model_dump(exclude={"references", "warnings", "explicit"})
+        return self.model_dump(exclude={"references", "warnings", "explicit", "renamed_from"})
 
 
 def validate_alert(raw: Any) -> AlertDefinition:
     """Validate one alert document (as written, YAML/JSON-decoded); the first problem raises."""
     definition, problems = collect_alert(raw)
     if problems:
-        raise _first_of(problems)
+        raise first_of(problems)
     assert definition is not None
     return definition
-
-
-def _first_of(problems: list[InputError]) -> InputError:
-    first = problems[0]
-    more = len(problems) - 1
-    if more:
-        return InputError(
-            f"{first.message} (and {more} more problem{'s' if more > 1 else ''})", field=first.field
-        )
-    return first
 
 
 def collect_alert(raw: Any) -> tuple[AlertDefinition | None, list[InputError]]:
@@ -297,6 +286,7 @@ def collect_alert(raw: Any) -> tuple[AlertDefinition | None, list[InputError]]:
             channels.append(name)
 
     recipients: dict[str, Any] = {}
+    rejected: set[str] = set()
     warnings: list[str] = []
     raw_recipients = data.get("recipients", {})
     for key, value in (raw_recipients if isinstance(raw_recipients, Mapping) else {}).items():
@@ -319,11 +309,12 @@ def collect_alert(raw: Any) -> tuple[AlertDefinition | None, list[InputError]]:
             recipients[name] = channel.normalize_recipients(value)
         except RecipientError as exc:
             problems.extend(_recipient_problems(channel, name, value, exc))
+            rejected.add(name)
             continue
         warnings.extend(channel.recipient_warnings(recipients[name]))
     for name in channels:
         channel = get_channel(name)
-        if name not in recipients and channel.fallback_env is None:
+        if name not in recipients and name not in rejected and channel.fallback_env is None:
             problems.append(
                 InputError(
                     f"channel {name!r} is selected but has no recipients",
@@ -346,6 +337,7 @@ def collect_alert(raw: Any) -> tuple[AlertDefinition | None, list[InputError]]:
         notify_on_resolve=spec.notify_on_resolve,
         pending_evaluations=spec.pending_evaluations,
         muted_until=spec.muted_until,
+        renamed_from=[n for n in spec.renamed_from if n != spec.name],
         references=config.references(),
         warnings=warnings,
         explicit=frozenset(data),
@@ -386,12 +378,30 @@ class ParsedFile(BaseModel):
     pipelines: list[PipelineSpec]
     dashboards: list[DashboardSpec]
     alerts: list[AlertDefinition]
+    #: Per section, the index in the file of each item above (items with problems are left out
+    #: by `collect_file`, so the n-th alert is not always `alerts[n]`).
+    positions: dict[str, list[int]] = Field(default_factory=dict, exclude=True)
+
+    def path(self, section: str, n: int) -> str:
+        """The field path of the n-th kept item of section: `alerts[3]`."""
+        indexes = self.positions.get(section)
+        return field_path(section, indexes[n] if indexes else n)
 
 
-def _duplicates(items: Iterable[str], what: str, field: str) -> list[InputError]:
+def _written(items: list[Any], key: str) -> list[str | None]:
+    """Each item's `key` as written (stripped), None where it is not a string."""
+    return [
+        item[key].strip() if isinstance(item, Mapping) and isinstance(item.get(key), str) else None
+        for item in items
+    ]
+
+
+def _duplicates(items: Iterable[str | None], what: str, field: str) -> list[InputError]:
     seen: set[str] = set()
     problems = []
     for index, item in enumerate(items):
+        if item is None:
+            continue
         if item in seen:
             problems.append(
                 InputError(f"duplicate {what} {item!r}", field=field_path(field, index))
@@ -400,20 +410,45 @@ def _duplicates(items: Iterable[str], what: str, field: str) -> list[InputError]
     return problems
 
 
+def _rename_problems(items: list[Any]) -> list[InputError]:
+    """`renamed_from` may not name another alert of the file, nor an old name twice."""
+    names = {n for n in _written(items, "name") if n is not None}
+    claimed: set[str] = set()
+    problems = []
+    own_names = _written(items, "name")
+    for index, item in enumerate(items):
+        old_names = item.get("renamed_from") if isinstance(item, Mapping) else None
+        if not isinstance(old_names, list):
+            continue
+        for n, old in enumerate(old_names):
+            if not isinstance(old, str) or old.strip() == own_names[index]:
+                continue
+            where = field_path("alerts", index, "renamed_from", n)
+            old = old.strip()
+            if old in names:
+                problems.append(InputError(f"{old!r} is also an alert of this file", field=where))
+            elif old in claimed:
+                problems.append(InputError(f"{old!r} is named by two alerts", field=where))
+            claimed.add(old)
+    return problems
+
+
 def validate_file(raw: Any) -> ParsedFile:
     """Validate a whole alerts file; the first problem raises (`collect_file` lists them all)."""
     parsed, problems = collect_file(raw)
     if problems:
-        raise _first_of(problems)
+        raise first_of(problems)
     assert parsed is not None
     return parsed
 
 
 def collect_file(raw: Any) -> tuple[ParsedFile | None, list[InputError]]:
-    """Validate a whole alerts file and report every problem (None when there are any).
+    """Validate a whole alerts file and report every problem.
 
     Each entity and each alert is checked on its own, so a bad item does not hide the next one;
-    paths are `datasources[0].url`, `alerts[3].recipients.email[1]`."""
+    paths are `datasources[0].url`, `alerts[3].recipients.email[1]`. The ParsedFile holds the
+    items that passed (None when the file is not a mapping): usable only when there are no
+    problems, but enough to check references between the good items."""
     if raw is None:
         raw = {}
     if not isinstance(raw, Mapping):
@@ -437,6 +472,7 @@ def collect_file(raw: Any) -> tuple[ParsedFile | None, list[InputError]]:
         else:
             sections[key] = value
     specs: dict[str, list[Any]] = {}
+    positions: dict[str, list[int]] = {key: [] for key in sections}
     for key, model in (
         ("datasources", DataSourceSpec),
         ("pipelines", PipelineSpec),
@@ -446,40 +482,32 @@ def collect_file(raw: Any) -> tuple[ParsedFile | None, list[InputError]]:
         for index, item in enumerate(sections[key]):
             try:
                 specs[key].append(model.model_validate(item))
+                positions[key].append(index)
             except ValidationError as exc:
                 problems.extend(validation_problems(exc, field_path(key, index)))
-    problems += _duplicates((d.id for d in specs["datasources"]), "data source id", "datasources")
-    problems += _duplicates((p.id for p in specs["pipelines"]), "pipeline id", "pipelines")
-    problems += _duplicates((d.id for d in specs["dashboards"]), "dashboard id", "dashboards")
+    for key, what in (
+        ("datasources", "data source id"),
+        ("pipelines", "pipeline id"),
+        ("dashboards", "dashboard id"),
+    ):
+        problems += _duplicates(_written(sections[key], "id"), what, key)
     alerts: list[AlertDefinition] = []
     for index, item in enumerate(sections["alerts"]):
         definition, found = collect_alert(item)
         problems.extend(p.under("alerts", index) for p in found)
         if definition is not None:
             alerts.append(definition)
-    names = [
-        item.get("name").strip()
-        if isinstance(item, Mapping) and isinstance(item.get("name"), str)
-        else None
-        for item in sections["alerts"]
-    ]
-    seen: set[str] = set()
-    for index, name in enumerate(names):
-        if name is None:
-            continue
-        if name in seen:
-            problems.append(
-                InputError(f"duplicate alert name {name!r}", field=field_path("alerts", index))
-            )
-        seen.add(name)
-    if problems:
-        return None, problems
-    return ParsedFile(
+            positions["alerts"].append(index)
+    problems += _duplicates(_written(sections["alerts"], "name"), "alert name", "alerts")
+    problems += _rename_problems(sections["alerts"])
+    parsed = ParsedFile(
         datasources=specs["datasources"],
         pipelines=specs["pipelines"],
         dashboards=specs["dashboards"],
         alerts=alerts,
-    ), []
+        positions=positions,
+    )
+    return parsed, problems
 
 
 def _yaml_loader() -> Any:

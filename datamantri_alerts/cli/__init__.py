@@ -206,6 +206,7 @@ def _register_optional() -> None:
         ("secrets_cmd", "app", "secrets", "group"),
         ("types_cmd", "types", "types", "command"),
         ("render", "render", "render", "command"),
+        ("validate", "validate", "validate", "command"),
     ):
         try:
             module = importlib.import_module(f"datamantri_alerts.cli.{module_name}")

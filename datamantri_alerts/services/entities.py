@@ -10,7 +10,14 @@ from sqlalchemy.orm import Session
 
 from datamantri_alerts.clock import Clock
 from datamantri_alerts.errors import InputError, NotFoundError
-from datamantri_alerts.schema import DashboardSpec, DataSourceSpec, JobSpec, PipelineSpec
+from datamantri_alerts.fieldpath import field_path
+from datamantri_alerts.schema import (
+    DashboardSpec,
+    DataSourceSpec,
+    JobSpec,
+    ParsedFile,
+    PipelineSpec,
+)
 from datamantri_alerts.store.models import Alert, Dashboard, DataSource, Pipeline
 
 ENTITY_MODELS: dict[str, type[DataSource] | type[Pipeline] | type[Dashboard]] = {
@@ -43,14 +50,51 @@ def check_references(
     known: dict[str, set[str]],
     field: str = "condition_config",
 ) -> None:
-    """Every (kind, id) must name an entity in `known`."""
-    for kind, entity_id in refs:
-        if entity_id not in known.get(kind, set()):
-            raise InputError(
-                f"{ENTITY_LABELS[kind]} {entity_id!r} does not exist "
-                f"(add it with `alerts {kind}s add` or in the YAML file)",
-                field=f"{field}.{kind}_id",
-            )
+    """Every (kind, id) must name an entity in `known`; the first that does not raises."""
+    problems = reference_problems(refs, known, field)
+    if problems:
+        raise problems[0]
+
+
+def reference_problems(
+    refs: Iterable[tuple[str, str]],
+    known: dict[str, set[str]],
+    field: str = "condition_config",
+) -> list[InputError]:
+    """One problem per (kind, id) not in `known`, at `field.<kind>_id`."""
+    return [
+        InputError(
+            f"{ENTITY_LABELS[kind]} {entity_id!r} does not exist "
+            f"(add it with `alerts {kind}s add` or in the YAML file)",
+            field=field_path(field, f"{kind}_id"),
+        )
+        for kind, entity_id in refs
+        if entity_id not in known.get(kind, set())
+    ]
+
+
+def file_reference_problems(parsed: ParsedFile, known: dict[str, set[str]]) -> list[InputError]:
+    """References of a file's entities and alerts that name nothing in `known`.
+
+    Paths are the file's: `pipelines[1].runs.datasource_id`, `alerts[3].condition_config...`."""
+    problems: list[InputError] = []
+    for section in ("pipelines", "dashboards"):
+        for n, spec in enumerate(getattr(parsed, section)):
+            where = field_path(parsed.path(section, n), "runs")
+            problems += reference_problems(spec.references(), known, where)
+    for n, definition in enumerate(parsed.alerts):
+        where = field_path(parsed.path("alerts", n), "condition_config")
+        problems += reference_problems(definition.references, known, where)
+    return problems
+
+
+def file_ids(parsed: ParsedFile) -> dict[str, set[str]]:
+    """The ids of the entities a file declares, per kind."""
+    return {
+        "datasource": {spec.id for spec in parsed.datasources},
+        "pipeline": {spec.id for spec in parsed.pipelines},
+        "dashboard": {spec.id for spec in parsed.dashboards},
+    }
 
 
 def known_ids(session: Session) -> dict[str, set[str]]:

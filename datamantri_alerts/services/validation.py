@@ -1,0 +1,94 @@
+"""`alerts validate`: check alert files before anything touches a store.
+
+Every problem of every file is reported, one line each, with its field path in the form
+`fieldpath` writes (`alerts[3].recipients.email[1]`). References between entities are checked
+across the files given; references to a store's entities only when the caller passes its ids.
+Warnings name alerts that can never notify (`services/reachability.py`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from datamantri_alerts.errors import InputError
+from datamantri_alerts.fieldpath import field_path
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One problem or warning: the file, the field path in it ("" for the whole file), what."""
+
+    file: str
+    field: str
+    message: str
+
+    def line(self) -> str:
+        """`FILE: path: message`."""
+        return ": ".join(part for part in (self.file, self.field, self.message) if part)
+
+    def as_json(self) -> dict[str, str]:
+        return {"file": self.file, "field": self.field, "message": self.message}
+
+
+@dataclass
+class ValidationReport:
+    files: list[str]
+    errors: list[Finding] = field(default_factory=list)
+    warnings: list[Finding] = field(default_factory=list)
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "files": self.files,
+            "valid": not self.errors,
+            "errors": [e.as_json() for e in self.errors],
+            "warnings": [w.as_json() for w in self.warnings],
+        }
+
+
+def validate_files(
+    paths: Sequence[Path],
+    *,
+    store_ids: Mapping[str, set[str]] | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> ValidationReport:
+    """Validate each file; `store_ids` (per kind) are entities a store already has.
+
+    Never raises for a problem in a file: each becomes a Finding of the report."""
+    from datamantri_alerts.schema import ParsedFile, collect_file, load_document
+    from datamantri_alerts.services.entities import file_ids, file_reference_problems
+    from datamantri_alerts.services.reachability import notify_warnings
+
+    report = ValidationReport(files=[str(p) for p in paths])
+    parsed_files: list[tuple[str, ParsedFile]] = []
+    for path in paths:
+        name = str(path)
+        try:
+            document = load_document(path)
+        except InputError as exc:
+            message = str(exc).removeprefix(f"{path.name}: ")
+            report.errors.append(Finding(name, exc.field or "", message))
+            continue
+        parsed, problems = collect_file(document)
+        report.errors += [Finding(name, p.field or "", p.message) for p in problems]
+        if parsed is not None:
+            parsed_files.append((name, parsed))
+
+    known: dict[str, set[str]] = {k: set(v) for k, v in (store_ids or {}).items()}
+    for _, parsed in parsed_files:
+        for kind, ids in file_ids(parsed).items():
+            known.setdefault(kind, set()).update(ids)
+    for name, parsed in parsed_files:
+        report.errors += [
+            Finding(name, p.field or "", p.message) for p in file_reference_problems(parsed, known)
+        ]
+        for n, definition in enumerate(parsed.alerts):
+            where = parsed.path("alerts", n)
+            report.warnings += [Finding(name, where, text) for text in definition.warnings]
+            report.warnings += [
+                Finding(name, field_path(where, w.field), w.message)
+                for w in notify_warnings(definition.channels, definition.recipients, environ)
+            ]
+    return report
