@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import typer
 
@@ -10,53 +11,109 @@ from datamantri_alerts.cli.context import app_context, print_json
 from datamantri_alerts.cli.options import JSON_OPTION
 from datamantri_alerts.errors import InputError
 
-
-class _DryRunDone(Exception):
-    """Raised inside the transaction to roll a dry run back."""
+#: `--exit-code`: the plan has changes (0: none; 1 is a runtime failure, 2 bad input).
+EXIT_CHANGES = 3
 
 
 def sync(
     ctx: typer.Context,
     file: Path = typer.Argument(..., help="The YAML (or JSON) file to apply."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Print the plan; change nothing."),
-    prune: bool = typer.Option(False, "--prune", help="Delete what the file no longer has."),
+    prune: bool = typer.Option(
+        False, "--prune", help="Delete what the file no longer has (asks first; see --yes)."
+    ),
+    yes: bool = typer.Option(
+        False, "--yes", "-y", help="Delete with --prune without asking (needed off a terminal)."
+    ),
+    exit_code: bool = typer.Option(
+        False,
+        "--exit-code",
+        help=f"Exit {EXIT_CHANGES} when the plan has changes, 0 when it has none (for CI "
+        "drift checks, with --dry-run).",
+    ),
     as_json: bool = JSON_OPTION,
 ) -> None:
-    """Make the store match FILE (sources, pipelines, dashboards, alerts) in one transaction."""
-    from datamantri_alerts.schema import load_document, validate_file
+    """Make the store match FILE (sources, pipelines, dashboards, alerts) in one transaction.
+
+    Prints the plan: per item create, update (each changed field old -> new, secrets masked),
+    unchanged or delete, and the store items the file does not have."""
+    from datamantri_alerts.cli.validate import print_problems
+    from datamantri_alerts.schema import collect_file, load_document
     from datamantri_alerts.services.sync import sync_file
 
     app = app_context(ctx)
-    parsed = validate_file(load_document(file))
-    if dry_run:
-        with app.store.session() as session:
-            plan = sync_file(session, parsed, app.clock, prune=prune, apply=False)
-            session.rollback()
-    else:
+    parsed, problems = collect_file(load_document(file))
+    if problems or parsed is None:
+        print_problems(problems)
+        raise typer.Exit(2)
+    with app.store.session() as session:
+        plan = sync_file(session, parsed, app.clock, prune=prune, apply=False)
+        session.rollback()
+    if not dry_run and plan.deletions and not yes:
+        from datamantri_alerts.cli import alerts as alert_commands
+
+        if not alert_commands.stdin_is_terminal():
+            raise InputError(
+                f"would delete {len(plan.deletions)} item"
+                f"{'s' if len(plan.deletions) != 1 else ''}; confirm on a terminal or pass "
+                "--yes (nothing was changed)",
+                field="--prune",
+            )
+        _print_plan(app, plan, dry_run=True)
+        names = ", ".join(f"{kind} {name}" for kind, name in plan.deletions[:5])
+        more = len(plan.deletions) - 5
+        question = f"Delete {names}{f' and {more} more' if more > 0 else ''}?"
+        if not typer.confirm(question, default=False):
+            app.err.print("nothing changed")
+            raise typer.Exit(1)
+    if not dry_run:
+        confirmed = set(plan.deletions)
         with app.store.transaction() as session:
             plan = sync_file(session, parsed, app.clock, prune=prune, apply=True)
+            if not set(plan.deletions) <= confirmed:
+                raise InputError(
+                    "the store changed while you were asked; nothing was changed, run sync again",
+                    field="--prune",
+                )
     for warning in plan.warnings:
         app.warn(warning)
     if as_json:
-        print_json({"changes": [c.as_json() for c in plan.changes], "applied": plan.applied})
-        return
+        print_json(plan.as_json())
+    else:
+        _print_plan(app, plan, dry_run=dry_run)
+    if exit_code and plan.has_changes:
+        raise typer.Exit(EXIT_CHANGES)
+
+
+def _print_plan(app: Any, plan: Any, *, dry_run: bool) -> None:
+    """The plan as a table: one row per item, its changed fields below it, one per line."""
     from rich.table import Table
     from rich.text import Text
 
+    from datamantri_alerts.cli.context import data_text
+    from datamantri_alerts.services.sync import NOT_IN_FILE_NOTE
+
     style = {"create": "green", "update": "yellow", "delete": "red", "unchanged": "dim"}
     table = Table(title="sync plan" + (" (dry run)" if dry_run else ""), title_justify="left")
-    for column in ("Kind", "Name", "Action", "Changed fields"):
+    for column in ("Kind", "Name", "Action", "Changes"):
         table.add_column(column, overflow="fold")
     for change in plan.changes:
+        details = [c.line() for c in change.diff]
+        if change.renamed_from is not None:
+            details.insert(0, f"renamed from {change.renamed_from!r} (history kept)")
         table.add_row(
             change.kind,
-            change.name,
+            data_text(change.name),
             Text(change.action, style=style[change.action]),
-            ", ".join(change.fields),
+            data_text("\n".join(details)),
         )
+    for kept in plan.not_in_file:
+        table.add_row(kept.kind, data_text(kept.name), Text("kept", style="dim"), NOT_IN_FILE_NOTE)
     app.console.print(table)
     counts = {a: sum(1 for c in plan.changes if c.action == a) for a in style}
     summary = ", ".join(f"{n} {a}" for a, n in counts.items() if n) or "nothing in the file"
+    if plan.not_in_file:
+        summary += f"; {len(plan.not_in_file)} not in file (kept)"
     verb = "would apply" if dry_run else "applied"
     app.console.print(f"{verb}: {summary}" if plan.has_changes else f"no changes ({summary})")
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -9,21 +10,21 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from datamantri_alerts.clock import Clock
-from datamantri_alerts.errors import InputError
-from datamantri_alerts.schema import ParsedFile
+from datamantri_alerts.errors import InputError, first_of
+from datamantri_alerts.fieldpath import field_path
+from datamantri_alerts.schema import AlertDefinition, ParsedFile
 from datamantri_alerts.services.alerts import (
     alert_for_export,
     apply_definition,
     create_alert,
     definition_of,
-    delete_alert,
     restore_redacted_recipients,
 )
 from datamantri_alerts.services.entities import (
     ENTITY_LABELS,
     ENTITY_MODELS,
-    check_references,
     entity_fields,
+    file_reference_problems,
     stored_entity_fields,
 )
 from datamantri_alerts.services.masking import restore_redacted_url, url_for_export
@@ -31,6 +32,37 @@ from datamantri_alerts.store.models import Alert
 
 Action = Literal["create", "update", "unchanged", "delete"]
 KIND_ORDER = ("datasource", "pipeline", "dashboard")
+NOT_IN_FILE_NOTE = "not in file (kept; --prune deletes)"
+
+
+@dataclass(frozen=True)
+class FieldChange:
+    """One changed field: its dotted path (`condition_config.threshold_seconds`) and the old
+    and new values as shown; `secret` values are masked (`mask_url`), so two different secrets
+    may show the same."""
+
+    field: str
+    old: Any
+    new: Any
+    secret: bool = False
+
+    def as_json(self) -> dict[str, Any]:
+        return {"field": self.field, "old": self.old, "new": self.new, "secret": self.secret}
+
+    def line(self) -> str:
+        """`field: old -> new`, with `(changed)` where masking hides the difference."""
+        text = f"{self.field}: {_shown(self.old)} -> {_shown(self.new)}"
+        return f"{text} (changed)" if self.secret and self.old == self.new else text
+
+
+def _shown(value: Any) -> str:
+    import json
+
+    if value is None:
+        return "-"
+    if isinstance(value, str):
+        return value
+    return json.dumps(value, ensure_ascii=False, default=str)
 
 
 @dataclass
@@ -38,10 +70,33 @@ class Change:
     kind: str  # alert | datasource | pipeline | dashboard
     name: str
     action: Action
-    fields: list[str] = field(default_factory=list)
+    diff: list[FieldChange] = field(default_factory=list)
+    #: The stored name this alert had when the file renames it (`renamed_from`).
+    renamed_from: str | None = None
+
+    @property
+    def fields(self) -> list[str]:
+        """The changed top-level fields, in file order."""
+        return list(dict.fromkeys(c.field.split(".", 1)[0].split("[", 1)[0] for c in self.diff))
 
     def as_json(self) -> dict[str, Any]:
-        return {"kind": self.kind, "name": self.name, "action": self.action}
+        data: dict[str, Any] = {"kind": self.kind, "name": self.name, "action": self.action}
+        data["fields"] = self.fields
+        data["diff"] = [c.as_json() for c in self.diff]
+        if self.renamed_from is not None:
+            data["renamed_from"] = self.renamed_from
+        return data
+
+
+@dataclass(frozen=True)
+class Kept:
+    """A store item the file does not have, kept because --prune was not given."""
+
+    kind: str
+    name: str
+
+    def as_json(self) -> dict[str, str]:
+        return {"kind": self.kind, "name": self.name, "note": NOT_IN_FILE_NOTE}
 
 
 @dataclass
@@ -49,10 +104,71 @@ class SyncPlan:
     changes: list[Change]
     warnings: list[str]
     applied: bool = False
+    not_in_file: list[Kept] = field(default_factory=list)
 
     @property
     def has_changes(self) -> bool:
         return any(c.action != "unchanged" for c in self.changes)
+
+    @property
+    def deletions(self) -> list[tuple[str, str]]:
+        return [(c.kind, c.name) for c in self.changes if c.action == "delete"]
+
+    def as_json(self) -> dict[str, Any]:
+        """The SPEC shape (`changes`, `applied`) plus each change's diff and `not_in_file`."""
+        return {
+            "changes": [c.as_json() for c in self.changes],
+            "applied": self.applied,
+            "not_in_file": [k.as_json() for k in self.not_in_file],
+        }
+
+
+def field_changes(
+    old: dict[str, Any], new: dict[str, Any], *, secret: Callable[[str], bool] = lambda _: False
+) -> list[FieldChange]:
+    """The differences between two definitions, nested mappings as dotted paths.
+
+    secret(path) says which values to mask for display (`mask_url`); lists compare whole."""
+    from datamantri_alerts.secrets import mask_url
+
+    changes: list[FieldChange] = []
+
+    def walk(prefix: str, before: Any, after: Any) -> None:
+        if isinstance(before, dict) and isinstance(after, dict):
+            for key in dict.fromkeys([*after, *before]):
+                walk(field_path(prefix, str(key)), before.get(key), after.get(key))
+            return
+        if before == after:
+            return
+        if secret(prefix):
+            shown_old = mask_url(before) if isinstance(before, str) else before
+            shown_new = mask_url(after) if isinstance(after, str) else after
+            changes.append(FieldChange(prefix, shown_old, shown_new, secret=True))
+        else:
+            changes.append(FieldChange(prefix, _plain(before), _plain(after)))
+
+    for key in dict.fromkeys([*new, *old]):
+        walk(key, old.get(key), new.get(key))
+    return changes
+
+
+def _plain(value: Any) -> Any:
+    return value.isoformat() if hasattr(value, "isoformat") else value
+
+
+def _secret_alert_field(path: str) -> bool:
+    """recipients.<channel> of a channel whose recipient carries a token (webhook URLs)."""
+    from datamantri_alerts.channels import channel_names, get_channel
+
+    head, _, rest = path.partition(".")
+    if head != "recipients" or not rest:
+        return False
+    channel = rest.split(".", 1)[0].split("[", 1)[0]
+    return channel not in channel_names() or get_channel(channel).recipient_is_secret
+
+
+def _secret_entity_field(path: str) -> bool:
+    return path == "url"
 
 
 def _entities_in_file(parsed: ParsedFile) -> dict[str, list[Any]]:
@@ -64,14 +180,25 @@ def _entities_in_file(parsed: ParsedFile) -> dict[str, list[Any]]:
 
 
 def sync_file(
-    session: Session, parsed: ParsedFile, clock: Clock, *, prune: bool, apply: bool
+    session: Session,
+    parsed: ParsedFile,
+    clock: Clock,
+    *,
+    prune: bool,
+    apply: bool,
+    environ: Mapping[str, str] | None = None,
 ) -> SyncPlan:
     """Plan (and, with apply, carry out) the changes that make the store match the file.
 
-    The caller owns the transaction: on any InputError nothing it did may be committed.
+    Alerts are matched by name, else by one of their `renamed_from` names (the stored alert is
+    renamed: its id, state and history stay). The caller owns the transaction: on any
+    InputError nothing it did may be committed. Warnings are `alerts[3].field: message` lines.
     """
+    from datamantri_alerts.services.reachability import notify_warnings
+
     changes: list[Change] = []
     warnings: list[str] = []
+    not_in_file: list[Kept] = []
     by_kind = _entities_in_file(parsed)
 
     # Which ids will exist afterwards: the file's, plus the store's unless pruned.
@@ -83,17 +210,20 @@ def sync_file(
         kind: {spec.id for spec in by_kind[kind]} | (set() if prune else set(stored_rows[kind]))
         for kind in KIND_ORDER
     }
+    problems = file_reference_problems(parsed, final_ids)
+    if problems:
+        raise first_of(problems)
 
     for kind in KIND_ORDER:
         model = ENTITY_MODELS[kind]
-        for spec in by_kind[kind]:
-            if kind != "datasource":
-                check_references(spec.references(), final_ids, field=f"{kind}s.{spec.id}.runs")
+        for n, spec in enumerate(by_kind[kind]):
             fields = entity_fields(kind, spec)
             row = stored_rows[kind].get(spec.id)
             if kind == "datasource":
                 fields["url"] = restore_redacted_url(
-                    fields["url"], row.url if row else None, f"datasources.{spec.id}.url"
+                    fields["url"],
+                    row.url if row else None,
+                    field_path(parsed.path("datasources", n), "url"),
                 )
             if row is None:
                 changes.append(Change(kind, spec.id, "create"))
@@ -102,69 +232,111 @@ def sync_file(
                     session.add(model(id=spec.id, created_at=now, updated_at=now, **fields))
                 continue
             current = stored_entity_fields(kind, row)
-            differing = [k for k, v in fields.items() if current.get(k) != v]
-            changes.append(Change(kind, spec.id, "update" if differing else "unchanged", differing))
-            if apply and differing:
-                for key in differing:
-                    setattr(row, key, fields[key])
+            diff = field_changes(current, fields, secret=_secret_entity_field)
+            changes.append(Change(kind, spec.id, "update" if diff else "unchanged", diff))
+            if apply and diff:
+                for key, value in fields.items():
+                    if current.get(key) != value:
+                        setattr(row, key, value)
                 row.updated_at = clock.now()
     if apply:
         session.flush()
 
     stored_alerts = {a.name: a for a in session.scalars(select(Alert))}
-    for definition in parsed.alerts:
-        check_references(
-            definition.references, final_ids, field=f"alerts.{definition.name}.condition_config"
+    matched: set[str] = set()
+    for n, definition in enumerate(parsed.alerts):
+        where = parsed.path("alerts", n)
+        warnings.extend(f"{where}: {w}" for w in definition.warnings)
+        warnings.extend(
+            w.line(where)
+            for w in notify_warnings(definition.channels, definition.recipients, environ)
         )
-        warnings.extend(f"alert {definition.name!r}: {w}" for w in definition.warnings)
-        alert = stored_alerts.get(definition.name)
+        alert, old_name = _match(stored_alerts, definition)
         if alert is None:
-            restore_redacted_recipients(definition, None)
+            _restore(definition, None, where)
             changes.append(Change("alert", definition.name, "create"))
             if apply:
                 create_alert(session, definition, clock)
             continue
-        resolved = restore_redacted_recipients(definition, alert.recipients)
+        matched.add(alert.name)
+        resolved = _restore(definition, alert.recipients, where)
         current = definition_of(alert)
-        differing = [
-            k
+        wanted = {
+            k: v
             for k, v in resolved.stored_fields().items()
-            if current.get(k) != v and (k != "muted_until" or k in definition.explicit)
-        ]
-        changes.append(
-            Change("alert", definition.name, "update" if differing else "unchanged", differing)
+            if k != "muted_until" or k in definition.explicit
+        }
+        diff = field_changes(
+            {k: current.get(k) for k in wanted}, wanted, secret=_secret_alert_field
         )
-        if apply and differing:
+        changes.append(
+            Change(
+                "alert",
+                definition.name,
+                "update" if diff else "unchanged",
+                diff,
+                renamed_from=old_name,
+            )
+        )
+        if apply and diff:
             apply_definition(session, alert, definition, clock)
+    if apply:
+        session.flush()
 
+    unmatched = sorted(name for name in stored_alerts if name not in matched)
     if prune:
-        wanted_alerts = {d.name for d in parsed.alerts}
-        for name, alert in sorted(stored_alerts.items()):
-            if name not in wanted_alerts:
-                changes.append(Change("alert", name, "delete"))
-                if apply:
-                    delete_alert(session, alert, keep_history=True, now=clock.now())
+        for name in unmatched:
+            changes.append(Change("alert", name, "delete"))
+            if apply:
+                session.delete(stored_alerts[name])
         if apply:
             session.flush()
         for kind in reversed(KIND_ORDER):
-            wanted = {spec.id for spec in by_kind[kind]}
+            wanted_ids = {spec.id for spec in by_kind[kind]}
             for entity_id, row in sorted(stored_rows[kind].items()):
-                if entity_id in wanted:
+                if entity_id in wanted_ids:
                     continue
                 changes.append(Change(kind, entity_id, "delete"))
                 if apply:
                     session.delete(row)
             if apply:
                 session.flush()
-    _check_remaining_references(session, parsed, prune)
-    return SyncPlan(changes=changes, warnings=warnings, applied=apply)
+    else:
+        not_in_file += [Kept("alert", name) for name in unmatched]
+        for kind in KIND_ORDER:
+            wanted_ids = {spec.id for spec in by_kind[kind]}
+            not_in_file += [Kept(kind, i) for i in sorted(stored_rows[kind]) if i not in wanted_ids]
+    _check_remaining_references(session, matched | {d.name for d in parsed.alerts}, parsed, prune)
+    return SyncPlan(changes=changes, warnings=warnings, applied=apply, not_in_file=not_in_file)
 
 
-def _check_remaining_references(session: Session, parsed: ParsedFile, prune: bool) -> None:
+def _match(
+    stored: dict[str, Alert], definition: AlertDefinition
+) -> tuple[Alert | None, str | None]:
+    """The stored alert a file alert is: by name, else by its first stored `renamed_from`."""
+    if definition.name in stored:
+        return stored[definition.name], None
+    for old in definition.renamed_from:
+        if old in stored:
+            return stored[old], old
+    return None, None
+
+
+def _restore(
+    definition: AlertDefinition, stored: dict[str, Any] | None, where: str
+) -> AlertDefinition:
+    try:
+        return restore_redacted_recipients(definition, stored)
+    except InputError as exc:
+        raise exc.under(where) from None
+
+
+def _check_remaining_references(
+    session: Session, names_in_file: set[str], parsed: ParsedFile, prune: bool
+) -> None:
     """Without --prune, stored alerts not in the file must still name existing entities."""
     if prune:
         return
-    names_in_file = {d.name for d in parsed.alerts}
     ids = {kind: set() for kind in KIND_ORDER}
     for kind, model in ENTITY_MODELS.items():
         ids[kind] = set(session.scalars(select(model.id)))

@@ -79,7 +79,15 @@ def test_dry_run_writes_nothing_and_prune_deletes(
     assert "delete" not in _actions(kept)
     assert any(a["name"] == "dbt build failures" for a in cli("list", "--json").json())
 
-    pruned = cli("sync", str(smaller), "--prune", "--json").json()
+    # Off a terminal, deleting needs --yes: exit 2, one line, nothing written.
+    before = dump_store(sqlite_url)
+    refused = cli("sync", str(smaller), "--prune", "--json")
+    assert refused.exit_code == 2 and refused.stdout == ""
+    assert "error: --prune: would delete 2 items" in refused.stderr
+    assert "--yes" in refused.stderr and len(refused.stderr.splitlines()) == 1
+    assert dump_store(sqlite_url) == before
+
+    pruned = cli("sync", str(smaller), "--prune", "--yes", "--json").json()
     assert _actions(pruned)["delete"] == 2
     names = {a["name"] for a in cli("list", "--json").json()}
     assert "dbt build failures" not in names
