@@ -81,6 +81,7 @@ def create(
     """Create an alert from flags, from --from-file, or interactively on a terminal."""
     from datamantri_alerts.schema import load_document, validate_alert
     from datamantri_alerts.services.alerts import alert_as_json, create_alert
+    from datamantri_alerts.services.reachability import definition_warnings
 
     app = app_context(ctx)
     if from_file is not None:
@@ -105,7 +106,7 @@ def create(
         if (not name or not condition_type) and stdin_is_terminal():
             document = _prompt_for_alert(document)
     definition = validate_alert(document)
-    for warning in definition.warnings:
+    for warning in definition_warnings(definition):
         app.warn(warning)
     with app.store.transaction() as session:
         alert = create_alert(session, definition, app.clock)
@@ -358,6 +359,7 @@ def edit(
     while it is open, and a save after someone else changed the alert is refused (the edit
     is kept in a file)."""
     from datamantri_alerts.services.alerts import get_alert, update_alert
+    from datamantri_alerts.services.reachability import definition_warnings
 
     app = app_context(ctx)
     changes: dict[str, Any] = {
@@ -388,7 +390,7 @@ def edit(
             changes["recipients"] = {**alert.recipients, **recipients}
         definition = update_alert(session, alert, changes, app.clock)
         alert_id = alert.id
-    for warning in definition.warnings:
+    for warning in definition_warnings(definition):
         app.warn(warning)
     app.console.print(f"updated alert {alert_id}: {definition.name}")
 

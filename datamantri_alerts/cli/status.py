@@ -94,9 +94,17 @@ def _print(app: Any, report: dict[str, Any]) -> None:
         rows.append((channel["name"], str(channel["alerts_using"]), fallback, config))
         styles.append((None, None, None, style))
     typer.echo(render_table(channel_columns, rows, styles=styles, title="channels"), nl=False)
+    _print_cannot_notify(app, report["cannot_notify"])
     outbox = report["outbox"]
     heartbeat = "set" if report["heartbeat"]["configured"] else "not set"
     console.print(
         f"outbox: {outbox['pending']} pending, {outbox['failed_last_24h']} failed "
         f"in the last 24 h; {report['heartbeat']['env']} {heartbeat}"
     )
+
+
+def _print_cannot_notify(app: Any, alerts: list[dict[str, Any]]) -> None:
+    """One warning line per reason an active alert can never notify."""
+    for alert in alerts:
+        for problem in alert["problems"]:
+            app.warn(f"alert {alert['id']} {alert['name']!r} cannot notify: {problem}")

@@ -11,9 +11,12 @@ import os
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from datamantri_alerts.fieldpath import field_path
+
+if TYPE_CHECKING:
+    from datamantri_alerts.schema import AlertDefinition
 
 _ENV_NAME = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
@@ -87,3 +90,16 @@ def notify_warnings(
                     )
                     found.append(NotifyWarning(where, f"${{{var}}} is not set in this environment"))
     return found
+
+
+def definition_warnings(
+    definition: AlertDefinition, environ: Mapping[str, str] | None = None, where: str = ""
+) -> list[str]:
+    """Every warning about a validated alert, as printed lines: its channels' own warnings
+    (e.g. a retired Teams connector URL) and why it could never notify; under `where`
+    (`alerts[3]`) when the alert is an item of a file."""
+    lines = [f"{where}: {text}" if where else text for text in definition.warnings]
+    lines += [
+        w.line(where) for w in notify_warnings(definition.channels, definition.recipients, environ)
+    ]
+    return lines

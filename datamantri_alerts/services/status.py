@@ -72,6 +72,24 @@ def channel_report(
     return report
 
 
+def alerts_that_cannot_notify(
+    session: Session, environ: Mapping[str, str] | None = None
+) -> list[dict[str, Any]]:
+    """Active alerts that can never notify (`services/reachability.py`), each with its reasons
+    as `field: message` lines (variable names only, never values)."""
+    from datamantri_alerts.services.reachability import notify_warnings
+
+    found = []
+    query = select(Alert).where(Alert.is_active.is_(True)).order_by(Alert.id)
+    for alert in session.scalars(query):
+        problems = notify_warnings(alert.channels or [], alert.recipients or {}, environ)
+        if problems:
+            found.append(
+                {"id": alert.id, "name": alert.name, "problems": [p.line() for p in problems]}
+            )
+    return found
+
+
 def evaluator_status(
     session: Session,
     now: datetime,
@@ -106,6 +124,7 @@ def evaluator_status(
         "overdue": overdue,
         "runs": [run_as_json(r) for r in runs],
         "channels": channel_report(session, env),
+        "cannot_notify": alerts_that_cannot_notify(session, env),
         "outbox": {"pending": int(pending or 0), "failed_last_24h": int(failed or 0)},
         "heartbeat": {"env": HEARTBEAT_ENV, "configured": bool(env.get(HEARTBEAT_ENV, "").strip())},
     }

@@ -194,7 +194,7 @@ def sync_file(
     renamed: its id, state and history stay). The caller owns the transaction: on any
     InputError nothing it did may be committed. Warnings are `alerts[3].field: message` lines.
     """
-    from datamantri_alerts.services.reachability import notify_warnings
+    from datamantri_alerts.services.reachability import definition_warnings
 
     changes: list[Change] = []
     warnings: list[str] = []
@@ -246,11 +246,7 @@ def sync_file(
     matched: set[str] = set()
     for n, definition in enumerate(parsed.alerts):
         where = parsed.path("alerts", n)
-        warnings.extend(f"{where}: {w}" for w in definition.warnings)
-        warnings.extend(
-            w.line(where)
-            for w in notify_warnings(definition.channels, definition.recipients, environ)
-        )
+        warnings.extend(definition_warnings(definition, environ, where))
         alert, old_name = _match(stored_alerts, definition)
         if alert is None:
             _restore(definition, None, where)
