@@ -60,7 +60,7 @@ def _shown(value: Any) -> str:
 
     if value is None:
         return "-"
-    if isinstance(value, str):
+    if isinstance(value, str) and value:
         return value
     return json.dumps(value, ensure_ascii=False, default=str)
 
