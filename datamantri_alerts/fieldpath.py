@@ -34,7 +34,16 @@ def field_path(*parts: PathPart | None) -> str:
 
 def from_loc(loc: Iterable[PathPart], *prefix: PathPart | None) -> str:
     """A pydantic error location (`("recipients", "email", 1)`) as a field path after prefix."""
-    return field_path(*prefix, *(str(p) if not isinstance(p, int) else p for p in loc))
+    return field_path(*prefix, *(p if isinstance(p, int) else _key(str(p)) for p in loc))
+
+
+def key_path(key: object) -> str:
+    """One mapping key as a path part: an empty key shows as `''`, not as nothing."""
+    return _key(str(key))
+
+
+def _key(text: str) -> str:
+    return text if text else repr(text)
 
 
 def _is_path(text: str) -> bool:

@@ -15,7 +15,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from datamantri_alerts.errors import InputError, first_of
-from datamantri_alerts.fieldpath import field_path, from_loc
+from datamantri_alerts.fieldpath import field_path, from_loc, key_path
 from datamantri_alerts.secrets import REDACTED, has_env_ref
 
 Severity = Literal["info", "warning", "critical"]
@@ -295,7 +295,7 @@ def collect_alert(raw: Any) -> tuple[AlertDefinition | None, list[InputError]]:
             problems.append(
                 InputError(
                     f"unknown channel {key!r} (known: {', '.join(channel_names())})",
-                    field=field_path("recipients", str(key)),
+                    field=field_path("recipients", key_path(key)),
                 )
             )
             continue
@@ -461,7 +461,7 @@ def collect_file(raw: Any) -> tuple[ParsedFile | None, list[InputError]]:
     sections: dict[str, list[Any]] = {}
     for key in raw:
         if key not in AlertsFile.model_fields:
-            problems.append(InputError("unknown field", field=field_path(str(key))))
+            problems.append(InputError("unknown field", field=field_path(key_path(key))))
     for key in AlertsFile.model_fields:
         value = raw.get(key)
         if value is None:

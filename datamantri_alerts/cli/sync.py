@@ -37,15 +37,18 @@ def sync(
 
     Prints the plan: per item create, update (each changed field old -> new, secrets masked),
     unchanged or delete, and the store items the file does not have."""
-    from datamantri_alerts.cli.validate import print_problems
+    from datamantri_alerts.errors import first_of
     from datamantri_alerts.schema import collect_file, load_document
     from datamantri_alerts.services.sync import sync_file
 
     app = app_context(ctx)
     parsed, problems = collect_file(load_document(file))
     if problems or parsed is None:
-        print_problems(problems)
-        raise typer.Exit(2)
+        # One line, as for all bad input; `alerts validate FILE` lists every problem.
+        error = first_of(problems)
+        if len(problems) > 1:
+            error = InputError(f"{error.message}; `alerts validate` lists all", error.field)
+        raise error
     with app.store.session() as session:
         plan = sync_file(session, parsed, app.clock, prune=prune, apply=False)
         session.rollback()

@@ -8,7 +8,6 @@ import typer
 
 from datamantri_alerts.cli.context import app_context, print_json
 from datamantri_alerts.cli.options import JSON_OPTION
-from datamantri_alerts.errors import InputError
 
 #: Exit codes: 0 valid (warnings allowed), 1 warnings with --strict, 2 any error.
 EXIT_WARNINGS = 1
@@ -69,12 +68,6 @@ def validate(
         raise typer.Exit(EXIT_ERRORS)
     if strict and report.warnings:
         raise typer.Exit(EXIT_WARNINGS)
-
-
-def print_problems(problems: list[InputError]) -> None:
-    """Every problem as its own `error: path: message` line on stderr."""
-    for problem in problems:
-        _line("error", str(problem))
 
 
 def _line(prefix: str, text: str) -> None:

@@ -214,7 +214,7 @@ def _run_sync(seeded: tuple[Cli, str], tmp_path: Path, doc: Any, mangle: int) ->
     path = tmp_path / "alerts.yaml"
     path.write_text(text)
     before = dump_store(url)
-    _check(cli("sync", str(path), "--prune"), url, before)
+    _check(cli("sync", str(path), "--prune", "--yes"), url, before)
 
 
 @settings(max_examples=QUICK, deadline=None, suppress_health_check=list(HealthCheck))
