@@ -18,6 +18,7 @@ from datamantri_alerts.services.alerts import (
     apply_definition,
     create_alert,
     definition_of,
+    delete_alert,
     restore_redacted_recipients,
 )
 from datamantri_alerts.services.entities import (
@@ -284,7 +285,7 @@ def sync_file(
         for name in unmatched:
             changes.append(Change("alert", name, "delete"))
             if apply:
-                session.delete(stored_alerts[name])
+                delete_alert(session, stored_alerts[name], keep_history=True, now=clock.now())
         if apply:
             session.flush()
         for kind in reversed(KIND_ORDER):

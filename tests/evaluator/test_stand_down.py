@@ -274,7 +274,7 @@ def test_sync_is_active_false_and_prune_close_episodes(
     assert len(sink.received) == 2
 
     path.write_text(yaml.safe_dump(_sync_document(flags, sink, {"kept": False})))
-    result = cli("sync", str(path), "--prune")
+    result = cli("sync", str(path), "--prune", "--yes")
     assert result.exit_code == 0, result.output
     with store.session() as session:
         episodes = {
