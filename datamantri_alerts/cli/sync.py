@@ -55,11 +55,12 @@ def sync(
     if not dry_run and plan.deletions and not yes:
         from datamantri_alerts.cli import alerts as alert_commands
 
-        if not alert_commands.stdin_is_terminal():
+        if as_json or not alert_commands.stdin_is_terminal():
             raise InputError(
                 f"would delete {len(plan.deletions)} item"
-                f"{'s' if len(plan.deletions) != 1 else ''}; confirm on a terminal or pass "
-                "--yes (nothing was changed)",
+                f"{'s' if len(plan.deletions) != 1 else ''}; "
+                + ("pass --yes with --json" if as_json else "confirm on a terminal or pass --yes")
+                + " (nothing was changed)",
                 field="--prune",
             )
         _print_plan(app, plan, dry_run=True)

@@ -163,6 +163,12 @@ def test_prune_needs_yes_off_a_terminal_and_asks_on_one(
     assert "nothing changed" in declined.stderr
     assert dump_store(store_url) == before
 
+    # --json prints JSON only, so it never asks: deletions need --yes.
+    as_json = synced("sync", empty, "--prune", "--json", input="y\n")
+    assert as_json.exit_code == 2 and as_json.stdout == ""
+    assert "pass --yes with --json" in as_json.stderr
+    assert dump_store(store_url) == before
+
     accepted = synced("sync", empty, "--prune", input="y\n")
     assert accepted.exit_code == 0, accepted.output
     assert "applied: 4 delete" in accepted.stdout
