@@ -168,6 +168,8 @@ class AlertSpec(_Strict):
     and per channel by `validate_alert`."""
 
     name: str = Field(min_length=1, max_length=300)
+    #: Optional stable identity (`etl-failure`): `sync` matches on it before the name.
+    key: str | None = Field(default=None, pattern=ID_PATTERN)
     description: str = Field(default="", max_length=5_000)
     condition_type: str = Field(min_length=1)
     condition_config: dict[str, Any] = Field(default_factory=dict)
@@ -196,6 +198,7 @@ class AlertDefinition(BaseModel):
     """A validated alert: config normalised by its type, recipients by their channel."""
 
     name: str
+    key: str | None = None
     description: str
     condition_type: str
     condition_config: dict[str, Any]
@@ -326,6 +329,7 @@ def collect_alert(raw: Any) -> tuple[AlertDefinition | None, list[InputError]]:
 
     definition = AlertDefinition(
         name=spec.name,
+        key=spec.key,
         description=spec.description,
         condition_type=spec.condition_type,
         condition_config=config.model_dump(mode="json", exclude_unset=True),
@@ -499,6 +503,7 @@ def collect_file(raw: Any) -> tuple[ParsedFile | None, list[InputError]]:
             alerts.append(definition)
             positions["alerts"].append(index)
     problems += _duplicates(_written(sections["alerts"], "name"), "alert name", "alerts")
+    problems += _duplicates(_written(sections["alerts"], "key"), "alert key", "alerts")
     problems += _rename_problems(sections["alerts"])
     parsed = ParsedFile(
         datasources=specs["datasources"],

@@ -27,6 +27,7 @@ if TYPE_CHECKING:
 
 DEFINITION_FIELDS = (
     "name",
+    "key",
     "description",
     "condition_type",
     "condition_config",
@@ -81,6 +82,7 @@ def create_alert(session: Session, definition: AlertDefinition, clock: Clock) ->
 
     if session.scalars(select(Alert.id).where(Alert.name == definition.name)).first():
         raise InputError(f"an alert named {definition.name!r} already exists", field="name")
+    _check_key_free(session, definition.key, None)
     definition = restore_redacted_recipients(definition, None)
     check_references(definition.references, known_ids(session))
     now = clock.now()
@@ -111,6 +113,8 @@ def apply_definition(
         ).first()
         if clash:
             raise InputError(f"an alert named {definition.name!r} already exists", field="name")
+    if definition.key != alert.key:
+        _check_key_free(session, definition.key, alert.id)
     check_references(definition.references, known_ids(session))
     changed = False
     for key, value in definition.stored_fields().items():
@@ -126,6 +130,18 @@ def apply_definition(
     if alert.is_active != was_active:
         stand_down(session, alert, DISABLED_NOTE, clock.now())
     return changed
+
+
+def _check_key_free(session: Session, key: str | None, alert_id: int | None) -> None:
+    """A stable `key` names one alert only."""
+    if key is None:
+        return
+    query = select(Alert.name).where(Alert.key == key)
+    if alert_id is not None:
+        query = query.where(Alert.id != alert_id)
+    holder = session.scalars(query).first()
+    if holder is not None:
+        raise InputError(f"alert {holder!r} already has key {key!r}", field="key")
 
 
 def update_alert(
@@ -283,6 +299,7 @@ def alert_as_json(alert: Alert) -> dict[str, Any]:
     return {
         "id": alert.id,
         "name": alert.name,
+        "key": alert.key,
         "description": alert.description,
         "condition_type": alert.condition_type,
         "condition_config": alert.condition_config,
@@ -308,6 +325,8 @@ def alert_as_json(alert: Alert) -> dict[str, Any]:
 def alert_for_export(alert: Alert, *, show_secrets: bool) -> dict[str, Any]:
     """An alert as a YAML item `sync` accepts; defaults left out for readability."""
     item: dict[str, Any] = {"name": alert.name}
+    if alert.key is not None:
+        item["key"] = alert.key
     if alert.description:
         item["description"] = alert.description
     item["condition_type"] = alert.condition_type

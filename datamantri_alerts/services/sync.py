@@ -244,17 +244,24 @@ def sync_file(
         session.flush()
 
     stored_alerts = {a.name: a for a in session.scalars(select(Alert))}
+    by_key = {a.key: a for a in stored_alerts.values() if a.key is not None}
     matched: set[str] = set()
     for n, definition in enumerate(parsed.alerts):
         where = parsed.path("alerts", n)
         warnings.extend(definition_warnings(definition, environ, where))
-        alert, old_name = _match(stored_alerts, definition)
+        alert, old_name = _match(stored_alerts, by_key, definition)
         if alert is None:
             _restore(definition, None, where)
             changes.append(Change("alert", definition.name, "create"))
             if apply:
                 create_alert(session, definition, clock)
             continue
+        if alert.name in matched:
+            raise InputError(
+                f"is stored alert {alert.name!r}, which another alert of the file already is "
+                "(by key, name or renamed_from)",
+                field=where,
+            )
         matched.add(alert.name)
         resolved = _restore(definition, alert.recipients, where)
         current = definition_of(alert)
@@ -308,15 +315,18 @@ def sync_file(
 
 
 def _match(
-    stored: dict[str, Alert], definition: AlertDefinition
+    stored: dict[str, Alert], by_key: dict[str, Alert], definition: AlertDefinition
 ) -> tuple[Alert | None, str | None]:
-    """The stored alert a file alert is: by name, else by its first stored `renamed_from`."""
-    if definition.name in stored:
-        return stored[definition.name], None
-    for old in definition.renamed_from:
-        if old in stored:
-            return stored[old], old
-    return None, None
+    """The stored alert a file alert is: by `key`, else by name, else by its first stored
+    `renamed_from` name; and the stored name when that differs (a rename)."""
+    alert = by_key.get(definition.key) if definition.key is not None else None
+    if alert is None:
+        alert = stored.get(definition.name)
+    if alert is None:
+        alert = next((stored[old] for old in definition.renamed_from if old in stored), None)
+    if alert is None:
+        return None, None
+    return alert, (alert.name if alert.name != definition.name else None)
 
 
 def _restore(

@@ -98,6 +98,9 @@ class Alert(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     name: Mapped[str] = mapped_column(String(300), unique=True)
+    #: Optional stable identity from the YAML file (`key:`): `sync` matches on it before the
+    #: name, so a renamed alert keeps its row and history.
+    key: Mapped[str | None] = mapped_column(String(200), unique=True, nullable=True)
     description: Mapped[str] = mapped_column(Text, default="")
     condition_type: Mapped[str] = mapped_column(String(100))
     condition_config: Mapped[dict[str, Any]] = mapped_column(JSONType)

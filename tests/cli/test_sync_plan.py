@@ -274,3 +274,64 @@ def test_sync_prints_the_warnings_with_file_paths(cli: Cli, tmp_path: Path) -> N
     ]
     quiet = cli("sync", str(tmp_path / "w.yaml"), env={"TEAM_SLACK": "https://example.org/x"})
     assert quiet.stderr.count("warning: ") == 2
+
+
+def test_a_stable_key_survives_renames_without_renamed_from(
+    synced: Cli, tmp_path: Path, store_url: str
+) -> None:
+    doc = copy.deepcopy(BASE)
+    doc["alerts"][0]["key"] = "etl-failure"
+    keyed = synced("sync", write(tmp_path / "keyed.yaml", doc), "--json").json()
+    change = next(c for c in keyed["changes"] if c["name"] == "A")
+    assert change["diff"] == [{"field": "key", "old": None, "new": "etl-failure", "secret": False}]
+    alert_id = {a["name"]: a["id"] for a in synced("list", "--json").json()}["A"]
+    assert synced("show", "A", "--json").json()["key"] == "etl-failure"
+    assert "key: etl-failure" in synced("export").stdout
+
+    for new_name in ("first rename", "second rename"):
+        doc["alerts"][0]["name"] = new_name
+        result = synced("sync", write(tmp_path / "r.yaml", doc), "--prune", "--yes", "--json")
+        assert result.exit_code == 0, result.output
+        change = next(c for c in result.json()["changes"] if c["name"] == new_name)
+        assert change["action"] == "update" and "renamed_from" in change
+        assert all(c["action"] != "delete" for c in result.json()["changes"])
+        assert {a["name"]: a["id"] for a in synced("list", "--json").json()}[new_name] == alert_id
+
+
+def test_keys_are_unique(synced: Cli, tmp_path: Path, store_url: str) -> None:
+    doc = copy.deepcopy(BASE)
+    doc["alerts"][0]["key"] = "same"
+    doc["alerts"][1]["key"] = "same"
+    dup = synced("sync", write(tmp_path / "dup.yaml", doc))
+    assert dup.exit_code == 2
+    assert dup.stderr.startswith("error: alerts[1]: duplicate alert key 'same'")
+
+    doc["alerts"][1]["key"] = "gone-key"
+    assert synced("sync", write(tmp_path / "ok.yaml", doc)).exit_code == 0
+    before = dump_store(store_url)
+    taken = synced(
+        "create",
+        "--from-file",
+        write(
+            tmp_path / "one.yaml",
+            {
+                "name": "third",
+                "key": "same",
+                "condition_type": "pipeline_failure",
+                "condition_config": {"pipeline_id": "p1"},
+                "channels": ["email"],
+                "recipients": {"email": ["a@example.com"]},
+            },
+        ),
+    )
+    assert taken.exit_code == 2
+    assert taken.stderr == "error: key: alert 'A' already has key 'same'\n"
+    # Two file alerts may not both be the same stored alert (one by key, one by name).
+    clash = copy.deepcopy(BASE)
+    clash["alerts"][1]["key"] = "same"  # "Gone" claims A's key while A keeps its name
+    result = synced("sync", write(tmp_path / "clash.yaml", clash))
+    assert result.exit_code == 2
+    assert "alerts[1]: is stored alert 'A', which another alert of the file already is" in (
+        result.stderr
+    )
+    assert dump_store(store_url) == before
