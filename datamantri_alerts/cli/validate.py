@@ -17,7 +17,10 @@ EXIT_ERRORS = 2
 def validate(
     ctx: typer.Context,
     files: list[Path] = typer.Argument(
-        ..., help="Alert files (YAML or JSON) as `alerts sync` takes them.", show_default=False
+        ...,
+        help="Alert files (YAML or JSON) as `alerts sync` takes them.",
+        show_default=False,
+        metavar="FILE",
     ),
     db: str | None = typer.Option(
         None,
@@ -25,6 +28,7 @@ def validate(
         help="Also check references against this store's data sources, pipelines and "
         "dashboards (the global --db works too). Without it no store is opened.",
         show_default=False,
+        metavar="URL",
     ),
     strict: bool = typer.Option(False, "--strict", help="Exit 1 when there are warnings."),
     as_json: bool = JSON_OPTION,
