@@ -7,6 +7,7 @@ path for the same place.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 
 PathPart = str | int
@@ -47,11 +48,9 @@ def _key(text: str) -> str:
 
 
 def _is_path(text: str) -> bool:
-    """An identifier, a `$`-name, or a path this module already built."""
-    if text.startswith("$"):
-        return True
-    for segment in text.split("."):
-        name = segment.split("[", 1)[0]
-        if not name.isidentifier() and not (name == "" and segment.startswith("[")):
-            return False
-    return True
+    """An identifier, a `$`-name, or a path this module already built (quoted keys included)."""
+    return bool(_PATH.fullmatch(text))
+
+
+_SEGMENT = r"(?:[^\W\d]\w*|\$[^.\[\]]*|'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\")"
+_PATH = re.compile(rf"{_SEGMENT}(?:\[\d+\])*(?:\.{_SEGMENT}(?:\[\d+\])*)*")
