@@ -282,7 +282,7 @@ def collect_alert(raw: Any) -> tuple[AlertDefinition | None, list[InputError]]:
             problems.append(
                 InputError(
                     f"unknown channel {name!r} (known: {', '.join(channel_names())})",
-                    field=f"channels[{index}]",
+                    field=field_path("channels", index),
                 )
             )
         elif name not in channels:
@@ -321,7 +321,7 @@ def collect_alert(raw: Any) -> tuple[AlertDefinition | None, list[InputError]]:
             problems.append(
                 InputError(
                     f"channel {name!r} is selected but has no recipients",
-                    field=f"recipients.{name}",
+                    field=field_path("recipients", name),
                 )
             )
     if problems or spec is None or check is None or config is None:

@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 
 from datamantri_alerts.clock import Clock
 from datamantri_alerts.errors import InputError, NotFoundError
+from datamantri_alerts.fieldpath import field_path
 from datamantri_alerts.secrets import REDACTED
 from datamantri_alerts.services.masking import recipients_for_display, recipients_for_export
 from datamantri_alerts.store.models import Alert, AlertHistory, Notification
@@ -71,7 +72,7 @@ def restore_redacted_recipients(
             if previous is None or previous == REDACTED:
                 raise InputError(
                     "is <redacted> but there is no stored value to keep",
-                    field=f"recipients.{name}",
+                    field=field_path("recipients", name),
                 )
             recipients[name] = previous
     return definition.model_copy(update={"recipients": recipients})
