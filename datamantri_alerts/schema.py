@@ -416,10 +416,10 @@ def _duplicates(items: Iterable[str | None], what: str, field: str) -> list[Inpu
 
 def _rename_problems(items: list[Any]) -> list[InputError]:
     """`renamed_from` may not name another alert of the file, nor an old name twice."""
-    names = {n for n in _written(items, "name") if n is not None}
+    own_names = _written(items, "name")
+    names = {n for n in own_names if n is not None}
     claimed: set[str] = set()
     problems = []
-    own_names = _written(items, "name")
     for index, item in enumerate(items):
         old_names = item.get("renamed_from") if isinstance(item, Mapping) else None
         if not isinstance(old_names, list):
