@@ -20,8 +20,8 @@ datasources:
     name: DB
     url: ${DB_URL}
   - id: db1
-    name: again
-    url: "nope"
+    name: ""
+    url: sqlite:///x.db
 pipelines:
   - id: p1
     name: P
@@ -48,8 +48,7 @@ alerts:
 """
 
 EXPECTED_ERRORS = [
-    "datasources[1].url: not a SQLAlchemy database URL (dialect://user:password@host/db) "
-    "nor http(s)://",
+    "datasources[1].name: String should have at least 1 character",
     "datasources[1]: duplicate data source id 'db1'",
     "alerts[1].severity: Input should be 'info', 'warning' or 'critical'",
     "alerts[1].condition_config.check_last_n_runs: Input should be greater than or equal to 1 "
