@@ -35,25 +35,12 @@ def validate(
 ) -> None:
     """Check FILEs without a store: every problem, one line each with its field path; warns
     about alerts that can never notify. Exit 0 valid, 1 warnings with --strict, 2 errors."""
-    from datamantri_alerts.services.validation import validate_files
+    from datamantri_alerts.services.validation import store_entity_ids, validate_files
 
     app = app_context(ctx)
-    store_ids = None
     root_db = ctx.parent.params.get("db") if ctx.parent is not None else None
-    if db or root_db:
-        from datamantri_alerts.services.entities import known_ids
-
-        store = app.store
-        if db:
-            from datamantri_alerts.store.engine import open_store
-
-            store = open_store(db)
-        try:
-            with store.session() as session:
-                store_ids = known_ids(session)
-        finally:
-            if store is not app.store:
-                store.dispose()
+    url = db or (app.settings.database_url if root_db else None)
+    store_ids = store_entity_ids(url) if url else None
     report = validate_files(files, store_ids=store_ids)
     if as_json:
         print_json(report.as_json())

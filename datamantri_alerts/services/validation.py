@@ -92,3 +92,29 @@ def validate_files(
                 for w in notify_warnings(definition.channels, definition.recipients, environ)
             ]
     return report
+
+
+def store_entity_ids(url: str) -> dict[str, set[str]]:
+    """The data source, pipeline and dashboard ids of the store at url, per kind.
+
+    Read-only: a store that does not exist is an InputError (validate never creates one, nor
+    migrates it)."""
+    from sqlalchemy.engine import make_url
+
+    from datamantri_alerts.services.entities import known_ids
+    from datamantri_alerts.store.engine import Store, normalize_url
+    from datamantri_alerts.store.migrate import current_revision
+
+    parsed = make_url(normalize_url(url))
+    if parsed.get_backend_name() == "sqlite":
+        database = parsed.database or ""
+        if database in ("", ":memory:") or not Path(database).expanduser().is_file():
+            raise InputError(f"no store at {database or 'memory'}", field="--db")
+    store = Store(url)
+    try:
+        if current_revision(store.engine) is None:
+            raise InputError("has no alerts store (create one with `alerts db upgrade`)", "--db")
+        with store.session() as session:
+            return known_ids(session)
+    finally:
+        store.dispose()

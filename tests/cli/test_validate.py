@@ -317,3 +317,12 @@ def test_the_shipped_example_is_valid() -> None:
     result = run("validate", EXAMPLE, env={"SLACK_WEBHOOK_URL": "https://hooks.slack.com/x"})
     assert result.exit_code == 0, result.output
     assert "0 errors" in result.stdout
+
+
+def test_db_that_names_no_store_is_refused_and_not_created(tmp_path: Path) -> None:
+    path = write(tmp_path / "empty.yaml", {})
+    missing = tmp_path / "nowhere.db"
+    result = run("validate", path, "--db", f"sqlite:///{missing}")
+    assert result.exit_code == 2
+    assert result.stderr == f"error: --db: no store at {missing}\n"
+    assert not missing.exists()
