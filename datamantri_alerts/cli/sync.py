@@ -64,7 +64,9 @@ def sync(
                 field="--prune",
             )
         _print_plan(app, plan, dry_run=True)
-        names = ", ".join(f"{kind} {name}" for kind, name in plan.deletions[:5])
+        from datamantri_alerts.escaping import terminal
+
+        names = ", ".join(f"{kind} {terminal(name)}" for kind, name in plan.deletions[:5])
         more = len(plan.deletions) - 5
         question = f"Delete {names}{f' and {more} more' if more > 0 else ''}?"
         if not typer.confirm(question, default=False):
