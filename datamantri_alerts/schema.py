@@ -10,7 +10,7 @@ import json
 from collections.abc import Iterable, Mapping
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -225,14 +225,24 @@ class AlertDefinition(BaseModel):
 
 def validate_alert(raw: Any) -> AlertDefinition:
     """Validate one alert document (as written, YAML/JSON-decoded); the first problem raises."""
-    definition, problems = collect_alert(raw)
-    if problems:
-        raise first_of(problems)
-    assert definition is not None
-    return definition
+    checked = collect_alert(raw)
+    if checked.problems:
+        raise first_of(checked.problems)
+    assert checked.definition is not None
+    return checked.definition
 
 
-def collect_alert(raw: Any) -> tuple[AlertDefinition | None, list[InputError]]:
+class AlertCheck(NamedTuple):
+    """What `collect_alert` found: the definition (None when there are problems), every
+    problem, and the entities its `condition_config` names when that part is valid (so
+    references are checked even when another field is wrong)."""
+
+    definition: AlertDefinition | None
+    problems: list[InputError]
+    references: list[tuple[str, str]]
+
+
+def collect_alert(raw: Any) -> AlertCheck:
     """Validate one alert document and report every problem found (None when there are any).
 
     Fields are checked in layers: the alert's own fields, then (when its type is known) its
@@ -242,7 +252,8 @@ def collect_alert(raw: Any) -> tuple[AlertDefinition | None, list[InputError]]:
     from datamantri_alerts.checks import check_types, get_check
 
     if not isinstance(raw, Mapping):
-        return None, [InputError(f"an alert must be a mapping of fields, got {type(raw).__name__}")]
+        message = f"an alert must be a mapping of fields, got {type(raw).__name__}"
+        return AlertCheck(None, [InputError(message)], [])
     problems: list[InputError] = []
     data = {k: v for k, v in raw.items() if k not in READ_ONLY_ALERT_KEYS}
     spec: AlertSpec | None = None
@@ -325,7 +336,7 @@ def collect_alert(raw: Any) -> tuple[AlertDefinition | None, list[InputError]]:
                 )
             )
     if problems or spec is None or check is None or config is None:
-        return None, problems
+        return AlertCheck(None, problems, config.references() if config is not None else [])
 
     definition = AlertDefinition(
         name=spec.name,
@@ -346,7 +357,7 @@ def collect_alert(raw: Any) -> tuple[AlertDefinition | None, list[InputError]]:
         warnings=warnings,
         explicit=frozenset(data),
     )
-    return definition, []
+    return AlertCheck(definition, [], definition.references)
 
 
 def _recipient_problems(channel: Any, name: str, value: Any, error: Exception) -> list[InputError]:
@@ -385,6 +396,10 @@ class ParsedFile(BaseModel):
     #: Per section, the index in the file of each item above (items with problems are left out
     #: by `collect_file`, so the n-th alert is not always `alerts[n]`).
     positions: dict[str, list[int]] = Field(default_factory=dict, exclude=True)
+    #: (path, references) of alerts left out for other problems whose config names entities.
+    unchecked_references: list[tuple[str, list[tuple[str, str]]]] = Field(
+        default_factory=list, exclude=True
+    )
 
     def path(self, section: str, n: int) -> str:
         """The field path of the n-th kept item of section: `alerts[3]`."""
@@ -496,12 +511,15 @@ def collect_file(raw: Any) -> tuple[ParsedFile | None, list[InputError]]:
     ):
         problems += _duplicates(_written(sections[key], "id"), what, key)
     alerts: list[AlertDefinition] = []
+    unchecked: list[tuple[str, list[tuple[str, str]]]] = []
     for index, item in enumerate(sections["alerts"]):
-        definition, found = collect_alert(item)
-        problems.extend(p.under("alerts", index) for p in found)
-        if definition is not None:
-            alerts.append(definition)
+        checked = collect_alert(item)
+        problems.extend(p.under("alerts", index) for p in checked.problems)
+        if checked.definition is not None:
+            alerts.append(checked.definition)
             positions["alerts"].append(index)
+        elif checked.references:
+            unchecked.append((field_path("alerts", index), checked.references))
     problems += _duplicates(_written(sections["alerts"], "name"), "alert name", "alerts")
     problems += _duplicates(_written(sections["alerts"], "key"), "alert key", "alerts")
     problems += _rename_problems(sections["alerts"])
@@ -511,6 +529,7 @@ def collect_file(raw: Any) -> tuple[ParsedFile | None, list[InputError]]:
         dashboards=specs["dashboards"],
         alerts=alerts,
         positions=positions,
+        unchecked_references=unchecked,
     )
     return parsed, problems
 

@@ -82,10 +82,17 @@ def file_reference_problems(parsed: ParsedFile, known: dict[str, set[str]]) -> l
         for n, spec in enumerate(getattr(parsed, section)):
             where = field_path(parsed.path(section, n), "runs")
             problems += reference_problems(spec.references(), known, where)
-    for n, definition in enumerate(parsed.alerts):
-        where = field_path(parsed.path("alerts", n), "condition_config")
-        problems += reference_problems(definition.references, known, where)
+    alerts = [(parsed.path("alerts", n), d.references) for n, d in enumerate(parsed.alerts)]
+    for where, refs in sorted(
+        [*alerts, *parsed.unchecked_references], key=lambda item: _index(item[0])
+    ):
+        problems += reference_problems(refs, known, field_path(where, "condition_config"))
     return problems
+
+
+def _index(path: str) -> int:
+    """n of `alerts[n]`."""
+    return int(path.rpartition("[")[2].rstrip("]"))
 
 
 def file_ids(parsed: ParsedFile) -> dict[str, set[str]]:

@@ -43,6 +43,7 @@ alerts:
   - name: dangling
     condition_type: dashboard_failure
     condition_config: {dashboard_id: nowhere}
+    pending_evaluations: 0
     channels: [email]
     recipients: {email: [ops@example.com]}
 """
@@ -62,6 +63,8 @@ EXPECTED_ERRORS = [
     "alerts[2]: duplicate alert name 'fine'",
     "pipelines[0].runs.datasource_id: data source 'missing-ds' does not exist "
     "(add it with `alerts datasources add` or in the YAML file)",
+    # A wrong field elsewhere in the alert does not hide its dangling reference.
+    "alerts[3].pending_evaluations: Input should be greater than or equal to 1 (got 0)",
     "alerts[3].condition_config.dashboard_id: dashboard 'nowhere' does not exist "
     "(add it with `alerts dashboards add` or in the YAML file)",
 ]
@@ -115,7 +118,7 @@ def test_sync_and_create_name_fields_the_way_validate_does(cli: Cli, tmp_path: P
     assert synced.exit_code == 2
     # One line, as all bad input, with the same path; validate lists the rest.
     assert synced.stderr.splitlines() == [
-        f"error: {EXPECTED_ERRORS[0]} (and 8 more problems); `alerts validate` lists all"
+        f"error: {EXPECTED_ERRORS[0]} (and 9 more problems); `alerts validate` lists all"
     ]
     assert cli("list", "--json").json() == []
 
