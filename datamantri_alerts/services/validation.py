@@ -63,6 +63,7 @@ def validate_files(
 
     report = ValidationReport(files=[str(p) for p in paths])
     parsed_files: list[tuple[str, ParsedFile]] = []
+    single: set[str] = set()  # files holding one alert, as `alerts create --from-file` takes
     for path in paths:
         name = str(path)
         try:
@@ -71,6 +72,9 @@ def validate_files(
             message = str(exc).removeprefix(f"{path.name}: ")
             report.errors.append(Finding(name, exc.field or "", message))
             continue
+        if _is_single_alert(document):
+            single.add(name)
+            document = {"alerts": [document]}
         parsed, problems = collect_file(document)
         report.errors += [Finding(name, p.field or "", p.message) for p in problems]
         if parsed is not None:
@@ -91,7 +95,26 @@ def validate_files(
                 Finding(name, field_path(where, w.field), w.message)
                 for w in notify_warnings(definition.channels, definition.recipients, environ)
             ]
+    # A one-alert file's paths are the alert's own (`recipients.email[1]`), as `create` prints.
+    for findings in (report.errors, report.warnings):
+        findings[:] = [
+            Finding(f.file, _strip_first_item(f.field), f.message) if f.file in single else f
+            for f in findings
+        ]
     return report
+
+
+def _is_single_alert(document: Any) -> bool:
+    """A mapping with an alert's `condition_type` and none of the file's sections."""
+    return (
+        isinstance(document, Mapping)
+        and "condition_type" in document
+        and not {"alerts", "datasources", "pipelines", "dashboards"} & set(document)
+    )
+
+
+def _strip_first_item(path: str) -> str:
+    return path.removeprefix("alerts[0]").removeprefix(".")
 
 
 def store_entity_ids(url: str) -> dict[str, set[str]]:

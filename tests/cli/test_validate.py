@@ -329,3 +329,25 @@ def test_db_that_names_no_store_is_refused_and_not_created(tmp_path: Path) -> No
     assert result.exit_code == 2
     assert result.stderr == f"error: --db: no store at {missing}\n"
     assert not missing.exists()
+
+
+def test_a_single_alert_file_as_create_takes_it(tmp_path: Path) -> None:
+    one = {
+        "name": "one",
+        "condition_type": "pipeline_failure",
+        "condition_config": {"pipeline_id": "p1"},
+        "channels": ["email"],
+        "recipients": {"email": ["ok@example.com", "broken"]},
+    }
+    path = write(tmp_path / "one.yaml", one)
+    result = run("validate", path)
+    assert result.exit_code == 2
+    assert lines(result.stderr, f"error: {path}: ") == [
+        "recipients.email[1]: 'broken' is not a valid email address: "
+        "An email address must have an @-sign.",
+        "condition_config.pipeline_id: pipeline 'p1' does not exist "
+        "(add it with `alerts pipelines add` or in the YAML file)",
+    ]
+    one["recipients"]["email"] = ["ok@example.com"]
+    entities = write(tmp_path / "entities.yaml", {"pipelines": [{"id": "p1", "name": "P"}]})
+    assert run("validate", entities, write(tmp_path / "one.yaml", one)).exit_code == 0
