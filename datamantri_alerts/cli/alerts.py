@@ -411,7 +411,9 @@ def _edit_alert_in_editor(app: Any, ref: str) -> None:
     if definition is None:
         app.console.print(f"edit cancelled, alert {seen.key} unchanged")
         return
-    for warning in definition.warnings:
+    from datamantri_alerts.services.reachability import definition_warnings
+
+    for warning in definition_warnings(definition):
         app.warn(warning)
     app.console.print(f"updated alert {seen.key}: {definition.name}")
 
