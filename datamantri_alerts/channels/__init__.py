@@ -39,9 +39,12 @@ __all__ = [
 ]
 
 BUILTIN_CHANNELS: dict[str, str] = {
+    "apprise": "datamantri_alerts.channels.apprise_channel",
     "email": "datamantri_alerts.channels.email",
+    "pagerduty": "datamantri_alerts.channels.pagerduty",
     "slack": "datamantri_alerts.channels.slack",
     "teams": "datamantri_alerts.channels.teams",
+    "webhook": "datamantri_alerts.channels.webhook",
     "whatsapp": "datamantri_alerts.channels.whatsapp",
 }
 

@@ -196,9 +196,22 @@ class Channel(Protocol):
         (`alerts render`): the request body or the rendered parts, by name."""
         ...
 
+    def resolve_recipient(self, recipient: str, environ: Mapping[str, str]) -> str:
+        """The recipient as stored with every `${VAR}` replaced (RuntimeFailure when unset)."""
+        ...
+
+    def recipient_secrets(self, target: str) -> list[str]:
+        """The literal secrets in a resolved recipient, redacted from every error and log."""
+        ...
+
+    def mask_recipient(self, recipient: str) -> str:
+        """A recipient (as stored or resolved) as it may be shown anywhere."""
+        ...
+
 
 class ChannelBase:
-    """Defaults shared by the built-in channels."""
+    """Defaults shared by the built-in channels: recipients are plain text, or URLs whose path
+    and query carry a token when `recipient_is_secret`."""
 
     recipient_is_secret: ClassVar[bool] = False
     fallback_env: ClassVar[str | None] = None
@@ -206,3 +219,18 @@ class ChannelBase:
 
     def recipient_warnings(self, value: Any) -> list[str]:
         return []
+
+    def resolve_recipient(self, recipient: str, environ: Mapping[str, str]) -> str:
+        from datamantri_alerts.secrets import resolve_env
+
+        return resolve_env(recipient, environ)
+
+    def recipient_secrets(self, target: str) -> list[str]:
+        from datamantri_alerts.channels.http import url_secrets
+
+        return url_secrets(target) if self.recipient_is_secret else []
+
+    def mask_recipient(self, recipient: str) -> str:
+        from datamantri_alerts.secrets import mask_url
+
+        return mask_url(recipient) if self.recipient_is_secret else recipient

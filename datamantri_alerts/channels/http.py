@@ -44,6 +44,11 @@ def redact(text: str, secrets: Iterable[str] = ()) -> str:
     return " ".join(cleaned.split())
 
 
+def encode_json(payload: Any) -> bytes:
+    """The exact bytes post_json sends for payload (compact UTF-8 JSON)."""
+    return json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+
+
 def post_json(
     url: str,
     payload: Any,
@@ -52,14 +57,15 @@ def post_json(
     secrets: Iterable[str] = (),
     headers: Mapping[str, str] | None = None,
 ) -> HttpReply:
-    """POST payload as JSON. Returns the reply whatever its status; raises DeliveryError only
-    when no reply came (timeout, connection error, unusable URL)."""
+    """POST payload as JSON (bytes are sent as they are: already encoded, e.g. signed).
+    Returns the reply whatever its status; raises DeliveryError only when no reply came
+    (timeout, connection error, unusable URL)."""
     import requests
 
     from datamantri_alerts import __version__
 
     hidden = [*url_secrets(url), *secrets]
-    body = json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    body = payload if isinstance(payload, bytes) else encode_json(payload)
     send_headers = {
         "Content-Type": "application/json; charset=utf-8",
         "User-Agent": f"datamantri-alerts/{__version__}",

@@ -162,9 +162,7 @@ class RetryNotice:
 
 def display_recipient(channel: Channel, recipient: str) -> str:
     """A recipient as it may be shown: webhook URLs masked, `${VAR}` as written."""
-    from datamantri_alerts.secrets import mask_url
-
-    return mask_url(recipient) if channel.recipient_is_secret else recipient
+    return channel.mask_recipient(recipient)
 
 
 def deliver(
@@ -190,8 +188,8 @@ def deliver(
     import tenacity
 
     from datamantri_alerts.channels import get_channel
-    from datamantri_alerts.channels.http import redact, url_secrets
-    from datamantri_alerts.secrets import resolve_env, secrets_from_env
+    from datamantri_alerts.channels.http import redact
+    from datamantri_alerts.secrets import secrets_from_env
 
     chan = get_channel(channel) if isinstance(channel, str) else channel
     env = os.environ if environ is None else environ
@@ -225,11 +223,10 @@ def deliver(
         )
 
     try:
-        target = resolve_env(recipient, env)
+        target = chan.resolve_recipient(recipient, env)
     except RuntimeFailure as exc:
         return result(DeliveryError(str(exc), retryable=False, status="config"))
-    if chan.recipient_is_secret:
-        secrets.extend(url_secrets(target))
+    secrets.extend(chan.recipient_secrets(target))
     try:
         settings = chan.config_model.from_env(env) if config is None else config
         retry_policy = RetryPolicy.from_env(env) if policy is None else policy

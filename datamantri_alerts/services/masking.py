@@ -2,23 +2,26 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from datamantri_alerts.secrets import MASK, REDACTED, has_env_ref, is_env_ref, mask_url
 
 
 def recipients_for_display(recipients: dict[str, Any]) -> dict[str, Any]:
-    """Recipients with every secret recipient (webhook URLs) masked."""
+    """Recipients with every secret recipient (webhook URLs, routing keys, Apprise URLs)
+    masked the way its channel masks it; lists and mappings masked item by item."""
     from datamantri_alerts.channels import get_channel
 
     shown: dict[str, Any] = {}
     for name, value in recipients.items():
         try:
-            secret = get_channel(name).recipient_is_secret
+            channel = get_channel(name)
         except KeyError:
-            secret = True
-        if secret and isinstance(value, str):
-            shown[name] = mask_url(value)
+            shown[name] = _mask_nested(value, mask_url)
+            continue
+        if channel.recipient_is_secret:
+            shown[name] = _mask_nested(value, channel.mask_recipient)
         else:
             shown[name] = value
     return shown
@@ -30,17 +33,32 @@ def recipients_for_export(recipients: dict[str, Any], show_secrets: bool) -> dic
 
     if show_secrets:
         return dict(recipients)
+
+    def redacted(value: str) -> str:
+        return value if is_env_ref(value) else REDACTED
+
     out: dict[str, Any] = {}
     for name, value in recipients.items():
         try:
             secret = get_channel(name).recipient_is_secret
         except KeyError:
             secret = True
-        if secret and isinstance(value, str) and not is_env_ref(value):
-            out[name] = REDACTED
-        else:
-            out[name] = value
+        out[name] = _mask_nested(value, redacted) if secret else value
     return out
+
+
+def _mask_nested(value: Any, mask: Callable[[str], str]) -> Any:
+    """value with mask applied to every text in it (a mapping's keys kept, `format` as is)."""
+    if isinstance(value, str):
+        return mask(value)
+    if isinstance(value, list | tuple):
+        return [_mask_nested(item, mask) for item in value]
+    if isinstance(value, dict):
+        return {
+            key: item if key == "format" else _mask_nested(item, mask)
+            for key, item in value.items()
+        }
+    return value
 
 
 def url_for_export(url: str, show_secrets: bool) -> str:

@@ -47,8 +47,23 @@ TWILIO_FROM = "+14155238886"
 WHATSAPP_TO = "+447700900123"
 EMAIL_TO = "oncall@example.com"
 
+WEBHOOK_TOKEN = "whTOKENgenericSECRET0123456789"
+WEBHOOK_PATH = f"/hooks/alerts/{WEBHOOK_TOKEN}"
+WEBHOOK_SECRET = "whsec-SIGNING-secret-0123456789"
+PD_ROUTING_KEY = "R0UT1NGkeyPAGERDUTYsecret0123456"
+APPRISE_TOKEN = "appriseTOKENsecret0123456789XYZ"
+
 ADAPTIVE_CARD_SCHEMA = REPO_ROOT / "tests" / "fixtures" / "adaptive-card-1.4.json"
-ALL_SECRETS = [SLACK_TOKEN, TEAMS_SIG, SMTP_PASSWORD, TWILIO_TOKEN]
+ALL_SECRETS = [
+    SLACK_TOKEN,
+    TEAMS_SIG,
+    SMTP_PASSWORD,
+    TWILIO_TOKEN,
+    WEBHOOK_TOKEN,
+    WEBHOOK_SECRET,
+    PD_ROUTING_KEY,
+    APPRISE_TOKEN,
+]
 
 
 def free_port() -> int:
@@ -668,8 +683,218 @@ def whatsapp_harness(twilio_server: LoopbackHTTPServer) -> Harness:
     )
 
 
-CHANNELS = ["email", "slack", "teams", "whatsapp"]
-HTTP_CHANNELS = ["slack", "teams", "whatsapp"]
+# --------------------------------------------------------------------------- on-call channels
+
+
+def webhook_check(received: Received) -> Reply | None:
+    """A receiver that verifies the signature the README documents, then the native body."""
+    from datamantri_alerts.channels.webhook import verify
+
+    if not verify(received.body, received.headers, WEBHOOK_SECRET, now=time.time()):
+        return Reply(401, "bad signature")
+    try:
+        body = received.json()
+    except ValueError:
+        return Reply(400, "not JSON")
+    missing = sorted(set(NATIVE_FIELDS) - set(body))
+    if missing or body["version"] != "1":
+        return Reply(400, f"missing fields: {missing}")
+    return None
+
+
+NATIVE_FIELDS = (
+    "version",
+    "source",
+    "event",
+    "state",
+    "severity",
+    "alert",
+    "labels",
+    "summary",
+    "details",
+    "episode_id",
+    "times",
+    "host",
+    "text",
+)
+
+
+def start_webhook() -> LoopbackHTTPServer:
+    return LoopbackHTTPServer(Reply(204, ""), webhook_check).start()
+
+
+@pytest.fixture
+def webhook_server() -> Iterator[LoopbackHTTPServer]:
+    server = start_webhook()
+    yield server
+    server.stop()
+
+
+def webhook_recipient(url: str) -> str:
+    """A signed webhook recipient as stored (what `recipient_list` gives)."""
+    return json.dumps({"secret": "${WEBHOOK_SECRET}", "url": url}, sort_keys=True)
+
+
+@pytest.fixture
+def webhook_harness(webhook_server: LoopbackHTTPServer) -> Harness:
+    url = webhook_server.url(WEBHOOK_PATH)
+    return _http_harness(
+        "webhook",
+        webhook_server,
+        {"WEBHOOK_SECRET": WEBHOOK_SECRET},
+        webhook_recipient(url),
+        transient=lambda: Reply(503, "Service Unavailable"),
+        permanent=Reply(410, "gone"),
+        echo=Reply(403, f"forbidden: {url} secret={WEBHOOK_SECRET}"),
+        throttled=lambda value: Reply(429, "slow down", {"Retry-After": value}),
+    )
+
+
+class PagerDutyStandIn(LoopbackHTTPServer):
+    """The Events API v2: validates events as PagerDuty documents them and keeps incidents by
+    dedup_key (a trigger on an open key is folded into it; resolve closes it)."""
+
+    def __init__(self) -> None:
+        super().__init__(Reply(202, ""), self._check)
+        self.opened = 0
+        self.incidents: dict[str, dict[str, Any]] = {}
+
+    def _check(self, received: Received) -> Reply | None:
+        problems = self.problems(received)
+        if problems:
+            body = {"status": "invalid event", "message": "Event object is invalid"}
+            return Reply(400, json.dumps({**body, "errors": problems}), {}, "application/json")
+        return None
+
+    def problems(self, received: Received) -> list[str]:
+        if received.path != "/v2/enqueue":
+            return [f"unknown path {received.path}"]
+        try:
+            event = received.json()
+        except ValueError:
+            return ["body is not JSON"]
+        problems = []
+        if event.get("routing_key") != PD_ROUTING_KEY:
+            problems.append("Invalid routing key")
+        action = event.get("event_action")
+        if action not in ("trigger", "acknowledge", "resolve"):
+            problems.append("'event_action' is invalid")
+        key = event.get("dedup_key")
+        if not isinstance(key, str) or not 0 < len(key) <= 255:
+            problems.append("'dedup_key' is invalid")
+        if action == "trigger":
+            payload = event.get("payload") or {}
+            summary = payload.get("summary")
+            if not isinstance(summary, str) or not 0 < len(summary) <= 1024:
+                problems.append("'payload.summary' is missing or longer than 1024")
+            if not payload.get("source"):
+                problems.append("'payload.source' is missing")
+            if payload.get("severity") not in ("critical", "error", "warning", "info"):
+                problems.append("'payload.severity' is invalid")
+        if len(received.body) > 512 * 1024:
+            problems.append("event is larger than 512 KB")
+        return problems
+
+    def _answer(self, received: Received) -> Reply:
+        reply = super()._answer(received)
+        if reply.status == 202:
+            with self._lock:
+                event = received.json()
+                key = event["dedup_key"]
+                incident = self.incidents.get(key)
+                if event["event_action"] == "trigger":
+                    if incident is None or incident["status"] == "resolved":
+                        self.opened += 1
+                        self.incidents[key] = {"status": "triggered", "events": 1}
+                    else:
+                        incident["events"] += 1
+                elif incident is not None:
+                    incident["status"] = (
+                        "resolved" if event["event_action"] == "resolve" else ("acknowledged")
+                    )
+            body = {"status": "success", "message": "Event processed", "dedup_key": key}
+            return Reply(202, json.dumps(body), {}, "application/json")
+        return reply
+
+
+@pytest.fixture
+def pagerduty_server() -> Iterator[PagerDutyStandIn]:
+    server = PagerDutyStandIn().start()
+    assert isinstance(server, PagerDutyStandIn)
+    yield server
+    server.stop()
+
+
+def pagerduty_environ(server: LoopbackHTTPServer) -> dict[str, str]:
+    return {
+        "PAGERDUTY_ROUTING_KEY": PD_ROUTING_KEY,
+        "PAGERDUTY_EVENTS_URL": server.url("/v2/enqueue"),
+    }
+
+
+@pytest.fixture
+def pagerduty_harness(pagerduty_server: PagerDutyStandIn) -> Harness:
+    error = {"status": "throttle exceeded", "message": "Requests for this service are arriving"}
+    echo = {"status": "invalid event", "message": f"bad key {PD_ROUTING_KEY}", "errors": []}
+    return _http_harness(
+        "pagerduty",
+        pagerduty_server,
+        pagerduty_environ(pagerduty_server),
+        "${PAGERDUTY_ROUTING_KEY}",
+        transient=lambda: Reply(502, "Bad Gateway"),
+        permanent=Reply(
+            400,
+            json.dumps({"status": "invalid event", "message": "Event object is invalid"}),
+            content_type="application/json",
+        ),
+        echo=Reply(400, json.dumps(echo), content_type="application/json"),
+        throttled=lambda value: Reply(
+            429, json.dumps(error), {"Retry-After": value}, "application/json"
+        ),
+    )
+
+
+def apprise_check(received: Received) -> Reply | None:
+    """Apprise's json:// body: version, title, message, type."""
+    try:
+        body = received.json()
+    except ValueError:
+        return Reply(400, "not JSON")
+    if body.get("type") not in ("info", "success", "warning", "failure"):
+        return Reply(400, "bad type")
+    if not isinstance(body.get("message"), str) or not body["message"]:
+        return Reply(400, "no message")
+    return None
+
+
+@pytest.fixture
+def apprise_server() -> Iterator[LoopbackHTTPServer]:
+    server = LoopbackHTTPServer(Reply(200, "{}"), apprise_check).start()
+    yield server
+    server.stop()
+
+
+def apprise_url(port: int) -> str:
+    return f"json://127.0.0.1:{port}/apprise/{APPRISE_TOKEN}"
+
+
+@pytest.fixture
+def apprise_harness(apprise_server: LoopbackHTTPServer) -> Harness:
+    return _http_harness(
+        "apprise",
+        apprise_server,
+        {"APPRISE_URL": apprise_url(apprise_server.port)},
+        "${APPRISE_URL}",
+        transient=lambda: Reply(503, "Service Unavailable"),
+        permanent=Reply(404, "no such topic"),
+        echo=Reply(401, f"token {APPRISE_TOKEN} refused"),
+        throttled=lambda value: Reply(429, "slow down", {"Retry-After": value}),
+    )
+
+
+CHANNELS = ["email", "slack", "teams", "whatsapp", "webhook", "pagerduty", "apprise"]
+#: The HTTP channels whose Retry-After reaches the retry policy (Apprise does not expose it).
+HTTP_CHANNELS = ["slack", "teams", "whatsapp", "webhook", "pagerduty"]
 
 
 @pytest.fixture(params=CHANNELS)

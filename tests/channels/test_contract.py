@@ -9,7 +9,7 @@ import time
 import pytest
 
 from datamantri_alerts.channels.retry import DeliveryResult, RecipientPacer, RetryPolicy, deliver
-from tests.channels.conftest import ALL_SECRETS, FakeTime, Harness, sample_message
+from tests.channels.conftest import ALL_SECRETS, FakeTime, Harness, apprise_url, sample_message
 
 NO_JITTER = RetryPolicy(attempts=3, initial_delay=1.0, multiplier=2.0, jitter=0.0)
 
@@ -187,6 +187,10 @@ def test_no_secret_when_the_server_is_unreachable(
         environ["SMTP_PORT"] = str(closed)
     elif harness.name == "whatsapp":
         environ["TWILIO_API_BASE_URL"] = f"http://127.0.0.1:{closed}"
+    elif harness.name == "pagerduty":
+        environ["PAGERDUTY_EVENTS_URL"] = f"http://127.0.0.1:{closed}/v2/enqueue"
+    elif harness.name == "apprise":
+        environ["APPRISE_URL"] = apprise_url(closed)
     else:
         recipient = recipient.replace(recipient.split("/")[2], f"127.0.0.1:{closed}")
     result = deliver(

@@ -1,0 +1,168 @@
+"""PagerDuty through the Events API v2 (`POST /v2/enqueue`).
+
+A recipient is a routing (integration) key, written as `${VAR}`; it is a secret as a whole.
+
+One PagerDuty alert per episode: `dedup_key` is `datamantri-alerts/<alert id>/<episode id>`, so
+FIRING triggers it, REPEAT triggers the same key again (PagerDuty folds it into the open
+incident instead of opening another) and RESOLVED resolves it. A TEST message triggers a key of
+its own, `datamantri-alerts/test/<alert>/<time>`. Acknowledging from here waits for `alerts ack`
+(not built yet).
+
+`payload.severity` maps info/warning/critical one to one; `payload.summary` is cut to 1024
+characters, `payload.source` is the host, `payload.class` the alert type and
+`payload.custom_details` the check's details.
+
+Replies: 202 is accepted; 400 (invalid event) is permanent and keeps PagerDuty's `errors`;
+429 and 5xx are retried. Settings: `PAGERDUTY_EVENTS_URL` (default the public endpoint; tests
+point it at a stand-in), `ALERTS_HTTP_CONNECT_TIMEOUT`, `ALERTS_HTTP_READ_TIMEOUT`.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, ClassVar
+
+from pydantic import Field
+
+from datamantri_alerts.channels.base import (
+    ChannelBase,
+    ChannelConfig,
+    DeliveryError,
+    Message,
+    RecipientError,
+    WebhookConfig,
+)
+from datamantri_alerts.secrets import is_env_ref, mask_secret
+
+EVENTS_URL = "https://events.pagerduty.com/v2/enqueue"
+SUMMARY_LIMIT = 1024
+DEDUP_KEY_LIMIT = 255
+#: Characters of details JSON sent as structured custom_details (PagerDuty caps events at 512 KB).
+DETAILS_LIMIT = 64_000
+TEXT_LIMIT = 4000
+SEVERITIES = {"info": "info", "warning": "warning", "critical": "critical"}
+ACTIONS = {"FIRING": "trigger", "REPEAT": "trigger", "TEST": "trigger", "RESOLVED": "resolve"}
+
+
+class PagerDutyConfig(WebhookConfig):
+    channel: ClassVar[str] = "pagerduty"
+
+    events_url: str = Field(default=EVENTS_URL, alias="PAGERDUTY_EVENTS_URL")
+
+
+class PagerDutyChannel(ChannelBase):
+    name: ClassVar[str] = "pagerduty"
+    recipient_is_secret: ClassVar[bool] = True
+    config_model: ClassVar[type[ChannelConfig]] = PagerDutyConfig
+
+    def normalize_recipients(self, value: Any) -> Any:
+        items = value if isinstance(value, list) else [value]
+        if not items:
+            raise RecipientError("needs at least one routing key")
+        for item in items:
+            if not isinstance(item, str) or not is_env_ref(item):
+                raise RecipientError(
+                    "a routing key must be a ${ENV_VAR} reference (it is a secret), "
+                    "e.g. ${PAGERDUTY_ROUTING_KEY}"
+                )
+        out = [item.strip() for item in items]
+        return out if isinstance(value, list) else out[0]
+
+    def recipient_list(self, value: Any) -> list[str]:
+        if not value:
+            return []
+        return list(value) if isinstance(value, list) else [value]
+
+    def recipient_secrets(self, target: str) -> list[str]:
+        return [target]
+
+    def mask_recipient(self, recipient: str) -> str:
+        return mask_secret(recipient)
+
+    def send(self, message: Message, recipient: str, config: PagerDutyConfig) -> None:
+        from datamantri_alerts.channels.http import post_json, raise_for_reply
+        from datamantri_alerts.channels.recipients import RecipientError, validate_webhook_url
+
+        if not recipient.strip():
+            raise DeliveryError("the routing key is empty", retryable=False, status="config")
+        try:
+            validate_webhook_url(config.events_url)
+        except RecipientError as exc:
+            raise DeliveryError(
+                f"PAGERDUTY_EVENTS_URL is unusable: {exc}", retryable=False, status="config"
+            ) from None
+        reply = post_json(
+            config.events_url,
+            build_event(message, recipient),
+            timeout=config.timeout,
+            secrets=[recipient],
+        )
+        raise_for_reply(reply, secrets=[recipient], detail=_detail(reply.text))
+
+
+def dedup_key(message: Message) -> str:
+    """One key per episode (a TEST gets a key of its own), at most 255 characters."""
+    if message.state == "TEST" or message.episode_id is None:
+        key = f"datamantri-alerts/test/{message.alert_id}/{message.at.isoformat()}"
+    else:
+        key = f"datamantri-alerts/{message.alert_id}/{message.episode_id}"
+    return key[:DEDUP_KEY_LIMIT]
+
+
+def build_event(message: Message, routing_key: str) -> dict[str, Any]:
+    """The Events API v2 body for message (`resolve` carries no payload, as documented)."""
+    from datamantri_alerts.channels.render import truncate
+    from datamantri_alerts.channels.webhook import rfc3339
+
+    action = ACTIONS[message.state]
+    event: dict[str, Any] = {
+        "routing_key": routing_key,
+        "event_action": action,
+        "dedup_key": dedup_key(message),
+    }
+    if action == "resolve":
+        return event
+    prefix = "[TEST] " if message.state == "TEST" else ""
+    headline = f"{prefix}{message.alert_name}: {message.summary or message.description}"
+    event["client"] = "datamantri-alerts"
+    event["payload"] = {
+        "summary": truncate(" ".join(headline.split()), SUMMARY_LIMIT),
+        "source": message.host or "datamantri-alerts",
+        "severity": SEVERITIES[message.severity],
+        "timestamp": rfc3339(message.at),
+        "class": message.condition_type,
+        "component": message.alert_name[:255],
+        "custom_details": custom_details(message),
+    }
+    return event
+
+
+def custom_details(message: Message) -> dict[str, Any]:
+    """The check's details, kept well under PagerDuty's 512 KB event limit: past
+    DETAILS_LIMIT characters of JSON they are sent as one shortened text."""
+    from datamantri_alerts.channels.render import truncate
+
+    base = {"description": truncate(message.description, TEXT_LIMIT), "state": message.state}
+    details = {str(key): value for key, value in message.details.items()}
+    text = json.dumps(details, ensure_ascii=False, default=str)
+    if len(text) <= DETAILS_LIMIT:
+        return {**base, **details}
+    return {**base, "details": truncate(text, DETAILS_LIMIT)}
+
+
+def _detail(text: str) -> str:
+    """PagerDuty's error reply: `message` and its `errors` list, on one line."""
+    try:
+        data = json.loads(text)
+    except ValueError:
+        return " ".join(text.split())[:300]
+    if not isinstance(data, dict):
+        return " ".join(text.split())[:300]
+    parts = [str(data.get("message") or data.get("status") or "")]
+    errors = data.get("errors")
+    if isinstance(errors, list) and errors:
+        parts.append("; ".join(str(e) for e in errors[:5]))
+    return ": ".join(part for part in parts if part)[:300]
+
+
+CHANNEL = PagerDutyChannel()
