@@ -207,6 +207,7 @@ def _register_optional() -> None:
         ("types_cmd", "types", "types", "command"),
         ("render", "render", "render", "command"),
         ("validate", "validate", "validate", "command"),
+        ("metrics", "metrics", "metrics", "command"),
     ):
         try:
             module = importlib.import_module(f"datamantri_alerts.cli.{module_name}")

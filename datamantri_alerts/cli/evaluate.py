@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import typer
@@ -34,6 +35,14 @@ def evaluate(
         16, "--concurrency", min=1, max=512, help="Checks running at the same time."
     ),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Print nothing unless it fails."),
+    metrics_file: str | None = typer.Option(
+        None,
+        "--metrics-file",
+        metavar="PATH",
+        help="After the run, write Prometheus metrics here (atomically, for node_exporter's "
+        "textfile collector). Default: $ALERTS_METRICS_FILE.",
+        show_default=False,
+    ),
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Check every due active alert, deliver notifications and write history.
@@ -49,6 +58,7 @@ def evaluate(
             concurrency=concurrency,
             quiet=quiet,
             as_json=as_json,
+            metrics_file=metrics_file,
         )
         return
     report = dry_run_report(ctx, all_alerts=all_alerts, ref=alert_ref, concurrency=concurrency)
@@ -159,6 +169,7 @@ def run_and_report(
     concurrency: int,
     quiet: bool,
     as_json: bool,
+    metrics_file: str | None = None,
 ) -> None:
     """Evaluate, deliver and record; exit 1 unless every due alert was evaluated and every
     due notification delivered."""
@@ -173,6 +184,7 @@ def run_and_report(
         concurrency=concurrency,
         host=app.settings.hostname,
         lease_ttl=app.settings.lease_ttl,
+        metrics_file=metrics_file or os.environ.get("ALERTS_METRICS_FILE") or None,
     )
     show_progress = not quiet and not as_json and app.err.is_terminal
     if show_progress:

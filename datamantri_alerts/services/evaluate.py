@@ -24,6 +24,7 @@ from datamantri_alerts.clock import Clock
 from datamantri_alerts.services.delivery import DeliveryTally, deliver_pending
 from datamantri_alerts.services.due import check_interval, due_condition, next_due_after
 from datamantri_alerts.services.leases import Holder, claim
+from datamantri_alerts.services.metrics import export_after_run
 from datamantri_alerts.services.outbox import Event, enqueue, message_payload
 from datamantri_alerts.services.states import AlertBook, Transition, next_state
 from datamantri_alerts.store.models import Alert, AlertHistory, EvaluatorRun
@@ -53,6 +54,8 @@ class RunOptions:
     environ: Mapping[str, str] | None = None
     retry_policy: RetryPolicy | None = None
     sleep: Callable[[float], None] | None = None
+    #: Where to write Prometheus metrics after the run (ALERTS_METRICS_FILE), if anywhere.
+    metrics_file: str | None = None
 
 
 @dataclass
@@ -165,9 +168,11 @@ def run_evaluation(
     except BaseException as exc:
         _finish_run(store, clock, run_id, summary, failure=f"{type(exc).__name__}: {exc}")
         heartbeat.finish(False, f"run crashed: {type(exc).__name__}")
+        export_after_run(store, clock, options.metrics_file)
         raise
     _finish_run(store, clock, run_id, summary)
     heartbeat.finish(summary.ok, _run_message(summary))
+    export_after_run(store, clock, options.metrics_file)
     return summary
 
 
