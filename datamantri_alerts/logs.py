@@ -7,17 +7,35 @@
   is redacted line by line. stdout gets `redact_known` (registered and environment secrets,
   driver parameters; URLs in content such as runbook links kept), stderr the stricter
   `redact_text` (every URL's path and query masked too).
+- Destinations and format: stderr always; `--log-file PATH` adds a `WatchedFileHandler` (it
+  reopens the file when logrotate has moved it). `--log-format json` makes every line one JSON
+  object: `time` (RFC 3339 UTC), `level`, `logger`, `message`, `run_id`, `alert_id`, and
+  `exception` when there is a traceback - all after redaction.
+- Context: `set_run_id` (the evaluator run) and `log_context(alert_id=...)` (the alert being
+  checked or delivered, per thread) are attached to every record by `ContextFilter`.
 """
 
 from __future__ import annotations
 
+import contextvars
 import io
+import json
 import logging
 import sys
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
-from typing import Any, TextIO
+from datetime import UTC, datetime
+from typing import Any, Literal, TextIO
+
+LogFormat = Literal["text", "json"]
+LOG_FORMATS: tuple[str, ...] = ("text", "json")
+TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+#: The evaluator run this process is in (one at a time per process), for every record.
+_run_id: int | None = None
+#: The alert the current thread is working on.
+_alert_id: contextvars.ContextVar[int | None] = contextvars.ContextVar("alert_id", default=None)
 
 
 class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
@@ -52,18 +70,99 @@ class RedactingFilter(logging.Filter):
         return True
 
 
-def configure_logging(verbose: int) -> None:
+def set_run_id(run_id: int | None) -> None:
+    """Attach run_id to every record from now on (None: outside a run)."""
+    global _run_id
+    _run_id = run_id
+
+
+@contextmanager
+def log_context(*, alert_id: int | None) -> Iterator[None]:
+    """Records logged by this thread inside the block carry alert_id."""
+    token = _alert_id.set(alert_id)
+    try:
+        yield
+    finally:
+        _alert_id.reset(token)
+
+
+class ContextFilter(logging.Filter):
+    """Sets `run_id` and `alert_id` on each record (values given with `extra=` win)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if getattr(record, "run_id", None) is None:
+            record.run_id = _run_id
+        if getattr(record, "alert_id", None) is None:
+            record.alert_id = _alert_id.get()
+        return True
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per record, on one line (newlines inside values are escaped)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        data: dict[str, Any] = {
+            "time": datetime.fromtimestamp(record.created, UTC)
+            .isoformat(timespec="milliseconds")
+            .replace("+00:00", "Z"),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+            "run_id": getattr(record, "run_id", None),
+            "alert_id": getattr(record, "alert_id", None),
+        }
+        if record.exc_info and not record.exc_text:
+            record.exc_text = self.formatException(record.exc_info)
+        if record.exc_text:
+            data["exception"] = record.exc_text
+        if record.stack_info:
+            data["stack"] = record.stack_info
+        return json.dumps(data, ensure_ascii=False, default=str)
+
+
+def _formatter(log_format: str) -> logging.Formatter:
+    return JsonFormatter() if log_format == "json" else logging.Formatter(TEXT_FORMAT)
+
+
+def _prepare(handler: logging.Handler, log_format: str, level: int) -> logging.Handler:
+    handler.setFormatter(_formatter(log_format))
+    # Context first, then redaction: the formatter sees only redacted text.
+    handler.filters = [ContextFilter(), RedactingFilter()]
+    handler.setLevel(level)
+    return handler
+
+
+def configure_logging(
+    verbose: int, *, log_file: str | None = None, log_format: str = "text"
+) -> None:
+    """stderr gets warnings (-v info, -vv debug); log_file, when given, gets info (-vv debug)
+    and is reopened when it is moved away. log_format is "text" or "json".
+
+    Raises OSError when log_file cannot be opened (the CLI reports it as bad input).
+    """
+    if log_format not in LOG_FORMATS:
+        raise ValueError(f"log format must be one of {', '.join(LOG_FORMATS)}")
     level = logging.WARNING if verbose == 0 else logging.INFO if verbose == 1 else logging.DEBUG
+    file_level = logging.DEBUG if verbose >= 2 else logging.INFO
     logger = logging.getLogger("datamantri_alerts")
-    logger.setLevel(level)
-    if not any(getattr(h, "_alerts_handler", False) for h in logger.handlers):
-        handler = _StderrHandler()
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-        handler.addFilter(RedactingFilter())
-        handler._alerts_handler = True  # type: ignore[attr-defined]
+    for old in [h for h in logger.handlers if getattr(h, "_alerts_file_handler", False)]:
+        logger.removeHandler(old)
+        old.close()
+    stderr = next((h for h in logger.handlers if getattr(h, "_alerts_handler", False)), None)
+    if stderr is None:
+        stderr = _StderrHandler()
+        stderr._alerts_handler = True  # type: ignore[attr-defined]
+        logger.addHandler(stderr)
+    _prepare(stderr, log_format, level)
+    lowest = level
+    if log_file:
+        from logging.handlers import WatchedFileHandler
+
+        handler = _prepare(WatchedFileHandler(log_file, encoding="utf-8"), log_format, file_level)
+        handler._alerts_file_handler = True  # type: ignore[attr-defined]
         logger.addHandler(handler)
-    for handler in logger.handlers:
-        handler.setLevel(level)
+        lowest = min(level, file_level)
+    logger.setLevel(lowest)
 
 
 class RedactingStream(io.TextIOBase):

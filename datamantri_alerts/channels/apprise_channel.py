@@ -120,13 +120,16 @@ def _validate(item: Any) -> str:
 
 
 def url_parts(url: str) -> list[str]:
-    """Every piece of an Apprise URL that may carry its secret (tokens sit in the host part,
-    the path or the query, depending on the service)."""
-    pieces = [url]
+    """The pieces of an Apprise URL that may carry its secret: the URL, everything after the
+    scheme, and every token-like piece (tokens sit in the host part, the path or the query,
+    depending on the service). Host names and addresses (with dots) and short words stay
+    readable, so a refusal can still name the host."""
     rest = url.split("://", 1)[-1]
-    pieces.append(rest)
+    pieces = [url, rest]
     for piece in re.split(r"[/@?&#=:]", rest):
-        if len(piece) >= 4:
+        if "." in piece:
+            continue
+        if len(piece) >= 16 or (len(piece) >= 8 and any(ch.isdigit() for ch in piece)):
             pieces.append(piece)
     return pieces
 

@@ -160,6 +160,15 @@ class RetryNotice:
     wait_seconds: float
 
 
+def register_secrets(values: list[str]) -> None:
+    """Tell the process-wide redactor about secrets met while sending (a resolved `${VAR}`
+    routing key, Apprise URL or signing secret), so no later line of this process shows them."""
+    from datamantri_alerts.secrets import register_secret
+
+    for value in values:
+        register_secret(value)
+
+
 def display_recipient(channel: Channel, recipient: str) -> str:
     """A recipient as it may be shown: webhook URLs masked, `${VAR}` as written."""
     return channel.mask_recipient(recipient)
@@ -227,6 +236,7 @@ def deliver(
     except RuntimeFailure as exc:
         return result(DeliveryError(str(exc), retryable=False, status="config"))
     secrets.extend(chan.recipient_secrets(target))
+    register_secrets(chan.recipient_secrets(target))
     try:
         settings = chan.config_model.from_env(env) if config is None else config
         retry_policy = RetryPolicy.from_env(env) if policy is None else policy
@@ -235,6 +245,7 @@ def deliver(
     except InputError as exc:
         return result(DeliveryError(str(exc), retryable=False, status="config"))
     secrets.extend(settings.secret_values())
+    register_secrets(settings.secret_values())
 
     def attempt() -> None:
         nonlocal attempts

@@ -151,6 +151,21 @@ def _root(
         help="Read settings from this file (default: ./.env when present).",
     ),
     verbose: int = typer.Option(0, "-v", "--verbose", count=True, help="More logging (-vv)."),
+    log_file: str | None = typer.Option(
+        None,
+        "--log-file",
+        metavar="PATH",
+        help="Also log to this file (info and up; -vv debug), reopened when logrotate moves it. "
+        "Default: $ALERTS_LOG_FILE.",
+        show_default=False,
+    ),
+    log_format: str | None = typer.Option(
+        None,
+        "--log-format",
+        metavar="text|json",
+        help="Log lines as text (default) or one JSON object each. Default: $ALERTS_LOG_FORMAT.",
+        show_default=False,
+    ),
     hostname: str | None = typer.Option(
         None,
         "--hostname",
@@ -164,17 +179,35 @@ def _root(
     ),
 ) -> None:
     from datamantri_alerts.cli.context import AppContext
-    from datamantri_alerts.logs import configure_logging
     from datamantri_alerts.secrets import register_url
     from datamantri_alerts.settings import build_settings
 
     settings = build_settings(db=db, env_file=env_file, verbose=verbose, hostname=hostname)
     register_url(settings.database_url)
-    configure_logging(verbose)
+    _configure_logging(verbose, log_file, log_format)
     ctx.meta["alerts.verbose"] = verbose
     obj = AppContext(settings=settings)
     ctx.obj = obj
     ctx.call_on_close(obj.close)
+
+
+def _configure_logging(verbose: int, log_file: str | None, log_format: str | None) -> None:
+    """Logging from the options, else ALERTS_LOG_FILE / ALERTS_LOG_FORMAT (after .env)."""
+    import os
+
+    from datamantri_alerts.errors import InputError
+    from datamantri_alerts.logs import LOG_FORMATS, configure_logging
+
+    path = log_file or os.environ.get("ALERTS_LOG_FILE", "").strip() or None
+    chosen = (log_format or os.environ.get("ALERTS_LOG_FORMAT", "").strip() or "text").lower()
+    field = "--log-format" if log_format else "ALERTS_LOG_FORMAT"
+    if chosen not in LOG_FORMATS:
+        raise InputError(f"must be one of {', '.join(LOG_FORMATS)}, got {chosen!r}", field=field)
+    try:
+        configure_logging(verbose, log_file=path, log_format=chosen)
+    except OSError as exc:
+        field = "--log-file" if log_file else "ALERTS_LOG_FILE"
+        raise InputError(f"cannot open {path}: {exc.strerror or exc}", field=field) from None
 
 
 def _register() -> None:

@@ -141,7 +141,15 @@ def _describe(exc: BaseException) -> str:
 
 
 def evaluate_prepared(prepared: _Prepared, ctx: CheckContext) -> Outcome:
-    """Run one check; whatever goes wrong becomes an error outcome, never an exception."""
+    """Run one check; whatever goes wrong becomes an error outcome, never an exception.
+    What it logs carries the alert's id."""
+    from datamantri_alerts.logs import log_context
+
+    with log_context(alert_id=prepared.alert.id):
+        return _evaluate_prepared(prepared, ctx)
+
+
+def _evaluate_prepared(prepared: _Prepared, ctx: CheckContext) -> Outcome:
     if prepared.early is not None:
         return prepared.early
     try:

@@ -112,8 +112,11 @@ def send_one(
     kwargs: dict[str, Any] = {"environ": environ, "policy": policy}
     if sleep is not None:
         kwargs["sleep"] = sleep
+    from datamantri_alerts.logs import log_context
+
     try:
-        return deliver(channel, message, row.recipient, **kwargs)
+        with log_context(alert_id=message.alert_id):
+            return deliver(channel, message, row.recipient, **kwargs)
     except Exception as exc:  # deliver() promises not to raise; keep the batch alive if it does
         from datamantri_alerts.secrets import redact_text
 

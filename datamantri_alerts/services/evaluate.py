@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import func, insert, select, update
 
 from datamantri_alerts.clock import Clock
+from datamantri_alerts.logs import set_run_id
 from datamantri_alerts.services.delivery import DeliveryTally, deliver_pending
 from datamantri_alerts.services.due import check_interval, due_condition, next_due_after
 from datamantri_alerts.services.leases import Holder, claim
@@ -149,6 +150,8 @@ def run_evaluation(
             [{"host": options.host, "pid": me.pid, "started_at": started, "outcome": "running"}],
         ).scalar_one()
     summary = RunSummary(run_id=run_id)
+    set_run_id(run_id)
+    log.info("evaluator run %s started on %s", run_id, options.host)
     try:
         _release_after_mutes(store, clock)
         _evaluate_due(store, clock, options, me, summary, progress)
@@ -169,10 +172,13 @@ def run_evaluation(
         _finish_run(store, clock, run_id, summary, failure=f"{type(exc).__name__}: {exc}")
         heartbeat.finish(False, f"run crashed: {type(exc).__name__}")
         export_after_run(store, clock, options.metrics_file)
+        set_run_id(None)
         raise
     _finish_run(store, clock, run_id, summary)
+    log.info("evaluator run %s finished: %s", run_id, _run_message(summary))
     heartbeat.finish(summary.ok, _run_message(summary))
     export_after_run(store, clock, options.metrics_file)
+    set_run_id(None)
     return summary
 
 
