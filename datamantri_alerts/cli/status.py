@@ -35,6 +35,14 @@ def status(
         raise typer.Exit(1)
 
 
+def _rate(window: dict[str, Any]) -> str:
+    """`98.5% (197/200)`, or `-` when nothing was sent or failed in the window."""
+    if window["rate"] is None:
+        return "-"
+    total = window["sent"] + window["failed"]
+    return f"{window['rate'] * 100:.1f}% ({window['sent']}/{total})"
+
+
 def _print(app: Any, report: dict[str, Any]) -> None:
     from datamantri_alerts.cli.table import Column, render_table
 
@@ -81,6 +89,8 @@ def _print(app: Any, report: dict[str, Any]) -> None:
         Column("Active alerts", align="right", drop=2),
         Column("Fallback", drop=1),
         Column("Configuration", flexible=True),
+        Column("Sent 24h", align="right", drop=3),
+        Column("Sent 7d", align="right", drop=4),
     ]
     rows = []
     styles = []
@@ -91,8 +101,9 @@ def _print(app: Any, report: dict[str, Any]) -> None:
             state = "set" if channel["fallback_set"] else "not set"
             fallback = f"{channel['fallback_env']} {state}"
         style = "red" if not channel["configured"] and channel["alerts_using"] else None
-        rows.append((channel["name"], str(channel["alerts_using"]), fallback, config))
-        styles.append((None, None, None, style))
+        rates = (_rate(channel["delivery"][label]) for label in ("24h", "7d"))
+        rows.append((channel["name"], str(channel["alerts_using"]), fallback, config, *rates))
+        styles.append((None, None, None, style, None, None))
     typer.echo(render_table(channel_columns, rows, styles=styles, title="channels"), nl=False)
     _print_cannot_notify(app, report["cannot_notify"])
     outbox = report["outbox"]

@@ -41,10 +41,43 @@ def run_as_json(run: EvaluatorRun) -> dict[str, Any]:
     }
 
 
+#: The windows `alerts status` reports delivery success over, by label.
+DELIVERY_WINDOWS: dict[str, timedelta] = {"24h": timedelta(days=1), "7d": timedelta(days=7)}
+
+
+def delivery_rates(session: Session, now: datetime) -> dict[str, dict[str, dict[str, Any]]]:
+    """Per channel and window: notifications created in the window that were sent or failed
+    (pending and suppressed ones are not outcomes yet), and `rate` = sent / (sent + failed),
+    None when there were none. `{channel: {"24h": {"sent", "failed", "rate"}, "7d": ...}}`."""
+    since = now - max(DELIVERY_WINDOWS.values())
+    rows = session.execute(
+        select(Notification.channel, Notification.status, Notification.created_at).where(
+            Notification.created_at >= since, Notification.status.in_(("sent", "failed"))
+        )
+    )
+    counts: dict[str, dict[str, dict[str, int]]] = {}
+    for channel, status, created in rows:
+        windows = counts.setdefault(channel, {})
+        for label, span in DELIVERY_WINDOWS.items():
+            tally = windows.setdefault(label, {"sent": 0, "failed": 0})
+            if created >= now - span:
+                tally[status] += 1
+    out: dict[str, dict[str, dict[str, Any]]] = {}
+    for channel, windows in counts.items():
+        out[channel] = {}
+        for label in DELIVERY_WINDOWS:
+            tally = windows.get(label, {"sent": 0, "failed": 0})
+            total = tally["sent"] + tally["failed"]
+            rate = round(tally["sent"] / total, 4) if total else None
+            out[channel][label] = {**tally, "rate": rate}
+    return out
+
+
 def channel_report(
-    session: Session, environ: Mapping[str, str] | None = None
+    session: Session, environ: Mapping[str, str] | None = None, now: datetime | None = None
 ) -> list[dict[str, Any]]:
-    """Per channel: configured or what is missing (variable names only), alerts using it."""
+    """Per channel: configured or what is missing (variable names only), alerts using it, and
+    (given now) the delivery success rate over the last 24 h and 7 d (`delivery_rates`)."""
     from datamantri_alerts.channels import channel_names, get_channel
     from datamantri_alerts.channels.base import ChannelConfig
 
@@ -53,6 +86,8 @@ def channel_report(
     for channels in session.scalars(select(Alert.channels).where(Alert.is_active.is_(True))):
         for name in channels or []:
             using[name] = using.get(name, 0) + 1
+    rates = delivery_rates(session, now) if now is not None else {}
+    empty = {label: {"sent": 0, "failed": 0, "rate": None} for label in DELIVERY_WINDOWS}
     report = []
     for name in channel_names():
         channel = get_channel(name)
@@ -67,6 +102,7 @@ def channel_report(
                 "fallback_env": fallback,
                 "fallback_set": bool(fallback and env.get(fallback, "").strip()),
                 "alerts_using": using.get(name, 0),
+                "delivery": rates.get(name, empty),
             }
         )
     return report
@@ -123,7 +159,7 @@ def evaluator_status(
         "expected_interval_seconds": int(expected_interval.total_seconds()),
         "overdue": overdue,
         "runs": [run_as_json(r) for r in runs],
-        "channels": channel_report(session, env),
+        "channels": channel_report(session, env, now),
         "cannot_notify": alerts_that_cannot_notify(session, env),
         "outbox": {"pending": int(pending or 0), "failed_last_24h": int(failed or 0)},
         "heartbeat": {"env": HEARTBEAT_ENV, "configured": bool(env.get(HEARTBEAT_ENV, "").strip())},
