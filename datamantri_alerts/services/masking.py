@@ -28,23 +28,32 @@ def recipients_for_display(recipients: dict[str, Any]) -> dict[str, Any]:
 
 
 def recipients_for_export(recipients: dict[str, Any], show_secrets: bool) -> dict[str, Any]:
-    """Recipients for a YAML export: literal secrets become the redaction marker."""
+    """Recipients for a YAML export: a secret channel's value holding any literal secret becomes
+    the redaction marker as a whole (so `sync` keeps the stored value as a whole); values made
+    only of `${VAR}` references are exported as written."""
     from datamantri_alerts.channels import get_channel
 
     if show_secrets:
         return dict(recipients)
-
-    def redacted(value: str) -> str:
-        return value if is_env_ref(value) else REDACTED
-
     out: dict[str, Any] = {}
     for name, value in recipients.items():
         try:
             secret = get_channel(name).recipient_is_secret
         except KeyError:
             secret = True
-        out[name] = _mask_nested(value, redacted) if secret else value
+        out[name] = REDACTED if secret and _has_literal(value) else value
     return out
+
+
+def _has_literal(value: Any) -> bool:
+    """Whether value holds text other than `${VAR}` references (a mapping's `format` aside)."""
+    if isinstance(value, str):
+        return bool(value) and not is_env_ref(value)
+    if isinstance(value, list | tuple):
+        return any(_has_literal(item) for item in value)
+    if isinstance(value, dict):
+        return any(_has_literal(item) for key, item in value.items() if key != "format")
+    return False
 
 
 def _mask_nested(value: Any, mask: Callable[[str], str]) -> Any:

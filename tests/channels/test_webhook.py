@@ -178,7 +178,16 @@ def test_recipients_fan_out_and_mask() -> None:
     exported = json.dumps(recipients_for_export({"webhook": value}, show_secrets=False))
     for text in (shown, exported):
         assert WEBHOOK_TOKEN not in text
-    assert "${S}" in exported and "alertmanager" in exported
+    assert "${S}" in shown and "alertmanager" in shown
+    # A literal URL in the list: the value is exported as <redacted> as a whole, which sync
+    # reads as "keep the stored value".
+    assert recipients_for_export({"webhook": value}, show_secrets=False) == {
+        "webhook": "<redacted>"
+    }
+    only_refs = [{"url": "${HOOK_URL}", "secret": "${S}", "format": "alertmanager"}]
+    assert recipients_for_export({"webhook": only_refs}, show_secrets=False) == {
+        "webhook": only_refs
+    }
 
 
 def test_secret_value_never_appears_when_a_receiver_echoes_it(
