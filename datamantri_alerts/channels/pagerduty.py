@@ -5,7 +5,8 @@ A recipient is a routing (integration) key, written as `${VAR}`; it is a secret 
 One PagerDuty alert per episode: `dedup_key` is `datamantri-alerts/<alert id>/<episode id>`, so
 FIRING triggers it, REPEAT triggers the same key again (PagerDuty folds it into the open
 incident instead of opening another) and RESOLVED resolves it. A TEST message triggers a key of
-its own, `datamantri-alerts/test/<alert>/<time>`. Acknowledging from here waits for `alerts ack`
+its own, `datamantri-alerts/test/<alert>/<time>`, and is resolved right after (a test leaves no
+open incident). Acknowledging from here waits for `alerts ack`
 (not built yet).
 
 `payload.severity` maps info/warning/critical one to one; `payload.summary` is cut to 1024
@@ -91,13 +92,35 @@ class PagerDutyChannel(ChannelBase):
             raise DeliveryError(
                 f"PAGERDUTY_EVENTS_URL is unusable: {exc}", retryable=False, status="config"
             ) from None
-        reply = post_json(
-            config.events_url,
-            build_event(message, recipient),
-            timeout=config.timeout,
-            secrets=[recipient],
-        )
+        event = build_event(message, recipient)
+        reply = post_json(config.events_url, event, timeout=config.timeout, secrets=[recipient])
         raise_for_reply(reply, secrets=[recipient], detail=_detail(reply.text))
+        if message.state == "TEST":
+            self._resolve_test(event, config)
+
+    def _resolve_test(self, event: dict[str, Any], config: PagerDutyConfig) -> None:
+        """A test leaves no open incident: resolve it at once. The test was delivered either
+        way, so a failure here is logged, not retried (retrying would trigger again)."""
+        import logging
+
+        from datamantri_alerts.channels.http import post_json
+
+        resolve = {key: event[key] for key in ("routing_key", "dedup_key")}
+        resolve["event_action"] = "resolve"
+        secrets = [event["routing_key"]]
+        try:
+            reply = post_json(config.events_url, resolve, timeout=config.timeout, secrets=secrets)
+        except DeliveryError as exc:
+            reason, status = exc.reason, None
+        else:
+            reason, status = _detail(reply.text), reply.status
+        if status != 202:
+            logging.getLogger(__name__).warning(
+                "pagerduty: the test incident was not resolved (HTTP %s: %s); resolve it in "
+                "PagerDuty",
+                status,
+                reason,
+            )
 
 
 def dedup_key(message: Message) -> str:

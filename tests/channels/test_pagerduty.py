@@ -71,9 +71,12 @@ def test_trigger_fields(pagerduty_server: PagerDutyStandIn, severity: str) -> No
 def test_test_message_has_its_own_key(pagerduty_server: PagerDutyStandIn) -> None:
     result = _send(pagerduty_server, state="TEST", episode_id=None)
     assert result.status == "delivered", result.error
-    event = pagerduty_server.requests[0].json()
-    assert event["dedup_key"].startswith("datamantri-alerts/test/7/")
-    assert event["payload"]["summary"].startswith("[TEST] ")
+    trigger, resolve = (r.json() for r in pagerduty_server.requests)
+    assert trigger["dedup_key"].startswith("datamantri-alerts/test/7/")
+    assert trigger["payload"]["summary"].startswith("[TEST] ")
+    # The test incident is resolved right away: nobody is left paged.
+    assert (resolve["event_action"], resolve["dedup_key"]) == ("resolve", trigger["dedup_key"])
+    assert pagerduty_server.incidents[trigger["dedup_key"]]["status"] == "resolved"
 
 
 def test_invalid_event_is_permanent_and_keeps_the_errors(
