@@ -34,6 +34,7 @@ from datamantri_alerts.channels.base import (
     RecipientError,
     WebhookConfig,
 )
+from datamantri_alerts.channels.recipients import each_of, one_or_many
 from datamantri_alerts.secrets import MASK, has_env_ref, is_env_ref
 
 _SCHEME = re.compile(r"^([a-zA-Z][a-zA-Z0-9+.\-]*)://")
@@ -52,16 +53,10 @@ class AppriseChannel(ChannelBase):
     config_model: ClassVar[type[ChannelConfig]] = AppriseConfig
 
     def normalize_recipients(self, value: Any) -> Any:
-        items = value if isinstance(value, list) else [value]
-        if not items:
-            raise RecipientError("needs at least one Apprise URL")
-        out = [_validate(item) for item in items]
-        return out if isinstance(value, list) else out[0]
+        return one_or_many(value, _validate, "Apprise URL")
 
     def recipient_list(self, value: Any) -> list[str]:
-        if not value:
-            return []
-        return list(value) if isinstance(value, list) else [value]
+        return each_of(value)
 
     def recipient_secrets(self, target: str) -> list[str]:
         return url_parts(target)

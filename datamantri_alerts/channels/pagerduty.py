@@ -33,6 +33,7 @@ from datamantri_alerts.channels.base import (
     RecipientError,
     WebhookConfig,
 )
+from datamantri_alerts.channels.recipients import each_of, one_or_many
 from datamantri_alerts.secrets import is_env_ref, mask_secret
 
 EVENTS_URL = "https://events.pagerduty.com/v2/enqueue"
@@ -57,22 +58,10 @@ class PagerDutyChannel(ChannelBase):
     config_model: ClassVar[type[ChannelConfig]] = PagerDutyConfig
 
     def normalize_recipients(self, value: Any) -> Any:
-        items = value if isinstance(value, list) else [value]
-        if not items:
-            raise RecipientError("needs at least one routing key")
-        for item in items:
-            if not isinstance(item, str) or not is_env_ref(item):
-                raise RecipientError(
-                    "a routing key must be a ${ENV_VAR} reference (it is a secret), "
-                    "e.g. ${PAGERDUTY_ROUTING_KEY}"
-                )
-        out = [item.strip() for item in items]
-        return out if isinstance(value, list) else out[0]
+        return one_or_many(value, _routing_key, "routing key")
 
     def recipient_list(self, value: Any) -> list[str]:
-        if not value:
-            return []
-        return list(value) if isinstance(value, list) else [value]
+        return each_of(value)
 
     def recipient_secrets(self, target: str) -> list[str]:
         return [target]
@@ -82,7 +71,7 @@ class PagerDutyChannel(ChannelBase):
 
     def send(self, message: Message, recipient: str, config: PagerDutyConfig) -> None:
         from datamantri_alerts.channels.http import post_json, raise_for_reply
-        from datamantri_alerts.channels.recipients import RecipientError, validate_webhook_url
+        from datamantri_alerts.channels.recipients import validate_webhook_url
 
         if not recipient.strip():
             raise DeliveryError("the routing key is empty", retryable=False, status="config")
@@ -121,6 +110,15 @@ class PagerDutyChannel(ChannelBase):
                 status,
                 reason,
             )
+
+
+def _routing_key(item: Any) -> str:
+    if not isinstance(item, str) or not is_env_ref(item):
+        raise RecipientError(
+            "a routing key must be a ${ENV_VAR} reference (it is a secret), "
+            "e.g. ${PAGERDUTY_ROUTING_KEY}"
+        )
+    return item.strip()
 
 
 def dedup_key(message: Message) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -29,6 +30,23 @@ def as_list(value: Any, what: str) -> list[str]:
     if not out:
         raise RecipientError(f"needs at least one {what.rstrip('s')}")
     return out
+
+
+def one_or_many(value: Any, validate: Callable[[Any], Any], what: str) -> Any:
+    """A recipients entry that is one item or a list of them, each checked by validate;
+    returned in the shape it was given (RecipientError when the list is empty)."""
+    items = value if isinstance(value, list) else [value]
+    if not items:
+        raise RecipientError(f"needs at least one {what}")
+    out = [validate(item) for item in items]
+    return out if isinstance(value, list) else out[0]
+
+
+def each_of(value: Any) -> list[Any]:
+    """The items of a stored one-or-many entry (see one_or_many); [] for an empty one."""
+    if not value:
+        return []
+    return list(value) if isinstance(value, list) else [value]
 
 
 def is_loopback_host(host: str) -> bool:

@@ -38,7 +38,7 @@ from datamantri_alerts.channels.base import (
     RecipientError,
     WebhookConfig,
 )
-from datamantri_alerts.channels.recipients import validate_webhook_url
+from datamantri_alerts.channels.recipients import each_of, one_or_many, validate_webhook_url
 from datamantri_alerts.secrets import is_env_ref
 
 NATIVE_VERSION = "1"
@@ -71,17 +71,10 @@ class WebhookChannel(ChannelBase):
     config_model: ClassVar[type[ChannelConfig]] = WebhookChannelConfig
 
     def normalize_recipients(self, value: Any) -> Any:
-        items = value if isinstance(value, list) else [value]
-        if not items:
-            raise RecipientError("needs at least one webhook")
-        out = [_normalize_item(item) for item in items]
-        return out[0] if not isinstance(value, list) else out
+        return one_or_many(value, _normalize_item, "webhook")
 
     def recipient_list(self, value: Any) -> list[str]:
-        if not value:
-            return []
-        items = value if isinstance(value, list) else [value]
-        return [_encode(item) for item in items]
+        return [_encode(item) for item in each_of(value)]
 
     def resolve_recipient(self, recipient: str, environ: Mapping[str, str]) -> str:
         from datamantri_alerts.secrets import resolve_env
