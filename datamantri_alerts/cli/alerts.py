@@ -52,7 +52,7 @@ def create(
         None,
         "--channel",
         metavar="CHANNEL",
-        help="email, slack, teams or whatsapp; repeat for several.",
+        help="apprise, email, pagerduty, slack, teams, webhook or whatsapp; repeat for several.",
         autocompletion=complete_channel,
     ),
     email: list[str] | None = typer.Option(
@@ -188,7 +188,7 @@ def list_alerts(
         None,
         "--channel",
         metavar="CHANNEL",
-        help="Only alerts using this channel: email, slack, teams or whatsapp.",
+        help="Only alerts using this channel (e.g. email, slack, webhook, pagerduty, apprise).",
         autocompletion=complete_channel,
     ),
     muted: bool = typer.Option(False, "--muted", help="Only alerts muted now."),

@@ -35,7 +35,7 @@ ONE_CHANNEL_OPTION = typer.Option(
     None,
     "--channel",
     metavar="CHANNEL",
-    help="Only this channel of the alert: email, slack, teams or whatsapp.",
+    help="Only this channel of the alert (e.g. email, slack, webhook, pagerduty, apprise).",
     autocompletion=_complete_channel,
 )
 SLACK_OPTION = typer.Option(None, "--slack", metavar="URL", help="Slack webhook URL or ${VAR}.")
