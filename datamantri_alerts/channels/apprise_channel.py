@@ -67,6 +67,14 @@ class AppriseChannel(ChannelBase):
         match = _SCHEME.match(recipient.strip())
         return f"{match.group(1)}://{MASK}" if match else MASK
 
+    def preview(self, message: Message, config: AppriseConfig) -> dict[str, Any]:
+        """Title, body and notification type; each service then formats them its own way."""
+        return {
+            "title": title_of(message),
+            "body": body_of(message),
+            "type": str(getattr(notify_type(message), "value", notify_type(message))),
+        }
+
     def send(self, message: Message, recipient: str, config: AppriseConfig) -> None:
         import apprise
 

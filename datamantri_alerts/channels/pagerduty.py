@@ -69,6 +69,10 @@ class PagerDutyChannel(ChannelBase):
     def mask_recipient(self, recipient: str) -> str:
         return mask_secret(recipient)
 
+    def preview(self, message: Message, config: PagerDutyConfig) -> dict[str, Any]:
+        """The event, with a placeholder where each recipient's routing key goes."""
+        return {"event": build_event(message, "<routing key>"), "url": config.events_url}
+
     def send(self, message: Message, recipient: str, config: PagerDutyConfig) -> None:
         from datamantri_alerts.channels.http import post_json, raise_for_reply
         from datamantri_alerts.channels.recipients import validate_webhook_url

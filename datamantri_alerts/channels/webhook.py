@@ -103,6 +103,10 @@ class WebhookChannel(ChannelBase):
             else shown
         )
 
+    def preview(self, message: Message, config: WebhookChannelConfig) -> dict[str, Any]:
+        """Both bodies: which one a recipient gets depends on its `format`."""
+        return {"native": build_native(message), "alertmanager": build_alertmanager(message)}
+
     def send(self, message: Message, recipient: str, config: WebhookChannelConfig) -> None:
         from datamantri_alerts.channels.http import encode_json, post_json, raise_for_reply
 

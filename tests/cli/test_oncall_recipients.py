@@ -78,3 +78,19 @@ def test_bad_recipients_exit_2_and_write_nothing(
     assert len(result.stderr.strip().splitlines()) == 1
     assert "R0UTINGkeyLITERAL" not in result.output and "lit3ral" not in result.output
     assert cli("list", "--json").json() == []
+
+
+def test_render_previews_the_three_channels(cli: Cli, tmp_path: Path) -> None:
+    assert cli("pipelines", "add", "p1", "--name", "Orders").exit_code == 0
+    assert cli("create", "--from-file", str(write(tmp_path, DOC))).exit_code == 0
+    rendered = cli("render", "Orders freshness", "--json")
+    assert rendered.exit_code == 0, rendered.output
+    assert TOKEN not in rendered.output and "123456789012" not in rendered.output
+    previews = {p["channel"]: p for p in rendered.json()}
+    assert set(previews) == {"webhook", "pagerduty", "apprise"}
+    webhook = json.dumps(previews["webhook"])
+    assert '"version": "4"' in webhook and '"event": "firing"' in webhook
+    assert "<routing key>" in json.dumps(previews["pagerduty"])
+    assert "failure" in json.dumps(previews["apprise"]) or "warning" in json.dumps(
+        previews["apprise"]
+    )
