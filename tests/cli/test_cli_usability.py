@@ -57,7 +57,7 @@ def _alerts(
     [
         ("--state", "bogus", "ok, pending, firing, error"),
         ("--type", "nope", "datasource_failure, pipeline_failure, query_slow"),
-        ("--channel", "pager", "email, slack, teams, whatsapp"),
+        ("--channel", "pager", "apprise, email, pagerduty, slack, teams, webhook, whatsapp"),
     ],
 )
 def test_unknown_filter_values_are_usage_errors(

@@ -54,7 +54,8 @@ EXPECTED_ERRORS = [
     "alerts[1].severity: Input should be 'info', 'warning' or 'critical'",
     "alerts[1].condition_config.check_last_n_runs: Input should be greater than or equal to 1 "
     "(got 0)",
-    "alerts[1].channels[1]: unknown channel 'pager' (known: email, slack, teams, whatsapp)",
+    "alerts[1].channels[1]: unknown channel 'pager' "
+    "(known: apprise, email, pagerduty, slack, teams, webhook, whatsapp)",
     "alerts[1].recipients.email[1]: 'not-an-email' is not a valid email address: "
     "An email address must have an @-sign.",
     "alerts[1].recipients.email[2]: 'also bad' is not a valid email address: "
