@@ -30,7 +30,7 @@ REFUSED = [
 
 
 @pytest.mark.parametrize("url", REFUSED)
-@pytest.mark.parametrize("channel", ["slack", "teams"])
+@pytest.mark.parametrize("channel", ["slack", "teams", "webhook"])
 def test_private_destinations_refused_without_sending(
     channel: str, url: str, connects: list[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -123,3 +123,19 @@ def test_routing_key_is_masked() -> None:
     assert channel.mask_recipient("${PD_KEY}") == "${PD_KEY}"
     assert channel.mask_recipient(PD_ROUTING_KEY) == "***"
     assert channel.recipient_list(["${A}", "${B}"]) == ["${A}", "${B}"]
+
+
+def test_events_url_goes_through_the_destination_policy(
+    connects: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("ALERTS_ALLOW_PRIVATE_WEBHOOKS", raising=False)
+    environ = {
+        "PAGERDUTY_ROUTING_KEY": PD_ROUTING_KEY,
+        "PAGERDUTY_EVENTS_URL": "https://169.254.169.254/v2/enqueue",
+    }
+    result = deliver("pagerduty", sample_message(episode_id=1), KEY, environ=environ)
+    assert result.status == "failed"
+    assert result.attempts == 1 and result.retryable is False
+    assert "169.254.169.254: a link-local address" in (result.error or "")
+    assert PD_ROUTING_KEY not in (result.error or "")
+    assert connects == []
