@@ -15,7 +15,17 @@ from pathlib import Path
 
 import pytest
 
-HEAVY = ("twilio", "requests", "jinja2", "psycopg", "pymysql", "alembic", "urllib3")
+HEAVY = (
+    "twilio",
+    "requests",
+    "jinja2",
+    "psycopg",
+    "pymysql",
+    "alembic",
+    "urllib3",
+    "apprise",
+    "prometheus_client",
+)
 
 RUN_AND_REPORT = """
 import json, sys
