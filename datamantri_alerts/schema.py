@@ -7,6 +7,7 @@ it and exit 2 before anything is written.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable, Mapping
 from datetime import datetime
 from pathlib import Path
@@ -35,6 +36,7 @@ READ_ONLY_ALERT_KEYS = frozenset(
         "mute_reason",
         "last_summary",
         "next_due_at",
+        "flapping",
     }
 )
 
@@ -185,6 +187,31 @@ class AlertSpec(_Strict):
     renamed_from: list[Annotated[str, Field(min_length=1, max_length=300)]] = Field(
         default_factory=list
     )
+    labels: dict[str, str | int | float | bool] | None = None
+    mute_during: list[str] | None = None
+    flap_detection: dict[str, Any] | None = None
+
+    @field_validator("labels")
+    @classmethod
+    def _labels(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        from datamantri_alerts.services.signal.silences import LABEL_NAME
+
+        for key, item in (value or {}).items():
+            if not LABEL_NAME.match(key):
+                raise ValueError(f"{key!r} is not a label name (letters, digits, _ . -)")
+            if len(str(item)) > 500:
+                raise ValueError(f"the value of {key!r} is longer than 500 characters")
+        return value
+
+    @field_validator("mute_during")
+    @classmethod
+    def _windows(cls, value: list[str] | None) -> list[str] | None:
+        from datamantri_alerts.services.signal.windows import NAME_PATTERN
+
+        for name in value or []:
+            if not re.match(NAME_PATTERN, name):
+                raise ValueError(f"{name!r} is not a maintenance window name")
+        return list(dict.fromkeys(value)) if value else None
 
     @field_validator("muted_until")
     @classmethod
@@ -210,6 +237,10 @@ class AlertDefinition(BaseModel):
     notify_on_resolve: bool
     pending_evaluations: int
     muted_until: datetime | None
+    #: None when the alert has none (so a file without them matches a store without them).
+    labels: dict[str, str] | None = None
+    mute_during: list[str] | None = None
+    flap_detection: dict[str, Any] | None = None
     #: (kind, id) of the entities the config names.
     references: list[tuple[str, str]] = Field(default_factory=list, exclude=True)
     #: Warnings a person should see (e.g. a retired Teams connector URL).
@@ -338,6 +369,17 @@ def collect_alert(raw: Any) -> AlertCheck:
     if problems or spec is None or check is None or config is None:
         return AlertCheck(None, problems, config.references() if config is not None else [])
 
+    flap_detection = None
+    if spec.flap_detection is not None:
+        from datamantri_alerts.services.signal.flapping import FlapDetection
+
+        try:
+            flap_detection = FlapDetection.model_validate(spec.flap_detection).model_dump(
+                exclude_defaults=True
+            )
+        except ValidationError as exc:
+            return AlertCheck(None, validation_problems(exc, "flap_detection"), config.references())
+
     definition = AlertDefinition(
         name=spec.name,
         key=spec.key,
@@ -353,6 +395,9 @@ def collect_alert(raw: Any) -> AlertCheck:
         pending_evaluations=spec.pending_evaluations,
         muted_until=spec.muted_until,
         renamed_from=[n for n in spec.renamed_from if n != spec.name],
+        labels={k: _label_value(v) for k, v in (spec.labels or {}).items()} or None,
+        mute_during=spec.mute_during or None,
+        flap_detection=flap_detection or None,
         references=config.references(),
         warnings=warnings,
         explicit=frozenset(data),
@@ -378,6 +423,11 @@ def _recipient_problems(channel: Any, name: str, value: Any, error: Exception) -
     return [InputError(str(error), field=field_path("recipients", name))]
 
 
+def _label_value(value: Any) -> str:
+    """A label value as text (YAML `true` reads as "true", as written)."""
+    return str(value).lower() if isinstance(value, bool) else str(value)
+
+
 # --------------------------------------------------------------------------- the YAML file
 
 
@@ -386,6 +436,7 @@ class AlertsFile(_Strict):
     pipelines: list[PipelineSpec] = Field(default_factory=list)
     dashboards: list[DashboardSpec] = Field(default_factory=list)
     alerts: list[dict[str, Any]] = Field(default_factory=list)
+    maintenance_windows: list[dict[str, Any]] = Field(default_factory=list)
 
 
 class ParsedFile(BaseModel):
@@ -405,6 +456,8 @@ class ParsedFile(BaseModel):
         """The field path of the n-th kept item of section: `alerts[3]`."""
         indexes = self.positions.get(section)
         return field_path(section, indexes[n] if indexes else n)
+
+    maintenance_windows: list[Any] = Field(default_factory=list)  # WindowSpec
 
 
 def _written(items: list[Any], key: str) -> list[str | None]:
@@ -523,7 +576,21 @@ def collect_file(raw: Any) -> tuple[ParsedFile | None, list[InputError]]:
     problems += _duplicates(_written(sections["alerts"], "name"), "alert name", "alerts")
     problems += _duplicates(_written(sections["alerts"], "key"), "alert key", "alerts")
     problems += _rename_problems(sections["alerts"])
+    from datamantri_alerts.services.signal.windows import validate_window
+
+    windows = []
+    for index, item in enumerate(sections["maintenance_windows"]):
+        try:
+            windows.append(validate_window(item, field_path("maintenance_windows", index)))
+        except InputError as exc:
+            problems.append(exc)
+    problems += _duplicates(
+        _written(sections["maintenance_windows"], "name"),
+        "maintenance window",
+        "maintenance_windows",
+    )
     parsed = ParsedFile(
+        maintenance_windows=windows,
         datasources=specs["datasources"],
         pipelines=specs["pipelines"],
         dashboards=specs["dashboards"],

@@ -21,7 +21,7 @@ from typing import Any, ClassVar, Literal, Protocol, Self, get_args, runtime_che
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 
-MessageState = Literal["FIRING", "REPEAT", "RESOLVED", "TEST"]
+MessageState = Literal["FIRING", "REPEAT", "RESOLVED", "FLAPPING", "TEST"]
 
 
 class Message(BaseModel):
@@ -39,6 +39,8 @@ class Message(BaseModel):
     host: str = ""
     episode_id: int | None = None
     triggered_at: datetime | None = None
+    #: The alert's labels ({team: data}), shown with the message and matched by silences.
+    labels: dict[str, str] = Field(default_factory=dict)
 
 
 class DeliveryError(Exception):

@@ -31,6 +31,7 @@ STATE_HEADLINES = {
     "FIRING": "Alert firing",
     "REPEAT": "Alert still firing",
     "RESOLVED": "Alert resolved",
+    "FLAPPING": "Alert flapping (notifications paused)",
     "TEST": "Test notification (nothing is wrong)",
 }
 #: Colours by severity (Slack attachment bar, HTML accents); RESOLVED is always green.
@@ -81,6 +82,11 @@ def details_text(message: Message) -> str:
     return "\n".join(lines)
 
 
+def labels_text(message: Message) -> str:
+    """`team=data, env=prod` (sorted by name), or "" for an alert without labels."""
+    return ", ".join(f"{key}={value}" for key, value in sorted(message.labels.items()))
+
+
 def format_when(message: Message) -> str:
     return message.at.isoformat(timespec="seconds")
 
@@ -100,6 +106,7 @@ def message_context(message: Message) -> dict[str, Any]:
         "host": message.host or "unknown host",
         "detail_items": detail_items(message),
         "details_text": details_text(message),
+        "labels_text": labels_text(message),
         "colour": colour_of(message),
     }
 

@@ -88,6 +88,7 @@ def build_payload(message: Message, config: SlackConfig) -> dict[str, Any]:
     from datamantri_alerts.channels.render import (
         colour_of,
         format_when,
+        labels_text,
         render,
         truncate,
     )
@@ -104,6 +105,8 @@ def build_payload(message: Message, config: SlackConfig) -> dict[str, Any]:
         ("When", format_when(message)),
         ("Host", escape_mrkdwn(message.host or "unknown host")),
     ]
+    if message.labels:
+        fields.append(("Labels", escape_mrkdwn(labels_text(message))))
     blocks: list[dict[str, Any]] = [
         {"type": "header", "text": _plain(truncate(title, HEADER_LIMIT))},
         {"type": "section", "text": _mrkdwn(truncate(text("text.md.j2"), SECTION_LIMIT))},

@@ -104,7 +104,13 @@ class TeamsChannel(ChannelBase):
 
 
 def build_card(message: Message, config: TeamsConfig, *, fact_limit: int) -> dict[str, Any]:
-    from datamantri_alerts.channels.render import detail_items, format_when, render, truncate
+    from datamantri_alerts.channels.render import (
+        detail_items,
+        format_when,
+        labels_text,
+        render,
+        truncate,
+    )
 
     def text(template: str) -> str:
         return render("teams", template, message, templates_dir=config.templates_dir)
@@ -118,6 +124,8 @@ def build_card(message: Message, config: TeamsConfig, *, fact_limit: int) -> dic
         ("When", format_when(message)),
         ("Host", escape_markdown(message.host or "unknown host")),
     ]
+    if message.labels:
+        facts.append(("Labels", escape_markdown(labels_text(message))))
     if message.alert_id is not None:
         facts.append(("Alert", f"#{message.alert_id}"))
     body: list[dict[str, Any]] = [

@@ -241,6 +241,8 @@ def _register_optional() -> None:
         ("render", "render", "render", "command"),
         ("validate", "validate", "validate", "command"),
         ("metrics", "metrics", "metrics", "command"),
+        ("windows", "app", "windows", "group"),
+        ("silences", "app", "silence", "group"),
     ):
         try:
             module = importlib.import_module(f"datamantri_alerts.cli.{module_name}")

@@ -73,6 +73,9 @@ def create(
         True, "--notify-on-resolve/--no-notify-on-resolve", help="Send RESOLVED messages."
     ),
     inactive: bool = typer.Option(False, "--inactive", help="Create it switched off."),
+    label: list[str] | None = typer.Option(
+        None, "--label", help="A label KEY=VALUE (e.g. team=data); repeat for several."
+    ),
     from_file: Path | None = typer.Option(
         None, "--from-file", metavar="FILE", help="A YAML or JSON file holding one alert."
     ),
@@ -82,6 +85,7 @@ def create(
     from datamantri_alerts.schema import load_document, validate_alert
     from datamantri_alerts.services.alerts import alert_as_json, create_alert
     from datamantri_alerts.services.reachability import definition_warnings
+    from datamantri_alerts.services.signal.silences import parse_label_pairs
 
     app = app_context(ctx)
     if from_file is not None:
@@ -101,6 +105,7 @@ def create(
             "repeat_interval_minutes": repeat_interval,
             "pending_evaluations": pending_evaluations,
             "notify_on_resolve": notify_on_resolve,
+            "labels": parse_label_pairs(label) or None,
         }
         document = {k: v for k, v in document.items() if v is not None}
         if (not name or not condition_type) and stdin_is_terminal():
@@ -192,12 +197,16 @@ def list_alerts(
         autocompletion=complete_channel,
     ),
     muted: bool = typer.Option(False, "--muted", help="Only alerts muted now."),
+    label: list[str] | None = typer.Option(
+        None, "--label", help="Only alerts whose labels match NAME=VALUE (also != =~ !~); repeat."
+    ),
     as_json: bool = JSON_OPTION,
 ) -> None:
     """List alerts (fitted to the terminal width: fewer columns and the description on its
     own line when narrow)."""
     from datamantri_alerts.services.alerts import AlertFilter, list_alert_rows
     from datamantri_alerts.services.alerts import list_alerts as query_alerts
+    from datamantri_alerts.services.signal.silences import parse_matcher
 
     app = app_context(ctx)
     require_choice(state, ALERT_STATES, "--state")
@@ -210,7 +219,10 @@ def list_alerts(
 
         require_choice(channel, channel_names(), "--channel")
     now = app.clock.now()
-    filters = AlertFilter(search, condition_type, active, state, channel, now if muted else None)
+    matchers = [parse_matcher(text, "--label") for text in label or []]
+    filters = AlertFilter(
+        search, condition_type, active, state, channel, now if muted else None, labels=matchers
+    )
     with app.store.session() as session:
         if as_json:
             print_json([_as_json(a, now) for a in query_alerts(session, filters)])
@@ -352,6 +364,8 @@ def edit(
         show_default=False,
         help="Send (or do not send) RESOLVED messages.",
     ),
+    label: list[str] | None = typer.Option(None, "--label", help="Set label KEY=VALUE (repeat)."),
+    unset_label: list[str] | None = typer.Option(None, "--unset-label", help="Remove label KEY."),
 ) -> None:
     """Change fields by flags; with no flags, edit the alert as YAML in $EDITOR.
 
@@ -360,6 +374,7 @@ def edit(
     is kept in a file)."""
     from datamantri_alerts.services.alerts import get_alert, update_alert
     from datamantri_alerts.services.reachability import definition_warnings
+    from datamantri_alerts.services.signal.silences import parse_label_pairs
 
     app = app_context(ctx)
     changes: dict[str, Any] = {
@@ -375,7 +390,15 @@ def edit(
     changes = {k: v for k, v in changes.items() if v is not None}
     recipients = recipients_from_flags(email, slack, teams, whatsapp)
     config_changes = parse_config_pairs(config)
-    if not changes and not config_changes and not unset_config and not recipients:
+    label_changes = parse_label_pairs(label)
+    if (
+        not changes
+        and not config_changes
+        and not unset_config
+        and not recipients
+        and not label_changes
+        and not unset_label
+    ):
         _edit_alert_in_editor(app, ref)
         return
     with app.store.transaction() as session:
@@ -388,6 +411,11 @@ def edit(
         changes["condition_config"] = merged_config
         if recipients:
             changes["recipients"] = {**alert.recipients, **recipients}
+        if label_changes or unset_label:
+            labels = {**(alert.labels or {}), **label_changes}
+            for key in unset_label or []:
+                labels.pop(key, None)
+            changes["labels"] = labels or None
         definition = update_alert(session, alert, changes, app.clock)
         alert_id = alert.id
     for warning in definition_warnings(definition):

@@ -7,7 +7,7 @@ never leaves an episode open or a notification waiting to be sent.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -40,6 +40,9 @@ DEFINITION_FIELDS = (
     "notify_on_resolve",
     "pending_evaluations",
     "muted_until",
+    "labels",
+    "mute_during",
+    "flap_detection",
 )
 
 
@@ -84,8 +87,11 @@ def create_alert(session: Session, definition: AlertDefinition, clock: Clock) ->
     if session.scalars(select(Alert.id).where(Alert.name == definition.name)).first():
         raise InputError(f"an alert named {definition.name!r} already exists", field="name")
     _check_key_free(session, definition.key, None)
+    from datamantri_alerts.services.maintenance import check_window_names
+
     definition = restore_redacted_recipients(definition, None)
     check_references(definition.references, known_ids(session))
+    check_window_names(session, definition.mute_during, "mute_during")
     now = clock.now()
     alert = Alert(
         **definition.stored_fields(),
@@ -117,6 +123,9 @@ def apply_definition(
     if definition.key != alert.key:
         _check_key_free(session, definition.key, alert.id)
     check_references(definition.references, known_ids(session))
+    from datamantri_alerts.services.maintenance import check_window_names
+
+    check_window_names(session, definition.mute_during, "mute_during")
     changed = False
     for key, value in definition.stored_fields().items():
         if key == "muted_until" and key not in definition.explicit:
@@ -237,6 +246,8 @@ class AlertFilter:
     channel: str | None = None
     #: When set: only alerts muted at this instant (`muted_until` after it).
     muted_at: datetime | None = None
+    #: Label matchers (`services.signal.silences.Matcher`) every listed alert satisfies.
+    labels: list[Any] = field(default_factory=list)
 
 
 def list_alerts(session: Session, filters: AlertFilter | None = None) -> list[Alert]:
@@ -244,7 +255,7 @@ def list_alerts(session: Session, filters: AlertFilter | None = None) -> list[Al
     alerts = list(session.scalars(_filtered(select(Alert).order_by(Alert.id), filters)))
     if filters.channel:
         alerts = [a for a in alerts if filters.channel in (a.channels or [])]
-    return alerts
+    return [a for a in alerts if _labels_match(filters, a.labels)]
 
 
 #: The columns of the `alerts list` table.
@@ -259,6 +270,7 @@ LISTING_COLUMNS = (
     Alert.last_triggered_at,
     Alert.trigger_count,
     Alert.muted_until,
+    Alert.labels,
 )
 
 
@@ -271,7 +283,13 @@ def list_alert_rows(session: Session, filters: AlertFilter | None = None) -> lis
     rows = list(session.execute(_filtered(select(*LISTING_COLUMNS).order_by(Alert.id), filters)))
     if filters.channel:
         rows = [r for r in rows if filters.channel in (r.channels or [])]
-    return rows
+    return [r for r in rows if _labels_match(filters, r.labels)]
+
+
+def _labels_match(filters: AlertFilter, labels: dict[str, Any] | None) -> bool:
+    from datamantri_alerts.services.signal.silences import matches_all
+
+    return matches_all(filters.labels, labels) if filters.labels else True
 
 
 def _filtered(query: Select[Any], filters: AlertFilter) -> Select[Any]:
@@ -313,6 +331,10 @@ def alert_as_json(alert: Alert) -> dict[str, Any]:
         "pending_evaluations": alert.pending_evaluations,
         "muted_until": _iso(alert.muted_until),
         "mute_reason": alert.mute_reason,
+        "labels": dict(alert.labels or {}),
+        "mute_during": list(alert.mute_during or []),
+        "flap_detection": alert.flap_detection,
+        "flapping": bool(alert.flapping),
         "state": alert.state,
         "last_summary": alert.last_summary,
         "last_evaluated_at": _iso(alert.last_evaluated_at),
@@ -344,4 +366,10 @@ def alert_for_export(alert: Alert, *, show_secrets: bool) -> dict[str, Any]:
         item["pending_evaluations"] = alert.pending_evaluations
     if alert.muted_until is not None:
         item["muted_until"] = alert.muted_until.isoformat()
+    if alert.labels:
+        item["labels"] = dict(alert.labels)
+    if alert.mute_during:
+        item["mute_during"] = list(alert.mute_during)
+    if alert.flap_detection:
+        item["flap_detection"] = dict(alert.flap_detection)
     return item

@@ -26,7 +26,10 @@ from datamantri_alerts.services.delivery import DeliveryTally, deliver_pending
 from datamantri_alerts.services.due import check_interval, due_condition, next_due_after
 from datamantri_alerts.services.leases import Holder, claim
 from datamantri_alerts.services.metrics import export_after_run
+from datamantri_alerts.services.mute import release_after_mute
 from datamantri_alerts.services.outbox import Event, enqueue, message_payload
+from datamantri_alerts.services.signal import flapping
+from datamantri_alerts.services.signal.hold import Signals, held_alert_ids, hold_reason
 from datamantri_alerts.services.states import AlertBook, Transition, next_state
 from datamantri_alerts.store.models import Alert, AlertHistory, EvaluatorRun
 
@@ -276,11 +279,17 @@ def apply_results(
         for alert_id in sorted(lost):
             summary.problems.append(f"alert {alert_id}: lease lost before its result was written")
         episodes = _open_episodes(session, alerts)
+        signals = Signals.load(session, now)
 
         plans: list[tuple[Alert, CheckResult, Transition]] = []
+        #: alert id -> (updated outcome history, flap verdict)
+        flaps: dict[int, tuple[str, flapping.Verdict]] = {}
         for alert in sorted(alerts, key=lambda a: a.id):
             result = by_id[alert.id]
             episode = episodes.get(alert.current_episode_id or -1)
+            flap = flapping.settings(alert.flap_detection)
+            history = flapping.record(alert.flap_history or "", result.outcome, flap.window)
+            flaps[alert.id] = (history, flapping.assess(history, bool(alert.flapping), flap))
             book = AlertBook(
                 state=alert.state,
                 consecutive_hits=alert.consecutive_hits or 0,
@@ -290,12 +299,14 @@ def apply_results(
                 current_episode_id=alert.current_episode_id if episode else None,
                 episode_kind=episode[0] if episode else None,
                 last_notified_at=alert.last_notified_at,
+                confirm_recovery=flap.enabled,
+                last_evaluated_at=alert.last_evaluated_at,
             )
             plans.append((alert, result, next_state(book, result.outcome, now)))
 
         # Close and refresh existing episodes.
         closing = [
-            {"id": a.current_episode_id, "resolved_at": now}
+            {"id": a.current_episode_id, "resolved_at": t.resolved_at or now}
             for a, _, t in plans
             if t.close_episode and a.current_episode_id in episodes
         ]
@@ -308,6 +319,7 @@ def apply_results(
         ]
         if refreshing:
             session.execute(update(AlertHistory), refreshing)
+        _record_flips(session, now, plans, flaps, episodes)
 
         # Open new episodes (ids back in input order).
         opening = [(a, r, t) for a, r, t in plans if t.open_episode]
@@ -348,12 +360,9 @@ def apply_results(
                 episode_id, triggered_at = None, None
             else:
                 episode_id, triggered_at = old_episode, old_triggered_at
-            muted = alert.muted_until is not None and alert.muted_until > now
-            reason = None
-            if muted:
-                reason = f"muted until {alert.muted_until.isoformat()}" + (  # type: ignore[union-attr]
-                    f": {alert.mute_reason}" if alert.mute_reason else ""
-                )
+            history, verdict = flaps[alert.id]
+            outside = hold_reason(alert, now, signals)
+            reason = outside or (verdict.notice() if verdict.flapping else None)
             notified = False
             for kind in transition.notify:
                 target = old_episode if kind == "resolved" else episode_id
@@ -381,6 +390,11 @@ def apply_results(
                     )
                 )
                 notified = notified or kind != "resolved"
+            if verdict.started:
+                target = episode_id or old_episode or _latest_episode(session, alert.id)
+                events.append(
+                    _flap_event(alert, result, host, now, target, verdict.notice(), outside)
+                )
             alert_updates.append(
                 {
                     "id": alert.id,
@@ -400,6 +414,8 @@ def apply_results(
                     + (1 if transition.triggered else 0),
                     "last_triggered_at": now if transition.triggered else alert.last_triggered_at,
                     "last_notified_at": now if notified else alert.last_notified_at,
+                    "flap_history": history,
+                    "flapping": verdict.flapping,
                     "lease_holder": None,
                     "lease_expires_at": None,
                 }
@@ -423,15 +439,135 @@ def apply_results(
         summary.suppressed += sum(1 for row in queued if row["status"] == "suppressed")
         if alert_updates:
             session.execute(update(Alert), alert_updates)
+        settled = _settle_flapping(session, now, host, plans, flaps, signals)
+        queued = enqueue(session, settled, now)
+        summary.suppressed += sum(1 for row in queued if row["status"] == "suppressed")
+
+
+#: At most this many flips are kept per episode (the newest).
+MAX_FLIPS = 500
+
+
+def _record_flips(
+    session: Any,
+    now: datetime,
+    plans: Sequence[tuple[Alert, CheckResult, Transition]],
+    flaps: Mapping[int, tuple[str, flapping.Verdict]],
+    episodes: Mapping[int, Any],
+) -> None:
+    """Append each change of outcome inside an open episode that stays open to its `flips`,
+    so every flip is in the history even when it is not an episode of its own."""
+    flipped = {
+        a.current_episode_id: r.outcome
+        for a, r, t in plans
+        if a.current_episode_id in episodes
+        and not t.close_episode
+        and len(history := flaps[a.id][0]) >= 2
+        and history[-1] != history[-2]
+        and r.outcome in flapping.OUTCOME_MARKS
+    }
+    if not flipped:
+        return
+    rows = session.execute(
+        select(AlertHistory.id, AlertHistory.flips).where(AlertHistory.id.in_(list(flipped)))
+    ).all()
+    stamp = now.isoformat()
+    session.execute(
+        update(AlertHistory),
+        [
+            {
+                "id": row.id,
+                "flips": [*(row.flips or []), {"at": stamp, "outcome": flipped[row.id]}][
+                    -MAX_FLIPS:
+                ],
+            }
+            for row in rows
+        ],
+    )
+
+
+def _latest_episode(session: Any, alert_id: int) -> int | None:
+    return session.scalar(
+        select(func.max(AlertHistory.id)).where(AlertHistory.alert_id == alert_id)
+    )
+
+
+def _flap_event(
+    alert: Alert,
+    result: CheckResult,
+    host: str,
+    now: datetime,
+    episode_id: int | None,
+    summary: str,
+    suppressed: str | None,
+    state: str | None = None,
+) -> Event:
+    """A flap notice (`kind` flapping): FLAPPING when it starts, `state` when it settles."""
+    target = episode_id or 0
+    return Event(
+        alert_id=alert.id,
+        episode_id=target,
+        kind="flapping",
+        payload=message_payload(
+            alert=alert,
+            kind="flapping",
+            at=now,
+            summary=summary,
+            details=result.details,
+            severity=result.severity,
+            host=host,
+            episode_id=target,
+            triggered_at=None,
+            state=state,
+        ),
+        channels=list(alert.channels or []),
+        recipients=dict(alert.recipients or {}),
+        suppressed=suppressed,
+    )
+
+
+def _settle_flapping(
+    session: Any,
+    now: datetime,
+    host: str,
+    plans: Sequence[tuple[Alert, CheckResult, Transition]],
+    flaps: Mapping[int, tuple[str, flapping.Verdict]],
+    signals: Signals,
+) -> list[Event]:
+    """One notification for each alert that stopped flapping (and nothing else holds): what
+    flapping held back and the user is owed, as at the end of a mute (`release_after_mute`),
+    or else a line saying where it settled (firing or resolved)."""
+    events: list[Event] = []
+    for alert, result, transition in plans:
+        verdict = flaps[alert.id][1]
+        if not verdict.stopped or hold_reason(alert, now, signals) is not None:
+            continue
+        if release_after_mute(session, now, only=[alert.id]):
+            continue
+        firing = transition.state == "firing"
+        where = "firing" if firing else "resolved"
+        events.append(
+            _flap_event(
+                alert,
+                result,
+                host,
+                now,
+                session.scalar(select(Alert.current_episode_id).where(Alert.id == alert.id))
+                or _latest_episode(session, alert.id),
+                f"flapping stopped; settled {where}: {result.summary}",
+                None,
+                state="FIRING" if firing else "RESOLVED",
+            )
+        )
+    return events
 
 
 def _release_after_mutes(store: Store, clock: Clock) -> None:
     """Queue what a mute that has ended held back (before this run's evaluations, so a FIRING
     goes out before the RESOLVED of the same episode)."""
-    from datamantri_alerts.services.mute import release_after_mute
-
     with store.transaction() as session:
-        release_after_mute(session, clock.now())
+        now = clock.now()
+        release_after_mute(session, now, held=held_alert_ids(session, now))
 
 
 def _open_episodes(session: Any, alerts: Sequence[Alert]) -> dict[int, tuple[str, datetime]]:

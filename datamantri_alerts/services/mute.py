@@ -1,7 +1,8 @@
 """Silencing an alert: states and history still move, notifications are recorded as suppressed.
 
-When the mute ends (it expires, `alerts unmute`, or an edit or sync clears `muted_until`), the
-next evaluator run sends what the user still needs to hear, as Alertmanager does when a silence
+When the mute ends (it expires, `alerts unmute`, or an edit or sync clears `muted_until`), or a
+maintenance window or silence that held the alert ends, or it stops flapping, the next
+evaluator run sends what the user still needs to hear, as Alertmanager does when a silence
 expires, once:
 
 * the FIRING (or could-not-evaluate) message of the alert's episode, when that episode is still
@@ -14,6 +15,7 @@ told about changed), and suppressed REPEAT messages are never sent late.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from datetime import datetime, timedelta
 
 from sqlalchemy import and_, exists, or_, select, update
@@ -53,9 +55,18 @@ def is_muted(alert: Alert, now: datetime) -> bool:
     return alert.muted_until is not None and alert.muted_until > now
 
 
-def release_after_mute(session: Session, now: datetime) -> int:
+def release_after_mute(
+    session: Session,
+    now: datetime,
+    *,
+    held: Collection[int] = (),
+    only: Collection[int] | None = None,
+) -> int:
     """Turn the suppressed notifications the user is owed (see the module docstring) of alerts
     no longer muted at `now` into pending ones, due now; returns how many.
+
+    `held`: ids of alerts something else still holds (a window, a silence, flapping:
+    `services.signal.hold.held_alert_ids`), left alone; `only` limits the release to these ids.
 
     The alerts' `last_notified_at` becomes `now`, so a REPEAT follows `repeat_interval_minutes`
     after the released message. Idempotent: a released row is no longer suppressed.
@@ -68,6 +79,8 @@ def release_after_mute(session: Session, now: datetime) -> int:
         .where(
             Notification.status == "suppressed",
             or_(Alert.muted_until.is_(None), Alert.muted_until <= now),
+            *([Alert.id.not_in(list(held))] if held else []),
+            *([Alert.id.in_(list(only))] if only is not None else []),
             or_(
                 and_(
                     Notification.kind.in_(OPENING_KINDS),

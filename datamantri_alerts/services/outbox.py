@@ -19,7 +19,16 @@ from sqlalchemy.orm import Session
 from datamantri_alerts.store.models import Notification
 
 #: Message state for each notification kind (an error is announced like a firing).
-MESSAGE_STATE = {"firing": "FIRING", "error": "FIRING", "repeat": "REPEAT", "resolved": "RESOLVED"}
+MESSAGE_STATE = {
+    "firing": "FIRING",
+    "error": "FIRING",
+    "repeat": "REPEAT",
+    "resolved": "RESOLVED",
+    "flapping": "FLAPPING",
+}
+
+#: Kinds an episode may announce more than once (the key carries the time).
+STAMPED_KINDS = ("repeat", "flapping")
 
 #: Stored in place of a recipient when a channel has none and no fallback variable.
 NO_RECIPIENT = ""
@@ -55,7 +64,7 @@ class Event:
 
     alert_id: int
     episode_id: int
-    kind: str  # firing | repeat | resolved | error
+    kind: str  # firing | repeat | resolved | error | flapping
     payload: dict[str, Any]
     channels: list[str]
     recipients: dict[str, Any]
@@ -74,8 +83,10 @@ def message_payload(
     host: str,
     episode_id: int,
     triggered_at: datetime | None,
+    state: str | None = None,
 ) -> dict[str, Any]:
-    """The channel Message for an event, as JSON for the outbox row."""
+    """The channel Message for an event, as JSON for the outbox row. `state` overrides the
+    kind's message state (a flap that settles is told as FIRING or RESOLVED)."""
     from datamantri_alerts.channels.base import Message
 
     if kind == "error":
@@ -87,13 +98,14 @@ def message_payload(
         description=alert.description or "",
         condition_type=alert.condition_type,
         severity=severity,  # type: ignore[arg-type]
-        state=MESSAGE_STATE[kind],  # type: ignore[arg-type]
+        state=state or MESSAGE_STATE[kind],  # type: ignore[arg-type]
         at=at,
         summary=summary,
         details=details,
         host=host,
         episode_id=episode_id,
         triggered_at=triggered_at,
+        labels={str(k): str(v) for k, v in (getattr(alert, "labels", None) or {}).items()},
     )
     return message.model_dump(mode="json")
 
@@ -101,7 +113,7 @@ def message_payload(
 def outbox_rows(events: Sequence[Event], now: datetime) -> list[dict[str, Any]]:
     rows = []
     for event in events:
-        stamp = now.strftime("%Y%m%dT%H%M%S") if event.kind == "repeat" else ""
+        stamp = now.strftime("%Y%m%dT%H%M%S") if event.kind in STAMPED_KINDS else ""
         for channel, recipient in fan_out(event.channels, event.recipients):
             rows.append(
                 {

@@ -3,6 +3,11 @@
     ok ──firing──▶ pending (until `pending_evaluations` in a row) ──▶ firing ──ok──▶ ok (RESOLVED)
     ok/pending ──error──▶ error (notified once per episode) ──ok──▶ ok (RESOLVED)
 
+With `confirm_recovery` (flap detection on, the default), a firing episode resolves on the
+second ok evaluation in a row: the first keeps it open quietly (state firing, consecutive_hits
+0), so a condition flipping at every evaluation stays one episode, and a real recovery is
+announced at most one interval late.
+
 A pure function of the alert's bookkeeping, the outcome and the time, so every rule is testable
 without a store. An alert has at most one open episode (`current_episode_id`); an error while firing
 keeps the firing episode open and sends nothing (whether the condition cleared is unknown), and a
@@ -30,6 +35,10 @@ class AlertBook:
     current_episode_id: int | None
     episode_kind: str | None  # firing | error, of the open episode
     last_notified_at: datetime | None
+    #: Resolve a firing episode only on the second ok evaluation in a row.
+    confirm_recovery: bool = False
+    #: When the alert was last evaluated (the first ok of a confirmed recovery).
+    last_evaluated_at: datetime | None = None
 
 
 @dataclass
@@ -44,6 +53,8 @@ class Transition:
     refresh_episode: bool = False
     #: Notifications to queue: "firing", "repeat", "resolved" or "error".
     notify: list[NotificationKind] = field(default_factory=list)
+    #: When the closed episode ended, if not now (a confirmed recovery: its first ok).
+    resolved_at: datetime | None = None
 
     @property
     def resolved(self) -> bool:
@@ -60,9 +71,18 @@ def next_state(book: AlertBook, outcome: str, now: datetime) -> Transition:
     """The transition an outcome (`ok`, `firing` or `error`) makes from book at time now."""
     open_kind = book.episode_kind if book.current_episode_id is not None else None
     if outcome == "ok":
+        if open_kind == "firing" and book.confirm_recovery and book.consecutive_hits > 0:
+            return Transition("firing", 0)
         if open_kind is not None:
             notify: list[NotificationKind] = ["resolved"] if book.notify_on_resolve else []
-            return Transition("ok", 0, close_episode=True, notify=notify)
+            confirmed = open_kind == "firing" and book.confirm_recovery
+            return Transition(
+                "ok",
+                0,
+                close_episode=True,
+                notify=notify,
+                resolved_at=book.last_evaluated_at if confirmed else None,
+            )
         return Transition("ok", 0)
 
     if outcome == "firing":

@@ -29,7 +29,7 @@ from datamantri_alerts.services.entities import (
     stored_entity_fields,
 )
 from datamantri_alerts.services.masking import restore_redacted_url, url_for_export
-from datamantri_alerts.store.models import Alert
+from datamantri_alerts.store.models import Alert, MaintenanceWindow
 
 Action = Literal["create", "update", "unchanged", "delete"]
 KIND_ORDER = ("datasource", "pipeline", "dashboard")
@@ -195,12 +195,18 @@ def sync_file(
     renamed: its id, state and history stay). The caller owns the transaction: on any
     InputError nothing it did may be committed. Warnings are `alerts[3].field: message` lines.
     """
+    from datamantri_alerts.services.maintenance import sync_windows
     from datamantri_alerts.services.reachability import definition_warnings
 
     changes: list[Change] = []
     warnings: list[str] = []
     not_in_file: list[Kept] = []
     by_kind = _entities_in_file(parsed)
+    # Windows first: the alerts' mute_during must name windows that exist.
+    windows = sync_windows(
+        session, parsed.maintenance_windows, clock.now(), prune=False, apply=apply
+    )
+    changes.extend(Change("maintenance_window", name, action) for name, action in windows)  # type: ignore[arg-type]
 
     # Which ids will exist afterwards: the file's, plus the store's unless pruned.
     stored_rows = {
@@ -244,12 +250,21 @@ def sync_file(
         session.flush()
 
     stored_alerts = {a.name: a for a in session.scalars(select(Alert))}
+    window_names = {spec.name for spec in parsed.maintenance_windows} | (
+        set() if prune else set(session.scalars(select(MaintenanceWindow.name)))
+    )
     by_key = {a.key: a for a in stored_alerts.values() if a.key is not None}
     matched: set[str] = set()
     for n, definition in enumerate(parsed.alerts):
         where = parsed.path("alerts", n)
         warnings.extend(definition_warnings(definition, environ, where))
         alert, old_name = _match(stored_alerts, by_key, definition)
+        for index, name in enumerate(definition.mute_during or []):
+            if name not in window_names:
+                raise InputError(
+                    f"no maintenance window named {name!r}",
+                    field=field_path(where, "mute_during", index),
+                )
         if alert is None:
             _restore(definition, None, where)
             changes.append(Change("alert", definition.name, "create"))
@@ -310,6 +325,15 @@ def sync_file(
         for kind in KIND_ORDER:
             wanted_ids = {spec.id for spec in by_kind[kind]}
             not_in_file += [Kept(kind, i) for i in sorted(stored_rows[kind]) if i not in wanted_ids]
+    if prune:
+        pruned = sync_windows(
+            session, parsed.maintenance_windows, clock.now(), prune=True, apply=apply
+        )
+        changes.extend(
+            Change("maintenance_window", name, action)
+            for name, action in pruned
+            if action == "delete"
+        )
     _check_remaining_references(session, matched | {d.name for d in parsed.alerts}, parsed, prune)
     return SyncPlan(changes=changes, warnings=warnings, applied=apply, not_in_file=not_in_file)
 
@@ -380,6 +404,11 @@ def export_document(session: Session, *, show_secrets: bool) -> dict[str, Any]:
                 item["runs"] = dict(row.runs)
             items.append(item)
         doc[f"{kind}s"] = items
+    from datamantri_alerts.services.maintenance import export_windows
+
+    windows = export_windows(session)
+    if windows:
+        doc["maintenance_windows"] = windows
     doc["alerts"] = [
         alert_for_export(a, show_secrets=show_secrets)
         for a in session.scalars(select(Alert).order_by(Alert.id))

@@ -16,7 +16,7 @@ from sqlalchemy import Engine, inspect, text
 from datamantri_alerts.errors import RuntimeFailure
 
 #: The newest revision shipped; a test checks it matches Alembic's head.
-SCHEMA_HEAD = "synccli_alert_key"
+SCHEMA_HEAD = "nospam1_signal"
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 

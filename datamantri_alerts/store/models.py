@@ -19,6 +19,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -113,6 +114,12 @@ class Alert(Base):
     pending_evaluations: Mapped[int] = mapped_column(Integer, default=1)
     muted_until: Mapped[datetime | None] = mapped_column(nullable=True)
     mute_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    #: {name: value} labels, matched by silences and shown in notifications.
+    labels: Mapped[dict[str, Any] | None] = mapped_column(JSONType, nullable=True)
+    #: Names of maintenance windows during which the alert notifies nothing.
+    mute_during: Mapped[list[str] | None] = mapped_column(JSONType, nullable=True)
+    #: Optional per-alert flap detection settings ({enabled, high, low, window}).
+    flap_detection: Mapped[dict[str, Any] | None] = mapped_column(JSONType, nullable=True)
 
     # Bookkeeping written by the evaluator.
     state: Mapped[str] = mapped_column(String(20), default="ok")  # ok | pending | firing | error
@@ -125,6 +132,9 @@ class Alert(Base):
     last_triggered_at: Mapped[datetime | None] = mapped_column(nullable=True)
     last_notified_at: Mapped[datetime | None] = mapped_column(nullable=True)
     trigger_count: Mapped[int] = mapped_column(Integer, default=0)
+    #: Recent outcomes, oldest first (F firing, O ok), for flap detection.
+    flap_history: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    flapping: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     current_episode_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
     lease_holder: Mapped[str | None] = mapped_column(String(255), nullable=True)
     lease_expires_at: Mapped[datetime | None] = mapped_column(nullable=True)
@@ -158,6 +168,9 @@ class AlertHistory(Base):
     last_notified_at: Mapped[datetime | None] = mapped_column(nullable=True)
     resolved_at: Mapped[datetime | None] = mapped_column(nullable=True)
     resolution_notes: Mapped[str | None] = mapped_column(RedactedText, nullable=True)
+    #: Changes of the outcome inside the episode ([{"at": iso, "outcome": ok|firing}]): a
+    #: recovery not yet confirmed, a flapping condition (`services.signal.flapping`).
+    flips: Mapped[list[Any] | None] = mapped_column(JSONType, nullable=True)
 
 
 class Notification(Base):
@@ -210,3 +223,30 @@ class EvaluatorRun(Base):
     notifications_sent: Mapped[int] = mapped_column(Integer, default=0)
     notifications_failed: Mapped[int] = mapped_column(Integer, default=0)
     message: Mapped[str | None] = mapped_column(RedactedText, nullable=True)
+
+
+class MaintenanceWindow(Base):
+    """A named maintenance window (`services.signal.windows`): its definition as JSON."""
+
+    __tablename__ = "maintenance_windows"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    definition: Mapped[dict[str, Any]] = mapped_column(JSONType)
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+
+class Silence(Base):
+    """A silence by label matchers ([[name, op, value], ...]) from starts_at until ends_at."""
+
+    __tablename__ = "silences"
+    __table_args__ = (Index("ix_silences_ends_at", "ends_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    matchers: Mapped[list[Any]] = mapped_column(JSONType)
+    starts_at: Mapped[datetime]
+    ends_at: Mapped[datetime]
+    reason: Mapped[str | None] = mapped_column(RedactedText, nullable=True)
+    created_by: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    created_at: Mapped[datetime]

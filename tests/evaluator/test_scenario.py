@@ -33,7 +33,9 @@ def test_flip_yields_firing_repeat_resolved_once_each(store: Any, flags: Flags, 
         description="Nightly ETL must not fail",
     )
     seen_states = []
-    for minutes, flag in ((0, "ok"), (5, "firing"), (10, "firing"), (70, "firing"), (75, "ok")):
+    # A recovery is confirmed by the next evaluation (flap detection): RESOLVED at minute 80.
+    steps = ((0, "ok"), (5, "firing"), (10, "firing"), (70, "firing"), (75, "ok"), (80, "ok"))
+    for minutes, flag in steps:
         clock.set(T0 + timedelta(minutes=minutes))
         flags.set(etl=flag)
         summary = run(store, clock)
@@ -44,7 +46,7 @@ def test_flip_yields_firing_repeat_resolved_once_each(store: Any, flags: Flags, 
         clock.advance(minutes=1)
         assert run(store, clock).results == []
 
-    assert seen_states == ["ok", "firing", "firing", "firing", "ok"]
+    assert seen_states == ["ok", "firing", "firing", "firing", "firing", "ok"]
     bodies = sink.bodies("etl")
     assert [slack_state(b) for b in bodies] == ["FIRING", "REPEAT", "RESOLVED"]
     assert "etl" in bodies[0]["text"]
@@ -57,7 +59,7 @@ def test_flip_yields_firing_repeat_resolved_once_each(store: Any, flags: Flags, 
     assert len(episodes) == 1
     episode = episodes[0]
     assert episode.triggered_at == T0 + timedelta(minutes=5)
-    assert episode.resolved_at == T0 + timedelta(minutes=75)
+    assert episode.resolved_at == T0 + timedelta(minutes=75)  # the recovery, confirmed at 80
     assert episode.kind == "firing"
     assert [e["kind"] for e in episode.notifications_sent] == ["firing", "repeat", "resolved"]
     assert all(e["recipient"] == f"{sink.url}/***" for e in episode.notifications_sent)
@@ -72,7 +74,7 @@ def test_flip_yields_firing_repeat_resolved_once_each(store: Any, flags: Flags, 
         ("repeat", "sent", 1),
         ("resolved", "sent", 1),
     ]
-    assert len(runs) == 10
+    assert len(runs) == 12
     assert all(r.outcome == "ok" and r.finished_at is not None for r in runs)
     assert sum(r.notifications_sent for r in runs) == 3
 
@@ -93,10 +95,11 @@ def test_pending_evaluations_and_zero_repeat(store: Any, flags: Flags, sink: Sin
     for step in range(6):
         clock.set(T0 + timedelta(minutes=5 * step))
         states.append(run(store, clock).results[0].state)
-    clock.advance(minutes=5)
     flags.set(flaky="ok")
-    states.append(run(store, clock).results[0].state)
-    assert states == ["pending", "pending", "firing", "firing", "firing", "firing", "ok"]
+    for _ in range(2):  # the recovery is confirmed by the second ok evaluation
+        clock.advance(minutes=5)
+        states.append(run(store, clock).results[0].state)
+    assert states == ["pending", "pending", "firing", "firing", "firing", "firing", "firing", "ok"]
     # Fired once; repeat 0 means never again; no RESOLVED when notify_on_resolve is off.
     assert [slack_state(b) for b in sink.bodies("flaky")] == ["FIRING"]
 
@@ -178,7 +181,8 @@ def test_flip_over_email_and_slack(
         recipients={"email": ["data-team@example.com"], "slack": sink.hook("warehouse")},
         repeat_interval_minutes=60,
     )
-    for minutes, flag in ((0, "ok"), (5, "firing"), (10, "firing"), (70, "firing"), (75, "ok")):
+    steps = ((0, "ok"), (5, "firing"), (10, "firing"), (70, "firing"), (75, "ok"), (80, "ok"))
+    for minutes, flag in steps:
         clock.set(T0 + timedelta(minutes=minutes))
         flags.set(warehouse=flag)
         assert run(store, clock).ok
