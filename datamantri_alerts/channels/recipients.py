@@ -94,12 +94,32 @@ def validate_e164(value: str) -> str:
 
 
 def validate_email(value: str) -> str:
+    """The address normalised, when its syntax is valid; `${VAR}` accepted as written.
+
+    Any syntactically valid domain is accepted, internal ones included (`corp.local`,
+    `intranet.lan`, `mailhost`, `example.test`): the SMTP relay decides what it can deliver.
+    Raises RecipientError naming the address and the syntax problem.
+    """
     if is_env_ref(value):
         return value
     from email_validator import EmailNotValidError
-    from email_validator import validate_email as check
 
     try:
-        return check(value, check_deliverability=False).normalized
+        return _email_syntax()(
+            value, check_deliverability=False, globally_deliverable=False, test_environment=True
+        ).normalized
     except EmailNotValidError as exc:
         raise RecipientError(f"{value!r} is not a valid email address: {exc}") from None
+
+
+def _email_syntax() -> Any:
+    """email-validator's `validate_email`, with its special-use domain list emptied.
+
+    The library refuses special-use names (`.local`, `.test`, ...) even with
+    `globally_deliverable=False`; its documented way to allow them is to change the
+    module-level `SPECIAL_USE_DOMAIN_NAMES` list (see its README and issue #122).
+    """
+    import email_validator
+
+    email_validator.SPECIAL_USE_DOMAIN_NAMES = []
+    return email_validator.validate_email
