@@ -97,14 +97,12 @@ def wrap(
 
     Usage: alerts runs wrap [--kind K] JOB_ID -- COMMAND [ARGS...]
 
-    Exits with the command's own exit code. If the store cannot be reached the command still
-    runs (with a warning): recording must never stop the job itself.
+    The command always runs and this exits with its exit code (127: not found, 128+N: killed by
+    signal N, which the wrapper forwards). Its output passes through. When the run cannot be
+    recorded (store unreachable, unknown JOB_ID) that is one warning line on stderr: recording
+    never stops the job itself.
     """
-    import shlex
-
-    from sqlalchemy.exc import SQLAlchemyError
-
-    from datamantri_alerts.services.runs import finish_run, record_run, run_wrapped
+    from datamantri_alerts.services.runs import wrap_job
 
     if command and command[0] == "--":  # click keeps it once positionals stop option parsing
         command = command[1:]
@@ -116,56 +114,21 @@ def wrap(
     if not command:
         raise InputError("give the command to run after --", field="COMMAND")
     app_ctx = app_context(ctx)
-    command_text = shlex.join(command)
-    run_id: int | None = None
-    job_kind = kind
-    try:
-        with app_ctx.store.transaction() as session:
-            run = record_run(
-                session,
-                job_id,
-                "running",
-                app_ctx.clock,
-                kind=kind,
-                command=command_text,
-                host=app_ctx.settings.hostname,
-            )
-            run_id, job_kind = run.id, run.job_kind
-    except SQLAlchemyError as exc:
-        app_ctx.warn(f"could not record the start of the run ({_short(exc)}); running anyway")
+    outcome = wrap_job(
+        lambda: app_ctx.store,
+        job_id,
+        command,
+        app_ctx.clock,
+        kind=kind,
+        host=app_ctx.settings.hostname,
+    )
+    if outcome.start_error:
+        app_ctx.err.print(f"alerts runs wrap: {outcome.start_error}", markup=False)
+    if outcome.not_recorded:
+        from rich.markup import escape
 
-    result = run_wrapped(command)
-    if result.error and result.exit_code in (126, 127) and not result.stderr_tail:
-        app_ctx.err.print(f"alerts runs wrap: {result.error}", markup=False)
-
-    try:
-        with app_ctx.store.transaction() as session:
-            if run_id is not None:
-                finish_run(
-                    session, run_id, app_ctx.clock, exit_code=result.exit_code, error=result.error
-                )
-            else:
-                record_run(
-                    session,
-                    job_id,
-                    "success" if result.exit_code == 0 else "failed",
-                    app_ctx.clock,
-                    kind=job_kind,
-                    exit_code=result.exit_code,
-                    error=result.error,
-                    command=command_text,
-                    host=app_ctx.settings.hostname,
-                )
-    except SQLAlchemyError as exc:
-        app_ctx.warn(f"could not record the end of the run ({_short(exc)})")
-    raise typer.Exit(result.exit_code)
-
-
-def _short(exc: Exception) -> str:
-    from datamantri_alerts.secrets import redact_text
-
-    orig = getattr(exc, "orig", None) or exc
-    return redact_text(str(orig)).splitlines()[0] if str(orig) else type(exc).__name__
+        app_ctx.warn(escape(outcome.not_recorded))
+    raise typer.Exit(outcome.exit_code)
 
 
 @app.command("list")

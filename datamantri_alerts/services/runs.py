@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
 import signal
 import subprocess
 import sys
+import threading
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -18,6 +21,11 @@ from sqlalchemy.orm import Session
 from datamantri_alerts.clock import Clock
 from datamantri_alerts.errors import InputError, NotFoundError
 from datamantri_alerts.store.models import Dashboard, JobRun, Pipeline
+
+if TYPE_CHECKING:
+    from datamantri_alerts.store.engine import Store
+
+log = logging.getLogger(__name__)
 
 JOB_KINDS = ("pipeline", "dashboard")
 RUN_STATUSES = ("success", "failed", "running")
@@ -162,6 +170,116 @@ class WrappedResult:
     error: str | None  # what to record for a failed run
 
 
+@dataclass
+class WrapOutcome:
+    """What `wrap_job` did: the command's exit code, and why its run was not recorded."""
+
+    exit_code: int
+    #: Why the command could not even start (command not found, ...), else None.
+    start_error: str | None
+    #: One line: why the run is missing from the store or still shows running, else None.
+    not_recorded: str | None
+    run_id: int | None = None
+
+
+def wrap_job(
+    open_store: Callable[[], Store],
+    job_id: str,
+    argv: Sequence[str],
+    clock: Clock,
+    *,
+    kind: str | None = None,
+    host: str | None = None,
+    stderr: IO[bytes] | None = None,
+) -> WrapOutcome:
+    """Run `argv` as a run of job `job_id` and record it; the command always runs.
+
+    The command starts at once; its start is recorded meanwhile (status running), its end once it
+    exits (success for exit code 0, else failed, with the tail of its stderr). Nothing about
+    the store (unreachable, an unknown job id, a migration failure) stops or delays the start of
+    the command: it is reported in `not_recorded`, one line. Exit codes are a shell's: 127 command
+    not found, 126 not executable, 128+N killed by signal N.
+    """
+    import shlex
+
+    command = shlex.join(argv)
+    started_at = clock.now()
+    start: dict[str, Any] = {}
+
+    def record_start() -> None:
+        try:
+            with open_store().transaction() as session:
+                run = record_run(
+                    session,
+                    job_id,
+                    "running",
+                    clock,
+                    kind=kind,
+                    started_at=started_at,
+                    command=command,
+                    host=host,
+                )
+                start["run"] = (run.id, run.job_kind)
+        except Exception as exc:  # a monitoring problem never stops the job
+            start["error"] = exc
+
+    recorder = threading.Thread(target=record_start, name="record-run-start", daemon=True)
+    recorder.start()
+    result = run_wrapped(argv, stderr)
+    recorder.join()
+
+    run_id, job_kind = start.get("run", (None, kind))
+    status = "success" if result.exit_code == 0 else "failed"
+    try:
+        with open_store().transaction() as session:
+            if run_id is not None:
+                finish_run(session, run_id, clock, exit_code=result.exit_code, error=result.error)
+                recorded = run_id
+            else:
+                recorded = record_run(
+                    session,
+                    job_id,
+                    status,
+                    clock,
+                    kind=job_kind,
+                    started_at=started_at,
+                    exit_code=result.exit_code,
+                    error=result.error,
+                    command=command,
+                    host=host,
+                ).id
+        not_recorded = None
+        run_id = recorded
+    except Exception as exc:
+        log.debug("recording the run of %s failed", job_id, exc_info=True)
+        reason = describe_failure(exc)
+        if run_id is None:
+            not_recorded = (
+                f"the run of {job_id} was not recorded ({reason}); "
+                f"the job ran and exited {result.exit_code}"
+            )
+        else:
+            not_recorded = (
+                f"run {run_id} of {job_id} still shows running: its end was not recorded "
+                f"({reason}); the job exited {result.exit_code}"
+            )
+    could_not_start = result.exit_code in (126, 127) and not result.stderr_tail
+    start_error = result.error if could_not_start else None
+    return WrapOutcome(result.exit_code, start_error, not_recorded, run_id)
+
+
+def describe_failure(exc: BaseException) -> str:
+    """One line, secrets masked: a driver's own message, else the exception's."""
+    from datamantri_alerts.secrets import redact_text
+
+    inner = getattr(exc, "orig", None) or exc
+    text = str(inner).strip()
+    if not text:
+        return type(inner).__name__
+    first = redact_text(text).splitlines()[0].strip()
+    return first[:300]
+
+
 def _stderr_tail(data: bytes) -> str:
     from datamantri_alerts.secrets import redact_text, secrets_from_env
 
@@ -172,7 +290,7 @@ def _stderr_tail(data: bytes) -> str:
 
 def run_wrapped(argv: Sequence[str], stderr: IO[bytes] | None = None) -> WrappedResult:
     """Run a command, passing its stderr through while keeping its tail; never raises for the
-    command's own failure. A signal that stops the wrapper is forwarded to the command."""
+    command's own failure. Signals that stop the wrapper are forwarded to the command."""
     sink = stderr if stderr is not None else _binary_stderr()
     try:
         process = subprocess.Popen(list(argv), stderr=subprocess.PIPE)
@@ -181,7 +299,7 @@ def run_wrapped(argv: Sequence[str], stderr: IO[bytes] | None = None) -> Wrapped
     except PermissionError:
         return WrappedResult(126, "", f"permission denied: {argv[0]}")
     except OSError as exc:
-        return WrappedResult(126, "", f"cannot run {argv[0]}: {exc}")
+        return WrappedResult(126, "", f"cannot run {argv[0]}: {exc.strerror or exc}")
 
     previous = _forward_signals(process)
     tail: deque[bytes] = deque()
@@ -196,8 +314,9 @@ def run_wrapped(argv: Sequence[str], stderr: IO[bytes] | None = None) -> Wrapped
                 continue
             if not chunk:
                 break
-            sink.write(chunk)
-            sink.flush()
+            with contextlib.suppress(OSError):  # a closed terminal must not stop the job
+                sink.write(chunk)
+                sink.flush()
             tail.append(chunk)
             kept += len(chunk)
             while kept - len(tail[0]) >= STDERR_TAIL_BYTES and len(tail) > 1:
@@ -248,19 +367,45 @@ class _TextSink:
         self.stream.flush()
 
 
-def _forward_signals(process: subprocess.Popen[bytes]) -> dict[int, Any]:
-    """SIGTERM/SIGHUP sent to the wrapper go to the command too (systemd, timeout(1))."""
-    import threading
+#: Signals the wrapper passes on to the command (systemd, timeout(1), kill, a supervisor).
+FORWARDED_SIGNALS = ("SIGTERM", "SIGHUP", "SIGINT", "SIGQUIT", "SIGUSR1", "SIGUSR2")
+#: Signals a terminal sends to its whole foreground process group, the command included.
+_TERMINAL_SIGNALS = ("SIGINT", "SIGQUIT")
 
+
+def _in_terminal_foreground() -> bool:
+    """Whether this process is in the foreground process group of its terminal."""
+    for stream in (sys.stdin, sys.stdout, sys.stderr):
+        try:
+            fd = stream.fileno()
+            if os.isatty(fd):
+                return os.tcgetpgrp(fd) == os.getpgrp()
+        except (AttributeError, OSError, ValueError):
+            continue
+    return False
+
+
+def _forward_signals(process: subprocess.Popen[bytes]) -> dict[int, Any]:
+    """Signals sent to the wrapper go to the command too; the wrapper itself keeps running until
+    the command exits, so the run is recorded. Ctrl-C on a terminal already reached the
+    command (same process group), so it is not sent twice."""
     if threading.current_thread() is not threading.main_thread():
         return {}
+    foreground = _in_terminal_foreground()
+    terminal = {getattr(signal, name) for name in _TERMINAL_SIGNALS}
     previous: dict[int, Any] = {}
 
     def forward(signum: int, _frame: Any) -> None:
+        if foreground and signum in terminal:
+            return
         if process.poll() is None:
-            process.send_signal(signum)
+            with contextlib.suppress(ProcessLookupError):
+                process.send_signal(signum)
 
-    for signum in (signal.SIGTERM, signal.SIGHUP):
+    for name in FORWARDED_SIGNALS:
+        signum = getattr(signal, name, None)
+        if signum is None:
+            continue
         try:
             previous[signum] = signal.signal(signum, forward)
         except (ValueError, OSError):

@@ -17,14 +17,19 @@ from sqlalchemy import (
     Integer,
     MetaData,
     String,
-    Text,
     UniqueConstraint,
     false,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from datamantri_alerts.store.crypto import EncryptedJSON, EncryptedText
-from datamantri_alerts.store.types import JSONType, RedactedJSON, RedactedText, UTCDateTime
+from datamantri_alerts.store.types import (
+    JSONType,
+    RedactedJSON,
+    RedactedText,
+    StoredText,
+    UTCDateTime,
+)
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -102,7 +107,7 @@ class Alert(Base):
     #: Optional stable identity from the YAML file (`key:`): `sync` matches on it before the
     #: name, so a renamed alert keeps its row and history.
     key: Mapped[str | None] = mapped_column(String(200), unique=True, nullable=True)
-    description: Mapped[str] = mapped_column(Text, default="")
+    description: Mapped[str] = mapped_column(StoredText, default="")
     condition_type: Mapped[str] = mapped_column(String(100))
     condition_config: Mapped[dict[str, Any]] = mapped_column(JSONType)
     channels: Mapped[list[str]] = mapped_column(JSONType)
@@ -113,7 +118,7 @@ class Alert(Base):
     notify_on_resolve: Mapped[bool] = mapped_column(Boolean, default=True)
     pending_evaluations: Mapped[int] = mapped_column(Integer, default=1)
     muted_until: Mapped[datetime | None] = mapped_column(nullable=True)
-    mute_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    mute_reason: Mapped[str | None] = mapped_column(StoredText, nullable=True)
     #: {name: value} labels, matched by silences and shown in notifications.
     labels: Mapped[dict[str, Any] | None] = mapped_column(JSONType, nullable=True)
     #: Names of maintenance windows during which the alert notifies nothing.

@@ -1,7 +1,14 @@
-"""Column types shared by the models."""
+"""Column types shared by the models.
+
+Text and JSON columns keep text from outside (job stderr, driver errors, query results, HTTP
+error bodies): `StoredText` and `JSONType` make every value storable on every dialect as it is
+bound, so no writer has to remember to (PostgreSQL refuses NUL in text and JSONB; no driver can
+encode the lone surrogates that bytes which were not UTF-8 decode to).
+"""
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from typing import Any
 
@@ -35,42 +42,47 @@ class UTCDateTime(TypeDecorator[datetime]):
         return value.astimezone(UTC)
 
 
-#: JSON everywhere, JSONB on PostgreSQL.
-JSONType = JSON().with_variant(JSONB(), "postgresql")
-
-JSONValue = Any
-
-
-def _redact_json(value: Any) -> Any:
-    from datamantri_alerts.secrets import redact_known, redact_value
-
-    return redact_value(value, redact_known)
+#: What NUL is stored as: the escape a reader recognises, four visible characters.
+NUL_SHOWN_AS = "\\x00"
+#: Code points no UTF-8 encoder accepts: lone surrogates (e.g. from `surrogateescape`).
+_SURROGATES = re.compile("[\ud800-\udfff]")
 
 
-class RedactedText(TypeDecorator[str]):
-    """Free text written by the product (summaries, errors, notes, messages).
+def storable_text(value: str) -> str:
+    """`value` as every store dialect keeps it: NUL shown as `\\x00`, lone surrogates (bytes
+    that were not UTF-8) as U+FFFD. Text without either comes back as the same object."""
+    if "\x00" in value:
+        value = value.replace("\x00", NUL_SHOWN_AS)
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        value = _SURROGATES.sub("\ufffd", value)
+    return value
 
-    Known secrets and driver parameters are removed on the way in (`secrets.redact_known`),
-    whichever code path wrote the value, and again on the way out (rows older than that)."""
+
+def storable(value: Any) -> Any:
+    """`storable_text` applied to every string in a JSON-like value (keys included)."""
+    if isinstance(value, str):
+        return storable_text(value)
+    if isinstance(value, dict):
+        return {storable(k): storable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [storable(v) for v in value]
+    return value
+
+
+class StoredText(TypeDecorator[str]):
+    """TEXT whose values are made storable (`storable_text`) on the way in."""
 
     impl = Text
     cache_ok = True
 
     def process_bind_param(self, value: str | None, dialect: Dialect) -> str | None:
-        from datamantri_alerts.secrets import redact_known
-
-        return None if value is None else redact_known(value)
-
-    def process_result_value(self, value: str | None, dialect: Dialect) -> str | None:
-        # Rows written before this redaction existed (or by an older version) are shown clean.
-        from datamantri_alerts.secrets import redact_known
-
-        return None if value is None else redact_known(value)
+        return storable_text(value) if isinstance(value, str) else value
 
 
-class RedactedJSON(TypeDecorator[Any]):
-    """JSON written by the product (details, outbox payloads, delivery records), every string in
-    it redacted like `RedactedText`, on the way in and out; JSONB on PostgreSQL."""
+class StoredJSON(TypeDecorator[Any]):
+    """JSON (JSONB on PostgreSQL) whose strings are made storable (`storable`) on the way in."""
 
     impl = JSON
     cache_ok = True
@@ -81,7 +93,51 @@ class RedactedJSON(TypeDecorator[Any]):
         return dialect.type_descriptor(JSON())
 
     def process_bind_param(self, value: Any, dialect: Dialect) -> Any:
-        return _redact_json(value)
+        return storable(value)
+
+
+#: JSON everywhere, JSONB on PostgreSQL; strings made storable.
+JSONType = StoredJSON()
+
+JSONValue = Any
+
+
+def _redact_json(value: Any) -> Any:
+    from datamantri_alerts.secrets import redact_known, redact_value
+
+    return redact_value(value, redact_known)
+
+
+class RedactedText(StoredText):
+    """Free text written by the product (summaries, errors, notes, messages).
+
+    Known secrets and driver parameters are removed on the way in (`secrets.redact_known`),
+    whichever code path wrote the value, and again on the way out (rows older than that); what
+    goes in is made storable too (`storable_text`)."""
+
+    cache_ok = True
+
+    def process_bind_param(self, value: str | None, dialect: Dialect) -> str | None:
+        from datamantri_alerts.secrets import redact_known
+
+        return None if value is None else storable_text(redact_known(value))
+
+    def process_result_value(self, value: str | None, dialect: Dialect) -> str | None:
+        # Rows written before this redaction existed (or by an older version) are shown clean.
+        from datamantri_alerts.secrets import redact_known
+
+        return None if value is None else redact_known(value)
+
+
+class RedactedJSON(StoredJSON):
+    """JSON written by the product (details, outbox payloads, delivery records), every string in
+    it redacted like `RedactedText`, on the way in and out, and made storable on the way in;
+    JSONB on PostgreSQL."""
+
+    cache_ok = True
+
+    def process_bind_param(self, value: Any, dialect: Dialect) -> Any:
+        return storable(_redact_json(value))
 
     def process_result_value(self, value: Any, dialect: Dialect) -> Any:
         return _redact_json(value)
