@@ -1,0 +1,210 @@
+"""`alerts runs wrap`: the job always runs, and whatever it prints can be recorded on any store."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import Cli
+
+
+def _job_with_alert(cli: Cli, tmp_path: Path, job: str = "p2") -> None:
+    assert cli("pipelines", "add", job, "--name", f"Pipeline {job}").exit_code == 0
+    definition = tmp_path / f"{job}.yaml"
+    definition.write_text(
+        f"name: {job} failed\ncondition_type: pipeline_failure\n"
+        f"condition_config: {{pipeline_id: {job}}}\n"
+    )
+    created = cli("create", "--from-file", str(definition))
+    assert created.exit_code == 0, created.output
+
+
+def _wrap(db_url: str, *args: Any, timeout: float = 60) -> subprocess.CompletedProcess[bytes]:
+    """`alerts runs wrap` in a real process (bytes arguments pass through as the OS has them)."""
+    return subprocess.run(
+        [sys.executable, "-m", "datamantri_alerts", "--db", db_url, "runs", "wrap", *args],
+        capture_output=True,
+        timeout=timeout,
+        env={**os.environ},
+    )
+
+
+def _closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+# --------------------------------------------------------------------------- outside text
+
+
+def test_nul_in_stderr_is_recorded_failed_and_the_alert_fires(
+    store_cli: Cli, tmp_path: Path
+) -> None:
+    _job_with_alert(store_cli, tmp_path)
+    done = _wrap(
+        store_cli.db_url, "p2", "--", "sh", "-c", 'printf "Segfault\\000core\\n" >&2; exit 139'
+    )
+    assert done.returncode == 139, done.stderr
+    assert done.stderr.startswith(b"Segfault\x00core\n")  # passed through untouched
+    assert b"warning" not in done.stderr
+
+    [run] = store_cli("runs", "list", "p2", "--json").json()
+    assert (run["status"], run["exit_code"]) == ("failed", 139)
+    assert run["error"] == "Segfault\\x00core"
+    assert run["finished_at"] is not None
+
+    evaluated = store_cli("evaluate", "--json")
+    assert evaluated.exit_code == 0, evaluated.output
+    [result] = evaluated.json()["results"]
+    assert (result["outcome"], result["state"]) == ("firing", "firing")
+    assert "Segfault\\x00core" in result["summary"]
+    [episode] = store_cli("history", "--json").json()
+    assert "Segfault\\x00core" in episode["summary"]
+
+
+def test_invalid_utf8_in_stderr_and_command_is_recorded(store_cli: Cli, tmp_path: Path) -> None:
+    _job_with_alert(store_cli, tmp_path)
+    script = b'printf "bad \\377\\376 bytes\\n" >&2; exit 3 # caf\xe9'
+    done = _wrap(store_cli.db_url, "p2", "--", "sh", "-c", script)
+    assert done.returncode == 3, done.stderr
+    assert done.stderr.startswith(b"bad \xff\xfe bytes\n")
+    assert b"warning" not in done.stderr
+
+    [run] = store_cli("runs", "list", "p2", "--json").json()
+    assert (run["status"], run["exit_code"]) == ("failed", 3)
+    assert run["error"] == "bad \ufffd\ufffd bytes"
+    assert run["command"].endswith("exit 3 # caf\ufffd'")
+    [result] = store_cli("evaluate", "--json").json()["results"]
+    assert result["outcome"] == "firing"
+    assert "bad \ufffd\ufffd bytes" in result["summary"]
+
+
+# --------------------------------------------------------------------------- the job always runs
+
+
+def _warnings(stderr: bytes) -> list[str]:
+    return [line for line in stderr.decode().splitlines() if line.startswith("warning:")]
+
+
+@pytest.mark.parametrize(
+    "db_url",
+    [
+        "postgresql://postgres@127.0.0.1:{port}/alerts",
+        "mysql://root@127.0.0.1:{port}/alerts",
+        "sqlite:////proc/no-such-dir/alerts.db",
+    ],
+    ids=["postgres-closed-port", "mariadb-closed-port", "sqlite-unwritable"],
+)
+def test_store_unreachable_the_job_still_runs(db_url: str, tmp_path: Path) -> None:
+    marker = tmp_path / "ran"
+    url = db_url.format(port=_closed_port())
+    done = _wrap(url, "p2", "--", "sh", "-c", f'echo out; touch "{marker}"; exit 7')
+    assert marker.exists()  # the job ran
+    assert done.returncode == 7  # with its own exit code
+    assert done.stdout == b"out\n"  # its output passed through
+    lines = done.stderr.decode().splitlines()
+    assert len(lines) == 1, lines  # one warning line, no traceback
+    assert lines[0].startswith("warning: the run of p2 was not recorded (")
+    assert lines[0].endswith("the job ran and exited 7")
+
+
+def test_unknown_job_id_the_job_still_runs(cli: Cli, tmp_path: Path) -> None:
+    assert cli("pipelines", "add", "p2", "--name", "P2").exit_code == 0
+    marker = tmp_path / "ran"
+    done = _wrap(cli.db_url, "nope", "--", "sh", "-c", f'touch "{marker}"; exit 4')
+    assert marker.exists()
+    assert done.returncode == 4
+    assert _warnings(done.stderr) == [
+        "warning: the run of nope was not recorded (JOB_ID: no pipeline or dashboard with id "
+        "'nope'); the job ran and exited 4"
+    ]
+    assert done.stderr.decode().count("\n") == 1
+    assert cli("runs", "list", "--json").json() == []  # nothing written
+
+    # The same for a job whose runs come from elsewhere, and for a bad --kind.
+    assert cli("dashboards", "add", "d1", "--name", "D1").exit_code == 0
+    for args in (["--kind", "pipeline", "d1"], ["--kind", "cron", "p2"]):
+        marker.unlink()
+        done = _wrap(cli.db_url, *args, "--", "sh", "-c", f'touch "{marker}"; exit 0')
+        assert marker.exists(), args
+        assert done.returncode == 0, args
+        assert len(_warnings(done.stderr)) == 1, (args, done.stderr)
+    assert cli("runs", "list", "--json").json() == []
+
+
+def test_command_not_found_is_127_and_recorded_failed(store_cli: Cli, tmp_path: Path) -> None:
+    _job_with_alert(store_cli, tmp_path)
+    done = _wrap(store_cli.db_url, "p2", "--", "no-such-program-xyz", "--flag")
+    assert done.returncode == 127
+    assert done.stderr.decode() == "alerts runs wrap: command not found: no-such-program-xyz\n"
+    not_executable = tmp_path / "script.sh"
+    not_executable.write_text("#!/bin/sh\nexit 0\n")
+    denied = _wrap(store_cli.db_url, "p2", "--", str(not_executable))
+    assert denied.returncode == 126
+    runs = store_cli("runs", "list", "p2", "--json").json()
+    assert [(r["status"], r["exit_code"]) for r in runs] == [("failed", 126), ("failed", 127)]
+    assert runs[1]["error"] == "command not found: no-such-program-xyz"
+    assert runs[1]["command"] == "no-such-program-xyz --flag"
+    [result] = store_cli("evaluate", "--dry-run", "--json").json()["results"]
+    assert result["outcome"] == "firing"
+
+
+def _wrap_until_running(cli: Cli, tmp_path: Path, script: str) -> subprocess.Popen[bytes]:
+    """Start `runs wrap p2 -- sh -c script`; return once the job runs and its start is recorded."""
+    ready = tmp_path / "ready"
+    alerts = [sys.executable, "-m", "datamantri_alerts", "--db", cli.db_url]
+    wrapper = subprocess.Popen(
+        [*alerts, "runs", "wrap", "p2", "--", "sh", "-c", f'touch "{ready}"; {script}'],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    deadline = time.monotonic() + 30
+    while not ready.exists() or not cli("runs", "list", "--status", "running", "--json").json():
+        if time.monotonic() > deadline or wrapper.poll() is not None:
+            wrapper.kill()
+            pytest.fail(f"the job did not start: {wrapper.communicate()}")
+        time.sleep(0.05)
+    return wrapper
+
+
+@pytest.mark.parametrize("signame", ["SIGTERM", "SIGHUP", "SIGINT"])
+def test_signals_are_forwarded_to_the_job_and_the_run_recorded(
+    cli: Cli, tmp_path: Path, signame: str
+) -> None:
+    assert cli("pipelines", "add", "p2", "--name", "P2").exit_code == 0
+    got = tmp_path / "got"
+    handles = f"trap 'echo {signame} > \"{got}\"; exit 99' {signame[3:]}; "
+    wrapper = _wrap_until_running(cli, tmp_path, handles + "while :; do sleep 0.1; done")
+    try:
+        wrapper.send_signal(getattr(signal, signame))
+        _, stderr = wrapper.communicate(timeout=30)
+    finally:
+        if wrapper.poll() is None:
+            wrapper.kill()
+    assert got.read_text().strip() == signame  # the job saw the signal and stopped itself
+    assert wrapper.returncode == 99, stderr
+    [run] = cli("runs", "list", "--json").json()
+    assert (run["status"], run["exit_code"]) == ("failed", 99)
+
+
+def test_job_killed_by_a_signal_exits_128_plus_n(cli: Cli, tmp_path: Path) -> None:
+    assert cli("pipelines", "add", "p2", "--name", "P2").exit_code == 0
+    wrapper = _wrap_until_running(cli, tmp_path, "exec sleep 60")
+    try:
+        wrapper.send_signal(signal.SIGTERM)
+        _, stderr = wrapper.communicate(timeout=30)
+    finally:
+        if wrapper.poll() is None:
+            wrapper.kill()
+    assert wrapper.returncode == 143, stderr
+    [run] = cli("runs", "list", "--json").json()
+    assert (run["status"], run["exit_code"], run["error"]) == ("failed", 143, "killed by SIGTERM")

@@ -1,0 +1,125 @@
+"""Outside text is storable on every dialect: NUL and invalid UTF-8 made safe when bound."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from sqlalchemy import Column, Integer, MetaData, Table, create_engine, select
+
+from datamantri_alerts.store.engine import normalize_url
+from datamantri_alerts.store.models import AlertHistory, JobRun, Notification
+from datamantri_alerts.store.types import JSONType, StoredText, storable, storable_text
+from tests.conftest import MARIADB_URL, require_service
+
+NUL_TEXT = "Segfault\x00core"
+BAD_UTF8 = b"bad \xff\xfe bytes".decode("utf-8", "surrogateescape")
+
+
+def test_storable_text_values() -> None:
+    assert storable_text(NUL_TEXT) == "Segfault\\x00core"
+    assert storable_text(BAD_UTF8) == "bad \ufffd\ufffd bytes"
+    assert storable_text("\x00\x00") == "\\x00\\x00"
+    assert storable_text("\ud83d\ude00 split pair") == "\ufffd\ufffd split pair"
+    clean = "plain text, ünïcode, emoji \U0001f600, tab\tand\nnewline"
+    assert storable_text(clean) is clean  # untouched, not copied
+    assert storable({"k\x00": [NUL_TEXT, 1, None, {"x": BAD_UTF8}], "n": 2.5}) == {
+        "k\\x00": ["Segfault\\x00core", 1, None, {"x": "bad \ufffd\ufffd bytes"}],
+        "n": 2.5,
+    }
+
+
+@pytest.fixture(params=["sqlite", "postgres", "mariadb"])
+def any_dialect_url(request: pytest.FixtureRequest, tmp_path: Any) -> Iterator[str]:
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'types.db'}"
+    elif request.param == "postgres":
+        yield request.getfixturevalue("pg_url")
+    else:
+        require_service("MariaDB", "127.0.0.1", 3306)
+        yield MARIADB_URL
+
+
+def test_text_and_json_columns_store_outside_text_on_every_dialect(any_dialect_url: str) -> None:
+    table = Table(
+        f"outside_{uuid.uuid4().hex[:10]}",
+        MetaData(),
+        Column("id", Integer, primary_key=True),
+        Column("text", StoredText),
+        Column("doc", JSONType),
+    )
+    engine = create_engine(normalize_url(any_dialect_url))
+    table.create(engine)
+    try:
+        with engine.begin() as conn:
+            conn.execute(
+                table.insert(),
+                [
+                    {"id": 1, "text": NUL_TEXT, "doc": {"rows": [[NUL_TEXT, BAD_UTF8]]}},
+                    {"id": 2, "text": BAD_UTF8, "doc": {BAD_UTF8: "x\x00"}},
+                    {"id": 3, "text": None, "doc": None},
+                ],
+            )
+            conn.execute(table.update().where(table.c.id == 3).values(text="late\x00"))
+        with engine.connect() as conn:
+            rows = conn.execute(select(table).order_by(table.c.id)).all()
+        assert [tuple(r) for r in rows] == [
+            (1, "Segfault\\x00core", {"rows": [["Segfault\\x00core", "bad \ufffd\ufffd bytes"]]}),
+            (2, "bad \ufffd\ufffd bytes", {"bad \ufffd\ufffd bytes": "x\\x00"}),
+            (3, "late\\x00", None),
+        ]
+    finally:
+        table.drop(engine)
+        engine.dispose()
+
+
+def test_every_model_column_of_outside_text_is_storable(store: Any) -> None:
+    """Run errors, summaries, details, delivery errors: written through the ORM and Core."""
+    now = datetime.now(UTC)
+    with store.transaction() as session:
+        run = JobRun(
+            job_kind="pipeline",
+            job_id="p",
+            status="failed",
+            started_at=now,
+            finished_at=now,
+            error=NUL_TEXT,
+            command=f"sh -c {BAD_UTF8}",
+            created_at=now,
+        )
+        episode = AlertHistory(
+            alert_name="a",
+            triggered_at=now,
+            severity="warning",
+            summary=BAD_UTF8,
+            details={"error": NUL_TEXT},
+            notification_errors=[{"reason": NUL_TEXT}],
+        )
+        session.add_all([run, episode])
+        session.flush()
+        session.add(
+            Notification(
+                dedup_key="k",
+                history_id=episode.id,
+                channel="slack",
+                recipient="${HOOK}",
+                kind="firing",
+                payload={"summary": NUL_TEXT},
+                last_error=f"HTTP 500: {NUL_TEXT}",
+                created_at=now,
+                next_attempt_at=now,
+            )
+        )
+    with store.session() as session:
+        run = session.scalars(select(JobRun)).one()
+        assert (run.error, run.command) == ("Segfault\\x00core", "sh -c bad \ufffd\ufffd bytes")
+        episode = session.scalars(select(AlertHistory)).one()
+        assert episode.summary == "bad \ufffd\ufffd bytes"
+        assert episode.details == {"error": "Segfault\\x00core"}
+        assert episode.notification_errors == [{"reason": "Segfault\\x00core"}]
+        notification = session.scalars(select(Notification)).one()
+        assert notification.last_error == "HTTP 500: Segfault\\x00core"
+        assert notification.payload == {"summary": "Segfault\\x00core"}
