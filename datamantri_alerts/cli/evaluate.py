@@ -48,8 +48,38 @@ def evaluate(
     """Check every due active alert, deliver notifications and write history.
 
     With --dry-run it only reports, per alert, what the check saw and whether it would fire.
-    Exit code 1 when a check could not evaluate.
+    Exit code 1 when a check could not evaluate or a notification failed (a notification only
+    waiting for its retry is not a failure until it is 15 minutes old). SIGTERM stops it like
+    Ctrl-C: queries cancelled, leases released, the run recorded as interrupted; exit 143 (130).
     """
+    from datamantri_alerts.interrupts import stop_on_signals
+
+    try:
+        with stop_on_signals():
+            _evaluate(ctx, dry_run, all_alerts, alert_ref, concurrency, quiet, as_json)
+    except KeyboardInterrupt as exc:
+        from datamantri_alerts.checks.inflight import cancel_all
+        from datamantri_alerts.interrupts import exit_code_for
+
+        cancel_all()  # the dry run's queries; a real run cancelled its own already
+        done = (
+            "queries cancelled, nothing written"
+            if dry_run
+            else "queries cancelled, leases released, run recorded as interrupted"
+        )
+        typer.echo(f"alerts evaluate: {exc or 'interrupted'}; stopped ({done})", err=True)
+        raise typer.Exit(exit_code_for(exc)) from None
+
+
+def _evaluate(
+    ctx: typer.Context,
+    dry_run: bool,
+    all_alerts: bool,
+    alert_ref: str | None,
+    concurrency: int,
+    quiet: bool,
+    as_json: bool,
+) -> None:
     if not dry_run:
         run_and_report(
             ctx,

@@ -171,6 +171,13 @@ def run_evaluation(
         )
         summary.notifications.suppressed += summary.suppressed
         summary.problems.extend(summary.notifications.problems)
+    except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM (see interrupts.stop_on_signals)
+        _stop_cleanly(store, me)
+        _finish_run(
+            store, clock, run_id, summary, failure=str(exc) or "interrupted", interrupted=True
+        )
+        heartbeat.finish(False, f"run {str(exc) or 'interrupted'}")
+        raise
     except BaseException as exc:
         _finish_run(store, clock, run_id, summary, failure=f"{type(exc).__name__}: {exc}")
         heartbeat.finish(False, f"run crashed: {type(exc).__name__}")
@@ -598,12 +605,49 @@ def _run_message(summary: RunSummary) -> str:
     return ", ".join(parts)
 
 
+def _stop_cleanly(store: Store, me: Holder) -> None:
+    """An interrupted run: cancel the data-source queries in flight, give up every lease held,
+    so the next run (on any host) takes the alerts and notifications over at once."""
+    from datamantri_alerts.checks.inflight import cancel_all
+    from datamantri_alerts.services.leases import release_all
+    from datamantri_alerts.store.models import Notification
+
+    cancelled = cancel_all()
+    try:
+        with store.transaction() as session:
+            alerts = release_all(session, Alert, me)
+            notifications = release_all(session, Notification, me)
+    except Exception as exc:  # the store went away too; the leases expire on their own
+        log.info("could not release the leases of %s: %s", me.id, type(exc).__name__)
+        return
+    log.info(
+        "interrupted: %d queries cancelled, %d alert and %d notification leases released",
+        cancelled,
+        alerts,
+        notifications,
+    )
+
+
 def _finish_run(
-    store: Store, clock: Clock, run_id: int, summary: RunSummary, failure: str | None = None
+    store: Store,
+    clock: Clock,
+    run_id: int,
+    summary: RunSummary,
+    failure: str | None = None,
+    *,
+    interrupted: bool = False,
 ) -> None:
     from datamantri_alerts.secrets import redact_text
 
-    message = _run_message(summary) if failure is None else f"crashed: {failure}"
+    if failure is None:
+        message = _run_message(summary)
+        outcome = "ok" if summary.ok else "failed"
+    elif interrupted:
+        message = f"{failure}; {_run_message(summary)}"
+        outcome = "interrupted"
+    else:
+        message = f"crashed: {failure}"
+        outcome = "failed"
     try:
         with store.transaction() as session:
             session.execute(
@@ -611,7 +655,7 @@ def _finish_run(
                 .where(EvaluatorRun.id == run_id)
                 .values(
                     finished_at=clock.now(),
-                    outcome="ok" if failure is None and summary.ok else "failed",
+                    outcome=outcome,
                     evaluated=len(summary.results),
                     firing=summary.firing,
                     resolved=summary.resolved,

@@ -120,3 +120,15 @@ def still_held(session: Session, model: Any, ids: Sequence[int], me: Holder) -> 
     if session.get_bind().dialect.name == "postgresql":
         query = query.order_by(model.id).with_for_update()
     return set(session.scalars(query).all())
+
+
+def release_all(session: Session, model: Any, me: Holder) -> int:
+    """Give up every lease this process holds on model's rows (a run stopping early); returns
+    how many. The rows are claimable at once by any evaluator, on any host."""
+    result = session.execute(
+        update(model)
+        .where(model.lease_holder == me.id)
+        .values(lease_holder=None, lease_expires_at=None)
+        .execution_options(synchronize_session=False)
+    )
+    return int(getattr(result, "rowcount", 0) or 0)

@@ -220,7 +220,8 @@ class EvaluatorRun(Base):
     pid: Mapped[int] = mapped_column(Integer)
     started_at: Mapped[datetime]
     finished_at: Mapped[datetime | None] = mapped_column(nullable=True)
-    outcome: Mapped[str] = mapped_column(String(20), default="running")  # running | ok | failed
+    outcome: Mapped[str] = mapped_column(String(20), default="running")
+    # running | ok | failed | interrupted (stopped by SIGTERM or Ctrl-C)
     evaluated: Mapped[int] = mapped_column(Integer, default=0)
     firing: Mapped[int] = mapped_column(Integer, default=0)
     resolved: Mapped[int] = mapped_column(Integer, default=0)

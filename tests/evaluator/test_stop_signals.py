@@ -1,0 +1,104 @@
+"""SIGTERM (systemd, Kubernetes) stops `alerts evaluate` the way Ctrl-C does: queries cancelled,
+leases released, the run recorded as interrupted, exit 128 + the signal number."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, text
+
+from datamantri_alerts.store.engine import normalize_url
+from tests.conftest import PG_ADMIN_URL, Cli
+
+
+def _sleeping_queries(marker: str) -> int:
+    engine = create_engine(PG_ADMIN_URL)
+    try:
+        with engine.connect() as conn:
+            return int(
+                conn.execute(
+                    text(
+                        "select count(*) from pg_stat_activity where state = 'active' "
+                        "and query like :q and pid <> pg_backend_pid()"
+                    ),
+                    {"q": f"%{marker}%"},
+                ).scalar_one()
+            )
+    finally:
+        engine.dispose()
+
+
+def _wait_for(condition, what: str, timeout: float = 60) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out waiting for {what}")
+        time.sleep(0.1)
+
+
+@pytest.mark.parametrize(("signame", "code"), [("SIGTERM", 143), ("SIGINT", 130)])
+def test_signal_stops_a_run_with_a_pg_sleep_check_cleanly(
+    pg_url: str, tmp_path: Path, signame: str, code: int
+) -> None:
+    cli = Cli(pg_url)
+    marker = f"stop-test-{uuid.uuid4().hex[:8]}"
+    assert cli("datasources", "add", "wh", "--name", "WH", "--url", pg_url).exit_code == 0
+    definition = tmp_path / "slow.yaml"
+    definition.write_text(
+        "name: slow\ncondition_type: sql\n"
+        "condition_config: {datasource_id: wh, timeout_seconds: 300, "
+        f"query: 'select pg_sleep(120) /* {marker} */'}}\n"
+    )
+    assert cli("create", "--from-file", str(definition)).exit_code == 0
+
+    alerts = [sys.executable, "-m", "datamantri_alerts", "--db", pg_url]
+    evaluator = subprocess.Popen(
+        [*alerts, "--hostname", "host-a", "evaluate", "--quiet"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env={**os.environ},
+    )
+    try:
+        _wait_for(lambda: _sleeping_queries(marker) == 1, "the check's pg_sleep to run")
+        evaluator.send_signal(getattr(signal, signame))
+        _, stderr = evaluator.communicate(timeout=60)
+    finally:
+        if evaluator.poll() is None:
+            evaluator.kill()
+            evaluator.wait()
+    assert evaluator.returncode == code, stderr
+    lines = stderr.decode().splitlines()
+    assert lines == [
+        f"alerts evaluate: interrupted by {signame}; stopped (queries cancelled, leases "
+        "released, run recorded as interrupted)"
+    ]
+    # The warehouse query was cancelled, not left running after the client went away.
+    _wait_for(lambda: _sleeping_queries(marker) == 0, "the pg_sleep backend to stop", 10)
+
+    store = create_engine(normalize_url(pg_url))
+    try:
+        with store.connect() as conn:
+            run = conn.execute(text("select outcome, finished_at, message from evaluator_runs"))
+            [(outcome, finished_at, message)] = run.all()
+            leases = conn.execute(text("select lease_holder, lease_expires_at from alerts")).all()
+    finally:
+        store.dispose()
+    assert outcome == "interrupted"
+    assert finished_at is not None
+    assert message.startswith(f"interrupted by {signame}")
+    assert leases == [(None, None)]
+    status = cli("status", "--json")
+    assert status.json()["runs"][0]["outcome"] == "interrupted", status.stdout
+
+    # Another host's run takes the alert over at once (no lease left to expire).
+    assert cli("edit", "slow", "--config", "query=select 1 as x where false").exit_code == 0
+    taken = cli("--hostname", "host-b", "evaluate", "--json")
+    assert taken.exit_code == 0, taken.output
+    assert [(r["name"], r["outcome"]) for r in taken.json()["results"]] == [("slow", "ok")]
