@@ -224,10 +224,10 @@ def run_and_report(
     if as_json:
         print_json(summary.as_json())
     elif quiet:
-        _print_problems(app, summary)
+        _print_problems(app, summary, quiet=True)
     else:
         _print_run_table(app, summary)
-        _print_problems(app, summary)
+        _print_problems(app, summary, quiet=False)
     if not summary.ok:
         raise typer.Exit(1)
 
@@ -281,16 +281,29 @@ def _print_run_table(app: Any, summary: Any) -> None:
     _echo_results(title, rows)
 
 
-def _print_problems(app: Any, summary: Any) -> None:
+def _print_problems(app: Any, summary: Any, *, quiet: bool) -> None:
+    """What made the run fail, on stderr; with quiet, nothing else (cron mails any output)."""
+    from datamantri_alerts.services.delivery import OVERDUE_AFTER
+
     for row in summary.results:
         if row.outcome == "error":
             app.err.print(data_text(f"error: alert {row.id} {row.name}: {row.summary}"))
     n = summary.notifications
-    if n.failed or n.pending:
+    minutes = int(OVERDUE_AFTER.total_seconds() // 60)
+    if n.failed:
+        app.err.print(data_text(f"notifications: {n.failed} failed (see `alerts history show ID`)"))
+    if summary.overdue:
         app.err.print(
             data_text(
-                f"notifications: {n.failed} failed, {n.pending} left pending for a later run "
-                "(see `alerts history show ID`)"
+                f"notifications: {summary.overdue} still undelivered after {minutes} minutes "
+                "(retried by later runs; see `alerts history show ID`)"
+            )
+        )
+    elif n.pending and not quiet:
+        app.err.print(
+            data_text(
+                f"notifications: {n.pending} waiting for a retry by a later run (not a failure "
+                f"until {minutes} minutes old)"
             )
         )
     for problem in summary.problems:

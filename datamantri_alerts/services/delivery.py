@@ -35,6 +35,9 @@ log = logging.getLogger(__name__)
 
 #: A notification still undelivered this long after it was queued is given up (failed).
 MAX_AGE = timedelta(hours=24)
+#: A notification waiting for its retry is not a failed run until it is this old (see
+#: `count_overdue`): a rate limit (429 + Retry-After) must not fail every run while it lasts.
+OVERDUE_AFTER = timedelta(minutes=15)
 #: How long a claimed batch stays leased; a live holder is never displaced before this.
 LEASE_TTL = timedelta(minutes=10)
 #: Longest wait between two runs' retries of a transient failure.
@@ -155,6 +158,21 @@ def claim_pending(
             .order_by(Notification.id)
         ).all()
     return [Claimed(*row) for row in rows]
+
+
+def count_overdue(store: Store, now: datetime, after: timedelta = OVERDUE_AFTER) -> int:
+    """How many notifications are still pending (undelivered) `after` their queueing or more."""
+    from sqlalchemy import func
+
+    with store.session() as session:
+        return int(
+            session.scalar(
+                select(func.count())
+                .select_from(Notification)
+                .where(Notification.status == "pending", Notification.created_at <= now - after)
+            )
+            or 0
+        )
 
 
 def record_results(

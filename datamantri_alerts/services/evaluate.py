@@ -22,7 +22,7 @@ from sqlalchemy import func, insert, select, update
 
 from datamantri_alerts.clock import Clock
 from datamantri_alerts.logs import set_run_id
-from datamantri_alerts.services.delivery import DeliveryTally, deliver_pending
+from datamantri_alerts.services.delivery import DeliveryTally, count_overdue, deliver_pending
 from datamantri_alerts.services.due import check_interval, due_condition, next_due_after
 from datamantri_alerts.services.leases import Holder, claim
 from datamantri_alerts.services.metrics import export_after_run
@@ -96,19 +96,31 @@ class RunSummary:
     errors: int = 0
     #: Notifications queued as suppressed (muted alerts) in this run.
     suppressed: int = 0
+    #: Notifications (this run's or older) still undelivered `OVERDUE_AFTER` after queueing.
+    overdue: int = 0
     problems: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
-        """Every due alert evaluated and every due notification delivered."""
-        n = self.notifications
-        return not self.problems and not self.errors and not n.failed and not n.pending
+        """The exit-code rule (0 when ok, else 1): every due alert evaluated, no notification
+        failed for good, none undelivered for `OVERDUE_AFTER` (15 minutes) or more.
+
+        A notification only waiting for its retry (a 429 with Retry-After, a 503) is not a
+        failure while it is younger than that: a rate limit must not fail every cron run.
+        """
+        return (
+            not self.problems
+            and not self.errors
+            and not self.notifications.failed
+            and (not self.overdue)
+        )
 
     def as_json(self) -> dict[str, Any]:
         return {
             "evaluated": len(self.results),
             "results": [r.as_json() for r in self.results],
             "notifications": self.notifications.as_json(),
+            "overdue_notifications": self.overdue,
         }
 
 
@@ -171,6 +183,7 @@ def run_evaluation(
         )
         summary.notifications.suppressed += summary.suppressed
         summary.problems.extend(summary.notifications.problems)
+        summary.overdue = count_overdue(store, clock.now())
     except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM (see interrupts.stop_on_signals)
         _stop_cleanly(store, me)
         _finish_run(
@@ -599,6 +612,7 @@ def _run_message(summary: RunSummary) -> str:
         f"sent {n.sent}",
         f"failed {n.failed}",
         f"pending {n.pending}",
+        f"overdue {summary.overdue}",
     ]
     if summary.problems:
         parts.append("; ".join(summary.problems[:5]))

@@ -61,8 +61,8 @@ def test_sink_down_for_ten_fake_minutes_then_recovers_gets_the_message_once(
         tried = len(sink.received) - before
         [row] = notification_rows(store)
         timeline.append((minute, row.status, tried))
-        if tried:
-            assert not summary.ok or row.status == "sent"
+        # Waiting for a retry is not a failed run until the message is 15 minutes old.
+        assert summary.ok is (row.status == "sent" or minute < 15), minute
         if row.status == "sent" and delivered_at is None:
             delivered_at = minute
     # Down: tried at minutes 0, 1, 3, 7 (1, 2, 4 minutes apart), 2 attempts each, 5 s apart.
@@ -136,7 +136,7 @@ def test_a_stalled_teams_webhook_does_not_delay_slack(
     assert spread < read_timeout / 2, spread
     assert recorded_after < read_timeout, recorded_after
     out, _ = proc.communicate(timeout=60)
-    assert proc.returncode == 1  # Teams timed out: left pending, said so
+    assert proc.returncode == 0  # Teams timed out: left pending for a retry, not a failure yet
     report = json.loads(out)
     assert report["notifications"] == {"sent": 4, "failed": 0, "pending": 4, "suppressed": 0}
     store.dispose()
