@@ -15,7 +15,7 @@ import pytest
 from sqlalchemy import create_engine, text
 
 from datamantri_alerts.store.engine import normalize_url
-from tests.conftest import PG_ADMIN_URL, Cli
+from tests.conftest import PG_ADMIN_URL, Cli, dump_store
 
 
 def _sleeping_queries(marker: str) -> int:
@@ -102,3 +102,39 @@ def test_signal_stops_a_run_with_a_pg_sleep_check_cleanly(
     taken = cli("--hostname", "host-b", "evaluate", "--json")
     assert taken.exit_code == 0, taken.output
     assert [(r["name"], r["outcome"]) for r in taken.json()["results"]] == [("slow", "ok")]
+
+
+def test_sigterm_during_a_dry_run_cancels_its_query_and_writes_nothing(
+    pg_url: str, tmp_path: Path
+) -> None:
+    cli = Cli(pg_url)
+    marker = f"stop-test-{uuid.uuid4().hex[:8]}"
+    assert cli("datasources", "add", "wh", "--name", "WH", "--url", pg_url).exit_code == 0
+    definition = tmp_path / "slow.yaml"
+    definition.write_text(
+        "name: slow\ncondition_type: sql\n"
+        "condition_config: {datasource_id: wh, timeout_seconds: 300, "
+        f"query: 'select pg_sleep(120) /* {marker} */'}}\n"
+    )
+    assert cli("create", "--from-file", str(definition)).exit_code == 0
+    before = dump_store(pg_url)
+    evaluator = subprocess.Popen(
+        [sys.executable, "-m", "datamantri_alerts", "--db", pg_url, "evaluate", "--dry-run"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        _wait_for(lambda: _sleeping_queries(marker) == 1, "the check's pg_sleep to run")
+        evaluator.send_signal(signal.SIGTERM)
+        out, stderr = evaluator.communicate(timeout=60)
+    finally:
+        if evaluator.poll() is None:
+            evaluator.kill()
+            evaluator.wait()
+    assert evaluator.returncode == 143, stderr
+    assert out == b""
+    assert stderr.decode() == (
+        "alerts evaluate: interrupted by SIGTERM; stopped (queries cancelled, nothing written)\n"
+    )
+    _wait_for(lambda: _sleeping_queries(marker) == 0, "the pg_sleep backend to stop", 10)
+    assert dump_store(pg_url) == before
