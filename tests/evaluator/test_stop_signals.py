@@ -12,13 +12,15 @@ import uuid
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine, make_url, text
 
 from datamantri_alerts.store.engine import normalize_url
 from tests.conftest import PG_ADMIN_URL, Cli, dump_store
 
 
-def _sleeping_queries(marker: str) -> int:
+def _sleeping_queries(pg_url: str) -> int:
+    """Backends of the test database sleeping in pg_sleep right now (the query text may show
+    a FETCH from a server-side cursor, so the wait event says it, not the text)."""
     engine = create_engine(PG_ADMIN_URL)
     try:
         with engine.connect() as conn:
@@ -26,9 +28,10 @@ def _sleeping_queries(marker: str) -> int:
                 conn.execute(
                     text(
                         "select count(*) from pg_stat_activity where state = 'active' "
-                        "and query like :q and pid <> pg_backend_pid()"
+                        "and wait_event = 'PgSleep' and datname = :db "
+                        "and pid <> pg_backend_pid()"
                     ),
-                    {"q": f"%{marker}%"},
+                    {"db": make_url(pg_url).database},
                 ).scalar_one()
             )
     finally:
@@ -66,7 +69,7 @@ def test_signal_stops_a_run_with_a_pg_sleep_check_cleanly(
         env={**os.environ},
     )
     try:
-        _wait_for(lambda: _sleeping_queries(marker) == 1, "the check's pg_sleep to run")
+        _wait_for(lambda: _sleeping_queries(pg_url) == 1, "the check's pg_sleep to run")
         evaluator.send_signal(getattr(signal, signame))
         _, stderr = evaluator.communicate(timeout=60)
     finally:
@@ -80,7 +83,7 @@ def test_signal_stops_a_run_with_a_pg_sleep_check_cleanly(
         "released, run recorded as interrupted)"
     ]
     # The warehouse query was cancelled, not left running after the client went away.
-    _wait_for(lambda: _sleeping_queries(marker) == 0, "the pg_sleep backend to stop", 10)
+    _wait_for(lambda: _sleeping_queries(pg_url) == 0, "the pg_sleep backend to stop", 10)
 
     store = create_engine(normalize_url(pg_url))
     try:
@@ -124,7 +127,7 @@ def test_sigterm_during_a_dry_run_cancels_its_query_and_writes_nothing(
         stderr=subprocess.PIPE,
     )
     try:
-        _wait_for(lambda: _sleeping_queries(marker) == 1, "the check's pg_sleep to run")
+        _wait_for(lambda: _sleeping_queries(pg_url) == 1, "the check's pg_sleep to run")
         evaluator.send_signal(signal.SIGTERM)
         out, stderr = evaluator.communicate(timeout=60)
     finally:
@@ -136,5 +139,5 @@ def test_sigterm_during_a_dry_run_cancels_its_query_and_writes_nothing(
     assert stderr.decode() == (
         "alerts evaluate: interrupted by SIGTERM; stopped (queries cancelled, nothing written)\n"
     )
-    _wait_for(lambda: _sleeping_queries(marker) == 0, "the pg_sleep backend to stop", 10)
+    _wait_for(lambda: _sleeping_queries(pg_url) == 0, "the pg_sleep backend to stop", 10)
     assert dump_store(pg_url) == before
