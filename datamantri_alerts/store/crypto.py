@@ -16,13 +16,13 @@ import os
 from functools import cache
 from typing import Any
 
-from sqlalchemy import JSON, Text
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy import Text
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator
 
 from datamantri_alerts.errors import RuntimeFailure
 from datamantri_alerts.secrets import register_configured
+from datamantri_alerts.store.types import PortableJSON
 
 KEY_ENV = "ALERTS_SECRET_KEY"
 TEXT_PREFIX = "enc:v1:"
@@ -89,16 +89,10 @@ class EncryptedText(TypeDecorator[str]):
         return plain
 
 
-class EncryptedJSON(TypeDecorator[Any]):
+class EncryptedJSON(PortableJSON):
     """JSON whose whole value is encrypted into `{"$encrypted": "enc:v1:..."}` when a key is set."""
 
-    impl = JSON
     cache_ok = True
-
-    def load_dialect_impl(self, dialect: Dialect) -> Any:
-        if dialect.name == "postgresql":
-            return dialect.type_descriptor(JSONB())
-        return dialect.type_descriptor(JSON())
 
     def process_bind_param(self, value: Any, dialect: Dialect) -> Any:
         register_configured(value)

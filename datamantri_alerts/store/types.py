@@ -81,8 +81,8 @@ class StoredText(TypeDecorator[str]):
         return storable_text(value) if isinstance(value, str) else value
 
 
-class StoredJSON(TypeDecorator[Any]):
-    """JSON (JSONB on PostgreSQL) whose strings are made storable (`storable`) on the way in."""
+class PortableJSON(TypeDecorator[Any]):
+    """JSON everywhere, JSONB on PostgreSQL: the base of the store's JSON column types."""
 
     impl = JSON
     cache_ok = True
@@ -91,6 +91,12 @@ class StoredJSON(TypeDecorator[Any]):
         if dialect.name == "postgresql":
             return dialect.type_descriptor(JSONB())
         return dialect.type_descriptor(JSON())
+
+
+class StoredJSON(PortableJSON):
+    """JSON (JSONB on PostgreSQL) whose strings are made storable (`storable`) on the way in."""
+
+    cache_ok = True
 
     def process_bind_param(self, value: Any, dialect: Dialect) -> Any:
         return storable(value)

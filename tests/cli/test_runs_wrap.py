@@ -13,18 +13,12 @@ from typing import Any
 
 import pytest
 
+from tests.cli.test_runs import _pipeline_with_alert
 from tests.conftest import Cli
 
 
-def _job_with_alert(cli: Cli, tmp_path: Path, job: str = "p2") -> None:
-    assert cli("pipelines", "add", job, "--name", f"Pipeline {job}").exit_code == 0
-    definition = tmp_path / f"{job}.yaml"
-    definition.write_text(
-        f"name: {job} failed\ncondition_type: pipeline_failure\n"
-        f"condition_config: {{pipeline_id: {job}}}\n"
-    )
-    created = cli("create", "--from-file", str(definition))
-    assert created.exit_code == 0, created.output
+def _job_with_alert(cli: Cli, tmp_path: Path) -> None:
+    _pipeline_with_alert(cli, tmp_path, "p2")
 
 
 def _wrap(db_url: str, *args: Any, timeout: float = 60) -> subprocess.CompletedProcess[bytes]:

@@ -8,7 +8,6 @@ import signal
 import subprocess
 import sys
 import time
-import uuid
 from pathlib import Path
 
 import pytest
@@ -46,20 +45,25 @@ def _wait_for(condition, what: str, timeout: float = 60) -> None:  # type: ignor
         time.sleep(0.1)
 
 
-@pytest.mark.parametrize(("signame", "code"), [("SIGTERM", 143), ("SIGINT", 130)])
-def test_signal_stops_a_run_with_a_pg_sleep_check_cleanly(
-    pg_url: str, tmp_path: Path, signame: str, code: int
-) -> None:
+def _slow_alert(pg_url: str, tmp_path: Path) -> Cli:
+    """A `sql` alert named slow whose query sleeps 120 s on the test database."""
     cli = Cli(pg_url)
-    marker = f"stop-test-{uuid.uuid4().hex[:8]}"
     assert cli("datasources", "add", "wh", "--name", "WH", "--url", pg_url).exit_code == 0
     definition = tmp_path / "slow.yaml"
     definition.write_text(
         "name: slow\ncondition_type: sql\n"
         "condition_config: {datasource_id: wh, timeout_seconds: 300, "
-        f"query: 'select pg_sleep(120) /* {marker} */'}}\n"
+        "query: 'select pg_sleep(120)'}\n"
     )
     assert cli("create", "--from-file", str(definition)).exit_code == 0
+    return cli
+
+
+@pytest.mark.parametrize(("signame", "code"), [("SIGTERM", 143), ("SIGINT", 130)])
+def test_signal_stops_a_run_with_a_pg_sleep_check_cleanly(
+    pg_url: str, tmp_path: Path, signame: str, code: int
+) -> None:
+    cli = _slow_alert(pg_url, tmp_path)
 
     alerts = [sys.executable, "-m", "datamantri_alerts", "--db", pg_url]
     evaluator = subprocess.Popen(
@@ -110,16 +114,7 @@ def test_signal_stops_a_run_with_a_pg_sleep_check_cleanly(
 def test_sigterm_during_a_dry_run_cancels_its_query_and_writes_nothing(
     pg_url: str, tmp_path: Path
 ) -> None:
-    cli = Cli(pg_url)
-    marker = f"stop-test-{uuid.uuid4().hex[:8]}"
-    assert cli("datasources", "add", "wh", "--name", "WH", "--url", pg_url).exit_code == 0
-    definition = tmp_path / "slow.yaml"
-    definition.write_text(
-        "name: slow\ncondition_type: sql\n"
-        "condition_config: {datasource_id: wh, timeout_seconds: 300, "
-        f"query: 'select pg_sleep(120) /* {marker} */'}}\n"
-    )
-    assert cli("create", "--from-file", str(definition)).exit_code == 0
+    _slow_alert(pg_url, tmp_path)
     before = dump_store(pg_url)
     evaluator = subprocess.Popen(
         [sys.executable, "-m", "datamantri_alerts", "--db", pg_url, "evaluate", "--dry-run"],
