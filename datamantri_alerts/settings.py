@@ -24,11 +24,16 @@ class Settings:
     env_file: Path | None
     verbose: int
     hostname: str
-    lease_ttl: timedelta = DEFAULT_LEASE
 
     @property
     def database_is_default(self) -> bool:
         return "ALERTS_DATABASE_URL" not in os.environ
+
+    @property
+    def lease_ttl(self) -> timedelta:
+        """ALERTS_LEASE_SECONDS, read when a command uses it: a bad value stops the evaluator
+        (InputError), never a command that holds no lease (`alerts runs wrap` runs the job)."""
+        return lease_ttl_from_env()
 
 
 def load_env_file(env_file: Path | None) -> Path | None:
@@ -79,5 +84,4 @@ def build_settings(
         env_file=loaded,
         verbose=verbose,
         hostname=host,
-        lease_ttl=lease_ttl_from_env(),
     )

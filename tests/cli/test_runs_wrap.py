@@ -202,3 +202,19 @@ def test_job_killed_by_a_signal_exits_128_plus_n(cli: Cli, tmp_path: Path) -> No
     assert wrapper.returncode == 143, stderr
     [run] = cli("runs", "list", "--json").json()
     assert (run["status"], run["exit_code"], run["error"]) == ("failed", 143, "killed by SIGTERM")
+
+
+def test_a_bad_evaluator_setting_does_not_stop_the_job(cli: Cli, tmp_path: Path) -> None:
+    assert cli("pipelines", "add", "p2", "--name", "P2").exit_code == 0
+    env = {"ALERTS_LEASE_SECONDS": "ten minutes"}
+    marker = tmp_path / "ran"
+    wrapped = cli("runs", "wrap", "p2", "--", "sh", "-c", f'touch "{marker}"; exit 5', env=env)
+    assert marker.exists()
+    assert wrapped.exit_code == 5, wrapped.output
+    assert wrapped.stderr == ""
+    [run] = cli("runs", "list", "--json").json()
+    assert (run["status"], run["exit_code"]) == ("failed", 5)
+    # The evaluator, which uses it, still refuses it: exit 2, one line.
+    refused = cli("evaluate", env=env)
+    assert refused.exit_code == 2
+    assert "ALERTS_LEASE_SECONDS must be a number of seconds" in refused.stderr
