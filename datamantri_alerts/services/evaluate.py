@@ -108,12 +108,8 @@ class RunSummary:
         A notification only waiting for its retry (a 429 with Retry-After, a 503) is not a
         failure while it is younger than that: a rate limit must not fail every cron run.
         """
-        return (
-            not self.problems
-            and not self.errors
-            and not self.notifications.failed
-            and (not self.overdue)
-        )
+        failed = self.notifications.failed
+        return not (self.problems or self.errors or failed or self.overdue)
 
     def as_json(self) -> dict[str, Any]:
         return {
