@@ -6,7 +6,7 @@ from datetime import datetime
 
 import typer
 
-from datamantri_alerts.cli.context import app_context, fmt_time, print_json
+from datamantri_alerts.cli.context import app_context, data_text, fmt_time, print_json
 from datamantri_alerts.cli.options import JSON_OPTION
 from datamantri_alerts.errors import InputError
 
@@ -123,11 +123,9 @@ def wrap(
         host=app_ctx.settings.hostname,
     )
     if outcome.start_error:
-        app_ctx.err.print(f"alerts runs wrap: {outcome.start_error}", markup=False)
+        app_ctx.err.print(data_text(f"alerts runs wrap: {outcome.start_error}"), soft_wrap=True)
     if outcome.not_recorded:
-        from rich.markup import escape
-
-        app_ctx.warn(escape(outcome.not_recorded))
+        app_ctx.warn(outcome.not_recorded)
     raise typer.Exit(outcome.exit_code)
 
 
