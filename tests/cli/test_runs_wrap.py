@@ -218,3 +218,35 @@ def test_a_bad_evaluator_setting_does_not_stop_the_job(cli: Cli, tmp_path: Path)
     refused = cli("evaluate", env=env)
     assert refused.exit_code == 2
     assert "ALERTS_LEASE_SECONDS must be a number of seconds" in refused.stderr
+
+
+def test_a_locked_store_does_not_delay_the_job(cli: Cli, sqlite_url: str, tmp_path: Path) -> None:
+    """The start is recorded beside the job, not before it: a store busy with another writer
+    (here a held SQLite write lock) neither delays nor stops the job; the run is recorded once
+    the lock is gone."""
+    import sqlite3
+
+    assert cli("pipelines", "add", "p2", "--name", "P2").exit_code == 0
+    marker = tmp_path / "ran"
+    holder = sqlite3.connect(sqlite_url.removeprefix("sqlite:///"), isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")  # every other writer now waits on the busy timeout
+    try:
+        alerts = [sys.executable, "-m", "datamantri_alerts", "--db", sqlite_url]
+        wrapper = subprocess.Popen(
+            [*alerts, "runs", "wrap", "p2", "--", "sh", "-c", f'touch "{marker}"; exit 6'],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        deadline = time.monotonic() + 20
+        while not marker.exists():
+            assert time.monotonic() < deadline, "the job waited for the store"
+            time.sleep(0.05)
+        assert wrapper.poll() is None  # still waiting to record, the job already done
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    _, stderr = wrapper.communicate(timeout=60)
+    assert wrapper.returncode == 6, stderr
+    assert stderr == b""
+    [run] = cli("runs", "list", "--json").json()
+    assert (run["status"], run["exit_code"]) == ("failed", 6)
