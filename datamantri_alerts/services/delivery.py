@@ -309,6 +309,11 @@ def deliver_pending(
                 pools[channel] = stack.enter_context(
                     ThreadPoolExecutor(max_workers=slots, thread_name_prefix=f"send-{channel}")
                 )
+                # Runs before the pool's own exit (which waits for its threads): after an
+                # interrupt (SIGTERM, Ctrl-C) the claimed sends not yet started are dropped
+                # (their leases are released for the next run) and only those in flight
+                # finish. On a normal exit nothing is queued by then.
+                stack.callback(pools[channel].shutdown, wait=False, cancel_futures=True)
             return pools[channel]
 
         futures: dict[Future[DeliveryResult], Claimed] = {}

@@ -11,10 +11,12 @@ import time
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, make_url, text
+from sqlalchemy import create_engine, make_url, select, text
 
-from datamantri_alerts.store.engine import normalize_url
+from datamantri_alerts.store.engine import normalize_url, open_store
+from datamantri_alerts.store.models import EvaluatorRun, Notification
 from tests.conftest import PG_ADMIN_URL, Cli, dump_store
+from tests.evaluator.conftest import Flags, Sink, alerts_process, make_alerts
 
 
 def _sleeping_queries(pg_url: str) -> int:
@@ -136,3 +138,54 @@ def test_sigterm_during_a_dry_run_cancels_its_query_and_writes_nothing(
     )
     _wait_for(lambda: _sleeping_queries(pg_url) == 0, "the pg_sleep backend to stop", 10)
     assert dump_store(pg_url) == before
+
+
+def test_sigterm_while_delivering_drops_the_queued_sends_and_releases_them(
+    sqlite_url: str, flags: Flags, sink: Sink
+) -> None:
+    """One sender (--concurrency 1) held by a stalled webhook, five sends queued behind it:
+    SIGTERM stops the run once the send in flight ends; the queued five are not sent by this
+    run but released, and the next run delivers all six, each once."""
+    store = open_store(sqlite_url)
+    names = [f"n{i}" for i in range(6)]
+    make_alerts(
+        store,
+        flags,
+        [
+            {"name": n, "key": "all", "channels": ["slack"], "recipients": {"slack": sink.hook(n)}}
+            for n in names
+        ],
+    )
+    store.dispose()
+    flags.set(all="firing")
+    sink.on("n0", "stall")
+    env = {"ALERTS_HTTP_READ_TIMEOUT": "3", "ALERTS_RETRY_ATTEMPTS": "1"}
+    evaluator = alerts_process(sqlite_url, "evaluate", "--quiet", "--concurrency", "1", env=env)
+    try:
+        _wait_for(lambda: len(sink.received) == 1, "the first send to stall")
+        evaluator.send_signal(signal.SIGTERM)
+        _, stderr = evaluator.communicate(timeout=60)
+    finally:
+        if evaluator.poll() is None:
+            evaluator.kill()
+            evaluator.wait()
+    assert evaluator.returncode == 143, stderr
+    assert [r.path for r in sink.received] == ["/hook/n0"]  # nothing sent after the SIGTERM
+
+    store = open_store(sqlite_url)
+    try:
+        with store.session() as session:
+            rows = session.execute(
+                select(Notification.status, Notification.lease_holder, Notification.sent_at)
+            ).all()
+            [outcome] = session.scalars(select(EvaluatorRun.outcome)).all()
+    finally:
+        store.dispose()
+    assert rows == [("pending", None, None)] * 6
+    assert outcome == "interrupted"
+
+    again = Cli(sqlite_url)("evaluate", "--json", env=env)
+    assert again.exit_code == 0, again.output
+    assert again.json()["notifications"]["sent"] == 6
+    delivered = sorted(r.path for r in sink.received if r.status == 200)
+    assert delivered == sorted(f"/hook/{n}" for n in names)
