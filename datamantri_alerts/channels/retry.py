@@ -130,6 +130,8 @@ class DeliveryResult:
     error_status: int | str | None = None
     #: Seconds spent waiting between attempts (backoff, Retry-After, pacing).
     waits: tuple[float, ...] = ()
+    #: For a failure: the seconds the service asked to wait (`Retry-After`), if it said.
+    retry_after: float | None = None
 
     @property
     def delivered(self) -> bool:
@@ -229,6 +231,7 @@ def deliver(
             retryable=error.retryable,
             error_status=error.status,
             waits=tuple(waits),
+            retry_after=error.retry_after,
         )
 
     try:

@@ -79,10 +79,13 @@ class Claimed:
     created_at: datetime
 
 
-def later_retry_delay(runs_so_far: int) -> timedelta:
-    """1, 2, 4, ... minutes between runs' retries, capped."""
-    minutes = 2 ** max(0, min(runs_so_far - 1, 10))
-    return min(timedelta(minutes=minutes), MAX_RETRY_DELAY)
+def later_retry_delay(runs_so_far: int, retry_after: float | None = None) -> timedelta:
+    """1, 2, 4, ... minutes between runs' retries, or longer when the service asked for it
+    (`retry_after` seconds, e.g. a 429's Retry-After), capped at MAX_RETRY_DELAY."""
+    delay = timedelta(minutes=2 ** max(0, min(runs_so_far - 1, 10)))
+    if retry_after is not None and retry_after > 0:
+        delay = max(delay, timedelta(seconds=retry_after))
+    return min(delay, MAX_RETRY_DELAY)
 
 
 def send_one(
@@ -220,7 +223,7 @@ def record_results(
                 tally.sent += 1
             elif result.retryable and now - row.created_at < MAX_AGE:
                 runs = max(1, -(-attempts // max(1, policy_attempts)))
-                values["next_attempt_at"] = now + later_retry_delay(runs)
+                values["next_attempt_at"] = now + later_retry_delay(runs, result.retry_after)
                 entry.update(status="retrying", reason=result.error)
                 entry["next_attempt_at"] = values["next_attempt_at"].isoformat()
                 tally.pending += 1

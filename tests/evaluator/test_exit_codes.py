@@ -129,3 +129,24 @@ def test_permanent_failure_and_check_error_fail_the_run(
     assert broken.exit_code == 1
     assert broken.stderr.startswith("error: alert ")
     assert "flag d is error" in broken.stderr
+
+
+@pytest.mark.parametrize(("retry_after", "waits"), [("300", 5), ("7200", 30), ("10", 1)])
+def test_a_later_run_retries_when_the_service_asked(
+    store: Any, flags: Flags, sink: Sink, retry_after: str, waits: int
+) -> None:
+    """Retry-After beyond the in-run cap is honoured by the runs that follow (at least the
+    usual 1 minute, at most 30), so cron does not hammer a rate-limited webhook."""
+    clock = FrozenClock(T0)
+    make_alert(store, flags, "e", recipients={"slack": sink.hook("e")})
+    flags.set(e="firing")
+    sink.on("e", (429, {"Retry-After": retry_after}, "rate_limited"))
+    assert _run(store, clock).ok
+    with store.session() as session:
+        row = session.scalars(select(Notification)).one()
+    assert row.next_attempt_at == T0 + timedelta(minutes=waits)
+    clock.set(T0 + timedelta(minutes=waits) - timedelta(seconds=1))
+    assert _run(store, clock).notifications.pending == 0  # not tried yet
+    assert len(sink.received) == 1
+    clock.set(T0 + timedelta(minutes=waits))
+    assert _run(store, clock).notifications.sent == 1
