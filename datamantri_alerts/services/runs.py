@@ -168,6 +168,8 @@ class WrappedResult:
     exit_code: int
     stderr_tail: str
     error: str | None  # what to record for a failed run
+    #: False when the command could not be started at all (not found, not executable).
+    started: bool = True
 
 
 @dataclass
@@ -220,8 +222,8 @@ def wrap_job(
                     host=host,
                 )
                 start["run"] = (run.id, run.job_kind)
-        except Exception as exc:  # a monitoring problem never stops the job
-            start["error"] = exc
+        except Exception:  # a monitoring problem never stops the job; the end is tried again
+            log.debug("recording the start of a run of %s failed", job_id, exc_info=True)
 
     recorder = threading.Thread(target=record_start, name="record-run-start", daemon=True)
     recorder.start()
@@ -263,8 +265,7 @@ def wrap_job(
                 f"run {run_id} of {job_id} still shows running: its end was not recorded "
                 f"({reason}); the job exited {result.exit_code}"
             )
-    could_not_start = result.exit_code in (126, 127) and not result.stderr_tail
-    start_error = result.error if could_not_start else None
+    start_error = None if result.started else result.error
     return WrapOutcome(result.exit_code, start_error, not_recorded, run_id)
 
 
@@ -295,11 +296,11 @@ def run_wrapped(argv: Sequence[str], stderr: IO[bytes] | None = None) -> Wrapped
     try:
         process = subprocess.Popen(list(argv), stderr=subprocess.PIPE)
     except FileNotFoundError:
-        return WrappedResult(127, "", f"command not found: {argv[0]}")
+        return WrappedResult(127, "", f"command not found: {argv[0]}", started=False)
     except PermissionError:
-        return WrappedResult(126, "", f"permission denied: {argv[0]}")
+        return WrappedResult(126, "", f"permission denied: {argv[0]}", started=False)
     except OSError as exc:
-        return WrappedResult(126, "", f"cannot run {argv[0]}: {exc.strerror or exc}")
+        return WrappedResult(126, "", f"cannot run {argv[0]}: {exc.strerror or exc}", started=False)
 
     previous = _forward_signals(process)
     tail: deque[bytes] = deque()

@@ -250,3 +250,12 @@ def test_a_locked_store_does_not_delay_the_job(cli: Cli, sqlite_url: str, tmp_pa
     assert stderr == b""
     [run] = cli("runs", "list", "--json").json()
     assert (run["status"], run["exit_code"]) == ("failed", 6)
+
+
+def test_a_job_exiting_127_itself_is_not_reported_as_not_found(cli: Cli) -> None:
+    assert cli("pipelines", "add", "p2", "--name", "P2").exit_code == 0
+    done = _wrap(cli.db_url, "p2", "--", "sh", "-c", "exit 127")
+    assert done.returncode == 127
+    assert done.stderr == b""
+    [run] = cli("runs", "list", "--json").json()
+    assert (run["status"], run["exit_code"], run["error"]) == ("failed", 127, "exit code 127")
