@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import create_engine, make_url, select, text
@@ -47,6 +48,18 @@ def _wait_for(condition, what: str, timeout: float = 60) -> None:  # type: ignor
         time.sleep(0.1)
 
 
+def _stop_when(evaluator: Any, signum: int, condition: Any, what: str) -> tuple[Any, Any]:
+    """Once `condition` holds, send `signum` to the evaluator; its (stdout, stderr) at exit."""
+    try:
+        _wait_for(condition, what)
+        evaluator.send_signal(signum)
+        return evaluator.communicate(timeout=60)  # type: ignore[no-any-return]
+    finally:
+        if evaluator.poll() is None:
+            evaluator.kill()
+            evaluator.wait()
+
+
 def _slow_alert(pg_url: str, tmp_path: Path) -> Cli:
     """A `sql` alert named slow whose query sleeps 120 s on the test database."""
     cli = Cli(pg_url)
@@ -74,14 +87,12 @@ def test_signal_stops_a_run_with_a_pg_sleep_check_cleanly(
         stderr=subprocess.PIPE,
         env={**os.environ},
     )
-    try:
-        _wait_for(lambda: _sleeping_queries(pg_url) == 1, "the check's pg_sleep to run")
-        evaluator.send_signal(getattr(signal, signame))
-        _, stderr = evaluator.communicate(timeout=60)
-    finally:
-        if evaluator.poll() is None:
-            evaluator.kill()
-            evaluator.wait()
+    _, stderr = _stop_when(
+        evaluator,
+        getattr(signal, signame),
+        lambda: _sleeping_queries(pg_url) == 1,
+        "the check's pg_sleep to run",
+    )
     assert evaluator.returncode == code, stderr
     lines = stderr.decode().splitlines()
     assert lines == [
@@ -123,14 +134,12 @@ def test_sigterm_during_a_dry_run_cancels_its_query_and_writes_nothing(
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
     )
-    try:
-        _wait_for(lambda: _sleeping_queries(pg_url) == 1, "the check's pg_sleep to run")
-        evaluator.send_signal(signal.SIGTERM)
-        out, stderr = evaluator.communicate(timeout=60)
-    finally:
-        if evaluator.poll() is None:
-            evaluator.kill()
-            evaluator.wait()
+    out, stderr = _stop_when(
+        evaluator,
+        signal.SIGTERM,
+        lambda: _sleeping_queries(pg_url) == 1,
+        "the check's pg_sleep to run",
+    )
     assert evaluator.returncode == 143, stderr
     assert out == b""
     assert stderr.decode() == (
@@ -161,14 +170,9 @@ def test_sigterm_while_delivering_drops_the_queued_sends_and_releases_them(
     sink.on("n0", "stall")
     env = {"ALERTS_HTTP_READ_TIMEOUT": "3", "ALERTS_RETRY_ATTEMPTS": "1"}
     evaluator = alerts_process(sqlite_url, "evaluate", "--quiet", "--concurrency", "1", env=env)
-    try:
-        _wait_for(lambda: len(sink.received) == 1, "the first send to stall")
-        evaluator.send_signal(signal.SIGTERM)
-        _, stderr = evaluator.communicate(timeout=60)
-    finally:
-        if evaluator.poll() is None:
-            evaluator.kill()
-            evaluator.wait()
+    _, stderr = _stop_when(
+        evaluator, signal.SIGTERM, lambda: len(sink.received) == 1, "the first send to stall"
+    )
     assert evaluator.returncode == 143, stderr
     assert [r.path for r in sink.received] == ["/hook/n0"]  # nothing sent after the SIGTERM
 
