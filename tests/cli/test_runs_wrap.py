@@ -261,3 +261,39 @@ def test_a_job_exiting_127_itself_is_not_reported_as_not_found(cli: Cli) -> None
     assert done.stderr == b""
     [run] = cli("runs", "list", "--json").json()
     assert (run["status"], run["exit_code"], run["error"]) == ("failed", 127, "exit code 127")
+
+
+@pytest.fixture
+def mariadb_store_url() -> Any:
+    """A scratch MariaDB database as a store URL, dropped afterwards."""
+    import uuid
+
+    from sqlalchemy import create_engine, text
+
+    from tests.conftest import MARIADB_URL, require_service
+
+    require_service("MariaDB", "127.0.0.1", 3306)
+    name = f"alerts_runs_{uuid.uuid4().hex[:10]}"
+    admin = create_engine(MARIADB_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4"))
+    try:
+        yield MARIADB_URL.rsplit("/", 1)[0] + f"/{name}"
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f"DROP DATABASE IF EXISTS `{name}`"))
+        admin.dispose()
+
+
+def test_nul_and_emoji_on_a_mariadb_store(mariadb_store_url: str, tmp_path: Path) -> None:
+    cli = Cli(mariadb_store_url)
+    _job_with_alert(cli, tmp_path)
+    script = 'printf "Segfault\\000core \\342\\234\\223 \\360\\237\\230\\200\\n" >&2; exit 139'
+    done = _wrap(mariadb_store_url, "p2", "--", "sh", "-c", script)
+    assert done.returncode == 139, done.stderr
+    assert b"warning" not in done.stderr
+    [run] = cli("runs", "list", "p2", "--json").json()
+    assert (run["status"], run["exit_code"]) == ("failed", 139)
+    assert run["error"] == "Segfault\\x00core \u2713 \U0001f600"
+    [result] = cli("evaluate", "--dry-run", "--json").json()["results"]
+    assert result["outcome"] == "firing"
