@@ -56,12 +56,12 @@ def evaluate(
 
     try:
         with stop_on_signals():
-            _evaluate(ctx, dry_run, all_alerts, alert_ref, concurrency, quiet, as_json)
-    except KeyboardInterrupt as exc:
-        from datamantri_alerts.checks.inflight import cancel_all
+            _evaluate(
+                ctx, dry_run, all_alerts, alert_ref, concurrency, quiet, as_json, metrics_file
+            )
+    except KeyboardInterrupt as exc:  # the queries in flight were cancelled on the way out
         from datamantri_alerts.interrupts import exit_code_for
 
-        cancel_all()  # the dry run's queries; a real run cancelled its own already
         done = (
             "queries cancelled, nothing written"
             if dry_run
@@ -79,6 +79,7 @@ def _evaluate(
     concurrency: int,
     quiet: bool,
     as_json: bool,
+    metrics_file: str | None,
 ) -> None:
     if not dry_run:
         run_and_report(
@@ -113,6 +114,7 @@ def _projected_state(alert: Any, outcome: str) -> str:
 def dry_run_report(
     ctx: typer.Context, *, all_alerts: bool, ref: str | None, concurrency: int
 ) -> dict[str, Any]:
+    from datamantri_alerts.checks.pool import SourcePool
     from datamantri_alerts.services.checking import (
         AlertSnapshot,
         run_checks,
@@ -127,9 +129,17 @@ def dry_run_report(
         snapshots = [AlertSnapshot.of(alert) for alert in alerts]
         by_id = {alert.id: alert for alert in alerts}
         session.expunge_all()
-    results = run_checks(
-        snapshots, store_context_factory(store, app.clock), concurrency=concurrency
-    )
+    with SourcePool(concurrency) as sources:
+        try:
+            results = run_checks(
+                snapshots,
+                store_context_factory(store, app.clock),
+                concurrency=concurrency,
+                sources=sources,
+            )
+        except KeyboardInterrupt:  # SIGTERM or Ctrl-C: no query outlives the dry run
+            sources.cancel_all()
+            raise
     rows = []
     for result in results:
         row = result.as_dict()

@@ -35,6 +35,7 @@ from datamantri_alerts.store.models import Alert, AlertHistory, EvaluatorRun
 
 if TYPE_CHECKING:
     from datamantri_alerts.channels.retry import RetryPolicy
+    from datamantri_alerts.checks.pool import SourcePool
     from datamantri_alerts.services.checking import CheckResult
     from datamantri_alerts.store.engine import Store
 
@@ -147,7 +148,12 @@ def count_due(store: Store, now: datetime, all_: bool) -> int:
 def run_evaluation(
     store: Store, clock: Clock, options: RunOptions, progress: Progress | None = None
 ) -> RunSummary:
-    """Evaluate due alerts and deliver notifications; records an evaluator_runs row."""
+    """Evaluate due alerts and deliver notifications; records an evaluator_runs row.
+
+    Interrupted (KeyboardInterrupt: Ctrl-C, or SIGTERM through `interrupts.stop_on_signals`),
+    it cancels the data-source statements in flight, releases its leases and records the run as
+    `interrupted`, then re-raises."""
+    from datamantri_alerts.checks.pool import SourcePool
     from datamantri_alerts.services.heartbeat import Heartbeat
 
     progress = progress or Progress()
@@ -163,9 +169,10 @@ def run_evaluation(
     summary = RunSummary(run_id=run_id)
     set_run_id(run_id)
     log.info("evaluator run %s started on %s", run_id, options.host)
+    sources = SourcePool(options.concurrency)  # the run's data source connections
     try:
         _release_after_mutes(store, clock)
-        _evaluate_due(store, clock, options, me, summary, progress)
+        _evaluate_due(store, clock, options, me, summary, progress, sources)
         progress.on_delivering()
         summary.notifications = deliver_pending(
             store,
@@ -181,11 +188,12 @@ def run_evaluation(
         summary.problems.extend(summary.notifications.problems)
         summary.overdue = count_overdue(store, clock.now())
     except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM (see interrupts.stop_on_signals)
-        _stop_cleanly(store, me)
-        _finish_run(
-            store, clock, run_id, summary, failure=str(exc) or "interrupted", interrupted=True
-        )
-        heartbeat.finish(False, f"run {str(exc) or 'interrupted'}")
+        reason = str(exc) or "interrupted"
+        _stop_cleanly(store, me, sources)
+        _finish_run(store, clock, run_id, summary, failure=reason, interrupted=True)
+        heartbeat.finish(False, f"run {reason}")
+        export_after_run(store, clock, options.metrics_file)
+        set_run_id(None)
         raise
     except BaseException as exc:
         _finish_run(store, clock, run_id, summary, failure=f"{type(exc).__name__}: {exc}")
@@ -193,6 +201,8 @@ def run_evaluation(
         export_after_run(store, clock, options.metrics_file)
         set_run_id(None)
         raise
+    finally:
+        sources.close()
     _finish_run(store, clock, run_id, summary)
     log.info("evaluator run %s finished: %s", run_id, _run_message(summary))
     heartbeat.finish(summary.ok, _run_message(summary))
@@ -208,6 +218,7 @@ def _evaluate_due(
     me: Holder,
     summary: RunSummary,
     progress: Progress,
+    sources: SourcePool,
 ) -> None:
     from datamantri_alerts.services.checking import AlertSnapshot, run_check_batches
     from datamantri_alerts.services.checking import store_context_factory as contexts
@@ -254,7 +265,7 @@ def _evaluate_due(
     # One pool of check slots across batches: batch k+1 is claimed and started while the last
     # checks of batch k finish, and batch k's results are written as soon as it is complete.
     for results in run_check_batches(
-        claimed_batches(), contexts(store, clock), concurrency=options.concurrency
+        claimed_batches(), contexts(store, clock), concurrency=options.concurrency, sources=sources
     ):
         apply_results(store, clock.now(), me, options.host, results, summary, started=claimed_at)
         progress.on_checked(len(results))
@@ -615,14 +626,13 @@ def _run_message(summary: RunSummary) -> str:
     return ", ".join(parts)
 
 
-def _stop_cleanly(store: Store, me: Holder) -> None:
+def _stop_cleanly(store: Store, me: Holder, sources: SourcePool) -> None:
     """An interrupted run: cancel the data-source queries in flight, give up every lease held,
     so the next run (on any host) takes the alerts and notifications over at once."""
-    from datamantri_alerts.checks.inflight import cancel_all
     from datamantri_alerts.services.leases import release_all
     from datamantri_alerts.store.models import Notification
 
-    cancelled = cancel_all()
+    sources.cancel_all()
     try:
         with store.transaction() as session:
             alerts = release_all(session, Alert, me)
@@ -631,8 +641,7 @@ def _stop_cleanly(store: Store, me: Holder) -> None:
         log.info("could not release the leases of %s: %s", me.id, type(exc).__name__)
         return
     log.info(
-        "interrupted: %d queries cancelled, %d alert and %d notification leases released",
-        cancelled,
+        "interrupted: queries cancelled, %d alert and %d notification leases released",
         alerts,
         notifications,
     )
