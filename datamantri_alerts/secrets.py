@@ -77,6 +77,11 @@ def mask_url(url: str) -> str:
     if parts.scheme in ("http", "https"):
         path = "/" + MASK if parts.path not in ("", "/") or parts.query else parts.path
         return urlunsplit((parts.scheme, netloc, path, "", ""))
+    # urlunsplit drops an empty authority (`sqlite:////tmp/a.db` -> `sqlite://tmp/a.db`, which
+    # names host `tmp`), so a URL that had `//` is rebuilt with it.
+    if url[len(parts.scheme) + 1 :].startswith("//"):
+        query = f"?{parts.query}" if parts.query else ""
+        return f"{parts.scheme}://{netloc}{parts.path}{query}"
     return urlunsplit((parts.scheme, netloc, parts.path, parts.query, ""))
 
 
