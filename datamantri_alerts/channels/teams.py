@@ -79,7 +79,7 @@ class TeamsChannel(ChannelBase):
 
     def recipient_warnings(self, value: Any) -> list[str]:
         if isinstance(value, str) and is_legacy_connector(value):
-            return [f"teams: {LEGACY_HINT}."]
+            return [f"{LEGACY_HINT}."]
         return []
 
     def send(self, message: Message, recipient: str, config: TeamsConfig) -> None:

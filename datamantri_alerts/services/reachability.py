@@ -92,14 +92,33 @@ def notify_warnings(
     return found
 
 
+def recipient_warnings(recipients: Mapping[str, Any]) -> list[NotifyWarning]:
+    """The channels' own warnings about validated recipients (e.g. a retired Teams connector
+    URL), each under its field (`recipients.teams`)."""
+    from datamantri_alerts.channels import channel_names, get_channel
+
+    known = set(channel_names())
+    return [
+        NotifyWarning(field_path("recipients", name), text)
+        for name, value in recipients.items()
+        if name in known and value
+        for text in get_channel(name).recipient_warnings(value)
+    ]
+
+
+def alert_warnings(
+    definition: AlertDefinition, environ: Mapping[str, str] | None = None
+) -> list[NotifyWarning]:
+    """Every warning about a validated alert: its recipients' (`recipient_warnings`), then why
+    it could never notify (`notify_warnings`)."""
+    return recipient_warnings(definition.recipients) + notify_warnings(
+        definition.channels, definition.recipients, environ
+    )
+
+
 def definition_warnings(
     definition: AlertDefinition, environ: Mapping[str, str] | None = None, where: str = ""
 ) -> list[str]:
-    """Every warning about a validated alert, as printed lines: its channels' own warnings
-    (e.g. a retired Teams connector URL) and why it could never notify; under `where`
-    (`alerts[3]`) when the alert is an item of a file."""
-    lines = [f"{where}: {text}" if where else text for text in definition.warnings]
-    lines += [
-        w.line(where) for w in notify_warnings(definition.channels, definition.recipients, environ)
-    ]
-    return lines
+    """`alert_warnings` as printed lines, `field: message`; under `where` (`alerts[3]`, giving
+    `alerts[3].recipients.teams: ...`) when the alert is an item of a file."""
+    return [w.line(where) for w in alert_warnings(definition, environ)]

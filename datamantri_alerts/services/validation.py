@@ -59,7 +59,7 @@ def validate_files(
     Never raises for a problem in a file: each becomes a Finding of the report."""
     from datamantri_alerts.schema import ParsedFile, collect_file, load_document
     from datamantri_alerts.services.entities import file_ids, file_reference_problems
-    from datamantri_alerts.services.reachability import notify_warnings
+    from datamantri_alerts.services.reachability import alert_warnings
 
     report = ValidationReport(files=[str(p) for p in paths])
     parsed_files: list[tuple[str, ParsedFile]] = []
@@ -90,10 +90,9 @@ def validate_files(
         ]
         for n, definition in enumerate(parsed.alerts):
             where = parsed.path("alerts", n)
-            report.warnings += [Finding(name, where, text) for text in definition.warnings]
             report.warnings += [
                 Finding(name, field_path(where, w.field), w.message)
-                for w in notify_warnings(definition.channels, definition.recipients, environ)
+                for w in alert_warnings(definition, environ)
             ]
     # A one-alert file's paths are the alert's own (`recipients.email[1]`), as `create` prints.
     for findings in (report.errors, report.warnings):
