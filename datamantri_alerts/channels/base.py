@@ -176,6 +176,9 @@ class Channel(Protocol):
     config_model: ClassVar[type[ChannelConfig]]
     #: Least seconds between two sends to the same recipient in one process (0: no pacing).
     min_send_interval: ClassVar[float]
+    #: Keys of a mapping recipient that are settings, not secrets (webhook `format`): shown as
+    #: written where the rest of a secret recipient is masked.
+    plain_recipient_keys: ClassVar[frozenset[str]]
 
     def normalize_recipients(self, value: Any) -> Any:
         """Validate a recipients entry as written; return it normalised or raise RecipientError."""
@@ -218,6 +221,7 @@ class ChannelBase:
     recipient_is_secret: ClassVar[bool] = False
     fallback_env: ClassVar[str | None] = None
     min_send_interval: ClassVar[float] = 0.0
+    plain_recipient_keys: ClassVar[frozenset[str]] = frozenset()
 
     def recipient_warnings(self, value: Any) -> list[str]:
         return []

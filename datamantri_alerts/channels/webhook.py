@@ -68,6 +68,7 @@ class WebhookChannelConfig(WebhookConfig):
 class WebhookChannel(ChannelBase):
     name: ClassVar[str] = "webhook"
     recipient_is_secret: ClassVar[bool] = True
+    plain_recipient_keys: ClassVar[frozenset[str]] = frozenset({"format"})
     config_model: ClassVar[type[ChannelConfig]] = WebhookChannelConfig
 
     def normalize_recipients(self, value: Any) -> Any:
@@ -82,7 +83,10 @@ class WebhookChannel(ChannelBase):
         if not recipient.lstrip().startswith("{"):
             return resolve_env(recipient, environ)
         data = json.loads(recipient)
-        resolved = {k: resolve_env(v, environ) if k != "format" else v for k, v in data.items()}
+        resolved = {
+            k: v if k in self.plain_recipient_keys else resolve_env(v, environ)
+            for k, v in data.items()
+        }
         return json.dumps(resolved, sort_keys=True)
 
     def recipient_secrets(self, target: str) -> list[str]:

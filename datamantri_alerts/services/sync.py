@@ -125,14 +125,30 @@ class SyncPlan:
 
 
 def field_changes(
-    old: dict[str, Any], new: dict[str, Any], *, secret: Callable[[str], bool] = lambda _: False
+    old: dict[str, Any],
+    new: dict[str, Any],
+    *,
+    secret: Callable[[str], bool] = lambda _: False,
+    mask: Callable[[str, str], str] | None = None,
 ) -> list[FieldChange]:
     """The differences between two definitions, nested mappings as dotted paths.
 
-    secret(path) says which values to mask for display (`mask_url`); lists compare whole."""
+    secret(path) says which values to mask for display, mask(path, text) how (default
+    `mask_url`); lists compare whole, and a list or mapping under a secret path is masked item
+    by item (`recipients.webhook[0]`)."""
     from datamantri_alerts.secrets import mask_url
 
+    mask_text = mask or (lambda _path, text: mask_url(text))
     changes: list[FieldChange] = []
+
+    def masked(path: str, value: Any) -> Any:
+        if isinstance(value, dict):
+            return {k: masked(field_path(path, str(k)), v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [masked(field_path(path, i), v) for i, v in enumerate(value)]
+        if isinstance(value, str) and secret(path):
+            return mask_text(path, value)
+        return _plain(value)
 
     def walk(prefix: str, before: Any, after: Any) -> None:
         if isinstance(before, dict) and isinstance(after, dict):
@@ -142,9 +158,8 @@ def field_changes(
         if before == after:
             return
         if secret(prefix):
-            shown_old = mask_url(before) if isinstance(before, str) else before
-            shown_new = mask_url(after) if isinstance(after, str) else after
-            changes.append(FieldChange(prefix, shown_old, shown_new, secret=True))
+            shown = FieldChange(prefix, masked(prefix, before), masked(prefix, after), secret=True)
+            changes.append(shown)
         else:
             changes.append(FieldChange(prefix, _plain(before), _plain(after)))
 
@@ -158,14 +173,34 @@ def _plain(value: Any) -> Any:
 
 
 def _secret_alert_field(path: str) -> bool:
-    """recipients.<channel> of a channel whose recipient carries a token (webhook URLs)."""
+    """recipients.<channel> of a channel whose recipient carries a token (webhook URLs), except
+    the keys its mapping recipients hold as plain settings (`recipients.webhook[0].format`)."""
     from datamantri_alerts.channels import channel_names, get_channel
 
     head, _, rest = path.partition(".")
     if head != "recipients" or not rest:
         return False
     channel = rest.split(".", 1)[0].split("[", 1)[0]
-    return channel not in channel_names() or get_channel(channel).recipient_is_secret
+    if channel not in channel_names():
+        return True
+    found = get_channel(channel)
+    leaf = rest.rsplit(".", 1)[-1] if "." in rest else ""
+    return found.recipient_is_secret and leaf not in found.plain_recipient_keys
+
+
+def _mask_alert_field(path: str, text: str) -> str:
+    """A secret recipient value as its channel shows it (`discord://***`, whatever the scheme);
+    a key inside a mapping recipient (`recipients.webhook[0].url`) through `mask_url`."""
+    from datamantri_alerts.channels import channel_names, get_channel
+    from datamantri_alerts.secrets import mask_secret, mask_url
+
+    rest = path.partition(".")[2]
+    channel = rest.split(".", 1)[0].split("[", 1)[0]
+    if channel not in channel_names():
+        return mask_secret(text)
+    if "." in rest:
+        return mask_url(text)
+    return get_channel(channel).mask_recipient(text)
 
 
 def _secret_entity_field(path: str) -> bool:
@@ -286,7 +321,10 @@ def sync_file(
             if k != "muted_until" or k in definition.explicit
         }
         diff = field_changes(
-            {k: current.get(k) for k in wanted}, wanted, secret=_secret_alert_field
+            {k: current.get(k) for k in wanted},
+            wanted,
+            secret=_secret_alert_field,
+            mask=_mask_alert_field,
         )
         changes.append(
             Change(
