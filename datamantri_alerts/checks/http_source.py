@@ -91,7 +91,14 @@ def probe_http(
                     raise CannotEvaluate(f"data source {source.label}: {exc}") from None
                 message = f"GET {shown} was redirected to a refused destination: {exc}"
                 return _failure(message, started, {"url": shown, "redirects": hops})
-            except (requests.RequestException, ValueError) as exc:
+            except requests.RequestException as exc:
+                # The cause (`[Errno 111] Connection refused`), as deliveries report it, not
+                # urllib3's retry wrapper quoting the pool and connection classes.
+                from datamantri_alerts.channels.http import exception_cause
+
+                message = f"GET {shown} failed: {exception_cause(exc, secrets)}"
+                return _failure(message, started, {"url": shown, "redirects": hops})
+            except ValueError as exc:
                 message = f"GET {shown} failed: {describe_error(exc, secrets)}"
                 return _failure(message, started, {"url": shown, "redirects": hops})
             details: dict[str, object] = {"status_code": status, "url": shown}
