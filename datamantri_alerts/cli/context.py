@@ -23,12 +23,13 @@ if TYPE_CHECKING:
 def _console(stderr: bool = False) -> Console:
     """Rich console for data: markup, emoji codes and highlighting are off, and control
     characters in any text are shown escaped (see `data_console_class`). When piped (cron
-    logs, grep) lines are not wrapped at 80 columns."""
+    logs, grep) lines are not wrapped at 80 columns. On stderr a printed line is never broken
+    (soft wrap: the terminal folds it), so each error or warning stays one line at any width."""
     import os
 
     stream = sys.stderr if stderr else sys.stdout
     piped = not stream.isatty() and "COLUMNS" not in os.environ
-    return data_console_class()(stderr=stderr, width=160 if piped else None)
+    return data_console_class()(stderr=stderr, width=160 if piped else None, soft_wrap=stderr)
 
 
 @cache
