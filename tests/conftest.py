@@ -11,6 +11,7 @@ import os
 import socket
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -123,6 +124,29 @@ def pg_url(pg_database: str) -> Iterator[str]:
         engine.dispose()
 
 
+@contextmanager
+def scratch_mariadb_database() -> Iterator[str]:
+    """A new, empty MariaDB database `alerts_test_<uuid>` as a store URL; dropped afterwards."""
+    require_service("MariaDB", "127.0.0.1", 3306)
+    name = f"alerts_test_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(MARIADB_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4 COLLATE utf8mb4_bin"))
+    try:
+        yield MARIADB_URL.rsplit("/", 1)[0] + f"/{name}"
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f"DROP DATABASE IF EXISTS `{name}`"))
+        admin.dispose()
+
+
+@pytest.fixture
+def mariadb_url() -> Iterator[str]:
+    """A fresh MariaDB database per test (parallel-safe), as a store URL."""
+    with scratch_mariadb_database() as url:
+        yield url
+
+
 @pytest.fixture(params=["sqlite", "postgres"])
 def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """Runs the test once on a SQLite file and once on PostgreSQL."""
@@ -162,8 +186,9 @@ def dump_store(url: str) -> dict[str, list[dict[str, Any]]]:
         with engine.connect() as conn:
             tables = sorted(inspect(conn).get_table_names())
             dump: dict[str, list[dict[str, Any]]] = {}
+            quote = engine.dialect.identifier_preparer.quote
             for table in tables:
-                rows = conn.execute(text(f'SELECT * FROM "{table}"')).mappings().all()
+                rows = conn.execute(text(f"SELECT * FROM {quote(table)}")).mappings().all()
                 dump[table] = sorted(
                     (json.loads(json.dumps(dict(r), default=str)) for r in rows),
                     key=lambda r: json.dumps(r, sort_keys=True),

@@ -33,7 +33,7 @@ def upgrade(ctx: typer.Context) -> None:
 def current(ctx: typer.Context) -> None:
     """Print the store's schema revision."""
     from datamantri_alerts.store.engine import Store
-    from datamantri_alerts.store.migrate import SCHEMA_HEAD, current_revision
+    from datamantri_alerts.store.migrate import SCHEMA_HEAD, current_revision, refuse_newer
 
     app_ctx = app_context(ctx)
     store = Store(app_ctx.settings.database_url)
@@ -41,5 +41,6 @@ def current(ctx: typer.Context) -> None:
         revision = current_revision(store.engine)
     finally:
         store.dispose()
+    refuse_newer(revision)
     note = "" if revision == SCHEMA_HEAD else f" (this version expects {SCHEMA_HEAD})"
     app_ctx.console.print(f"{revision or 'empty store'}{note}")

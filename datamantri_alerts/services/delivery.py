@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import select, update
 
 from datamantri_alerts.clock import Clock
-from datamantri_alerts.services.leases import Holder, claim, still_held
+from datamantri_alerts.services.leases import Holder, claim, lock_rows, still_held
 from datamantri_alerts.store.models import AlertHistory, Notification
 
 if TYPE_CHECKING:
@@ -258,8 +258,7 @@ def _append_to_episodes(
         .where(AlertHistory.id.in_(sorted(entries)))
         .order_by(AlertHistory.id)
     )
-    if session.get_bind().dialect.name == "postgresql":
-        query = query.with_for_update()  # other evaluators append to the same lists
+    query = lock_rows(session, query)  # other evaluators append to the same lists
     changes = []
     for history_id, sent_list, error_list, last_notified in session.execute(query).all():
         sent, errors = entries[history_id]

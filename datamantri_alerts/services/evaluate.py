@@ -24,7 +24,7 @@ from datamantri_alerts.clock import Clock
 from datamantri_alerts.logs import set_run_id
 from datamantri_alerts.services.delivery import DeliveryTally, count_overdue, deliver_pending
 from datamantri_alerts.services.due import check_interval, due_condition, next_due_after
-from datamantri_alerts.services.leases import Holder, claim
+from datamantri_alerts.services.leases import Holder, claim, lock_rows
 from datamantri_alerts.services.metrics import export_after_run
 from datamantri_alerts.services.mute import release_after_mute
 from datamantri_alerts.services.outbox import Event, enqueue, message_payload
@@ -293,10 +293,12 @@ def apply_results(
     started = started or {}
     by_id = {r.id: r for r in results if r.id is not None}
     with store.transaction() as session:
-        query = select(Alert).where(Alert.id.in_(list(by_id)), Alert.lease_holder == me.id)
-        if session.get_bind().dialect.name == "postgresql":
-            query = query.order_by(Alert.id).with_for_update()
-        alerts = list(session.scalars(query))
+        query = (
+            select(Alert)
+            .where(Alert.id.in_(list(by_id)), Alert.lease_holder == me.id)
+            .order_by(Alert.id)
+        )
+        alerts = list(session.scalars(lock_rows(session, query)))
         lost = set(by_id) - {a.id for a in alerts}
         if lost:
             # An alert disabled or deleted meanwhile gave up its lease (`stand_down`): its result

@@ -4,10 +4,11 @@ A lease is `lease_holder = "host:pid"` plus `lease_expires_at`. A row may be cla
 holder, when its lease has expired, or when its holder ran on this host and that process no longer
 exists (the next cron run finishes a crashed run's work at once). A live holder is never displaced.
 
-Claiming happens inside `Store.transaction()`: on PostgreSQL the candidate rows are selected with
-`FOR UPDATE SKIP LOCKED`, so concurrent evaluators on any number of hosts split the work without
-waiting on each other; on SQLite the transaction starts with `BEGIN IMMEDIATE`, which serialises
-writers, so the select-then-update pair is atomic.
+Claiming happens inside `Store.transaction()`: on PostgreSQL and MySQL/MariaDB the candidate rows
+are selected with `FOR UPDATE SKIP LOCKED`, so concurrent evaluators on any number of hosts split
+the work without waiting on each other; on SQLite the transaction starts with `BEGIN IMMEDIATE`,
+which serialises writers, so the select-then-update pair is atomic. `lock_rows` is the one place
+that decides how a dialect locks the rows a transaction reads before writing them.
 """
 
 from __future__ import annotations
@@ -18,8 +19,13 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, or_, select, update
+from sqlalchemy import ColumnElement, Select, and_, or_, select, update
 from sqlalchemy.orm import Session
+
+from datamantri_alerts.store.types import MYSQL_DIALECTS
+
+#: Dialects whose servers lock rows read with `SELECT ... FOR UPDATE` (SQLite locks the file).
+ROW_LOCKING_DIALECTS = frozenset({"postgresql", *MYSQL_DIALECTS})
 
 
 @dataclass(frozen=True)
@@ -63,6 +69,29 @@ def dead_local_holders(holders: Iterable[str], me: Holder) -> list[str]:
     return dead
 
 
+def _supports_skip_locked(session: Session) -> bool:
+    """PostgreSQL >= 9.5, MySQL >= 8.0 and MariaDB >= 10.6 skip locked rows."""
+    dialect = session.get_bind().dialect
+    if dialect.name == "postgresql":
+        return True
+    version = tuple(dialect.server_version_info or ())
+    if getattr(dialect, "is_mariadb", False):
+        return version >= (10, 6)
+    return version >= (8, 0)
+
+
+def lock_rows(session: Session, query: Select[Any], *, skip_locked: bool = False) -> Select[Any]:
+    """query with the rows it reads locked until the transaction ends, where the dialect can.
+
+    skip_locked: leave rows another transaction holds out of the result instead of waiting
+    for them (a server too old for SKIP LOCKED waits instead, which is slower but as safe).
+    On SQLite the query is returned as is: `BEGIN IMMEDIATE` already serialises writers.
+    """
+    if session.get_bind().dialect.name not in ROW_LOCKING_DIALECTS:
+        return query
+    return query.with_for_update(skip_locked=skip_locked and _supports_skip_locked(session))
+
+
 def claimable(model: Any, now: datetime, dead: Sequence[str]) -> ColumnElement[bool]:
     """Rows with no live lease: free, expired, or held by a dead process on this host."""
     conditions = [model.lease_holder.is_(None), model.lease_expires_at <= now]
@@ -95,9 +124,7 @@ def claim(
     query = (
         select(model.id).where(*where, claimable(model, now, dead)).order_by(*order_by).limit(limit)
     )
-    if session.get_bind().dialect.name == "postgresql":
-        query = query.with_for_update(skip_locked=True)
-    ids = list(session.scalars(query).all())
+    ids = list(session.scalars(lock_rows(session, query, skip_locked=True)).all())
     if ids:
         session.execute(
             update(model)
@@ -109,17 +136,19 @@ def claim(
 
 
 def still_held(session: Session, model: Any, ids: Sequence[int], me: Holder) -> set[int]:
-    """Of ids, those this process still holds, locked until the transaction ends (PostgreSQL).
+    """Of ids, those this process still holds, locked until the transaction ends.
 
     Called inside the transaction that writes a claimed batch's results, so a result is never
     written over a row whose lease expired and was taken over meanwhile.
     """
     if not ids:
         return set()
-    query = select(model.id).where(and_(model.id.in_(list(ids)), model.lease_holder == me.id))
-    if session.get_bind().dialect.name == "postgresql":
-        query = query.order_by(model.id).with_for_update()
-    return set(session.scalars(query).all())
+    query = (
+        select(model.id)
+        .where(and_(model.id.in_(list(ids)), model.lease_holder == me.id))
+        .order_by(model.id)
+    )
+    return set(session.scalars(lock_rows(session, query)).all())
 
 
 def release_all(session: Session, model: Any, me: Holder) -> int:

@@ -17,6 +17,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from datamantri_alerts.store.models import Notification
+from datamantri_alerts.store.types import MYSQL_DIALECTS
 
 #: Message state for each notification kind (an error is announced like a firing).
 MESSAGE_STATE = {
@@ -143,14 +144,17 @@ def enqueue(session: Session, events: Sequence[Event], now: datetime) -> list[di
     if not rows:
         return rows
     dialect = session.get_bind().dialect.name
+    if dialect in MYSQL_DIALECTS:
+        from sqlalchemy.dialects.mysql import insert as mysql_insert
+
+        # A no-op update is MySQL's "do nothing" on a duplicate key (INSERT IGNORE would also
+        # swallow truncation and other errors).
+        statement = mysql_insert(Notification)
+        session.execute(statement.on_duplicate_key_update(id=Notification.id), rows)
+        return rows
     if dialect == "postgresql":
         from sqlalchemy.dialects.postgresql import insert
-    elif dialect == "sqlite":
-        from sqlalchemy.dialects.sqlite import insert  # type: ignore[assignment]
     else:
-        from sqlalchemy import insert  # type: ignore[assignment]
-
-        session.execute(insert(Notification), rows)
-        return rows
+        from sqlalchemy.dialects.sqlite import insert  # type: ignore[assignment]
     session.execute(insert(Notification).on_conflict_do_nothing(index_elements=["dedup_key"]), rows)
     return rows

@@ -14,6 +14,8 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
+from datamantri_alerts.store.types import MYSQL_DIALECTS
+
 log = logging.getLogger(__name__)
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
@@ -96,6 +98,18 @@ def make_engine(url: str) -> Engine:
             pool_size=5,
             max_overflow=20,
             connect_args={"connect_timeout": 10, "application_name": "datamantri-alerts"},
+            hide_parameters=True,
+        )
+    if parsed.get_backend_name() in MYSQL_DIALECTS:
+        # READ COMMITTED as on PostgreSQL: a locking read sees the latest committed lease, and
+        # InnoDB takes no gap locks, so concurrent claims skip rows instead of deadlocking.
+        return create_engine(
+            url,
+            pool_pre_ping=True,
+            pool_size=5,
+            max_overflow=20,
+            isolation_level="READ COMMITTED",
+            connect_args={"connect_timeout": 10, "charset": "utf8mb4"},
             hide_parameters=True,
         )
     return create_engine(url, pool_pre_ping=True, hide_parameters=True)

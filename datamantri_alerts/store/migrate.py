@@ -1,6 +1,10 @@
 """Schema migrations with Alembic, applied automatically on first use.
 
-The fast path (store already at head) asks one query and never imports Alembic.
+The fast path (store already at head) asks one query and never imports Alembic. Concurrent first
+runs are serialised by a lock per dialect (a file lock next to a SQLite store, an advisory lock on
+PostgreSQL, a named `GET_LOCK()` on MySQL/MariaDB). A store whose revision this package does not
+know was made by a newer release: every command refuses it with `StoreTooNewError` (exit 2)
+instead of touching it.
 """
 
 from __future__ import annotations
@@ -13,12 +17,30 @@ from pathlib import Path
 
 from sqlalchemy import Engine, inspect, text
 
-from datamantri_alerts.errors import RuntimeFailure
+from datamantri_alerts.errors import AlertsError, RuntimeFailure
+from datamantri_alerts.store.types import MYSQL_DIALECTS
 
 #: The newest revision shipped; a test checks it matches Alembic's head.
 SCHEMA_HEAD = "nospam1_signal"
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+
+#: PostgreSQL advisory lock key and MySQL/MariaDB lock name held while migrating.
+PG_LOCK_KEY = 727274
+MYSQL_LOCK_NAME = "datamantri_alerts.migrate"
+#: How long a first run waits for another process's migration (seconds).
+LOCK_WAIT_SECONDS = 300
+
+
+class StoreTooNewError(AlertsError):
+    """The store's schema revision is unknown here: a newer release created or upgraded it."""
+
+    exit_code = 2
+
+    def __init__(self) -> None:
+        super().__init__(
+            "the store was created by a newer version of datamantri-alerts; upgrade the package"
+        )
 
 
 def current_revision(engine: Engine) -> str | None:
@@ -37,10 +59,25 @@ def _alembic_config(engine: Engine):  # type: ignore[no-untyped-def]
     return cfg
 
 
+def known_revisions() -> frozenset[str]:
+    """Every revision this package ships (imports Alembic; off the fast path)."""
+    from alembic.script import ScriptDirectory
+
+    script = ScriptDirectory(str(MIGRATIONS_DIR))
+    return frozenset(rev.revision for rev in script.walk_revisions())
+
+
+def refuse_newer(revision: str | None) -> None:
+    """Raise StoreTooNewError when revision is set and not one this package knows."""
+    if revision is not None and revision != SCHEMA_HEAD and revision not in known_revisions():
+        raise StoreTooNewError()
+
+
 @contextmanager
 def _migration_lock(engine: Engine) -> Iterator[None]:
     """Serialise concurrent first runs (two cron jobs starting on a new store)."""
-    if engine.dialect.name == "sqlite" and engine.url.database not in (None, "", ":memory:"):
+    dialect = engine.dialect.name
+    if dialect == "sqlite" and engine.url.database not in (None, "", ":memory:"):
         lock_path = Path(engine.url.database).expanduser().with_suffix(".migrate.lock")
         with os.fdopen(os.open(lock_path, os.O_CREAT | os.O_RDWR, 0o600), "r+") as handle:
             fcntl.flock(handle, fcntl.LOCK_EX)
@@ -49,32 +86,56 @@ def _migration_lock(engine: Engine) -> Iterator[None]:
             finally:
                 fcntl.flock(handle, fcntl.LOCK_UN)
         return
-    if engine.dialect.name == "postgresql":
+    if dialect == "postgresql":
         with engine.connect() as conn:
-            conn.execute(text("SELECT pg_advisory_lock(727274)"))
+            conn.execute(text("SELECT pg_advisory_lock(:key)"), {"key": PG_LOCK_KEY})
             conn.commit()
             try:
                 yield
             finally:
-                conn.execute(text("SELECT pg_advisory_unlock(727274)"))
+                conn.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": PG_LOCK_KEY})
+                conn.commit()
+        return
+    if dialect in MYSQL_DIALECTS:
+        # A named lock belongs to this connection (kept open while migrating) and is released
+        # by the server if the process dies. Names are server-wide, so the database is in it.
+        name = f"{MYSQL_LOCK_NAME}.{engine.url.database or ''}"[:64]
+        with engine.connect() as conn:
+            got = conn.execute(
+                text("SELECT GET_LOCK(:name, :wait)"), {"name": name, "wait": LOCK_WAIT_SECONDS}
+            ).scalar()
+            conn.commit()
+            if got != 1:
+                raise RuntimeFailure(
+                    f"another process has been migrating the store for {LOCK_WAIT_SECONDS} s; "
+                    "try again later"
+                )
+            try:
+                yield
+            finally:
+                conn.execute(text("SELECT RELEASE_LOCK(:name)"), {"name": name})
                 conn.commit()
         return
     yield
 
 
 def upgrade(engine: Engine, revision: str = "head") -> tuple[str | None, str | None]:
-    """Apply migrations up to revision; returns (before, after)."""
+    """Apply migrations up to revision; returns (before, after).
+
+    Raises StoreTooNewError (and changes nothing) when the store is ahead of this package.
+    """
     from alembic import command
 
     with _migration_lock(engine):
         before = current_revision(engine)
+        refuse_newer(before)
         command.upgrade(_alembic_config(engine), revision)
         after = current_revision(engine)
     return before, after
 
 
 def ensure_schema(engine: Engine) -> None:
-    """Create and migrate a new store; bring an old one to head."""
+    """Create and migrate a new store; bring an old one to head; refuse a newer one."""
     try:
         revision = current_revision(engine)
     except Exception as exc:  # the store is unreachable: a runtime failure, not a traceback
@@ -82,4 +143,5 @@ def ensure_schema(engine: Engine) -> None:
 
         raise RuntimeFailure(f"cannot open the store: {redact_text(str(exc))}") from exc
     if revision != SCHEMA_HEAD:
+        refuse_newer(revision)
         upgrade(engine)

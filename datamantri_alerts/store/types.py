@@ -15,7 +15,10 @@ from typing import Any
 from sqlalchemy import JSON, DateTime, Text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Dialect
-from sqlalchemy.types import TypeDecorator
+from sqlalchemy.types import TypeDecorator, TypeEngine
+
+#: SQLAlchemy's names for MySQL and MariaDB (`mysql+pymysql://`, `mariadb+pymysql://`).
+MYSQL_DIALECTS = frozenset({"mysql", "mariadb"})
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -23,6 +26,15 @@ class UTCDateTime(TypeDecorator[datetime]):
 
     impl = DateTime(timezone=True)
     cache_ok = True
+
+    def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
+        # MySQL/MariaDB DATETIME keeps whole seconds unless asked for microseconds; leases,
+        # due times and episode order need them, as PostgreSQL and SQLite keep them.
+        if dialect.name in MYSQL_DIALECTS:
+            from sqlalchemy.dialects.mysql import DATETIME
+
+            return dialect.type_descriptor(DATETIME(fsp=6))
+        return super().load_dialect_impl(dialect)
 
     def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
         if value is None:

@@ -9,6 +9,7 @@ from collections.abc import Iterator
 import pytest
 from sqlalchemy import create_engine, text
 
+from tests.conftest import scratch_mariadb_database
 from tests.evaluator.conftest import flag_type, flags, plugin_dir, sink, smtp_starttls, tls_material
 
 __all__ = ["flag_type", "flags", "plugin_dir", "sink", "smtp_starttls", "tls_material"]
@@ -27,3 +28,10 @@ def pg_url_baseline(pg_database: str) -> Iterator[str]:
         with engine.connect() as conn:
             conn.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
         engine.dispose()
+
+
+@pytest.fixture
+def mariadb_url_baseline() -> Iterator[str]:
+    """A second fresh MariaDB database, for comparing against a single-process run."""
+    with scratch_mariadb_database() as url:
+        yield url

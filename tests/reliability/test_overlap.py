@@ -9,7 +9,8 @@ WAL` at -vv; the test counts those lines per process and requires all of them to
 At the end the store equals (states, trigger counts, episodes, outbox rows) that of the same
 rounds run by a single process on a second store.
 
-CI: 2 rounds per dialect. The must-show figure (20 rounds, 8 SQLite / 4 PostgreSQL processes):
+CI: 2 rounds per dialect. The must-show figure (20 rounds, 8 SQLite / 4 PostgreSQL / 4 MariaDB
+processes):
 
     .venv/bin/pytest -m slow tests/reliability/test_overlap.py -s
 """
@@ -33,7 +34,11 @@ from tests.evaluator.conftest import Flags, Sink, alerts_process, make_alerts
 ALERTS = 200
 CHANNELS = ("slack", "teams")
 #: Processes per dialect, and the host id each one runs under.
-HOSTS = {"sqlite": ["h1"] * 8, "postgresql": ["h1", "h1", "h2", "h2"]}
+HOSTS = {
+    "sqlite": ["h1"] * 8,
+    "postgresql": ["h1", "h1", "h2", "h2"],
+    "mysql": ["h1", "h1", "h2", "h2"],
+}
 WAL_LINE = re.compile(r"SQLite store connection opened: journal_mode=(\w+)")
 
 
@@ -45,6 +50,8 @@ class Figures:
     duplicates: int = 0
     missing: int = 0
     locked_errors: int = 0
+    #: "lease lost" problems reported by any process (a result dropped after a double claim).
+    lease_lost: int = 0
     wal_connections: int = 0
     other_journal_modes: int = 0
     per_round_seconds: list[float] = field(default_factory=list)
@@ -162,6 +169,7 @@ def overlap(
             run_round(baseline_url, ["h1"], sink, "one", names, event)
             figures.delivered += sum(received.values())
             figures.locked_errors += sum(err.count("database is locked") for err in errs)
+            figures.lease_lost += sum(err.count("lease lost") for err in errs)
             for err in errs:
                 modes = WAL_LINE.findall(err)
                 if store.dialect == "sqlite":
@@ -169,6 +177,7 @@ def overlap(
                 figures.wal_connections += modes.count("wal")
                 figures.other_journal_modes += len(modes) - modes.count("wal")
             assert figures.locked_errors == 0
+            assert figures.lease_lost == 0
             assert figures.other_journal_modes == 0
         assert projection(store) == projection(baseline)
     finally:
@@ -206,3 +215,20 @@ def test_four_processes_two_hosts_on_postgresql(
     assert figures.delivered == ALERTS * len(CHANNELS) * rounds
     with capsys.disabled():
         print(f"\n[overlap postgresql] {figures}")
+
+
+@pytest.mark.parametrize("rounds", ROUNDS)
+def test_four_processes_two_hosts_on_mariadb(
+    mariadb_url: str,
+    request: pytest.FixtureRequest,
+    flags: Flags,
+    sink: Sink,
+    rounds: int,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """MySQL/MariaDB claims rows with FOR UPDATE SKIP LOCKED too: no lease is ever lost."""
+    baseline = request.getfixturevalue("mariadb_url_baseline")
+    figures = overlap(mariadb_url, baseline, HOSTS["mysql"], rounds, flags, sink)
+    assert figures.delivered == ALERTS * len(CHANNELS) * rounds
+    with capsys.disabled():
+        print(f"\n[overlap mariadb] {figures}")
