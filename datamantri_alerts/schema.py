@@ -1,22 +1,24 @@
 """Pydantic models of alert definitions, watched entities and the YAML file.
 
 Validation turns every problem into one `InputError` line naming the field, so the CLI can print
-it and exit 2 before anything is written.
+it and exit 2 before anything is written. Numbers, times and text fields use the bounded types of
+`limits.py`; a raw document is first checked by `inputs.check_document` (nesting depth, control
+characters in any string, at any depth). Reading files is `documents.py`.
 """
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Iterable, Mapping
 from datetime import datetime
-from pathlib import Path
 from typing import Annotated, Any, Literal, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from datamantri_alerts.errors import InputError, first_of
 from datamantri_alerts.fieldpath import field_path, from_loc, key_path
+from datamantri_alerts.inputs import check_document
+from datamantri_alerts.limits import AwareTime, Count, Line, Minutes, Text
 from datamantri_alerts.secrets import REDACTED, has_env_ref
 
 Severity = Literal["info", "warning", "critical"]
@@ -77,10 +79,10 @@ def _valid_zone(value: str | None) -> str | None:
 
 
 class FreshnessSpec(_Strict):
-    table: str = Field(min_length=1, max_length=300)
-    column: str = Field(min_length=1, max_length=300)
+    table: Line = Field(min_length=1, max_length=300)
+    column: Line = Field(min_length=1, max_length=300)
     #: IANA zone of a naive `column` (no offset stored); None: UTC.
-    timestamp_timezone: str | None = None
+    timestamp_timezone: Line | None = None
 
     _zone = field_validator("timestamp_timezone")(_valid_zone)
 
@@ -110,8 +112,8 @@ def _validate_source_url(value: str) -> str:
 
 class DataSourceSpec(_Strict):
     id: str = Field(pattern=ID_PATTERN)
-    name: str = Field(min_length=1, max_length=300)
-    url: str
+    name: Line = Field(min_length=1, max_length=300)
+    url: Line
     freshness: FreshnessSpec | None = None
 
     @field_validator("url")
@@ -127,17 +129,17 @@ class RecordedRuns(_Strict):
 class SqlRuns(_Strict):
     source: Literal["sql"]
     datasource_id: str = Field(pattern=ID_PATTERN)
-    query: str = Field(min_length=1)
-    status_map: dict[Literal["success", "failed", "running"], list[str]] | None = None
+    query: Text = Field(min_length=1)
+    status_map: dict[Literal["success", "failed", "running"], list[Line]] | None = None
     #: IANA zone of naive `started_at`/`finished_at` values; None: UTC.
-    timestamp_timezone: str | None = None
+    timestamp_timezone: Line | None = None
 
     _zone = field_validator("timestamp_timezone")(_valid_zone)
 
 
 class DbtRuns(_Strict):
     source: Literal["dbt"]
-    path: str = Field(min_length=1)
+    path: Line = Field(min_length=1)
 
 
 RunsSpec = Annotated[RecordedRuns | SqlRuns | DbtRuns, Field(discriminator="source")]
@@ -145,7 +147,7 @@ RunsSpec = Annotated[RecordedRuns | SqlRuns | DbtRuns, Field(discriminator="sour
 
 class JobSpec(_Strict):
     id: str = Field(pattern=ID_PATTERN)
-    name: str = Field(min_length=1, max_length=300)
+    name: Line = Field(min_length=1, max_length=300)
     runs: RunsSpec = Field(default_factory=RecordedRuns)
 
     def references(self) -> list[tuple[str, str]]:
@@ -169,22 +171,22 @@ class AlertSpec(_Strict):
     """An alert as a person writes it; `condition_config` and `recipients` are checked per type
     and per channel by `validate_alert`."""
 
-    name: str = Field(min_length=1, max_length=300)
+    name: Line = Field(min_length=1, max_length=300)
     #: Optional stable identity (`etl-failure`): `sync` matches on it before the name.
     key: str | None = Field(default=None, pattern=ID_PATTERN)
-    description: str = Field(default="", max_length=5_000)
-    condition_type: str = Field(min_length=1)
+    description: Text = Field(default="", max_length=5_000)
+    condition_type: Line = Field(min_length=1)
     condition_config: dict[str, Any] = Field(default_factory=dict)
-    channels: list[str] = Field(default_factory=list)
+    channels: list[Line] = Field(default_factory=list)
     recipients: dict[str, Any] = Field(default_factory=dict)
     is_active: bool = True
     severity: Severity | None = None
-    repeat_interval_minutes: int = Field(default=240, ge=0, le=525_600)
+    repeat_interval_minutes: Minutes = 240
     notify_on_resolve: bool = True
-    pending_evaluations: int = Field(default=1, ge=1, le=1_000)
-    muted_until: datetime | None = None
+    pending_evaluations: Count = 1
+    muted_until: AwareTime | None = None
     #: Earlier names of this alert: `sync` renames the stored alert instead of replacing it.
-    renamed_from: list[Annotated[str, Field(min_length=1, max_length=300)]] = Field(
+    renamed_from: list[Annotated[Line, Field(min_length=1, max_length=300)]] = Field(
         default_factory=list
     )
     labels: dict[str, str | int | float | bool] | None = None
@@ -212,13 +214,6 @@ class AlertSpec(_Strict):
             if not re.match(NAME_PATTERN, name):
                 raise ValueError(f"{name!r} is not a maintenance window name")
         return list(dict.fromkeys(value)) if value else None
-
-    @field_validator("muted_until")
-    @classmethod
-    def _aware(cls, value: datetime | None) -> datetime | None:
-        if value is not None and value.tzinfo is None:
-            raise ValueError("needs a time zone offset, e.g. 2026-01-31T09:00:00+00:00")
-        return value
 
 
 class AlertDefinition(BaseModel):
@@ -285,6 +280,10 @@ def collect_alert(raw: Any) -> AlertCheck:
     if not isinstance(raw, Mapping):
         message = f"an alert must be a mapping of fields, got {type(raw).__name__}"
         return AlertCheck(None, [InputError(message)], [])
+    try:
+        check_document(raw)  # nesting and control characters: nothing else is looked at
+    except InputError as exc:
+        return AlertCheck(None, [exc], [])
     problems: list[InputError] = []
     data = {k: v for k, v in raw.items() if k not in READ_ONLY_ALERT_KEYS}
     spec: AlertSpec | None = None
@@ -529,6 +528,10 @@ def collect_file(raw: Any) -> tuple[ParsedFile | None, list[InputError]]:
                 "the file must be a mapping with datasources, pipelines, dashboards and alerts"
             )
         ]
+    try:
+        check_document(raw)  # nesting and control characters: nothing else is looked at
+    except InputError as exc:
+        return None, [exc]
     problems: list[InputError] = []
     sections: dict[str, list[Any]] = {}
     for key in raw:
@@ -599,56 +602,3 @@ def collect_file(raw: Any) -> tuple[ParsedFile | None, list[InputError]]:
         unchecked_references=unchecked,
     )
     return parsed, problems
-
-
-def _yaml_loader() -> Any:
-    """A safe loader without YAML 1.1 base-60 integers: `10:30` stays the string "10:30"."""
-    import re
-
-    import yaml
-
-    class Loader(yaml.SafeLoader):
-        pass
-
-    Loader.yaml_implicit_resolvers = {
-        key: [(tag, rx) for tag, rx in resolvers if tag != "tag:yaml.org,2002:int"]
-        for key, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
-    }
-    Loader.add_implicit_resolver(
-        "tag:yaml.org,2002:int",
-        re.compile(
-            r"^(?:[-+]?0b[0-1_]+|[-+]?0o?[0-7_]+|[-+]?(?:0|[1-9][0-9_]*)|[-+]?0x[0-9a-fA-F_]+)$"
-        ),
-        list("-+0123456789"),
-    )
-    return Loader
-
-
-def load_document(path: Path | str, *, text: str | None = None) -> Any:
-    """Parse a YAML or JSON file (JSON is YAML, but its errors read better from json)."""
-    import yaml
-
-    path = Path(path)
-    if text is None:
-        try:
-            text = path.read_text(encoding="utf-8")
-        except FileNotFoundError:
-            raise InputError(f"file not found: {path}") from None
-        except (OSError, UnicodeDecodeError) as exc:
-            raise InputError(f"cannot read {path}: {exc}") from None
-    if path.suffix.lower() == ".json":
-        try:
-            return json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise InputError(
-                f"{path.name}: malformed JSON at line {exc.lineno} column {exc.colno}: {exc.msg}"
-            ) from None
-    try:
-        return yaml.load(text, Loader=_yaml_loader())
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1} column {mark.column + 1}" if mark else ""
-        problem = getattr(exc, "problem", None) or "cannot be parsed"
-        raise InputError(f"{path.name}: malformed YAML{where}: {problem}") from None
-    except RecursionError:
-        raise InputError(f"{path.name}: YAML nested too deeply") from None

@@ -10,9 +10,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol, runtime_checkable
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict
 
 from datamantri_alerts.clock import Clock
+from datamantri_alerts.limits import IntervalMinutes
 
 if TYPE_CHECKING:
     from datamantri_alerts.checks.pool import SourcePool
@@ -29,11 +30,15 @@ REFERENCE_FIELDS: dict[str, str] = {
 
 
 class CheckConfig(BaseModel):
-    """Fields every alert type accepts; each type extends this with its own."""
+    """Fields every alert type accepts; each type extends this with its own.
+
+    Numbers and text fields use the bounded types of `datamantri_alerts.limits` (finite, within
+    ranges that time arithmetic cannot overflow, no control characters); new types should too.
+    """
 
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
-    check_interval_minutes: int = Field(default=5, ge=1, le=10_080)
+    check_interval_minutes: IntervalMinutes = 5
 
     def references(self) -> list[tuple[str, str]]:
         """(kind, id) of every entity this config names, for existence checks."""

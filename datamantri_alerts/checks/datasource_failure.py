@@ -14,12 +14,13 @@ from typing import ClassVar
 from pydantic import Field
 
 from datamantri_alerts.checks.base import CheckConfig, CheckContext, Outcome, Severity
+from datamantri_alerts.limits import Count, Line, TimeoutSeconds
 
 
 class DatasourceFailureConfig(CheckConfig):
-    datasource_id: str = Field(min_length=1)
-    timeout_seconds: float = Field(default=10, gt=0, le=600)
-    failures_before_alert: int = Field(default=1, ge=1, le=1000)
+    datasource_id: Line = Field(min_length=1)
+    timeout_seconds: TimeoutSeconds = 10
+    failures_before_alert: Count = 1
     follow_redirects: bool = False
 
 

@@ -8,13 +8,14 @@ from pydantic import Field
 
 from datamantri_alerts.checks.base import CheckConfig, CheckContext, Outcome, Severity
 from datamantri_alerts.checks.job_runs import evaluate_job
+from datamantri_alerts.limits import Count, Hours, Line, TimeoutSeconds
 
 
 class PipelineFailureConfig(CheckConfig):
-    pipeline_id: str = Field(min_length=1)
-    check_last_n_runs: int = Field(default=1, ge=1, le=1000)
-    max_hours_without_run: float | None = Field(default=None, gt=0)
-    timeout_seconds: float = Field(default=30, gt=0, le=600)
+    pipeline_id: Line = Field(min_length=1)
+    check_last_n_runs: Count = 1
+    max_hours_without_run: Hours | None = None
+    timeout_seconds: TimeoutSeconds = 30
 
 
 class PipelineFailureCheck:

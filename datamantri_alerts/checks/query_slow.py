@@ -20,6 +20,7 @@ from datamantri_alerts.checks.base import (
     Severity,
 )
 from datamantri_alerts.checks.values import truncate
+from datamantri_alerts.limits import Line, ProbeTimeoutSeconds, Text, ThresholdSeconds
 
 #: How many slow queries go into the details.
 MAX_REPORTED_QUERIES = 20
@@ -58,11 +59,11 @@ ORDER BY TIME DESC
 
 
 class QuerySlowConfig(CheckConfig):
-    datasource_id: str = Field(min_length=1)
-    threshold_seconds: float = Field(gt=0, le=86_400)
-    query: str | None = Field(default=None, min_length=1)
+    datasource_id: Line = Field(min_length=1)
+    threshold_seconds: ThresholdSeconds
+    query: Text | None = Field(default=None, min_length=1)
     #: Probe mode cancels the query at this bound; default: twice the threshold, at least +5 s.
-    timeout_seconds: float | None = Field(default=None, gt=0, le=3_600)
+    timeout_seconds: ProbeTimeoutSeconds | None = None
 
     def timeout(self) -> float:
         if self.timeout_seconds is not None:

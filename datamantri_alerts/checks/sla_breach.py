@@ -30,21 +30,22 @@ from datamantri_alerts.checks.base import (
 )
 from datamantri_alerts.checks.instants import read_instants
 from datamantri_alerts.checks.values import json_safe, valid_zone_name, zone_named
+from datamantri_alerts.limits import Line, TimeoutSeconds, ToleranceMinutes
 
 _HHMM = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
 
 
 class SlaBreachConfig(CheckConfig):
-    datasource_id: str = Field(min_length=1)
-    expected_load_time: str
-    tolerance_minutes: int = Field(default=0, ge=0, le=1_440)
-    timezone: str = "UTC"
+    datasource_id: Line = Field(min_length=1)
+    expected_load_time: Line
+    tolerance_minutes: ToleranceMinutes = 0
+    timezone: Line = "UTC"
     #: The zone of a naive timestamp column (PostgreSQL `timestamp`, MySQL `DATETIME`, SQLite
     #: text); None: the data source's freshness `timestamp_timezone` for its own column, or UTC.
-    timestamp_timezone: str | None = None
-    table: str | None = Field(default=None, min_length=1, max_length=300)
-    timestamp_column: str | None = Field(default=None, min_length=1, max_length=300)
-    timeout_seconds: float = Field(default=30, gt=0, le=600)
+    timestamp_timezone: Line | None = None
+    table: Line | None = Field(default=None, min_length=1, max_length=300)
+    timestamp_column: Line | None = Field(default=None, min_length=1, max_length=300)
+    timeout_seconds: TimeoutSeconds = 30
 
     @field_validator("expected_load_time")
     @classmethod

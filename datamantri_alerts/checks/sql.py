@@ -12,13 +12,14 @@ from pydantic import Field
 
 from datamantri_alerts.checks.base import CheckConfig, CheckContext, Outcome, Severity
 from datamantri_alerts.checks.values import json_safe, truncate
+from datamantri_alerts.limits import Count, Line, Text, TimeoutSeconds
 
 
 class SqlConfig(CheckConfig):
-    datasource_id: str = Field(min_length=1)
-    query: str = Field(min_length=1)
-    max_rows: int = Field(default=20, ge=1, le=1_000)
-    timeout_seconds: float = Field(default=30, gt=0, le=600)
+    datasource_id: Line = Field(min_length=1)
+    query: Text = Field(min_length=1)
+    max_rows: Count = 20
+    timeout_seconds: TimeoutSeconds = 30
 
 
 class SqlCheck:

@@ -10,6 +10,7 @@ import typer
 from typer.core import TyperGroup
 
 from datamantri_alerts import __version__
+from datamantri_alerts.cli.input_text import CheckedContext, use_checked_context
 from datamantri_alerts.errors import AlertsError
 
 
@@ -34,6 +35,8 @@ class AlertsGroup(TyperGroup):
         forget_secrets()
         with redacted_output():
             return super().main(*args, **kwargs)
+
+    context_class = CheckedContext
 
     def invoke(self, ctx: typer.Context) -> Any:  # type: ignore[override]
         try:
@@ -64,6 +67,7 @@ class AlertsGroup(TyperGroup):
             from datamantri_alerts.cli.helptext import readable_params
 
             readable_params(command, showing_help=any(a in ("--help", "-h") for a in rest))
+            use_checked_context(command)  # option values are checked before any command runs
         return name, command, rest
 
 

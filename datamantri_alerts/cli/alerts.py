@@ -82,7 +82,8 @@ def create(
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Create an alert from flags, from --from-file, or interactively on a terminal."""
-    from datamantri_alerts.schema import load_document, validate_alert
+    from datamantri_alerts.documents import load_document
+    from datamantri_alerts.schema import validate_alert
     from datamantri_alerts.services.alerts import alert_as_json, create_alert
     from datamantri_alerts.services.reachability import definition_warnings
     from datamantri_alerts.services.signal.silences import parse_label_pairs
@@ -454,7 +455,7 @@ def dump_yaml(document: dict[str, Any]) -> str:
 
 def parse_edited_mapping(text: str, what: str) -> dict[str, Any]:
     """The saved editor text as a mapping; InputError naming the problem otherwise."""
-    from datamantri_alerts.schema import load_document
+    from datamantri_alerts.documents import load_document
 
     document = load_document(Path("edit.yaml"), text=text)
     if not isinstance(document, dict):

@@ -74,8 +74,10 @@ def parse_scalar(text: str) -> Any:
     if stripped[:1] in "[{":
         try:
             return json.loads(stripped)
-        except json.JSONDecodeError:
+        except ValueError:  # not JSON (or digits Python will not convert): the text itself
             pass
+        except RecursionError:
+            raise InputError("the JSON value is nested too deeply", field="--config") from None
     return text
 
 

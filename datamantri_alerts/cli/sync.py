@@ -37,8 +37,9 @@ def sync(
 
     Prints the plan: per item create, update (each changed field old -> new, secrets masked),
     unchanged or delete, and the store items the file does not have."""
+    from datamantri_alerts.documents import load_document
     from datamantri_alerts.errors import first_of
-    from datamantri_alerts.schema import collect_file, load_document
+    from datamantri_alerts.schema import collect_file
     from datamantri_alerts.services.sync import sync_file
 
     app = app_context(ctx)

@@ -13,6 +13,7 @@ from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
 from datamantri_alerts.errors import InputError, NotFoundError
+from datamantri_alerts.inputs import bounded_duration, bounded_time
 from datamantri_alerts.store.models import Alert, AlertHistory, EvaluatorRun, Notification
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$", re.IGNORECASE)
@@ -21,14 +22,11 @@ PRUNE_BATCH = 500
 
 
 def parse_duration(text: str, field: str) -> timedelta:
-    """`90d`, `24h`, `30m`, `2w`, `45s`."""
+    """`90d`, `24h`, `30m`, `2w`, `45s`: more than zero, at most `inputs.MAX_DURATION`."""
     match = _DURATION.match(text or "")
     if not match:
         raise InputError(f"expected a duration such as 30m, 2h, 7d or 2w, got {text!r}", field)
-    amount = float(match.group(1))
-    if amount <= 0:
-        raise InputError("must be more than zero", field)
-    return timedelta(**{_UNITS[match.group(2).lower()]: amount})
+    return bounded_duration(float(match.group(1)), _UNITS[match.group(2).lower()], field)
 
 
 def parse_since(text: str, now: datetime) -> datetime:
@@ -45,7 +43,10 @@ def parse_since(text: str, now: datetime) -> datetime:
         from datetime import UTC
 
         value = value.replace(tzinfo=UTC)
-    return value
+    try:
+        return bounded_time(value)
+    except ValueError as exc:
+        raise InputError(str(exc), field="--since") from None
 
 
 def episode_as_json(episode: AlertHistory) -> dict[str, Any]:

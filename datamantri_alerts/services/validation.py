@@ -57,7 +57,8 @@ def validate_files(
     """Validate each file; `store_ids` (per kind) are entities a store already has.
 
     Never raises for a problem in a file: each becomes a Finding of the report."""
-    from datamantri_alerts.schema import ParsedFile, collect_file, load_document
+    from datamantri_alerts.documents import load_document
+    from datamantri_alerts.schema import ParsedFile, collect_file
     from datamantri_alerts.services.entities import file_ids, file_reference_problems
     from datamantri_alerts.services.reachability import alert_warnings
 

@@ -1,0 +1,46 @@
+"""Every text a command receives from its command line is checked before the command runs.
+
+`CheckedContext` is the click context of every `alerts` command: before it calls a command's
+function it refuses an option or argument value holding NUL or another control character
+(tab and newline are allowed), naming the option, with the one-line `InputError` (exit 2). The
+command a wrapper runs (a variadic argument such as `runs wrap ... -- COMMAND...`) is passed
+through untouched. Values read from documents are checked by `limits.check_document`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from typer import _click
+
+from datamantri_alerts.inputs import check_cli_text, control_character
+
+V = TypeVar("V")
+
+
+def _label(param: Any) -> str:
+    """`--name` for an option, its metavar (`REF`, `FILE`) for an argument."""
+    if param.param_type_name == "option" and param.opts:
+        return str(max(param.opts, key=len))
+    return str(getattr(param, "metavar", None) or (param.name or "").upper())
+
+
+class CheckedContext(_click.Context):
+    def invoke(self, callback: Callable[..., V], /, *args: Any, **kwargs: Any) -> V:
+        for param in self.command.params:
+            if param.param_type_name == "argument" and param.nargs == -1:
+                continue
+            value = kwargs.get(param.name or "")
+            values = value if isinstance(value, list | tuple) else [value]
+            for item in values:
+                if isinstance(item, str) and control_character(item) is not None:
+                    check_cli_text(item, _label(param), multiline=True)
+        return super().invoke(callback, *args, **kwargs)
+
+
+def use_checked_context(command: Any) -> None:
+    """Make command (and, for a group, every command under it) run in a CheckedContext."""
+    command.context_class = CheckedContext
+    for sub in getattr(command, "commands", {}).values():
+        use_checked_context(sub)
