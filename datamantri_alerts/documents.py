@@ -52,13 +52,18 @@ def _key_path(parts: list[str | int]) -> str:
 def _first_duplicate_key(root: Any) -> tuple[str, int] | None:
     """(key path, 1-based line) of the first key a YAML mapping node repeats, else None.
 
-    Walks the composed node tree iteratively (a deep tree cannot exhaust the stack).
+    Walks the composed node graph iteratively (a deep tree cannot exhaust the stack) and visits
+    each node once (aliases cannot multiply the work).
     """
     import yaml
 
     stack: list[tuple[Any, list[str | int]]] = [(root, [])]
+    visited: set[int] = set()  # an aliased node is checked once, not once per alias
     while stack:
         node, path = stack.pop()
+        if id(node) in visited:
+            continue
+        visited.add(id(node))
         if isinstance(node, yaml.MappingNode):
             seen: set[tuple[str, str]] = set()
             children = []
