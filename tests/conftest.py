@@ -131,7 +131,8 @@ def scratch_mariadb_database() -> Iterator[str]:
     name = f"alerts_test_{uuid.uuid4().hex[:12]}"
     admin = create_engine(MARIADB_URL, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
-        conn.execute(text(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4 COLLATE utf8mb4_bin"))
+        # The server defaults (utf8mb4_general_ci here): the store sets its own per table.
+        conn.execute(text(f"CREATE DATABASE `{name}`"))
     try:
         yield MARIADB_URL.rsplit("/", 1)[0] + f"/{name}"
     finally:
@@ -147,11 +148,13 @@ def mariadb_url() -> Iterator[str]:
         yield url
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
+@pytest.fixture(params=["sqlite", "postgres", "mariadb"])
 def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """Runs the test once on a SQLite file and once on PostgreSQL."""
+    """Runs the test on a SQLite file, on PostgreSQL and on MariaDB."""
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'alerts.db'}"
+    if request.param == "mariadb":
+        return request.getfixturevalue("mariadb_url")
     return request.getfixturevalue("pg_url")
 
 

@@ -89,3 +89,42 @@ def test_postgres_url_uses_psycopg3(pg_url: str) -> None:
         assert store.engine.dialect.driver == "psycopg"
     finally:
         store.dispose()
+
+
+def test_store_keeps_microseconds_full_unicode_and_exact_names(store_url: str) -> None:
+    """What MySQL/MariaDB lose unless asked: DATETIME(6), utf8mb4, binary (case-exact) names."""
+    from datetime import UTC, datetime
+
+    from sqlalchemy import select
+
+    from datamantri_alerts.clock import FrozenClock
+    from datamantri_alerts.schema import validate_alert
+    from datamantri_alerts.services.alerts import create_alert
+    from datamantri_alerts.store.models import Alert
+
+    assert Cli(store_url)("pipelines", "add", "p1", "--name", "P1").exit_code == 0
+    when = datetime(2026, 3, 1, 12, 0, 0, 123456, tzinfo=UTC)
+    names = {"Nightly ETL", "nightly etl", "Ünïcødé 🚨 ETL"}
+    store = open_store(store_url)
+    try:
+        with store.transaction() as session:
+            for name in sorted(names):
+                document = {
+                    "name": name,
+                    "description": "ends at 😴 – «quoted»",
+                    "condition_type": "pipeline_failure",
+                    "condition_config": {"pipeline_id": "p1"},
+                    "channels": ["email"],
+                    "recipients": {"email": ["ops@example.com"]},
+                    "muted_until": when.isoformat(),
+                }
+                create_alert(session, validate_alert(document), FrozenClock(when))
+        with store.session() as session:
+            rows = {a.name: a for a in session.scalars(select(Alert))}
+        assert set(rows) == names
+        emoji = rows["Ünïcødé 🚨 ETL"]
+        assert emoji.description == "ends at 😴 – «quoted»"
+        assert emoji.muted_until == when and emoji.created_at == when
+        assert emoji.condition_config == {"pipeline_id": "p1"}
+    finally:
+        store.dispose()
