@@ -232,3 +232,47 @@ def test_four_processes_two_hosts_on_mariadb(
     assert figures.delivered == ALERTS * len(CHANNELS) * rounds
     with capsys.disabled():
         print(f"\n[overlap mariadb] {figures}")
+
+
+@pytest.mark.parametrize(
+    "rounds",
+    [pytest.param(3, id="3-rounds"), pytest.param(10, id="10-rounds", marks=pytest.mark.slow)],
+)
+def test_four_evaluate_all_processes_on_mariadb(
+    mariadb_url: str, flags: Flags, sink: Sink, rounds: int, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The issue's run: four `alerts evaluate --all` at once on MariaDB. `--all` ignores
+    intervals, so an alert may be checked again by a process starting after another released
+    it; what must hold is that every process exits 0 with no `lease lost` problem and that each
+    (alert, channel) gets each event exactly once."""
+    flags.set(all="ok", delay=0.01)
+    store = open_store(mariadb_url)
+    lease_lost = 0
+    try:
+        names = seed(store, flags, sink, "all")
+        for n in range(rounds):
+            event = "FIRING" if n % 2 == 0 else "RESOLVED"
+            flags.set(all="firing" if event == "FIRING" else "ok")
+            first = len(sink.received)
+            procs = [
+                alerts_process(mariadb_url, "--hostname", host, "evaluate", "--all", "--json")
+                for host in HOSTS["mysql"]
+            ]
+            outputs = [p.communicate(timeout=300) for p in procs]
+            for proc, (out, err) in zip(procs, outputs, strict=True):
+                lease_lost += (out + err).count("lease lost")
+                assert proc.returncode == 0, err[-3000:]
+                assert "Traceback" not in err, err[-3000:]
+            evaluated = {r["name"] for out, _ in outputs for r in json.loads(out)["results"]}
+            assert evaluated == set(names)
+            with sink.lock:
+                mine = [r for r in sink.received[first:] if r.path.startswith("/hook/all/")]
+            assert {event_of(r.body) for r in mine} == {event}
+            received = Counter(r.path for r in mine)
+            expected = {f"/hook/all/{ch}/{name}" for ch in CHANNELS for name in names}
+            assert set(received) == expected and set(received.values()) == {1}
+    finally:
+        store.dispose()
+    assert lease_lost == 0
+    with capsys.disabled():
+        print(f"\n[evaluate --all mariadb] rounds={rounds} processes=4 lease_lost={lease_lost}")
