@@ -34,7 +34,12 @@ def _parse_time(value: str | None, option: str) -> datetime | None:
         raise InputError(
             "needs a time zone offset, e.g. 2026-01-31T02:00:00+00:00 or ...Z", field=option
         )
-    return parsed
+    from datamantri_alerts.inputs import bounded_time
+
+    try:
+        return bounded_time(parsed)
+    except ValueError as exc:
+        raise InputError(str(exc), field=option) from None
 
 
 @app.command("record")
@@ -49,7 +54,9 @@ def record(
     finished_at: str | None = typer.Option(
         None, "--finished-at", help="ISO 8601 with offset (default: now)."
     ),
-    exit_code: int | None = typer.Option(None, "--exit-code", help="The job's exit code."),
+    exit_code: int | None = typer.Option(
+        None, "--exit-code", min=-(2**31), max=2**31 - 1, help="The job's exit code."
+    ),
     kind: str | None = KIND_OPTION,
     as_json: bool = JSON_OPTION,
 ) -> None:

@@ -174,6 +174,10 @@ def test_muted_until_is_bounded(
         (["history", "prune", "--older-than", "1" + "0" * 30 + "d"], ["--older-than"]),
         (["history", "prune", "--older-than", "0d"], ["--older-than", "more than zero"]),
         (["status", "--expected-interval", "99999999999w"], ["--expected-interval"]),
+        (
+            ["runs", "record", "p1", "--status", "failed", "--started-at", "0001-01-01T00:00+05"],
+            ["--started-at", "out of range"],
+        ),
     ],
 )
 def test_cli_durations_are_bounded(
@@ -193,6 +197,7 @@ def test_cli_durations_are_bounded(
         ["evaluate", "--concurrency", "0"],
         ["evaluate", "--concurrency", "100000"],
         ["runs", "list", "--limit", "-5"],
+        ["runs", "record", "p1", "--status", "failed", "--exit-code", "99999999999999999999"],
     ],
 )
 def test_cli_counts_are_bounded(cli: Cli, sqlite_url: str, args: list[str]) -> None:
