@@ -128,3 +128,23 @@ def test_store_keeps_microseconds_full_unicode_and_exact_names(store_url: str) -
         assert emoji.condition_config == {"pipeline_id": "p1"}
     finally:
         store.dispose()
+
+
+def test_long_text_is_stored_whole(store_url: str) -> None:
+    """Text columns hold more than MySQL's 64 KiB TEXT on every dialect (LONGTEXT there)."""
+    from sqlalchemy import select
+
+    from datamantri_alerts.store.models import JobRun
+
+    cli = Cli(store_url)
+    assert cli("pipelines", "add", "p1", "--name", "P1").exit_code == 0
+    error = "é" * 70_000  # 140,000 bytes in UTF-8
+    result = cli("runs", "record", "p1", "--status", "failed", "--error", error)
+    assert result.exit_code == 0, result.output
+    store = open_store(store_url)
+    try:
+        with store.session() as session:
+            stored = session.scalars(select(JobRun.error)).one()
+    finally:
+        store.dispose()
+    assert stored == error

@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import JSON, DateTime, Text
+from sqlalchemy.dialects.mysql import LONGTEXT
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator, TypeEngine
@@ -89,6 +90,12 @@ class StoredText(TypeDecorator[str]):
     impl = Text
     cache_ok = True
 
+    def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
+        # LONGTEXT on MySQL/MariaDB, as `LongText`: their TEXT stops at 64 KiB.
+        if dialect.name in MYSQL_DIALECTS:
+            return dialect.type_descriptor(LONGTEXT())
+        return super().load_dialect_impl(dialect)
+
     def process_bind_param(self, value: str | None, dialect: Dialect) -> str | None:
         return storable_text(value) if isinstance(value, str) else value
 
@@ -113,6 +120,9 @@ class StoredJSON(PortableJSON):
     def process_bind_param(self, value: Any, dialect: Dialect) -> Any:
         return storable(value)
 
+
+#: Unbounded text everywhere (migrations): MySQL/MariaDB TEXT stops at 64 KiB, so LONGTEXT there.
+LongText = Text().with_variant(LONGTEXT(), "mysql", "mariadb")
 
 #: JSON everywhere, JSONB on PostgreSQL; strings made storable.
 JSONType = StoredJSON()

@@ -33,7 +33,7 @@ def upgrade() -> None:
         "alerts",
         sa.Column("id", sa.Integer(), autoincrement=True, nullable=False),
         sa.Column("name", sa.String(length=300), nullable=False),
-        sa.Column("description", sa.Text(), nullable=False),
+        sa.Column("description", datamantri_alerts.store.types.LongText, nullable=False),
         sa.Column("condition_type", sa.String(length=100), nullable=False),
         sa.Column(
             "condition_config",
@@ -58,7 +58,7 @@ def upgrade() -> None:
         sa.Column(
             "muted_until", datamantri_alerts.store.types.UTCDateTime(timezone=True), nullable=True
         ),
-        sa.Column("mute_reason", sa.Text(), nullable=True),
+        sa.Column("mute_reason", datamantri_alerts.store.types.LongText, nullable=True),
         sa.Column("state", sa.String(length=20), nullable=False),
         sa.Column("consecutive_hits", sa.Integer(), nullable=False),
         sa.Column(
@@ -66,7 +66,7 @@ def upgrade() -> None:
             sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgresql"),
             nullable=True,
         ),
-        sa.Column("last_summary", sa.Text(), nullable=True),
+        sa.Column("last_summary", datamantri_alerts.store.types.LongText, nullable=True),
         sa.Column(
             "last_details",
             sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgresql"),
@@ -167,7 +167,7 @@ def upgrade() -> None:
         sa.Column("errors", sa.Integer(), nullable=False),
         sa.Column("notifications_sent", sa.Integer(), nullable=False),
         sa.Column("notifications_failed", sa.Integer(), nullable=False),
-        sa.Column("message", sa.Text(), nullable=True),
+        sa.Column("message", datamantri_alerts.store.types.LongText, nullable=True),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_evaluator_runs")),
         **MYSQL_TABLE_OPTIONS,
     )
@@ -187,8 +187,8 @@ def upgrade() -> None:
             "finished_at", datamantri_alerts.store.types.UTCDateTime(timezone=True), nullable=True
         ),
         sa.Column("exit_code", sa.Integer(), nullable=True),
-        sa.Column("error", sa.Text(), nullable=True),
-        sa.Column("command", sa.Text(), nullable=True),
+        sa.Column("error", datamantri_alerts.store.types.LongText, nullable=True),
+        sa.Column("command", datamantri_alerts.store.types.LongText, nullable=True),
         sa.Column("host", sa.String(length=255), nullable=True),
         sa.Column(
             "created_at", datamantri_alerts.store.types.UTCDateTime(timezone=True), nullable=False
@@ -228,7 +228,7 @@ def upgrade() -> None:
         sa.Column("condition_met", sa.Boolean(), nullable=False),
         sa.Column("kind", sa.String(length=20), nullable=False),
         sa.Column("severity", sa.String(length=20), nullable=False),
-        sa.Column("summary", sa.Text(), nullable=True),
+        sa.Column("summary", datamantri_alerts.store.types.LongText, nullable=True),
         sa.Column(
             "details",
             sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgresql"),
@@ -252,7 +252,7 @@ def upgrade() -> None:
         sa.Column(
             "resolved_at", datamantri_alerts.store.types.UTCDateTime(timezone=True), nullable=True
         ),
-        sa.Column("resolution_notes", sa.Text(), nullable=True),
+        sa.Column("resolution_notes", datamantri_alerts.store.types.LongText, nullable=True),
         sa.ForeignKeyConstraint(
             ["alert_id"],
             ["alerts.id"],
@@ -285,7 +285,7 @@ def upgrade() -> None:
             nullable=False,
         ),
         sa.Column("attempts", sa.Integer(), nullable=False),
-        sa.Column("last_error", sa.Text(), nullable=True),
+        sa.Column("last_error", datamantri_alerts.store.types.LongText, nullable=True),
         sa.Column(
             "created_at", datamantri_alerts.store.types.UTCDateTime(timezone=True), nullable=False
         ),
