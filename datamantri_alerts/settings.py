@@ -8,8 +8,12 @@ from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 
+from datamantri_alerts.inputs import NOTHING_ALLOWED, control_character
+
 #: How long an evaluator holds the alerts and notifications it claimed (ALERTS_LEASE_SECONDS).
 DEFAULT_LEASE = timedelta(minutes=10)
+#: A host id is stored as the lease holder `host:pid` (at most 255 characters).
+MAX_HOSTNAME = 200
 
 
 def default_sqlite_path() -> Path:
@@ -79,6 +83,13 @@ def build_settings(
     loaded = load_env_file(env_file)
     url = db or os.environ.get("ALERTS_DATABASE_URL") or f"sqlite:///{default_sqlite_path()}"
     host = hostname or os.environ.get("ALERTS_HOSTNAME") or socket.gethostname()
+    if len(host) > MAX_HOSTNAME or control_character(host, allow=NOTHING_ALLOWED) is not None:
+        from datamantri_alerts.errors import InputError
+
+        raise InputError(
+            f"the host id must be at most {MAX_HOSTNAME} characters, without control characters",
+            field="--hostname" if hostname else "ALERTS_HOSTNAME",
+        )
     return Settings(
         database_url=url,
         env_file=loaded,

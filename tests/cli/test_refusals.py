@@ -412,6 +412,7 @@ def test_newlines_and_tabs_in_free_text_are_kept(cli: Cli, tmp_path: Path) -> No
         (["pipelines", "add", "p2", "--name", "P\x07"], ["--name", "U+0007"]),
         (["history", "resolve", "1", "--note", "n\x00"], ["--note", "NUL"]),
         (["--hostname", "h\x00", "evaluate"], ["--hostname", "NUL"]),
+        (["--hostname", "h" * 201, "evaluate"], ["--hostname", "at most 200"]),
     ],
 )
 def test_control_characters_in_cli_values_are_refused(
