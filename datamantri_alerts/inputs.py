@@ -82,7 +82,8 @@ def check_cli_text(value: str | None, field: str, *, multiline: bool = False) ->
     return value
 
 
-def _path(parts: list[str | int]) -> str:
+def field_path(parts: list[str | int]) -> str:
+    """A field's path as errors name it: `alerts[0].condition_config.query`."""
     text = ""
     for part in parts:
         if isinstance(part, int):
@@ -113,12 +114,13 @@ def check_document(document: Any, prefix: str = "") -> None:
         if isinstance(value, str):
             ch = control_character(value)
             if ch is not None:
-                raise InputError(f"must not contain {describe_control(ch)}", _path(path) or None)
+                where = field_path(path) or None
+                raise InputError(f"must not contain {describe_control(ch)}", where)
             continue
         if not isinstance(value, Mapping | list | tuple):
             continue
         if depth >= MAX_DEPTH:
-            raise InputError(f"nested more than {MAX_DEPTH} levels deep", _path(path) or None)
+            raise InputError(f"nested more than {MAX_DEPTH} levels deep", field_path(path) or None)
         if isinstance(value, Mapping):
             for key, item in reversed(list(value.items())):
                 key_path = [*path, key if isinstance(key, str) else str(key)]
@@ -127,7 +129,7 @@ def check_document(document: Any, prefix: str = "") -> None:
                     if ch is not None:
                         raise InputError(
                             f"key {key!r} must not contain {describe_control(ch)}",
-                            _path(path) or None,
+                            field_path(path) or None,
                         )
                 stack.append((item, key_path))
         else:

@@ -84,17 +84,16 @@ def sqlite_url(tmp_path: Path) -> str:
     return f"sqlite:///{tmp_path / 'alerts.db'}"
 
 
-@pytest.fixture(scope="session")
-def pg_database() -> Iterator[str]:
-    """A scratch PostgreSQL database for this test session, dropped at the end."""
+@contextmanager
+def scratch_pg_database(prefix: str = "alerts_test") -> Iterator[str]:
+    """A new, empty PostgreSQL database `<prefix>_<uuid>` as a URL; dropped afterwards."""
     require_service("PostgreSQL", "127.0.0.1", 5432)
-    name = f"alerts_test_{uuid.uuid4().hex[:10]}"
+    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
     admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
         conn.execute(text(f'CREATE DATABASE "{name}"'))
-    url = PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
     try:
-        yield url
+        yield PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
     finally:
         with admin.connect() as conn:
             conn.execute(
@@ -106,6 +105,13 @@ def pg_database() -> Iterator[str]:
             )
             conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
         admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def pg_database() -> Iterator[str]:
+    """A scratch PostgreSQL database for this test session, dropped at the end."""
+    with scratch_pg_database() as url:
+        yield url
 
 
 @pytest.fixture
@@ -125,16 +131,18 @@ def pg_url(pg_database: str) -> Iterator[str]:
 
 
 @contextmanager
-def scratch_mariadb_database() -> Iterator[str]:
-    """A new, empty MariaDB database `alerts_test_<uuid>` as a store URL; dropped afterwards."""
+def scratch_mariadb_database(
+    prefix: str = "alerts_test", server_url: str = MARIADB_URL
+) -> Iterator[str]:
+    """A new, empty MariaDB database `<prefix>_<uuid>` as a URL; dropped afterwards."""
     require_service("MariaDB", "127.0.0.1", 3306)
-    name = f"alerts_test_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(MARIADB_URL, isolation_level="AUTOCOMMIT")
+    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(server_url, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
         # The server defaults (utf8mb4_general_ci here): the store sets its own per table.
         conn.execute(text(f"CREATE DATABASE `{name}`"))
     try:
-        yield MARIADB_URL.rsplit("/", 1)[0] + f"/{name}"
+        yield server_url.rsplit("/", 1)[0] + f"/{name}"
     finally:
         with admin.connect() as conn:
             conn.execute(text(f"DROP DATABASE IF EXISTS `{name}`"))

@@ -5,13 +5,10 @@ from __future__ import annotations
 import socket
 import threading
 import time
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
-
-from sqlalchemy import create_engine, text
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -101,14 +98,7 @@ def closed_port() -> int:
 @contextmanager
 def mariadb_scratch_database(server_url: str) -> Iterator[str]:
     """A uniquely named MariaDB database, dropped afterwards; yields its URL."""
-    name = f"alerts_checks_{uuid.uuid4().hex[:10]}"
-    base = server_url.rsplit("/", 1)[0]
-    admin = create_engine(base + "/")
-    with admin.connect() as conn:
-        conn.execute(text(f"CREATE DATABASE `{name}`"))
-    try:
-        yield f"{base}/{name}"
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f"DROP DATABASE IF EXISTS `{name}`"))
-        admin.dispose()
+    from tests.conftest import scratch_mariadb_database
+
+    with scratch_mariadb_database("alerts_checks", server_url) as url:
+        yield url

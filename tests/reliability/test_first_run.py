@@ -22,7 +22,7 @@ from sqlalchemy import create_engine, text
 
 from datamantri_alerts.store.engine import normalize_url
 from datamantri_alerts.store.migrate import SCHEMA_HEAD
-from tests.conftest import scratch_mariadb_database
+from tests.conftest import scratch_mariadb_database, scratch_pg_database
 from tests.evaluator.conftest import alerts_process
 
 PROCESSES = 6
@@ -60,32 +60,6 @@ def _sqlite(tmp_path: Path, n: int) -> Iterator[str]:
     yield f"sqlite:///{tmp_path / f'first-{n}.db'}"
 
 
-@contextmanager
-def _postgres(pg_database: str, n: int) -> Iterator[str]:
-    # A database of its own, not a schema: the advisory lock is per database.
-    import uuid
-
-    from tests.conftest import PG_ADMIN_URL
-
-    name = f"alerts_first_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
-    finally:
-        with admin.connect() as conn:
-            conn.execute(
-                text(
-                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                    "WHERE datname = :name AND pid <> pg_backend_pid()"
-                ),
-                {"name": name},
-            )
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
-        admin.dispose()
-
-
 def _rounds(make: Callable[[int], AbstractContextManager[str]], rounds: int) -> None:
     for n in range(rounds):
         with make(n) as url:
@@ -98,8 +72,9 @@ def test_six_first_runs_on_an_empty_sqlite_store(tmp_path: Path, rounds: int) ->
 
 
 @pytest.mark.parametrize("rounds", ROUNDS)
-def test_six_first_runs_on_an_empty_postgresql_store(pg_database: str, rounds: int) -> None:
-    _rounds(lambda n: _postgres(pg_database, n), rounds)
+def test_six_first_runs_on_an_empty_postgresql_store(rounds: int) -> None:
+    # A database of its own each round, not a schema: the advisory lock is per database.
+    _rounds(lambda n: scratch_pg_database("alerts_first"), rounds)
 
 
 @pytest.mark.parametrize("rounds", ROUNDS)
