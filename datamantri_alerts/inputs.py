@@ -24,8 +24,9 @@ MAX_DEPTH = 32
 #: How many values (after YAML aliases are expanded) a document may hold.
 MAX_VALUES = 500_000
 
-#: C0 control characters (U+0000 to U+001F) plus DEL; tab and newline are allowed in free text.
-_CONTROL = frozenset(chr(c) for c in [*range(0x20), 0x7F])
+#: C0 control characters (U+0000 to U+001F); tab and newline are allowed in free text. Other
+#: invisible characters (DEL, C1, bidi overrides) are stored and escaped wherever text is shown.
+_CONTROL = frozenset(chr(c) for c in range(0x20))
 TEXT_ALLOWED = frozenset("\t\n\r")
 NOTHING_ALLOWED: frozenset[str] = frozenset()
 

@@ -1,6 +1,6 @@
 """User and data text is shown literally by every command, and reaches the channels escaped.
 
-An alert named `x [/bold] y` (rich markup), one named with an emoji code and an ANSI escape,
+An alert named `x [/bold] y` (rich markup), one named with an emoji code and an 8-bit CSI,
 and query rows holding a markdown link, a code fence and escape sequences go through create,
 list, show, evaluate (a real run delivering to a loopback Slack/Teams sink), history and
 status: every command exits 0 and prints the text as written, with control characters shown
@@ -22,8 +22,9 @@ from tests.evaluator.conftest import Sink, sink
 __all__ = ["sink"]
 
 MARKUP_NAME = "x [/bold] y"
-EMOJI_NAME = ":thumbsup: [red]r[/red] \x1b[31mred\x1b[0m"
-EMOJI_SHOWN = ":thumbsup: [red]r[/red] \\x1b[31mred\\x1b[0m"
+# C0 controls (ESC) are refused at input (tests/cli/test_refusals.py); an 8-bit CSI is stored.
+EMOJI_NAME = ":thumbsup: [red]r[/red] \x9b31mred\x9b0m"
+EMOJI_SHOWN = ":thumbsup: [red]r[/red] \\x9b31mred\\x9b0m"
 LINK = "[link](https://evil.example)"
 ROWS = [LINK, "```\n*boom* <!here>", "\x1b]0;pwned\x07\x1b[2Jcleared"]
 
@@ -167,7 +168,7 @@ def test_payloads_carry_the_text_escaped(cli: Cli, sink: Sink, warehouse: str) -
 def test_json_output_escapes_what_json_leaves_raw(cli: Cli, warehouse: str) -> None:
     """C1 controls (8-bit CSI) and bidi overrides are valid raw in JSON: printed as \\u escapes."""
     assert cli("datasources", "add", "wh", "--name", "W", "--url", warehouse).exit_code == 0
-    name = "csi \x9b2J rlo \u202eexe.txt del \x7f esc \x1b[31m"
+    name = "csi \x9b2J rlo \u202eexe.txt del \x7f"  # C0 (ESC) is refused at input
     created = cli(
         "create", "--name", name, "--type", "sql", "--config", "datasource_id=wh",
         "--config", "query=select 1", "--json",
@@ -175,7 +176,7 @@ def test_json_output_escapes_what_json_leaves_raw(cli: Cli, warehouse: str) -> N
     assert created.exit_code == 0, created.output
     for result in (created, cli("list", "--json"), cli("show", "1", "--json")):
         assert result.exit_code == 0, result.output
-        for raw in ("\x9b", "\u202e", "\x7f", "\x1b"):
+        for raw in ("\x9b", "\u202e", "\x7f"):
             assert raw not in result.stdout
         assert "\\u009b2J" in result.stdout and "\\u202eexe.txt" in result.stdout
         data = result.json()
