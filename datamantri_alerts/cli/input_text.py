@@ -4,7 +4,7 @@
 function it refuses an option or argument value holding NUL or another control character
 (tab and newline are allowed), naming the option, with the one-line `InputError` (exit 2). The
 command a wrapper runs (a variadic argument such as `runs wrap ... -- COMMAND...`) is passed
-through untouched. Values read from documents are checked by `limits.check_document`.
+through untouched. Values read from documents are checked by `inputs.check_document`.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from typer import _click
+import typer
 
 from datamantri_alerts.inputs import check_cli_text, control_character
 
@@ -26,7 +26,9 @@ def _label(param: Any) -> str:
     return str(getattr(param, "metavar", None) or (param.name or "").upper())
 
 
-class CheckedContext(_click.Context):
+class CheckedContext(typer.Context):
+    """A command's context that refuses control characters in its parameters' text."""
+
     def invoke(self, callback: Callable[..., V], /, *args: Any, **kwargs: Any) -> V:
         for param in self.command.params:
             if param.param_type_name == "argument" and param.nargs == -1:
