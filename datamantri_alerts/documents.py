@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from datamantri_alerts.errors import InputError
-from datamantri_alerts.inputs import field_path
+from datamantri_alerts.fieldpath import field_path
 
 
 def _yaml_loader() -> Any:
@@ -64,7 +64,7 @@ def _first_duplicate_key(root: Any) -> tuple[str, int] | None:
                         continue
                     identity = (key_node.tag, key_node.value)
                     if identity in seen:
-                        return field_path([*path, key_node.value]), key_node.start_mark.line + 1
+                        return field_path(*path, key_node.value), key_node.start_mark.line + 1
                     seen.add(identity)
                     children.append((value_node, [*path, key_node.value]))
                 else:

@@ -12,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from datamantri_alerts.errors import InputError
+from datamantri_alerts.fieldpath import field_path
 
 #: The longest duration any input may ask for: 100 years (a `timedelta` overflows at 10**9 days,
 #: a `datetime` at year 9999; `now` minus this stays far inside both).
@@ -83,18 +84,6 @@ def check_cli_text(value: str | None, field: str, *, multiline: bool = False) ->
     return value
 
 
-def field_path(parts: list[str | int]) -> str:
-    """A field's path as errors name it: `alerts[0].condition_config.query`."""
-    text = ""
-    for part in parts:
-        if isinstance(part, int):
-            text += f"[{part}]"
-        else:
-            shown = part if part.isidentifier() else repr(part)
-            text += f".{shown}" if text else shown
-    return text
-
-
 def check_document(document: Any, prefix: str = "") -> None:
     """Refuse a decoded YAML/JSON document nested deeper than MAX_DEPTH, holding more than
     MAX_VALUES values (YAML aliases can multiply a small file), or holding a string (value or
@@ -115,13 +104,13 @@ def check_document(document: Any, prefix: str = "") -> None:
         if isinstance(value, str):
             ch = control_character(value)
             if ch is not None:
-                where = field_path(path) or None
+                where = field_path(*path) or None
                 raise InputError(f"must not contain {describe_control(ch)}", where)
             continue
         if not isinstance(value, Mapping | list | tuple):
             continue
         if depth >= MAX_DEPTH:
-            raise InputError(f"nested more than {MAX_DEPTH} levels deep", field_path(path) or None)
+            raise InputError(f"nested more than {MAX_DEPTH} levels deep", field_path(*path) or None)
         if isinstance(value, Mapping):
             for key, item in reversed(list(value.items())):
                 key_path = [*path, key if isinstance(key, str) else str(key)]
@@ -130,7 +119,7 @@ def check_document(document: Any, prefix: str = "") -> None:
                     if ch is not None:
                         raise InputError(
                             f"key {key!r} must not contain {describe_control(ch)}",
-                            field_path(path) or None,
+                            field_path(*path) or None,
                         )
                 stack.append((item, key_path))
         else:
