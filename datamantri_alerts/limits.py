@@ -41,13 +41,14 @@ def _not_bool(value: Any) -> Any:
 
 def bounded_int(*, ge: int, le: int) -> Any:
     """An int in [ge, le]; booleans are refused (YAML `yes` is not 1)."""
-    return Annotated[int, BeforeValidator(_not_bool), Field(ge=ge, le=le)]
+    # The bounds come first, so the JSON schema (`alerts types`) shows them as minimum/maximum.
+    return Annotated[int, Field(ge=ge, le=le), BeforeValidator(_not_bool)]
 
 
 def bounded_float(*, le: float, gt: float | None = None, ge: float | None = None) -> Any:
     """A finite float in (gt or [ge, le]; NaN, infinities and booleans are refused."""
     return Annotated[
-        float, BeforeValidator(_not_bool), Field(gt=gt, ge=ge, le=le, allow_inf_nan=False)
+        float, Field(gt=gt, ge=ge, le=le, allow_inf_nan=False), BeforeValidator(_not_bool)
     ]
 
 
