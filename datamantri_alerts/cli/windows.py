@@ -72,7 +72,7 @@ def add(
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Create a window (or replace the one with this name)."""
-    from datamantri_alerts.schema import load_document
+    from datamantri_alerts.documents import load_document
     from datamantri_alerts.services.maintenance import add_window
     from datamantri_alerts.services.signal.windows import validate_window
 
