@@ -3,10 +3,11 @@
     ok ──firing──▶ pending (until `pending_evaluations` in a row) ──▶ firing ──ok──▶ ok (RESOLVED)
     ok/pending ──error──▶ error (notified once per episode) ──ok──▶ ok (RESOLVED)
 
-With `confirm_recovery` (flap detection on, the default), a firing episode resolves on the
-second ok evaluation in a row: the first keeps it open quietly (state firing, consecutive_hits
-0), so a condition flipping at every evaluation stays one episode, and a real recovery is
-announced at most one interval late.
+With `confirm_recovery` (flap detection on, the default), a firing episode that has held for
+fewer than `ESTABLISHED_FIRING_EVALUATIONS` evaluations in a row resolves on the second ok
+evaluation in a row: the first keeps it open quietly (state firing, consecutive_hits 0), so a
+condition flipping at every evaluation stays one episode. An established incident (firing on that
+many evaluations in a row) resolves on its first ok evaluation: a real recovery is told at once.
 
 A pure function of the alert's bookkeeping, the outcome and the time, so every rule is testable
 without a store. An alert has at most one open episode (`current_episode_id`); an error while firing
@@ -22,6 +23,9 @@ from typing import Literal
 
 NotificationKind = Literal["firing", "repeat", "resolved", "error"]
 
+#: A firing streak this long is an established incident: its recovery needs no confirmation.
+ESTABLISHED_FIRING_EVALUATIONS = 3
+
 
 @dataclass(frozen=True)
 class AlertBook:
@@ -35,7 +39,7 @@ class AlertBook:
     current_episode_id: int | None
     episode_kind: str | None  # firing | error, of the open episode
     last_notified_at: datetime | None
-    #: Resolve a firing episode only on the second ok evaluation in a row.
+    #: Resolve a young firing episode only on the second ok evaluation in a row.
     confirm_recovery: bool = False
     #: When the alert was last evaluated (the first ok of a confirmed recovery).
     last_evaluated_at: datetime | None = None
@@ -71,11 +75,17 @@ def next_state(book: AlertBook, outcome: str, now: datetime) -> Transition:
     """The transition an outcome (`ok`, `firing` or `error`) makes from book at time now."""
     open_kind = book.episode_kind if book.current_episode_id is not None else None
     if outcome == "ok":
-        if open_kind == "firing" and book.confirm_recovery and book.consecutive_hits > 0:
+        if (
+            open_kind == "firing"
+            and book.confirm_recovery
+            and 0 < book.consecutive_hits < ESTABLISHED_FIRING_EVALUATIONS
+        ):
             return Transition("firing", 0)
         if open_kind is not None:
             notify: list[NotificationKind] = ["resolved"] if book.notify_on_resolve else []
-            confirmed = open_kind == "firing" and book.confirm_recovery
+            confirmed = (
+                open_kind == "firing" and book.confirm_recovery and book.consecutive_hits == 0
+            )
             return Transition(
                 "ok",
                 0,
