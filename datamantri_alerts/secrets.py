@@ -319,9 +319,10 @@ def _known_index(extra: tuple[str, ...]) -> _SecretIndex:
 # --------------------------------------------------------------------------- structural rules
 
 _STRUCTURAL_RULES: tuple[tuple[re.Pattern[str], str], ...] = (
-    # A password in any URL's userinfo (`${VAR}` references and masks kept).
+    # A password in any URL's userinfo, up to the last `@` before the host (an unquoted `@`
+    # in the password belongs to it); `${VAR}` references and masks kept.
     (
-        re.compile(r"([a-zA-Z][a-zA-Z0-9+.\-]*://[^\s:/@'\"<>]*:)(?!\$\{|\*\*\*@)[^\s@/'\"<>]+@"),
+        re.compile(r"([a-zA-Z][a-zA-Z0-9+.\-]*://[^\s:/@'\"<>]*:)(?!\$\{|\*\*\*@)[^\s/?#'\"<>]+@"),
         r"\1***@",
     ),
     # urllib3/requests: "Max retries exceeded with url: /path?query (Caused by ...)".
