@@ -27,7 +27,11 @@ MASK = "***"
 
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _WHOLE_ENV_REF = re.compile(r"^\$\{[A-Za-z_][A-Za-z0-9_]*\}$")
-_URL_IN_TEXT = re.compile(r"[a-zA-Z][a-zA-Z0-9+.\-]*://[^\s'\"<>]+")
+# A URL scheme is bounded (32 characters): an unbounded `[...]*://` retries from every letter
+# of a long word, so a 1 MB query value took minutes to redact. A longer scheme still matches
+# from its last 32 characters, so the URL is masked all the same.
+_SCHEME = r"[a-zA-Z][a-zA-Z0-9+.\-]{0,31}://"
+_URL_IN_TEXT = re.compile(_SCHEME + r"[^\s'\"<>]+")
 
 
 def is_env_ref(value: object) -> bool:
@@ -319,9 +323,10 @@ def _known_index(extra: tuple[str, ...]) -> _SecretIndex:
 # --------------------------------------------------------------------------- structural rules
 
 _STRUCTURAL_RULES: tuple[tuple[re.Pattern[str], str], ...] = (
-    # A password in any URL's userinfo (`${VAR}` references and masks kept).
+    # A password in any URL's userinfo, up to the last `@` before the host (an unquoted `@`
+    # in the password belongs to it); `${VAR}` references and masks kept.
     (
-        re.compile(r"([a-zA-Z][a-zA-Z0-9+.\-]*://[^\s:/@'\"<>]*:)(?!\$\{|\*\*\*@)[^\s@/'\"<>]+@"),
+        re.compile(f"({_SCHEME}" + r"[^\s:/@'\"<>]*:)(?!\$\{|\*\*\*@)[^\s/?#'\"<>]+@"),
         r"\1***@",
     ),
     # urllib3/requests: "Max retries exceeded with url: /path?query (Caused by ...)".

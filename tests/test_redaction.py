@@ -313,3 +313,24 @@ def test_history_and_outbox_columns_are_redacted_on_write(sqlite_url: str) -> No
     assert "columnTOKEN77" not in raw
     assert "https://wiki.example.com/r" in raw  # content links kept
     assert raw.count(MASK) >= 4
+
+
+def test_redacting_a_long_word_takes_linear_time() -> None:
+    """URL rules are bounded: a scheme pattern tried from every letter of a 2 MB word was
+    quadratic (minutes). The bound here is generous; the quadratic run would take hours."""
+    import time
+
+    from datamantri_alerts.secrets import redact_known, redact_text
+
+    word = "x" * 2_000_000
+    started = time.monotonic()
+    assert redact_text(word) == word
+    assert (
+        redact_known(word + " postgresql://u:pw-canary@h/db") == word + " postgresql://u:***@h/db"
+    )
+    assert time.monotonic() - started < 60
+    # A scheme longer than the bound still has its URL masked.
+    long_scheme = "a" * 40 + "+psycopg://monitor:pw-canary@db/prod"
+    assert "pw-canary" not in redact_text(long_scheme)
+    # An unquoted @ in a password is masked up to the last @ before the host.
+    assert redact_text("postgresql://u:p@ss:pw-canary@db/prod") == "postgresql://u:***@db/prod"

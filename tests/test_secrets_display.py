@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 from tests.conftest import Cli
@@ -67,3 +70,38 @@ def test_no_secret_in_list_show_export(cli: Cli, tmp_path: Path) -> None:
     shown = cli("show", "1", "--json").json()
     assert shown["recipients"]["slack"].startswith("https://hooks.slack.com/")
     assert shown["recipients"]["slack"].endswith("***")
+
+
+def test_a_webhook_pasted_into_a_description_is_masked_by_every_command(tmp_path: Path) -> None:
+    """Each command is a new process: `list` reads no recipients, yet the redactor knows every
+    stored secret before the first line is written (the store's secret columns are read when
+    it is opened). A password with `@` in a URL is masked whole."""
+    db = f"sqlite:///{tmp_path / 'store.db'}"
+    weird = "postgresql://monitor:p@ss:db-canary-PASSWORD@db.internal/prod"
+
+    def alerts(*args: str) -> str:
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "TEAMS_"))}
+        done = subprocess.run(
+            [sys.executable, "-m", "datamantri_alerts", "--db", db, *args],
+            capture_output=True,
+            text=True,
+            env={**env, "XDG_DATA_HOME": str(tmp_path), "COLUMNS": "200"},
+            timeout=120,
+            check=False,
+        )
+        assert done.returncode == 0, done.stdout + done.stderr
+        return done.stdout + done.stderr
+
+    alerts("datasources", "add", "w", "--name", "W", "--url", DB)
+    alerts(
+        *("create", "--name", "Hooked", "--type", "sql", "--config", "datasource_id=w"),
+        *("--config", "query=select 1", "--channel", "slack", "--slack", SLACK),
+        *("--description", f"hook {SLACK}; db {weird}; see https://wiki.example/runbook"),
+    )
+    for args in (["list"], ["list", "--json"], ["show", "1"], ["show", "1", "--json"]):
+        output = alerts(*args)
+        assert "Hooked" in output
+        for canary in CANARIES:
+            assert canary not in output, (args, output)
+        assert "ss:db-canary" not in output and "p@ss" not in output
+        assert "https://wiki.example/runbook" in output

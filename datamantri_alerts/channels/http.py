@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -27,6 +28,9 @@ from datamantri_alerts.secrets import redact_text, url_secrets
 DEFAULT_TIMEOUT: tuple[float, float] = (5.0, 15.0)
 #: How much of a reply body an error keeps.
 DETAIL_LIMIT = 300
+#: Bytes of a reply body read at most: a webhook answers in a few bytes; a hostile endpoint
+#: sending gigabytes (or trickling them) is cut off here, never read to its end.
+REPLY_LIMIT = 64 * 1024
 
 _ERRNO = re.compile(r"\[Errno -?\d+\][^'\")\]]*")
 
@@ -76,8 +80,13 @@ def post_json(
     from datamantri_alerts.net.session import guarded_session
 
     try:
-        with guarded_session(webhook_policy()) as session:
-            response = session.post(url, data=body, headers=send_headers, timeout=timeout)
+        with (
+            guarded_session(webhook_policy()) as session,
+            session.post(
+                url, data=body, headers=send_headers, timeout=timeout, stream=True
+            ) as response,
+        ):
+            text = _read_reply(response, deadline=time.monotonic() + sum(timeout))
     except DestinationRefused as exc:
         raise refused_error(exc) from None
     except (requests.Timeout, requests.ConnectionError) as exc:
@@ -88,7 +97,29 @@ def post_json(
             retryable=False,
             status="request",
         ) from None
-    return HttpReply(response.status_code, response.text, dict(response.headers))
+    return HttpReply(response.status_code, text, dict(response.headers))
+
+
+def _read_reply(response: Any, *, deadline: float) -> str:
+    """At most REPLY_LIMIT bytes of the body, read until `deadline` (time.monotonic()):
+    whatever a slow or endless body still holds is dropped (the connection is closed)."""
+    from urllib3.exceptions import HTTPError
+
+    chunks: list[bytes] = []
+    size = 0
+    while size < REPLY_LIMIT and time.monotonic() < deadline:
+        # read1: what has arrived (at least a byte), so a trickling body cannot hold a read
+        # past the deadline for more than the socket's read timeout.
+        try:
+            chunk = response.raw.read1(REPLY_LIMIT - size, decode_content=True)
+        except (HTTPError, OSError):
+            break  # the status line came; a body cut short or timed out is kept as read
+        if not chunk:
+            break
+        chunks.append(chunk)
+        size += len(chunk)
+    raw = b"".join(chunks)[:REPLY_LIMIT]
+    return raw.decode(response.encoding or "utf-8", errors="replace")
 
 
 def refused_error(exc: DestinationRefused) -> DeliveryError:

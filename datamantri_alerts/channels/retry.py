@@ -21,7 +21,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -176,6 +176,26 @@ def display_recipient(channel: Channel, recipient: str) -> str:
     return channel.mask_recipient(recipient)
 
 
+def redacted_message(message: Message, secrets: Sequence[str] = ()) -> Message:
+    """message with every known secret (`secrets`: this delivery's webhook and settings, plus
+    the redactor's registry and environment) masked in all of its text: name, description,
+    summary, host and details. Links that are no secret stay (`secrets.redact_known`)."""
+    from datamantri_alerts.secrets import redact_known, redact_value
+
+    def rule(text: str) -> str:
+        return redact_known(text, secrets)
+
+    return message.model_copy(
+        update={
+            "alert_name": rule(message.alert_name),
+            "description": rule(message.description),
+            "summary": rule(message.summary),
+            "host": rule(message.host),
+            "details": redact_value(message.details, rule),
+        }
+    )
+
+
 def deliver(
     channel: Channel | str,
     message: Message,
@@ -249,6 +269,8 @@ def deliver(
         return result(DeliveryError(str(exc), retryable=False, status="config"))
     secrets.extend(settings.secret_values())
     register_secrets(settings.secret_values())
+    # Every send goes through here (the outbox and `alerts test`): no known secret in any text.
+    message = redacted_message(message, secrets)
 
     def attempt() -> None:
         nonlocal attempts

@@ -17,11 +17,14 @@ sql, query_slow, sla_breach, datasource_failure and job-runs `sql` paths share i
   every write or CREATE (temporary tables too) are refused before they run. Python's sqlite3 runs
   one statement per execute.
 
-`checks.sources` adds the rest: a statement that returns no result set (MySQL's COMMIT, SET,
-DO) is refused, and no check transaction is ever committed.
+`checks.sources` adds the rest: a statement whose first keyword is not a query's (`is_query`:
+SELECT, WITH, VALUES, TABLE) is refused before it is sent, on every dialect, so MySQL's `KILL`,
+`SET GLOBAL`, `DO`, `CALL`, `HANDLER` or `COMMIT` never run (a MySQL session would otherwise
+execute them and only then show no result set); a statement that still returns no result set is
+refused too, and no check transaction is ever committed.
 
 What a session setting cannot stop: functions acting outside the transaction
-(`pg_terminate_backend`, `pg_cancel_backend`, advisory locks, `dblink`, MySQL `KILL`), a MySQL
+(`pg_terminate_backend`, `pg_cancel_backend`, advisory locks, `dblink`), a MySQL
 stored procedure that itself switches the session to read-write and commits, and MySQL
 `SELECT ... INTO OUTFILE` where `secure_file_priv` allows it. Give checks a database user with
 SELECT privileges only; the README says so.
@@ -86,8 +89,10 @@ _MYSQL_READ_ONLY = {1792, 1290}  # read-only transaction, --read-only server
 _SQLITE_READ_ONLY_TEXT = ("readonly database", "not authorized", "authorization denied")
 _MYSQL_SYNTAX_ERROR = 1064
 _QUERY_KEYWORDS = {"SELECT", "WITH", "VALUES", "TABLE"}
-# Whitespace, comments and opening parentheses before a statement's first keyword.
-_LEADING = re.compile(r"(?:\s+|--[^\n]*(?:\n|$)|/\*.*?\*/|\()*", re.DOTALL)
+# Whitespace, comments and opening parentheses before a statement's first keyword. MySQL's
+# executable comments (`/*! ... */`, MariaDB's `/*M! ... */`) are code, not comments: a statement
+# starting with one has no keyword we accept (`/*!DO GET_LOCK('x', 0), */ (SELECT 1)` is a DO).
+_LEADING = re.compile(r"(?:\s+|--[^\n]*(?:\n|$)|/\*(?!!|M!).*?\*/|\()*", re.DOTALL)
 _WORD = re.compile(r"[A-Za-z_]+")
 _MULTI_STATEMENT_TEXT = (
     "cannot insert multiple commands into a prepared statement",
@@ -185,6 +190,12 @@ def first_keyword(statement: str) -> str:
     match = _LEADING.match(statement)
     word = _WORD.match(statement, match.end() if match else 0)
     return word.group(0).upper() if word else ""
+
+
+def is_query(statement: str) -> bool:
+    """Whether a statement's first keyword (after whitespace, comments and opening parentheses)
+    is a query's: SELECT, WITH, VALUES or TABLE. Anything else is refused before it is sent."""
+    return first_keyword(statement) in _QUERY_KEYWORDS
 
 
 def refusal_reason(exc: BaseException, statement: str = "") -> str | None:

@@ -32,7 +32,12 @@ from datamantri_alerts.checks.pool import (
     SourcePool,
     statement_timeout_ms,
 )
-from datamantri_alerts.checks.readonly import NOT_A_QUERY_REASON, refusal_reason
+from datamantri_alerts.checks.readonly import (
+    NOT_A_QUERY_REASON,
+    first_keyword,
+    is_query,
+    refusal_reason,
+)
 from datamantri_alerts.checks.values import truncate
 from datamantri_alerts.errors import RuntimeFailure
 from datamantri_alerts.secrets import redact_text, resolve_env
@@ -256,6 +261,14 @@ class SourceConnection:
         stays bounded either way. Raises SourceError (cancelled=True when the bound cut it off;
         a write or a second statement is refused with the reason).
         """
+        if isinstance(statement, str) and not is_query(statement):
+            # Refused before it is sent: a MySQL session runs KILL, SET GLOBAL, DO or CALL and
+            # only then shows that there is no result set.
+            keyword = first_keyword(statement) or "something else"
+            raise SourceError(
+                f"query on {self.source.label} refused: {NOT_A_QUERY_REASON} "
+                f"(it starts with {keyword}; nothing was sent)"
+            )
         alarm = None
         fired = threading.Event()
 

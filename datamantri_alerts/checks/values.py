@@ -13,6 +13,9 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 #: How much of a query text or error goes into details and summaries.
 TEXT_LIMIT = 500
+#: How much of one value (a cell, a detail) is kept in details: history, outbox rows,
+#: notifications and the redactor never see more, whatever a query or a check returns.
+VALUE_LIMIT = 1000
 
 
 def truncate(text: str | None, limit: int = TEXT_LIMIT) -> str | None:
@@ -95,10 +98,22 @@ def _from_epoch(value: float | Decimal) -> datetime:
         raise ValueError(f"not a timestamp: {value!r} is out of range as Unix seconds") from None
 
 
+def clip(text: str, limit: int = VALUE_LIMIT) -> str:
+    """text cut to at most `limit` characters (the last one `…` when cut); lines kept."""
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
 def json_safe(value: Any) -> Any:
-    """A value that `json.dumps` accepts and a person can read in a notification."""
-    if value is None or isinstance(value, bool | int | str):
+    """A value that `json.dumps` accepts and a person can read in a notification.
+
+    Strings (and the text of other values) are clipped to VALUE_LIMIT characters, binary
+    data to its first 1024 bytes, so one huge cell cannot bloat history, notifications or
+    the time it takes to redact them.
+    """
+    if value is None or isinstance(value, bool | int):
         return value
+    if isinstance(value, str):
+        return clip(value)
     if isinstance(value, float):
         return value if math.isfinite(value) else str(value)
     if isinstance(value, Decimal):
@@ -114,14 +129,14 @@ def json_safe(value: Any) -> Any:
     if isinstance(value, bytes | bytearray | memoryview):
         raw = bytes(value)
         try:
-            return raw.decode("utf-8")
+            return clip(raw.decode("utf-8"))
         except UnicodeDecodeError:
             return "base64:" + base64.b64encode(raw[:1024]).decode("ascii")
     if isinstance(value, dict):
-        return {str(k): json_safe(v) for k, v in value.items()}
+        return {clip(str(k)): json_safe(v) for k, v in value.items()}
     if isinstance(value, list | tuple | set | frozenset):
         return [json_safe(v) for v in value]
-    return str(value)
+    return clip(str(value))
 
 
 def iso(value: datetime | None) -> str | None:

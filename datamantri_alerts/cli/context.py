@@ -107,9 +107,12 @@ class AppContext:
     @property
     def store(self) -> Store:
         if self._store is None:
+            from datamantri_alerts.store.crypto import register_stored_secrets
             from datamantri_alerts.store.engine import open_store
 
             self._store = open_store(self.settings.database_url)
+            with self._store.session() as session:
+                register_stored_secrets(session)
         return self._store
 
     def close(self) -> None:

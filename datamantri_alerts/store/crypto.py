@@ -18,6 +18,7 @@ from typing import Any
 
 from sqlalchemy import Text
 from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import Session
 from sqlalchemy.types import TypeDecorator
 
 from datamantri_alerts.errors import RuntimeFailure
@@ -105,6 +106,27 @@ class EncryptedJSON(PortableJSON):
             value = json.loads(decrypt_text(value[JSON_MARKER]))
         register_configured(value)
         return value
+
+
+def register_stored_secrets(session: Session) -> None:
+    """Read every secret column of the store once, so the redactor knows all of them before a
+    command writes anything: a webhook URL pasted into an alert's description is masked by
+    `alerts list` (which reads no recipients) as it is by `alerts show`.
+
+    `session`: a store session. Values are registered by the columns' own types as they are
+    read. A column that cannot be decrypted (wrong key) is skipped here; the command that
+    needs its values reports that itself.
+    """
+    from sqlalchemy import select
+
+    from datamantri_alerts.store.models import Alert, DataSource
+
+    for secret_column in (DataSource.url, Alert.recipients):
+        try:
+            for _ in session.execute(select(secret_column)).scalars():
+                pass
+        except RuntimeFailure:
+            continue
 
 
 def generate_key() -> str:

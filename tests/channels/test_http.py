@@ -69,3 +69,64 @@ def test_error_text_is_redacted_and_short() -> None:
     assert "abcdefghijklmnopqrstuvwx" not in reason
     assert "https://hooks.slack.com/***" in reason
     assert len(reason) < 400
+
+
+def _raw_reply_server(head: bytes, body_chunks: int, chunk: bytes, pause: float) -> str:
+    """A loopback server answering one request with head, then body_chunks x chunk."""
+    import socket
+    import threading
+    import time
+
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(1)
+
+    def answer() -> None:
+        conn, _ = server.accept()
+        with conn, server:
+            conn.settimeout(30)
+            conn.recv(65536)
+            conn.sendall(head)
+            try:
+                for _ in range(body_chunks):
+                    conn.sendall(chunk)
+                    time.sleep(pause)
+            except OSError:
+                pass  # the client stopped reading and closed: as intended
+
+    threading.Thread(target=answer, daemon=True).start()
+    return f"http://127.0.0.1:{server.getsockname()[1]}/hook"
+
+
+def test_a_huge_reply_body_is_read_only_up_to_the_limit() -> None:
+    from datamantri_alerts.channels.http import REPLY_LIMIT, post_json
+
+    url = _raw_reply_server(
+        b"HTTP/1.1 500 Oops\r\nContent-Length: 50000000\r\n\r\n", 5000, b"x" * 10000, 0.0
+    )
+    reply = post_json(url, {"text": "hi"}, timeout=(5.0, 5.0))
+    assert reply.status == 500
+    assert len(reply.text) == REPLY_LIMIT
+
+
+def test_a_trickling_reply_body_ends_at_the_timeout() -> None:
+    """One byte every 0.2 s never trips the socket's read timeout; the reply is cut at
+    connect + read timeout instead of being read for minutes."""
+    import time
+
+    from datamantri_alerts.channels.http import post_json
+
+    url = _raw_reply_server(b"HTTP/1.1 200 OK\r\nContent-Length: 1000000\r\n\r\n", 600, b"y", 0.2)
+    started = time.monotonic()
+    reply = post_json(url, {"text": "hi"}, timeout=(1.0, 1.0))
+    assert reply.status == 200
+    assert 0 < len(reply.text) < 100
+    assert time.monotonic() - started < 30  # the whole body would take 120 s
+
+
+def test_a_reply_body_cut_short_keeps_what_arrived() -> None:
+    from datamantri_alerts.channels.http import post_json
+
+    url = _raw_reply_server(b"HTTP/1.1 503 Busy\r\nContent-Length: 1000\r\n\r\nbusy", 0, b"", 0.0)
+    reply = post_json(url, {"text": "hi"}, timeout=(5.0, 5.0))
+    assert (reply.status, reply.text) == (503, "busy")

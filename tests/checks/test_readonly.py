@@ -75,8 +75,9 @@ def test_drop_table_is_refused_and_the_table_stays(harness: Harness, warehouse: 
     result = _sql(harness, "drop table u")
     assert result.outcome == "error"
     # PostgreSQL can only declare a cursor for a query; the others refuse the write itself.
-    reason = ONE_QUERY if "postgresql" in warehouse else READ_ONLY
-    assert reason in result.summary, result.summary
+    # Not a query: refused before it is sent, on every dialect.
+    assert ONE_QUERY in result.summary, result.summary
+    assert "nothing was sent" in result.summary, result.summary
     assert _state(warehouse) == ({"u"}, 1)
 
 
@@ -101,6 +102,69 @@ def test_writes_are_refused_with_the_reason(harness: Harness, warehouse: str, qu
     assert result.outcome == "error"
     assert READ_ONLY in result.summary or ONE_QUERY in result.summary, result.summary
     assert _state(warehouse) == ({"u"}, 1)
+
+
+@pytest.mark.mariadb
+@pytest.mark.parametrize(
+    "template",
+    [
+        "KILL {victim}",
+        "kill connection {victim}",
+        # MySQL runs executable comments: this is `KILL (SELECT id)`, not a parenthesized query.
+        "/*!KILL*/ (SELECT {victim})",
+        "/*M!KILL*/ (SELECT {victim})",
+    ],
+)
+def test_a_mysql_statement_that_is_no_query_never_runs(
+    harness: Harness, mariadb_database: str, template: str
+) -> None:
+    """A MySQL session runs KILL (or SET GLOBAL, DO, CALL) and only then shows no result set:
+    the check refuses it before sending it, so another session survives."""
+    import pymysql
+
+    victim = pymysql.connect(host="127.0.0.1", port=3306, user="root", connect_timeout=5)
+    try:
+        harness.add_datasource("wh", mariadb_database)
+        result = _sql(harness, template.format(victim=victim.thread_id()))
+        assert result.outcome == "error"
+        assert ONE_QUERY in result.summary and "nothing was sent" in result.summary
+        victim.ping(reconnect=False)  # raises when the check killed it
+    finally:
+        victim.close()
+
+
+@pytest.mark.parametrize(
+    ("query", "keyword"),
+    [
+        ("KILL 1", "KILL"),
+        ("/* c */ do sleep(0)", "DO"),
+        ("call p()", "CALL"),
+        ("set @x = 1", "SET"),
+        ("handler u open", "HANDLER"),
+        ("/*!DO GET_LOCK('x', 0), */ (SELECT 1)", "something else"),
+    ],
+)
+def test_a_statement_that_is_no_query_is_refused_on_every_dialect(
+    harness: Harness, warehouse: str, query: str, keyword: str
+) -> None:
+    harness.add_datasource("wh", warehouse)
+    result = _sql(harness, query)
+    assert result.outcome == "error"
+    assert f"{ONE_QUERY} (SELECT, WITH, VALUES or TABLE) (it starts with {keyword}" in (
+        result.summary
+    ), result.summary
+    assert _state(warehouse) == ({"u"}, 1)
+
+
+@pytest.mark.parametrize(
+    "query",
+    ["/* note */ select id from u", "-- note\nselect id from u", "with x as (select 1) select 1"],
+)
+def test_queries_after_comments_and_parentheses_still_run(
+    harness: Harness, warehouse: str, query: str
+) -> None:
+    harness.add_datasource("wh", warehouse)
+    assert _sql(harness, query).outcome == "firing"
 
 
 def test_reads_still_work_and_fire(harness: Harness, warehouse: str) -> None:
@@ -153,10 +217,12 @@ def test_a_refused_sqlite_write_creates_no_file(harness: Harness, tmp_path: Path
         "pragma query_only = 0",
         "create temp table t (x)",
         "begin immediate",
+        "with x as (select 1) delete from u",  # a query's keyword: the authorizer refuses it
     ):
         result = _sql(harness, query)
         assert result.outcome == "error", (query, result.summary)
-        assert READ_ONLY in result.summary, result.summary
+        # Refused before it is sent (not a query), or by the authorizer.
+        assert READ_ONLY in result.summary or ONE_QUERY in result.summary, result.summary
     after = {p.name for p in tmp_path.iterdir()} - {"w.db-wal", "w.db-shm"}
     assert sorted(after) == before
     assert _state(url) == ({"u"}, 1)

@@ -117,3 +117,28 @@ def test_postgres_query_is_cancelled_at_its_timeout(harness: Harness, pg_databas
     assert result.outcome == "error"
     assert "statement timeout" in result.summary
     assert result.duration_ms < 2000
+
+
+def test_a_huge_cell_is_clipped_in_the_details(harness: Harness, tmp_path: Path) -> None:
+    """A 2 MB value (text and blob) is kept as its first VALUE_LIMIT characters: history,
+    notifications and the redactor see no more (redacting 1 MB used to take minutes)."""
+    from datamantri_alerts.checks.values import VALUE_LIMIT
+
+    url = f"sqlite:///{tmp_path / 'w.db'}"
+    _seed(url, "payments")
+    harness.add_datasource("wh", url)
+    result = harness.run(
+        "sql",
+        {
+            "datasource_id": "wh",
+            "query": "SELECT hex(zeroblob(1000000)) AS big, zeroblob(2000000) AS raw, "
+            "'short' AS small, 'https://hooks.example/' || hex(zeroblob(100000)) AS link",
+        },
+    )
+    assert result.outcome == "firing", result.summary
+    [row] = result.details["rows"]
+    assert len(row["big"]) == VALUE_LIMIT and row["big"].endswith("…")
+    assert row["big"].startswith("0000")
+    assert len(row["raw"]) <= VALUE_LIMIT + 10  # base64 of the first 1024 bytes at most
+    assert row["small"] == "short"
+    assert len(row["link"]) == VALUE_LIMIT

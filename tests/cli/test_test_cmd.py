@@ -181,3 +181,31 @@ def test_bad_input_exits_2(cli: Cli, alert: str, stand_ins: StandIns) -> None:
     assert not_used.exit_code == 2
     assert "pagerduty" in not_used.stderr
     assert stand_ins.slack.requests == []
+
+
+def test_a_secret_in_the_description_is_not_sent(
+    cli: Cli, stand_ins: StandIns, sqlite_url: str
+) -> None:
+    """The outbox redacts what evaluate sends; `alerts test` sends without the outbox, through
+    the same `deliver`, which masks every known secret in the message (here the very webhook
+    and the Teams one pasted into the description and the name)."""
+    from datamantri_alerts.secrets import forget_secrets
+
+    slack = stand_ins.slack.url(SLACK_PATH)
+    teams = stand_ins.environ["TEAMS_WEBHOOK_URL"]
+    added = cli("datasources", "add", "w", "--name", "W", "--url", "sqlite:///prod.db")
+    assert added.exit_code == 0, added.output
+    created = cli(
+        *("create", "--name", f"hook {SLACK_TOKEN}", "--type", "sql"),
+        *("--config", "datasource_id=w", "--config", "query=select 1"),
+        *("--description", f"post to {slack} or {teams}; runbook https://wiki.example/runbook"),
+        *("--channel", "slack", "--slack", slack),
+    )
+    assert created.exit_code == 0, created.output
+    forget_secrets()  # a new process: nothing known until the store is read
+    result = cli("test", "1", env=stand_ins.environ)
+    assert result.exit_code == 0, result.output
+    (request,) = stand_ins.slack.requests
+    body = request.body.decode()
+    assert_no_secrets(body)
+    assert "https://wiki.example/runbook" in body  # a link that is no secret stays
