@@ -79,6 +79,8 @@ class CheckResult:
     #: What the check asked to keep until its next evaluation (None: keep what is stored).
     check_state: dict[str, Any] | None = None
     timed_out: bool = False
+    #: The severity is the outcome's own (the type grades its outcomes), not the alert's.
+    severity_from_outcome: bool = False
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -172,12 +174,20 @@ def _evaluate_prepared(prepared: _Prepared, ctx: CheckContext) -> Outcome:
     return outcome
 
 
-def _severity(alert: AlertSnapshot, outcome: Outcome | None, check: Any) -> str:
+def _severity(alert: AlertSnapshot, outcome: Outcome | None, check: Any) -> tuple[str, bool]:
+    """(severity, whether it came from the outcome).
+
+    The alert's own severity, unless its type grades its outcomes (`severity_from_outcome`,
+    e.g. `freshness`: warning past warn_after, critical past error_after) and this outcome
+    carries one.
+    """
+    if outcome is not None and outcome.severity and getattr(check, "severity_from_outcome", False):
+        return outcome.severity, True
     if alert.severity:
-        return alert.severity
+        return alert.severity, False
     if outcome is not None and outcome.severity:
-        return outcome.severity
-    return str(getattr(check, "default_severity", None) or "warning")
+        return outcome.severity, False
+    return str(getattr(check, "default_severity", None) or "warning"), False
 
 
 def _result(
@@ -186,12 +196,14 @@ def _result(
     from datamantri_alerts.checks.values import json_safe
 
     alert = prepared.alert
+    severity, graded = _severity(alert, outcome, prepared.check)
     return CheckResult(
         id=alert.id,
         name=alert.name,
         condition_type=alert.condition_type,
         outcome=outcome.status,
-        severity=_severity(alert, outcome, prepared.check),
+        severity=severity,
+        severity_from_outcome=graded,
         summary=outcome.summary,
         details=json_safe(outcome.details or {}),
         duration_ms=int(duration * 1000),
