@@ -79,7 +79,8 @@ class CheckResult:
     #: What the check asked to keep until its next evaluation (None: keep what is stored).
     check_state: dict[str, Any] | None = None
     timed_out: bool = False
-    #: The severity is the outcome's own (the type grades its outcomes), not the alert's.
+    #: The alert's type grades its outcomes: a firing outcome's severity is its own, not the
+    #: alert's (so it can escalate within an episode).
     severity_from_outcome: bool = False
 
     def as_dict(self) -> dict[str, Any]:
@@ -175,19 +176,20 @@ def _evaluate_prepared(prepared: _Prepared, ctx: CheckContext) -> Outcome:
 
 
 def _severity(alert: AlertSnapshot, outcome: Outcome | None, check: Any) -> tuple[str, bool]:
-    """(severity, whether it came from the outcome).
+    """(severity, whether the alert's type grades its outcomes).
 
     The alert's own severity, unless its type grades its outcomes (`severity_from_outcome`,
     e.g. `freshness`: warning past warn_after, critical past error_after) and this outcome
-    carries one.
+    carries a severity.
     """
-    if outcome is not None and outcome.severity and getattr(check, "severity_from_outcome", False):
+    graded = bool(getattr(check, "severity_from_outcome", False))
+    if graded and outcome is not None and outcome.severity:
         return outcome.severity, True
     if alert.severity:
-        return alert.severity, False
+        return alert.severity, graded
     if outcome is not None and outcome.severity:
-        return outcome.severity, False
-    return str(getattr(check, "default_severity", None) or "warning"), False
+        return outcome.severity, graded
+    return str(getattr(check, "default_severity", None) or "warning"), graded
 
 
 def _result(

@@ -332,7 +332,11 @@ def apply_results(
                 last_evaluated_at=alert.last_evaluated_at,
                 episode_severity=episode[2] if episode else None,
             )
-            graded = result.severity if result.severity_from_outcome else None
+            graded = (
+                result.severity
+                if result.severity_from_outcome and result.outcome == "firing"
+                else None
+            )
             plans.append((alert, result, next_state(book, result.outcome, now, severity=graded)))
 
         # Close and refresh existing episodes.
@@ -406,6 +410,9 @@ def apply_results(
                 target = old_episode if kind == "resolved" else episode_id
                 if target is None:
                     continue
+                severity = result.severity
+                if kind == "resolved" and result.severity_from_outcome and old_severity:
+                    severity = old_severity  # what was resolved, not the ok outcome's
                 events.append(
                     Event(
                         alert_id=alert.id,
@@ -417,7 +424,7 @@ def apply_results(
                             at=now,
                             summary=result.summary,
                             details=result.details,
-                            severity=result.severity,
+                            severity=severity,
                             host=host,
                             episode_id=target,
                             triggered_at=old_triggered_at if kind == "resolved" else triggered_at,
