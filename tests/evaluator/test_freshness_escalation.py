@@ -150,3 +150,29 @@ def test_other_types_keep_the_alerts_severity_and_never_escalate(
     clock.advance(minutes=10)
     assert run(store, clock).results[0].severity == "critical"
     assert [slack_state(b) for b in sink.bodies("etl")] == ["FIRING"]
+
+
+def test_an_escalation_while_muted_is_told_when_the_mute_ends(
+    store: Any, sink: Sink, tmp_path: Path
+) -> None:
+    from sqlalchemy import update
+
+    from datamantri_alerts.store.models import Alert
+
+    warehouse = f"sqlite:///{tmp_path / 'warehouse.db'}"
+    _load(warehouse, "2026-11-30 09:00:00")
+    alert_id = _freshness_alert(store, warehouse, sink)
+    clock = FrozenClock(T0)
+    run(store, clock)  # FIRING at warning, told
+    with store.transaction() as session:
+        session.execute(
+            update(Alert).where(Alert.id == alert_id).values(muted_until=T0 + timedelta(hours=5))
+        )
+    clock.set(T0 + timedelta(hours=4))
+    assert run(store, clock).results[0].severity == "critical"  # escalated, held back
+    assert [slack_state(b) for b in sink.bodies("fresh")] == ["FIRING"]
+    clock.set(T0 + timedelta(hours=5, minutes=1))  # the mute has ended, still critical
+    run(store, clock)
+    bodies = sink.bodies("fresh")
+    assert [slack_state(b) for b in bodies] == ["FIRING", "ESCALATED"]
+    assert "escalated from warning to critical" in bodies[1]["text"]
