@@ -26,6 +26,7 @@ def dbt(
     path: Path = typer.Argument(
         ...,
         help="A dbt target/manifest.json, a sources .yml file, or a folder of .yml files.",
+        metavar="PATH",
         show_default=False,
     ),
     datasource: str | None = typer.Option(
