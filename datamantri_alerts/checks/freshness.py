@@ -20,6 +20,7 @@ they store. Table, schema and column names are identifiers SQLAlchemy quotes; `f
 
 from __future__ import annotations
 
+import re
 from datetime import datetime, timedelta
 from typing import Any, ClassVar, Literal
 
@@ -35,15 +36,31 @@ Period = Literal["minute", "hour", "day"]
 #: Seconds per `period`, and the unit letter used in summaries ("6h").
 PERIOD_SECONDS: dict[str, int] = {"minute": 60, "hour": 3_600, "day": 86_400}
 _PERIOD_UNIT = {"minute": "m", "hour": "h", "day": "d"}
+_UNIT_PERIOD = {unit: period for period, unit in _PERIOD_UNIT.items()}
+_SHORT_THRESHOLD = re.compile(r"^(\d{1,6})\s*([mhdMHD])$")
 
 
 class Threshold(BaseModel):
-    """`{count, period}` as dbt writes it: `{count: 6, period: hour}` is six hours."""
+    """`{count, period}` as dbt writes it: `{count: 6, period: hour}` is six hours. The short
+    text `6h` (`30m`, `2d`; `--config warn_after=6h`) means the same and is stored as the
+    mapping."""
 
     model_config = ConfigDict(extra="forbid")
 
     count: int = Field(ge=1, le=100_000)
     period: Period
+
+    @model_validator(mode="before")
+    @classmethod
+    def _short_text(cls, value: Any) -> Any:
+        if not isinstance(value, str):
+            return value
+        match = _SHORT_THRESHOLD.match(value.strip())
+        if match is None:
+            raise ValueError(
+                f"{value!r} is not a threshold: write {{count: 6, period: hour}} or 6h, 30m, 2d"
+            )
+        return {"count": int(match.group(1)), "period": _UNIT_PERIOD[match.group(2).lower()]}
 
     @property
     def delta(self) -> timedelta:

@@ -305,6 +305,34 @@ def test_the_statement_is_one_bounded_aggregate() -> None:
     )
 
 
+def test_short_thresholds_on_the_command_line_are_stored_as_mappings(cli: Cli) -> None:
+    assert cli("datasources", "add", "wh", "--name", "W", "--url", "sqlite:///w.db").exit_code == 0
+    created = cli(
+        "create",
+        "--name",
+        "stale orders",
+        "--type",
+        "freshness",
+        *("--config", "datasource_id=wh", "--config", "schema=raw", "--config", "table=orders"),
+        *("--config", "loaded_at_field=ts", "--config", "warn_after=6h"),
+        *("--config", 'error_after={"count": 2, "period": "day"}'),
+    )
+    assert created.exit_code == 0, created.output
+    shown = cli("show", "stale orders", "--json").json()
+    assert shown["condition_config"] == {
+        "datasource_id": "wh",
+        "schema": "raw",
+        "table": "orders",
+        "timestamp_column": "ts",
+        "warn_after": {"count": 6, "period": "hour"},
+        "error_after": {"count": 2, "period": "day"},
+    }
+    assert shown["severity"] == "warning"
+    bad = cli("edit", "stale orders", "--config", "warn_after=6w")
+    assert bad.exit_code == 2
+    assert "condition_config.warn_after: '6w' is not a threshold" in bad.stderr
+
+
 def test_format_age() -> None:
     from datetime import timedelta
 
