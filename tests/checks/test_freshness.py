@@ -377,6 +377,17 @@ def test_format_age() -> None:
             "condition_config.warn_after.period",
             "required field is missing",
         ),
+        ({**CONFIG, "tabel": "orders"}, "condition_config.tabel", "unknown field"),
+        (
+            {**CONFIG, "query": None, "table": None, "schema": "raw"},
+            "condition_config",
+            "needs table (or query)",
+        ),
+        (
+            {**CONFIG, "timeout_seconds": 0},
+            "condition_config.timeout_seconds",
+            "greater than 0",
+        ),
     ],
 )
 def test_bad_config_is_refused_with_exit_2_naming_the_field(
