@@ -33,7 +33,8 @@ def dbt(
         None,
         "--datasource",
         metavar="ID",
-        help="Use this existing data source instead of declaring one as ${DBT_<DATABASE>_URL}.",
+        help="Use this existing data source instead of declaring one per dbt database "
+        "with a ${DBT_...} URL placeholder.",
     ),
 ) -> None:
     """One `freshness` alert per dbt source table with a freshness config, as YAML on stdout.
