@@ -22,9 +22,17 @@ from __future__ import annotations
 
 import re
 from datetime import datetime, timedelta
-from typing import Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    ConfigDict,
+    Field,
+    WithJsonSchema,
+    field_validator,
+    model_validator,
+)
 
 from datamantri_alerts.checks.base import CannotEvaluate, CheckConfig, CheckContext, Outcome
 from datamantri_alerts.checks.base import Severity as SeverityName
@@ -70,29 +78,67 @@ class Threshold(BaseModel):
         return f"{self.count}{_PERIOD_UNIT[self.period]}"
 
 
+#: How `alerts types` shows a threshold (its schema would otherwise be a bare reference).
+_THRESHOLD_SCHEMA = WithJsonSchema(
+    {
+        "anyOf": [
+            {
+                "type": "object",
+                "properties": {
+                    "count": {"type": "integer", "minimum": 1},
+                    "period": {"enum": list(PERIOD_SECONDS)},
+                },
+                "required": ["count", "period"],
+            },
+            {"type": "string"},
+            {"type": "null"},
+        ],
+        "default": None,
+        "description": "{count, period: minute|hour|day}, or 6h / 30m / 2d",
+    }
+)
+
+
 class FreshnessConfig(CheckConfig):
     model_config = ConfigDict(serialize_by_alias=True)
 
-    datasource_id: str = Field(min_length=1)
-    #: The table to read; with `schema` unset, `schema.table` is split at the last dot.
-    table: str | None = Field(default=None, min_length=1, max_length=300)
-    #: The table's schema (database on MySQL/MariaDB); names the table exactly, dots and all.
-    schema_name: str | None = Field(default=None, alias="schema", min_length=1, max_length=300)
-    #: Instead of a table: a SELECT whose rows are read as the table (its own SQL, read-only).
-    query: str | None = Field(default=None, min_length=1, max_length=20_000)
-    #: The load timestamp column; dbt calls it `loaded_at_field`, accepted as written.
+    datasource_id: str = Field(min_length=1, description="The database data source to read")
+    table: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=300,
+        description="The table to read (without schema: `schema.table` is split at the dot)",
+    )
+    schema_name: str | None = Field(
+        default=None,
+        alias="schema",
+        min_length=1,
+        max_length=300,
+        description="The table's schema (MySQL: database), named exactly",
+    )
+    query: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=20_000,
+        description="Instead of table: a SELECT whose rows are read as the table",
+    )
     timestamp_column: str = Field(
         min_length=1,
         max_length=300,
         validation_alias=AliasChoices("timestamp_column", "loaded_at_field"),
+        description="The load timestamp column (dbt's loaded_at_field is accepted too)",
     )
-    #: The zone of a naive timestamp column (PostgreSQL `timestamp`, MySQL `DATETIME`, SQLite
-    #: text); aware values do not need it.
-    timestamp_timezone: str = "UTC"
-    warn_after: Threshold | None = None
-    error_after: Threshold | None = None
-    #: A SQL boolean expression: only rows matching it count (dbt's `filter`).
-    filter: str | None = Field(default=None, min_length=1, max_length=5_000)
+    timestamp_timezone: str = Field(
+        default="UTC", description="The IANA zone of a naive timestamp column"
+    )
+    warn_after: Annotated[Threshold | None, _THRESHOLD_SCHEMA] = None
+    error_after: Annotated[Threshold | None, _THRESHOLD_SCHEMA] = None
+    filter: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=5_000,
+        description="A SQL boolean expression: only matching rows count (dbt's filter)",
+    )
     timeout_seconds: float = Field(default=30, gt=0, le=600)
 
     @field_validator("timestamp_timezone")
