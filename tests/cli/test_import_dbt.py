@@ -76,8 +76,15 @@ def _configs(document: dict[str, Any]) -> dict[str, dict[str, Any]]:
     }
 
 
-def test_manifest_from_a_real_dbt_parse(cli: Cli) -> None:
+def test_manifest_from_a_real_dbt_parse(cli: Cli, tmp_path: Path) -> None:
     document, stderr = _import(cli, str(MANIFEST))
+    path = tmp_path / "alerts.yaml"
+    path.write_text(cli("import", "dbt", str(MANIFEST)).stdout)
+    assert cli("db", "upgrade").exit_code == 0
+    validated = cli("validate", str(path))
+    assert validated.exit_code == 0, validated.output
+    # Valid as written; the only thing left to the user is where to send notifications.
+    assert validated.stderr.count("can never notify") == len(EXPECTED_CONFIGS)
     assert document["datasources"] == [
         {
             "id": "dbt-dbt_fixture_warehouse",
