@@ -71,7 +71,8 @@ def test_warning_escalates_to_critical_once_per_episode(
 
     seen = []
     # 3h: warning (FIRING); 4h: still warning; 7h: critical (ESCALATED); 8h: critical;
-    # reloaded 5h ago: back to warning, told nothing; reloaded now: RESOLVED.
+    # reloaded 5h ago: back to warning, told nothing; reloaded now: ok, and RESOLVED on the
+    # second ok in a row (the recovery confirmation), resolved at the first one.
     for hours, reload in (
         (0, None),
         (1, None),
@@ -79,6 +80,7 @@ def test_warning_escalates_to_critical_once_per_episode(
         (5, None),
         (6, "2026-11-30 13:00:00"),
         (7, "2026-11-30 19:00:00"),
+        (7.5, None),
     ):
         clock.set(T0 + timedelta(hours=hours))
         if reload:
@@ -91,6 +93,7 @@ def test_warning_escalates_to_critical_once_per_episode(
         ("firing", "critical"),
         ("firing", "critical"),
         ("firing", "warning"),
+        ("ok", "info"),
         ("ok", "info"),
     ]
 
