@@ -48,6 +48,8 @@ ACTIONS = {
     "REPEAT": "trigger",
     # The same key triggered again, now with the higher severity.
     "ESCALATED": "trigger",
+    # A flapping notice is about the open incident: the same key, triggered again.
+    "FLAPPING": "trigger",
     "TEST": "trigger",
     "RESOLVED": "resolve",
 }
