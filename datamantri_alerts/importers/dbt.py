@@ -146,7 +146,7 @@ def read_sources_yml(paths: Iterable[Path]) -> list[SourceTable]:
 
     Files without a `sources:` list are skipped (a models folder also holds model properties).
     """
-    from datamantri_alerts.schema import load_document
+    from datamantri_alerts.documents import load_document
 
     tables: list[SourceTable] = []
     for path in paths:
