@@ -21,7 +21,7 @@ from typing import Any, ClassVar, Literal, Protocol, Self, get_args, runtime_che
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 
-MessageState = Literal["FIRING", "REPEAT", "RESOLVED", "FLAPPING", "TEST"]
+MessageState = Literal["FIRING", "REPEAT", "ESCALATED", "RESOLVED", "FLAPPING", "TEST"]
 
 
 class Message(BaseModel):

@@ -43,7 +43,16 @@ DEDUP_KEY_LIMIT = 255
 DETAILS_LIMIT = 64_000
 TEXT_LIMIT = 4000
 SEVERITIES = {"info": "info", "warning": "warning", "critical": "critical"}
-ACTIONS = {"FIRING": "trigger", "REPEAT": "trigger", "TEST": "trigger", "RESOLVED": "resolve"}
+ACTIONS = {
+    "FIRING": "trigger",
+    "REPEAT": "trigger",
+    # The same key triggered again, now with the higher severity.
+    "ESCALATED": "trigger",
+    # A flapping notice is about the open incident: the same key, triggered again.
+    "FLAPPING": "trigger",
+    "TEST": "trigger",
+    "RESOLVED": "resolve",
+}
 
 
 class PagerDutyConfig(WebhookConfig):

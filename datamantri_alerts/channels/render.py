@@ -30,6 +30,7 @@ TRUNCATION_MARKER = "… [truncated]"
 STATE_HEADLINES = {
     "FIRING": "Alert firing",
     "REPEAT": "Alert still firing",
+    "ESCALATED": "Alert escalated (more severe now)",
     "RESOLVED": "Alert resolved",
     "FLAPPING": "Alert flapping (notifications paused)",
     "TEST": "Test notification (nothing is wrong)",

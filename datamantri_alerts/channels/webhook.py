@@ -10,7 +10,7 @@ A recipient is a URL, or a mapping `{url, secret, format}`:
 - `format`: `native` (default, `NATIVE_VERSION` below) or `alertmanager` (payload version 4).
 
 The native body (`build_native`):
-`{"version": "1", "source", "event": firing|repeat|resolved|test, "state", "severity",
+`{"version": "1", "source", "event": firing|repeat|escalated|resolved|test, "state", "severity",
 "alert": {"id", "name", "description", "type"}, "labels", "summary", "details", "episode_id",
 "times": {"at", "triggered_at"}, "host", "text"}` with times in RFC 3339 UTC and `text` a
 link-free plain text of the whole notification.

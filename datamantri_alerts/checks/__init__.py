@@ -21,6 +21,7 @@ BUILTIN_CHECKS: dict[str, str] = {
     "dashboard_failure": "datamantri_alerts.checks.dashboard_failure",
     "sla_breach": "datamantri_alerts.checks.sla_breach",
     "sql": "datamantri_alerts.checks.sql",
+    "freshness": "datamantri_alerts.checks.freshness",
 }
 
 

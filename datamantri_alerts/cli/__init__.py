@@ -247,6 +247,7 @@ def _register_optional() -> None:
         ("metrics", "metrics", "metrics", "command"),
         ("windows", "app", "windows", "group"),
         ("silences", "app", "silence", "group"),
+        ("import_cmd", "app", "import", "group"),
     ):
         try:
             module = importlib.import_module(f"datamantri_alerts.cli.{module_name}")

@@ -79,6 +79,9 @@ class CheckResult:
     #: What the check asked to keep until its next evaluation (None: keep what is stored).
     check_state: dict[str, Any] | None = None
     timed_out: bool = False
+    #: The alert's type grades its outcomes: a firing outcome's severity is its own, not the
+    #: alert's (so it can escalate within an episode).
+    severity_from_outcome: bool = False
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -172,12 +175,21 @@ def _evaluate_prepared(prepared: _Prepared, ctx: CheckContext) -> Outcome:
     return outcome
 
 
-def _severity(alert: AlertSnapshot, outcome: Outcome | None, check: Any) -> str:
+def _severity(alert: AlertSnapshot, outcome: Outcome | None, check: Any) -> tuple[str, bool]:
+    """(severity, whether the alert's type grades its outcomes).
+
+    The alert's own severity, unless its type grades its outcomes (`severity_from_outcome`,
+    e.g. `freshness`: warning past warn_after, critical past error_after) and this outcome
+    carries a severity.
+    """
+    graded = bool(getattr(check, "severity_from_outcome", False))
+    if graded and outcome is not None and outcome.severity:
+        return outcome.severity, True
     if alert.severity:
-        return alert.severity
+        return alert.severity, graded
     if outcome is not None and outcome.severity:
-        return outcome.severity
-    return str(getattr(check, "default_severity", None) or "warning")
+        return outcome.severity, graded
+    return str(getattr(check, "default_severity", None) or "warning"), graded
 
 
 def _result(
@@ -186,12 +198,14 @@ def _result(
     from datamantri_alerts.checks.values import json_safe
 
     alert = prepared.alert
+    severity, graded = _severity(alert, outcome, prepared.check)
     return CheckResult(
         id=alert.id,
         name=alert.name,
         condition_type=alert.condition_type,
         outcome=outcome.status,
-        severity=_severity(alert, outcome, prepared.check),
+        severity=severity,
+        severity_from_outcome=graded,
         summary=outcome.summary,
         details=json_safe(outcome.details or {}),
         duration_ms=int(duration * 1000),

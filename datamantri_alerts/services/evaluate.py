@@ -330,8 +330,14 @@ def apply_results(
                 last_notified_at=alert.last_notified_at,
                 confirm_recovery=flap.enabled,
                 last_evaluated_at=alert.last_evaluated_at,
+                episode_severity=episode[2] if episode else None,
             )
-            plans.append((alert, result, next_state(book, result.outcome, now)))
+            graded = (
+                result.severity
+                if result.severity_from_outcome and result.outcome == "firing"
+                else None
+            )
+            plans.append((alert, result, next_state(book, result.outcome, now, severity=graded)))
 
         # Close and refresh existing episodes.
         closing = [
@@ -342,7 +348,13 @@ def apply_results(
         if closing:
             session.execute(update(AlertHistory), closing)
         refreshing = [
-            {"id": a.current_episode_id, "summary": r.summary, "details": r.details}
+            {
+                "id": a.current_episode_id,
+                "summary": r.summary,
+                "details": r.details,
+                # An escalated episode keeps the highest severity it reached.
+                "severity": r.severity if t.escalated else episodes[a.current_episode_id][2],
+            }
             for a, r, t in plans
             if t.refresh_episode and a.current_episode_id in episodes
         ]
@@ -382,6 +394,7 @@ def apply_results(
         for alert, result, transition in plans:
             old_episode = alert.current_episode_id if alert.current_episode_id in episodes else None
             old_triggered_at = episodes[old_episode][1] if old_episode is not None else None
+            old_severity = episodes[old_episode][2] if old_episode is not None else None
             if alert.id in new_ids:
                 episode_id: int | None = new_ids[alert.id]
                 triggered_at = now
@@ -397,6 +410,9 @@ def apply_results(
                 target = old_episode if kind == "resolved" else episode_id
                 if target is None:
                     continue
+                severity = result.severity
+                if kind == "resolved" and result.severity_from_outcome and old_severity:
+                    severity = old_severity  # what was resolved, not the ok outcome's
                 events.append(
                     Event(
                         alert_id=alert.id,
@@ -408,10 +424,11 @@ def apply_results(
                             at=now,
                             summary=result.summary,
                             details=result.details,
-                            severity=result.severity,
+                            severity=severity,
                             host=host,
                             episode_id=target,
                             triggered_at=old_triggered_at if kind == "resolved" else triggered_at,
+                            escalated_from=old_severity if kind == "escalated" else None,
                         ),
                         channels=list(alert.channels or []),
                         recipients=dict(alert.recipients or {}),
@@ -599,17 +616,17 @@ def _release_after_mutes(store: Store, clock: Clock) -> None:
         release_after_mute(session, now, held=held_alert_ids(session, now))
 
 
-def _open_episodes(session: Any, alerts: Sequence[Alert]) -> dict[int, tuple[str, datetime]]:
-    """id -> (kind, triggered_at) of the alerts' open episodes."""
+def _open_episodes(session: Any, alerts: Sequence[Alert]) -> dict[int, tuple[str, datetime, str]]:
+    """id -> (kind, triggered_at, severity) of the alerts' open episodes."""
     ids = [a.current_episode_id for a in alerts if a.current_episode_id is not None]
     if not ids:
         return {}
     rows = session.execute(
-        select(AlertHistory.id, AlertHistory.kind, AlertHistory.triggered_at).where(
-            AlertHistory.id.in_(ids), AlertHistory.resolved_at.is_(None)
-        )
+        select(
+            AlertHistory.id, AlertHistory.kind, AlertHistory.triggered_at, AlertHistory.severity
+        ).where(AlertHistory.id.in_(ids), AlertHistory.resolved_at.is_(None))
     ).all()
-    return {row.id: (row.kind, row.triggered_at) for row in rows}
+    return {row.id: (row.kind, row.triggered_at, row.severity) for row in rows}
 
 
 def _run_message(summary: RunSummary) -> str:

@@ -7,6 +7,7 @@ expires, once:
 
 * the FIRING (or could-not-evaluate) message of the alert's episode, when that episode is still
   open and its opening message was suppressed;
+* the ESCALATED message of that still-open episode, when it rose in severity while muted;
 * the RESOLVED message of an episode whose opening message was sent before the mute.
 
 An episode that opened and resolved while muted sends nothing afterwards (nothing the user was
@@ -29,6 +30,9 @@ MAX_MUTE = timedelta(days=366)
 
 #: Notification kinds that open an episode's conversation with the user.
 OPENING_KINDS = ("firing", "error")
+
+#: Kinds owed after a mute while their episode is still open.
+OWED_WHILE_OPEN = (*OPENING_KINDS, "escalated")
 
 #: Statuses of a notification that was (or is being) told, not held back.
 TOLD_STATUSES = ("pending", "sent", "failed")
@@ -83,7 +87,7 @@ def release_after_mute(
             *([Alert.id.in_(list(only))] if only is not None else []),
             or_(
                 and_(
-                    Notification.kind.in_(OPENING_KINDS),
+                    Notification.kind.in_(OWED_WHILE_OPEN),
                     AlertHistory.id == Alert.current_episode_id,
                     AlertHistory.resolved_at.is_(None),
                 ),
@@ -110,7 +114,7 @@ def release_after_mute(
         .values(status="pending", next_attempt_at=now, last_error=None)
         .execution_options(synchronize_session=False)
     ).rowcount
-    opened = sorted({row.alert_id for row in rows if row.kind in OPENING_KINDS})
+    opened = sorted({row.alert_id for row in rows if row.kind in OWED_WHILE_OPEN})
     if opened:
         session.execute(
             update(Alert)

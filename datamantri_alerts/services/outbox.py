@@ -26,10 +26,11 @@ MESSAGE_STATE = {
     "repeat": "REPEAT",
     "resolved": "RESOLVED",
     "flapping": "FLAPPING",
+    "escalated": "ESCALATED",
 }
 
 #: Kinds an episode may announce more than once (the key carries the time).
-STAMPED_KINDS = ("repeat", "flapping")
+STAMPED_KINDS = ("repeat", "flapping", "escalated")
 
 #: Stored in place of a recipient when a channel has none and no fallback variable.
 NO_RECIPIENT = ""
@@ -85,14 +86,19 @@ def message_payload(
     episode_id: int,
     triggered_at: datetime | None,
     state: str | None = None,
+    escalated_from: str | None = None,
 ) -> dict[str, Any]:
     """The channel Message for an event, as JSON for the outbox row. `state` overrides the
-    kind's message state (a flap that settles is told as FIRING or RESOLVED)."""
+    kind's message state (a flap that settles is told as FIRING or RESOLVED);
+    `escalated_from`: for an `escalated` event, the episode's severity before it rose."""
     from datamantri_alerts.channels.base import Message
 
     if kind == "error":
         summary = f"could not evaluate: {summary}"
         details = {"outcome": "error", **details}
+    if kind == "escalated":
+        summary = f"escalated from {escalated_from} to {severity}: {summary}"
+        details = {"escalated_from": escalated_from, **details}
     message = Message(
         alert_id=alert.id,
         alert_name=alert.name,

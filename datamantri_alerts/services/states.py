@@ -2,6 +2,7 @@
 
     ok ──firing──▶ pending (until `pending_evaluations` in a row) ──▶ firing ──ok──▶ ok (RESOLVED)
     ok/pending ──error──▶ error (notified once per episode) ──ok──▶ ok (RESOLVED)
+    firing (warning) ──firing (critical)──▶ firing (ESCALATED, the episode's severity raised)
 
 With `confirm_recovery` (flap detection on, the default), a firing episode that has held for
 fewer than `ESTABLISHED_FIRING_EVALUATIONS` evaluations in a row resolves on the second ok
@@ -13,6 +14,10 @@ A pure function of the alert's bookkeeping, the outcome and the time, so every r
 without a store. An alert has at most one open episode (`current_episode_id`); an error while firing
 keeps the firing episode open and sends nothing (whether the condition cleared is unknown), and a
 firing outcome during an error episode closes the error episode and opens a firing one.
+
+Escalation applies to types whose outcomes carry their own severity (`freshness`): a firing
+outcome more severe than the open episode's severity is told once (`escalated`), and the episode
+keeps the highest severity it reached; a lower one later is not told (it is not resolved).
 """
 
 from __future__ import annotations
@@ -21,7 +26,10 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Literal
 
-NotificationKind = Literal["firing", "repeat", "resolved", "error"]
+NotificationKind = Literal["firing", "repeat", "resolved", "error", "escalated"]
+
+#: Severities from least to most severe.
+SEVERITY_RANK = {"info": 0, "warning": 1, "critical": 2}
 
 #: A firing streak this long is an established incident: its recovery needs no confirmation.
 ESTABLISHED_FIRING_EVALUATIONS = 3
@@ -43,6 +51,8 @@ class AlertBook:
     confirm_recovery: bool = False
     #: When the alert was last evaluated (the first ok of a confirmed recovery).
     last_evaluated_at: datetime | None = None
+    #: The open episode's severity (the highest it reached).
+    episode_severity: str | None = None
 
 
 @dataclass
@@ -55,10 +65,12 @@ class Transition:
     close_episode: bool = False
     #: Refresh the open episode's details.
     refresh_episode: bool = False
-    #: Notifications to queue: "firing", "repeat", "resolved" or "error".
+    #: Notifications to queue: "firing", "repeat", "resolved", "error" or "escalated".
     notify: list[NotificationKind] = field(default_factory=list)
     #: When the closed episode ended, if not now (a confirmed recovery: its first ok).
     resolved_at: datetime | None = None
+    #: The open firing episode's severity rises to the outcome's (notified as "escalated").
+    escalated: bool = False
 
     @property
     def resolved(self) -> bool:
@@ -71,8 +83,14 @@ class Transition:
         return self.open_episode == "firing"
 
 
-def next_state(book: AlertBook, outcome: str, now: datetime) -> Transition:
-    """The transition an outcome (`ok`, `firing` or `error`) makes from book at time now."""
+def next_state(
+    book: AlertBook, outcome: str, now: datetime, *, severity: str | None = None
+) -> Transition:
+    """The transition an outcome (`ok`, `firing` or `error`) makes from book at time now.
+
+    `severity`: the outcome's own severity, for types that grade their outcomes (None for the
+    others, whose severity is the alert's and cannot escalate).
+    """
     open_kind = book.episode_kind if book.current_episode_id is not None else None
     if outcome == "ok":
         if (
@@ -98,6 +116,10 @@ def next_state(book: AlertBook, outcome: str, now: datetime) -> Transition:
     if outcome == "firing":
         hits = book.consecutive_hits + 1
         if open_kind == "firing":
+            if _more_severe(severity, book.episode_severity):
+                return Transition(
+                    "firing", hits, refresh_episode=True, notify=["escalated"], escalated=True
+                )
             notify = ["repeat"] if _repeat_due(book, now) else []
             return Transition("firing", hits, refresh_episode=True, notify=notify)
         if hits >= max(1, book.pending_evaluations):
@@ -117,6 +139,12 @@ def next_state(book: AlertBook, outcome: str, now: datetime) -> Transition:
     if open_kind == "error":
         return Transition("error", 0, refresh_episode=True)
     return Transition("error", 0, open_episode="error", notify=["error"])
+
+
+def _more_severe(severity: str | None, than: str | None) -> bool:
+    if severity is None or than is None:
+        return False
+    return SEVERITY_RANK.get(severity, 0) > SEVERITY_RANK.get(than, 0)
 
 
 def _repeat_due(book: AlertBook, now: datetime) -> bool:

@@ -1,0 +1,319 @@
+"""freshness: dbt-style `warn_after` / `error_after` on the newest timestamp of a table.
+
+The age is the time from the newest `timestamp_column` value (optionally among the rows that
+match `filter`) to now. Past `error_after` the outcome is `firing` with severity `critical`,
+past `warn_after` (only) `firing` with severity `warning`, else `ok`: the severity moves with
+the condition, as dbt's `error` / `warn` / `pass` do (the same rule: an age strictly greater
+than a threshold crosses it, error wins over warn).
+
+A table without rows (or without rows matching `filter`) has no newest value: dbt stops with a
+runtime error there; here it is `firing` at the highest configured threshold, because data
+that never arrived is as stale as data can be and must not read as "could not evaluate".
+
+Timestamps are read like `sla_breach` reads them (`checks.instants.read_instants`): aware values
+converted to UTC whatever the session zone, naive ones read as wall-clock times in
+`timestamp_timezone` (default UTC, as dbt assumes), MySQL/MariaDB TIMESTAMPs as the instants
+they store. Table, schema and column names are identifiers SQLAlchemy quotes; `filter` and
+`query` are SQL the alert's author wrote, run read-only like a `sql` alert's query. One bounded
+`SELECT max(column) FROM ... [WHERE filter]` per evaluation, computed by the database.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime, timedelta
+from typing import Annotated, Any, ClassVar, Literal
+
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    ConfigDict,
+    Field,
+    WithJsonSchema,
+    field_validator,
+    model_validator,
+)
+
+from datamantri_alerts.checks.base import CannotEvaluate, CheckConfig, CheckContext, Outcome
+from datamantri_alerts.checks.base import Severity as SeverityName
+from datamantri_alerts.checks.instants import read_instants
+from datamantri_alerts.checks.values import json_safe, truncate, valid_zone_name, zone_named
+
+Period = Literal["minute", "hour", "day"]
+
+#: Seconds per `period`, and the unit letter used in summaries ("6h").
+PERIOD_SECONDS: dict[str, int] = {"minute": 60, "hour": 3_600, "day": 86_400}
+_PERIOD_UNIT = {"minute": "m", "hour": "h", "day": "d"}
+_UNIT_PERIOD = {unit: period for period, unit in _PERIOD_UNIT.items()}
+_SHORT_THRESHOLD = re.compile(r"^(\d{1,6})\s*([mhdMHD])$")
+
+
+class Threshold(BaseModel):
+    """`{count, period}` as dbt writes it: `{count: 6, period: hour}` is six hours. The short
+    text `6h` (`30m`, `2d`; `--config warn_after=6h`) means the same and is stored as the
+    mapping."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    count: int = Field(ge=1, le=100_000)
+    period: Period
+
+    @model_validator(mode="before")
+    @classmethod
+    def _short_text(cls, value: Any) -> Any:
+        if not isinstance(value, str):
+            return value
+        match = _SHORT_THRESHOLD.match(value.strip())
+        if match is None:
+            raise ValueError(
+                f"{value!r} is not a threshold: write {{count: 6, period: hour}} or 6h, 30m, 2d"
+            )
+        return {"count": int(match.group(1)), "period": _UNIT_PERIOD[match.group(2).lower()]}
+
+    @property
+    def delta(self) -> timedelta:
+        return timedelta(seconds=self.count * PERIOD_SECONDS[self.period])
+
+    def __str__(self) -> str:
+        return f"{self.count}{_PERIOD_UNIT[self.period]}"
+
+
+#: How `alerts types` shows a threshold (its schema would otherwise be a bare reference).
+_THRESHOLD_SCHEMA = WithJsonSchema(
+    {
+        "anyOf": [
+            {
+                "type": "object",
+                "properties": {
+                    "count": {"type": "integer", "minimum": 1},
+                    "period": {"enum": list(PERIOD_SECONDS)},
+                },
+                "required": ["count", "period"],
+            },
+            {"type": "string"},
+            {"type": "null"},
+        ],
+        "default": None,
+        "description": "{count, period: minute|hour|day}, or 6h / 30m / 2d",
+    }
+)
+
+
+class FreshnessConfig(CheckConfig):
+    model_config = ConfigDict(serialize_by_alias=True)
+
+    datasource_id: str = Field(min_length=1, description="The database data source to read")
+    table: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=300,
+        description="The table to read (without schema: `schema.table` is split at the dot)",
+    )
+    schema_name: str | None = Field(
+        default=None,
+        alias="schema",
+        min_length=1,
+        max_length=300,
+        description="The table's schema (MySQL: database), named exactly",
+    )
+    query: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=20_000,
+        description="Instead of table: a SELECT whose rows are read as the table",
+    )
+    timestamp_column: str = Field(
+        min_length=1,
+        max_length=300,
+        validation_alias=AliasChoices("timestamp_column", "loaded_at_field"),
+        description="The load timestamp column (dbt's loaded_at_field is accepted too)",
+    )
+    timestamp_timezone: str = Field(
+        default="UTC", description="The IANA zone of a naive timestamp column"
+    )
+    warn_after: Annotated[Threshold | None, _THRESHOLD_SCHEMA] = None
+    error_after: Annotated[Threshold | None, _THRESHOLD_SCHEMA] = None
+    filter: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=5_000,
+        description="A SQL boolean expression: only matching rows count (dbt's filter)",
+    )
+    timeout_seconds: float = Field(default=30, gt=0, le=600)
+
+    @field_validator("timestamp_timezone")
+    @classmethod
+    def _valid_timezone(cls, value: str) -> str:
+        return valid_zone_name(value)
+
+    @field_validator("query")
+    @classmethod
+    def _one_statement(cls, value: str | None) -> str | None:
+        # It is read as a subquery: a trailing `;` would end the statement early.
+        return None if value is None else value.rstrip().rstrip(";").rstrip() or None
+
+    @model_validator(mode="after")
+    def _complete(self) -> FreshnessConfig:
+        if self.table is None and self.query is None:
+            raise ValueError("needs table (or query): what to read the timestamp column from")
+        if self.table is not None and self.query is not None:
+            raise ValueError("takes table or query, not both")
+        if self.schema_name is not None and self.table is None:
+            raise ValueError("schema goes with table, not with query")
+        if self.warn_after is None and self.error_after is None:
+            raise ValueError("needs warn_after or error_after (or both), as {count, period}")
+        return self
+
+
+class FreshnessCheck:
+    type_name: ClassVar[str] = "freshness"
+    config_model: ClassVar[type[CheckConfig]] = FreshnessConfig
+    #: Used for `error` outcomes (could not evaluate); a firing outcome carries its own.
+    default_severity: ClassVar[SeverityName] = "warning"
+    description: ClassVar[str] = "Data older than warn_after / error_after (dbt-style)"
+    #: The outcome's severity (warning or critical, by the threshold crossed) is the one used.
+    severity_from_outcome: ClassVar[bool] = True
+
+    def evaluate(self, config: FreshnessConfig, ctx: CheckContext) -> Outcome:
+        from datamantri_alerts.checks.sources import load_datasource, open_source
+
+        source = load_datasource(ctx, config.datasource_id)
+        label = f"{_display_name(config)}.{config.timestamp_column}"
+        bound = config.timeout_seconds
+        with open_source(source, config.timeout_seconds, query_bound=bound) as conn:
+            result = conn.execute(newest_loaded_at_query(config), bound=bound, max_rows=1)
+            raw = result.rows[0][0] if result.rows else None
+            try:
+                newest = (
+                    read_instants(
+                        conn, result, [0], zone_named(config.timestamp_timezone), bound=bound
+                    )[0][0]
+                    if raw is not None
+                    else None
+                )
+            except ValueError:
+                raise CannotEvaluate(f"{label} holds {raw!r}, which is not a timestamp") from None
+        now = ctx.clock.now()
+        return judge(config, label, newest, now, details={"datasource_id": source.id})
+
+
+def judge(
+    config: FreshnessConfig,
+    label: str,
+    newest: datetime | None,
+    now: datetime,
+    details: dict[str, Any] | None = None,
+) -> Outcome:
+    """The outcome for a newest load instant (aware, or None: no rows) seen at `now`."""
+    base: dict[str, Any] = {
+        **(details or {}),
+        "table": config.table,
+        "schema": config.schema_name,
+        "query": truncate(config.query),
+        "timestamp_column": config.timestamp_column,
+        "timestamp_timezone": config.timestamp_timezone,
+        "filter": truncate(config.filter),
+        "warn_after": str(config.warn_after) if config.warn_after else None,
+        "error_after": str(config.error_after) if config.error_after else None,
+        "now": now.isoformat(),
+        "newest_value": json_safe(newest),
+    }
+    if newest is None:
+        crossed, threshold = _highest(config)
+        none_text = "no rows match the filter" if config.filter else "no rows"
+        return _firing(
+            f"{label}: {none_text}, past {crossed} {threshold}",
+            crossed,
+            {**base, "age_seconds": None, "status": _DBT_STATUS[crossed]},
+        )
+    age = now - newest
+    base["age_seconds"] = round(age.total_seconds(), 3)
+    if config.error_after is not None and age > config.error_after.delta:
+        text = f"{label} is {format_age(age)} old, past error_after {config.error_after}"
+        return _firing(text, "error_after", {**base, "status": "error"})
+    if config.warn_after is not None and age > config.warn_after.delta:
+        text = f"{label} is {format_age(age)} old, past warn_after {config.warn_after}"
+        return _firing(text, "warn_after", {**base, "status": "warn"})
+    within = (
+        f"warn_after {config.warn_after}"
+        if config.warn_after is not None
+        else f"error_after {config.error_after}"
+    )
+    if age < timedelta(0):
+        text = f"{label} is {format_age(-age)} in the future (clock skew?), within {within}"
+    else:
+        text = f"{label} is {format_age(age)} old, within {within}"
+    return Outcome.ok(text, **base, threshold_crossed=None, status="pass")
+
+
+_DBT_STATUS = {"error_after": "error", "warn_after": "warn"}
+_SEVERITY: dict[str, SeverityName] = {"error_after": "critical", "warn_after": "warning"}
+
+
+def _firing(summary: str, crossed: str, details: dict[str, Any]) -> Outcome:
+    outcome = Outcome.firing(summary, **details, threshold_crossed=crossed)
+    outcome.severity = _SEVERITY[crossed]
+    return outcome
+
+
+def _highest(config: FreshnessConfig) -> tuple[str, Threshold]:
+    if config.error_after is not None:
+        return "error_after", config.error_after
+    assert config.warn_after is not None  # the config validator requires one of them
+    return "warn_after", config.warn_after
+
+
+def format_age(age: timedelta) -> str:
+    """A duration as people read it: `45s`, `12m`, `7h 12m`, `3d 4h` (truncated, not rounded)."""
+    seconds = int(age.total_seconds())
+    days, rest = divmod(seconds, 86_400)
+    hours, rest = divmod(rest, 3_600)
+    minutes, secs = divmod(rest, 60)
+    if days:
+        return f"{days}d {hours}h"
+    if hours:
+        return f"{hours}h {minutes}m"
+    if minutes:
+        return f"{minutes}m"
+    return f"{secs}s"
+
+
+def _display_name(config: FreshnessConfig) -> str:
+    if config.table is None:
+        return "query"
+    return split_table_name(config.table, config.schema_name)[1]
+
+
+def split_table_name(table_name: str, schema_name: str | None) -> tuple[str | None, str]:
+    """(schema, table): with no schema given, `schema.table` is split at the last dot."""
+    if schema_name is not None or "." not in table_name:
+        return schema_name, table_name
+    schema, _, name = table_name.rpartition(".")
+    return schema or None, name
+
+
+def newest_loaded_at_query(config: FreshnessConfig) -> Any:
+    """`SELECT max(column) FROM <table or (query)> [WHERE (filter)]`, names quoted by the dialect.
+
+    `filter` and `query` are SQL text; a `:` in them is text, not a bind parameter.
+    """
+    from sqlalchemy import column, func, select, table, text
+
+    stamp = config.timestamp_column
+    if config.table is not None:
+        schema, name = split_table_name(config.table, config.schema_name)
+        target: Any = table(name, column(stamp), schema=schema)
+    else:
+        assert config.query is not None  # the config validator requires table or query
+        target = text(_literal_colons(config.query)).columns(column(stamp)).subquery("loads")
+    statement = select(func.max(target.c[stamp]))
+    if config.filter is not None:
+        statement = statement.select_from(target).where(text(f"({_literal_colons(config.filter)})"))
+    return statement
+
+
+def _literal_colons(sql: str) -> str:
+    return sql.replace(":", "\\:")
+
+
+CHECK = FreshnessCheck()

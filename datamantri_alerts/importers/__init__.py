@@ -1,0 +1,1 @@
+"""Readers of other tools' monitoring configuration, turned into alerts documents."""
