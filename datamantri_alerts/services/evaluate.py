@@ -30,6 +30,7 @@ from datamantri_alerts.services.mute import release_after_mute
 from datamantri_alerts.services.outbox import Event, enqueue, message_payload
 from datamantri_alerts.services.signal import flapping
 from datamantri_alerts.services.signal.hold import Signals, held_alert_ids, hold_reason
+from datamantri_alerts.services.signal.ack import is_acknowledged
 from datamantri_alerts.services.states import AlertBook, Transition, next_state
 from datamantri_alerts.store.models import Alert, AlertHistory, EvaluatorRun
 
@@ -330,6 +331,7 @@ def apply_results(
                 last_notified_at=alert.last_notified_at,
                 confirm_recovery=flap.enabled,
                 last_evaluated_at=alert.last_evaluated_at,
+                acknowledged=bool(episode and is_acknowledged(episode[2], episode[3], now)),
             )
             plans.append((alert, result, next_state(book, result.outcome, now)))
 
@@ -599,17 +601,25 @@ def _release_after_mutes(store: Store, clock: Clock) -> None:
         release_after_mute(session, now, held=held_alert_ids(session, now))
 
 
-def _open_episodes(session: Any, alerts: Sequence[Alert]) -> dict[int, tuple[str, datetime]]:
-    """id -> (kind, triggered_at) of the alerts' open episodes."""
+def _open_episodes(
+    session: Any, alerts: Sequence[Alert]
+) -> dict[int, tuple[str, datetime, datetime | None, datetime | None]]:
+    """id -> (kind, triggered_at, acknowledged_at, ack_until) of the alerts' open episodes."""
     ids = [a.current_episode_id for a in alerts if a.current_episode_id is not None]
     if not ids:
         return {}
     rows = session.execute(
-        select(AlertHistory.id, AlertHistory.kind, AlertHistory.triggered_at).where(
-            AlertHistory.id.in_(ids), AlertHistory.resolved_at.is_(None)
-        )
+        select(
+            AlertHistory.id,
+            AlertHistory.kind,
+            AlertHistory.triggered_at,
+            AlertHistory.acknowledged_at,
+            AlertHistory.ack_until,
+        ).where(AlertHistory.id.in_(ids), AlertHistory.resolved_at.is_(None))
     ).all()
-    return {row.id: (row.kind, row.triggered_at) for row in rows}
+    return {
+        row.id: (row.kind, row.triggered_at, row.acknowledged_at, row.ack_until) for row in rows
+    }
 
 
 def _run_message(summary: RunSummary) -> str:

@@ -39,6 +39,8 @@ class AlertBook:
     confirm_recovery: bool = False
     #: When the alert was last evaluated (the first ok of a confirmed recovery).
     last_evaluated_at: datetime | None = None
+    #: The open episode is acknowledged now (`services.signal.ack`): no REPEATs.
+    acknowledged: bool = False
 
 
 @dataclass
@@ -110,7 +112,7 @@ def next_state(book: AlertBook, outcome: str, now: datetime) -> Transition:
 
 
 def _repeat_due(book: AlertBook, now: datetime) -> bool:
-    if book.repeat_interval_minutes <= 0:
+    if book.acknowledged or book.repeat_interval_minutes <= 0:
         return False
     if book.last_notified_at is None:
         return True
