@@ -1,7 +1,7 @@
 """episode acknowledgement: who, when, note and until
 
 Revision ID: nospam2_acknowledgement
-Revises: 0001_initial
+Revises: nospam1_signal
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from alembic import op
 import datamantri_alerts.store.types
 
 revision = "nospam2_acknowledgement"
-down_revision = "0001_initial"
+down_revision = "nospam1_signal"
 branch_labels = None
 depends_on = None
 
