@@ -4,6 +4,7 @@ value escaped for its renderer; split only where the limit forces it."""
 
 from __future__ import annotations
 
+import itertools
 import json
 from datetime import UTC, datetime
 from typing import Any
@@ -104,7 +105,7 @@ def test_teams_pages_are_valid_adaptive_cards_under_28_kb(
     for payload in payloads:
         assert teams_payload_problems(payload, card_validator) == []
     # Split only where forced: each page but the last would be too big with the next item.
-    for page, following in zip(pages, pages[1:], strict=False):
+    for page, following in itertools.pairwise(pages):
         bigger = build_digest_payload(digest.part([*page, following[0]]), TeamsConfig())
         assert len(json.dumps(bigger, ensure_ascii=False, separators=(",", ":")).encode()) > (
             MAX_PAYLOAD_BYTES
