@@ -256,7 +256,8 @@ def show(
                 entry.get("kind", ""),
                 entry.get("channel", ""),
                 entry.get("recipient") or "-",
-                entry.get("status", ""),
+                entry.get("status", "")
+                + (f" in digest {entry['digest']}" if entry.get("digest") else ""),
                 str(entry.get("attempts", "")),
                 entry.get("reason") or "",
             )

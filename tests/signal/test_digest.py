@@ -17,7 +17,7 @@ from datamantri_alerts.clock import FrozenClock
 from datamantri_alerts.services.evaluate import RunOptions, run_evaluation
 from datamantri_alerts.store.models import AlertHistory, Notification
 from tests.channels.conftest import SMTPServer, slack_payload_problems
-from tests.conftest import utc
+from tests.conftest import Cli, utc
 from tests.evaluator.conftest import Flags, Sink, make_alerts
 from tests.evaluator.helpers import slack_state
 
@@ -86,6 +86,9 @@ def test_200_alerts_firing_at_once_reach_one_webhook_in_at_most_5_messages(
         digest_ids.add(entry["digest"])
     # One digest per claimed batch of rows for this webhook.
     assert 1 <= len(digest_ids) <= len(bodies)
+
+    shown = Cli(store.url)("history", "show", str(found[0].id), env={"COLUMNS": "200"})
+    assert f"sent in digest {found[0].notifications_sent[0]['digest']}" in shown.stdout
 
 
 @pytest.mark.parametrize(("count", "messages"), [(5, 5), (6, 1)])
