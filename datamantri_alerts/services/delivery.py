@@ -99,12 +99,10 @@ def send_one(
     """One outbox row through the shared retry policy; never raises."""
     from datamantri_alerts.channels import get_channel
     from datamantri_alerts.channels.base import Message
-    from datamantri_alerts.channels.retry import DeliveryResult, deliver
+    from datamantri_alerts.channels.retry import deliver
 
     def refused(reason: str) -> DeliveryResult:
-        return DeliveryResult(
-            row.channel, row.recipient, "-", "failed", 0, 0, error=reason, retryable=False
-        )
+        return failed_result(row, reason)
 
     try:
         channel = get_channel(row.channel)
@@ -129,6 +127,16 @@ def send_one(
 
         log.exception("delivery of notification %s crashed", row.id)
         return refused(redact_text(f"internal error: {type(exc).__name__}: {exc}"))
+
+
+def failed_result(row: Claimed, reason: str) -> DeliveryResult:
+    """A permanent failure of row's send that never reached the channel, for reason (safe to
+    show and store)."""
+    from datamantri_alerts.channels.retry import DeliveryResult
+
+    return DeliveryResult(
+        row.channel, row.recipient, "-", "failed", 0, 0, error=reason, retryable=False
+    )
 
 
 def send_unit(

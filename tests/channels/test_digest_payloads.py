@@ -136,3 +136,24 @@ def test_one_failed_page_fails_only_its_own_rows(slack_server: LoopbackHTTPServe
     first_failed = statuses.index("failed")
     assert set(statuses[:first_failed]) == {"delivered"}
     assert set(statuses[first_failed:]) == {"failed"}
+
+
+def test_digest_templates_are_overridable_and_still_escape(
+    slack_server: LoopbackHTTPServer, tmp_path: Any
+) -> None:
+    (tmp_path / "slack").mkdir()
+    (tmp_path / "slack" / "digest_item.md.j2").write_text("ITEM {{ alert_name }}\n")
+    environ = {"ALERTS_TEMPLATES_DIR": str(tmp_path)}
+    outcome = send(unit("slack", slack_server.url(SLACK_PATH), messages(8)), environ)
+    assert {r.status for _, r in outcome} == {"delivered"}
+    [payload] = [r.json() for r in slack_server.requests]
+    assert slack_payload_problems(payload) == []
+    text = json.dumps(payload)
+    assert "ITEM alert-007 &lt;!channel&gt;" in text and "<!channel>" not in text
+
+
+def test_an_unconfigured_channel_fails_every_row_of_the_digest_with_the_reason() -> None:
+    outcome = send(unit("whatsapp", WHATSAPP_TO, messages(7)), {})
+    assert len(outcome) == 7
+    assert {(r.status, r.retryable) for _, r in outcome} == {("failed", False)}
+    assert all("TWILIO_ACCOUNT_SID is not set" in (r.error or "") for _, r in outcome)

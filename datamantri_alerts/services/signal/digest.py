@@ -16,6 +16,7 @@ digests off for that channel.
 
 from __future__ import annotations
 
+import logging
 import os
 import uuid
 from collections.abc import Callable, Mapping, Sequence
@@ -27,6 +28,8 @@ from datamantri_alerts.errors import InputError
 if TYPE_CHECKING:
     from datamantri_alerts.channels.retry import DeliveryResult, RetryPolicy
     from datamantri_alerts.services.delivery import Claimed
+
+log = logging.getLogger(__name__)
 
 DEFAULT_THRESHOLD = 5
 THRESHOLD_ENV = "ALERTS_DIGEST_THRESHOLD"
@@ -106,11 +109,16 @@ def send_digest(
     page's result (a payload that cannot be read fails that row alone, permanently)."""
     from datamantri_alerts.channels import get_channel
     from datamantri_alerts.channels.base import Digest, Message
-    from datamantri_alerts.channels.retry import DeliveryResult, deliver
-    from datamantri_alerts.services.delivery import send_one
+    from datamantri_alerts.channels.retry import deliver
+    from datamantri_alerts.services.delivery import failed_result, send_one
 
     first = unit.rows[0]
-    channel = get_channel(first.channel)
+    try:
+        channel = get_channel(first.channel)
+    except KeyError:  # send_one records the unknown channel on each row
+        return [
+            (row, send_one(row, environ=environ, policy=policy, sleep=sleep)) for row in unit.rows
+        ]
     readable: list[Claimed] = []
     messages: list[Message] = []
     done: list[tuple[Claimed, DeliveryResult]] = []
@@ -134,17 +142,12 @@ def send_digest(
     for page in pages:
         try:
             result = deliver(channel, digest.part(page), first.recipient, **kwargs)
-        except Exception as exc:  # deliver() promises not to raise
+        except Exception as exc:  # deliver() promises not to raise; keep the batch alive
             from datamantri_alerts.secrets import redact_text
 
-            result = DeliveryResult(
-                first.channel,
-                first.recipient,
-                "-",
-                "failed",
-                0,
-                0,
-                error=redact_text(f"internal error: {type(exc).__name__}: {exc}"),
-            )
+            log.exception("delivery of digest %s crashed", digest.digest_id)
+            reason = redact_text(f"internal error: {type(exc).__name__}: {exc}")
+            done.extend((readable[i], failed_result(readable[i], reason)) for i in page)
+            continue
         done.extend((readable[i], result) for i in page)
     return done
