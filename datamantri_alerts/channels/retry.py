@@ -25,7 +25,13 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from datamantri_alerts.channels.base import Channel, DeliveryError, Digest, Message
+from datamantri_alerts.channels.base import (
+    Channel,
+    DeliveryError,
+    Digest,
+    DigestChannel,
+    Message,
+)
 from datamantri_alerts.errors import InputError, RuntimeFailure
 
 log = logging.getLogger("datamantri_alerts.channels")
@@ -261,6 +267,8 @@ def deliver(
         attempts += 1
         try:
             if isinstance(message, Digest):
+                if not isinstance(chan, DigestChannel):
+                    raise DeliveryError(f"{chan.name} does not send digests", retryable=False)
                 chan.send_digest(message, target, settings)
             else:
                 chan.send(message, target, settings)

@@ -215,3 +215,15 @@ def test_email_storm_is_one_digest_email_per_recipient(
     entries = [e.notifications_sent for e in episodes(store)]
     assert all(len(sent) == 2 for sent in entries)
     assert len({s["digest"] for sent in entries for s in sent}) == 2
+
+
+def test_channels_without_digests_get_each_notification_alone(
+    store: Any, flags: Flags, sink: Sink
+) -> None:
+    # The generic webhook's receivers expect one documented body per notification.
+    storm(store, flags, 7, {"webhook": sink.hook("w")})
+    summary = run(store, FrozenClock(T0))
+    assert summary.notifications.sent == 7, summary.problems
+    bodies = sink.bodies("w")
+    assert len(bodies) == 7 and {b["event"] for b in bodies} == {"firing"}
+    assert all("digest" not in e.notifications_sent[0] for e in episodes(store))

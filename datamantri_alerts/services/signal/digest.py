@@ -87,11 +87,23 @@ def plan(rows: Sequence[Claimed], policy: DigestPolicy) -> list[Unit]:
     units: list[Unit] = []
     for (channel, recipient), members in groups.items():
         threshold = policy.threshold(channel)
-        if recipient and 0 < threshold < len(members):
+        if recipient and 0 < threshold < len(members) and sends_digests(channel):
             units.append(Unit(tuple(members), new_digest_id()))
         else:
             units.extend(Unit((row,)) for row in members)
     return units
+
+
+def sends_digests(channel: str) -> bool:
+    """Whether channel can send a digest (`channels.base.DigestChannel`); an unknown channel or
+    one without digests (PagerDuty incidents, generic webhooks) gets each notification alone."""
+    from datamantri_alerts.channels import get_channel
+    from datamantri_alerts.channels.base import DigestChannel
+
+    try:
+        return isinstance(get_channel(channel), DigestChannel)
+    except KeyError:
+        return False
 
 
 def new_digest_id() -> str:
@@ -113,12 +125,11 @@ def send_digest(
     from datamantri_alerts.services.delivery import failed_result, send_one
 
     first = unit.rows[0]
-    try:
-        channel = get_channel(first.channel)
-    except KeyError:  # send_one records the unknown channel on each row
+    if not sends_digests(first.channel):  # send_one records an unknown channel on each row
         return [
             (row, send_one(row, environ=environ, policy=policy, sleep=sleep)) for row in unit.rows
         ]
+    channel = get_channel(first.channel)
     readable: list[Claimed] = []
     messages: list[Message] = []
     done: list[tuple[Claimed, DeliveryResult]] = []
