@@ -207,8 +207,8 @@ def list_alerts(
     own line when narrow)."""
     from datamantri_alerts.services.alerts import AlertFilter, list_alert_rows
     from datamantri_alerts.services.alerts import list_alerts as query_alerts
-    from datamantri_alerts.services.signal.silences import parse_matcher
     from datamantri_alerts.services.signal.ack import open_acknowledgements
+    from datamantri_alerts.services.signal.silences import parse_matcher
 
     app = app_context(ctx)
     require_choice(state, ALERT_STATES, "--state")

@@ -29,8 +29,8 @@ from datamantri_alerts.services.metrics import export_after_run
 from datamantri_alerts.services.mute import release_after_mute
 from datamantri_alerts.services.outbox import Event, enqueue, message_payload
 from datamantri_alerts.services.signal import flapping
-from datamantri_alerts.services.signal.hold import Signals, held_alert_ids, hold_reason
 from datamantri_alerts.services.signal.ack import is_acknowledged
+from datamantri_alerts.services.signal.hold import Signals, held_alert_ids, hold_reason
 from datamantri_alerts.services.states import AlertBook, Transition, next_state
 from datamantri_alerts.store.models import Alert, AlertHistory, EvaluatorRun
 
