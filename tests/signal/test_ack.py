@@ -61,10 +61,11 @@ def test_ack_stops_repeats_resolved_still_goes_new_episode_not_acknowledged(
     assert done.exit_code == 0, done.output
     assert "acknowledged episode" in done.stdout and "alice" in done.stdout
 
-    scripted(store, flags, [(70, "firing"), (130, "firing"), (135, "ok")], clock)
+    # (A recovery is confirmed on the second ok evaluation in a row.)
+    scripted(store, flags, [(70, "firing"), (130, "firing"), (135, "ok"), (140, "ok")], clock)
     assert states(sink) == ["FIRING", "RESOLVED"]
     # A new episode starts unacknowledged: its REPEAT goes.
-    scripted(store, flags, [(140, "firing"), (205, "firing")], clock)
+    scripted(store, flags, [(145, "firing"), (210, "firing")], clock)
     assert states(sink) == ["FIRING", "RESOLVED", "FIRING", "REPEAT"]
 
     first, second = episodes(store)
