@@ -43,6 +43,24 @@ class Message(BaseModel):
     labels: dict[str, str] = Field(default_factory=dict)
 
 
+class Digest(BaseModel):
+    """Several notifications for one destination sent as one message (`services.signal.digest`):
+    `digest_id` is recorded with each of them in its episode's history."""
+
+    digest_id: str
+    messages: list[Message]
+
+    @property
+    def counts(self) -> dict[str, int]:
+        """Notifications by state (FIRING, REPEAT, RESOLVED, TEST), in that order."""
+        order = ["FIRING", "REPEAT", "RESOLVED", "TEST"]
+        found = {state: sum(1 for m in self.messages if m.state == state) for state in order}
+        return {state: n for state, n in found.items() if n}
+
+    def part(self, indices: list[int]) -> Digest:
+        return Digest(digest_id=self.digest_id, messages=[self.messages[i] for i in indices])
+
+
 class DeliveryError(Exception):
     """A send that did not deliver. `retryable` tells the caller whether trying again may help.
 
@@ -211,6 +229,22 @@ class Channel(Protocol):
 
     def mask_recipient(self, recipient: str) -> str:
         """A recipient (as stored or resolved) as it may be shown anywhere."""
+        ...
+
+
+@runtime_checkable
+class DigestChannel(Protocol):
+    """A channel that can send several notifications as one message (a digest,
+    `services.signal.digest`). Channels without it get each notification on its own."""
+
+    def digest_pages(self, digest: Digest, config: Any) -> list[list[int]]:
+        """How digest splits into messages the service accepts: lists of indices into
+        digest.messages, in order, each page one message (as few as the channel's own limits
+        allow)."""
+        ...
+
+    def send_digest(self, digest: Digest, recipient: str, config: Any) -> None:
+        """Deliver one digest page (from `digest_pages`) as one message. Raises DeliveryError."""
         ...
 
 

@@ -23,7 +23,13 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from pydantic import Field, SecretStr, model_validator
 
-from datamantri_alerts.channels.base import ChannelBase, ChannelConfig, DeliveryError, Message
+from datamantri_alerts.channels.base import (
+    ChannelBase,
+    ChannelConfig,
+    DeliveryError,
+    Digest,
+    Message,
+)
 from datamantri_alerts.channels.recipients import as_list, is_loopback_host, validate_email
 
 if TYPE_CHECKING:
@@ -98,7 +104,16 @@ class EmailChannel(ChannelBase):
         return list(value or [])
 
     def send(self, message: Message, recipient: str, config: EmailConfig) -> None:
-        email = build_email(message, recipient, config)
+        self._send(build_email(message, recipient, config), recipient, config)
+
+    def digest_pages(self, digest: Digest, config: EmailConfig) -> list[list[int]]:
+        """One e-mail per recipient, whatever the count."""
+        return [list(range(len(digest.messages)))]
+
+    def send_digest(self, digest: Digest, recipient: str, config: EmailConfig) -> None:
+        self._send(build_digest_email(digest, recipient, config), recipient, config)
+
+    def _send(self, email: EmailMessage, recipient: str, config: EmailConfig) -> None:
         secrets = config.secret_values()
         try:
             _transmit(email, recipient, config)
@@ -113,12 +128,38 @@ class EmailChannel(ChannelBase):
 
 
 def build_email(message: Message, recipient: str, config: EmailConfig) -> EmailMessage:
+    subject, text, html = email_parts(message, config)
+    email = _envelope(subject, recipient, config)
+    email["X-Alerts-State"] = message.state
+    email["X-Alerts-Severity"] = message.severity
+    email.set_content(text + "\n")
+    email.add_alternative(html, subtype="html")
+    return email
+
+
+def build_digest_email(digest: Digest, recipient: str, config: EmailConfig) -> EmailMessage:
+    """One e-mail listing every notification of digest (subject, text and HTML from the
+    `email/digest_*` templates)."""
+    from datamantri_alerts.channels.render import render_digest, truncate
+
+    def part(template: str) -> str:
+        return render_digest("email", template, digest, templates_dir=config.templates_dir)
+
+    subject = truncate(" ".join(part("digest_subject.txt.j2").split()), SUBJECT_LIMIT)
+    email = _envelope(subject, recipient, config)
+    email["X-Alerts-State"] = "DIGEST"
+    email["X-Alerts-Digest"] = digest.digest_id
+    email.set_content(truncate(part("digest_body.txt.j2"), BODY_LIMIT) + "\n")
+    email.add_alternative(truncate(part("digest_body.html.j2"), BODY_LIMIT), subtype="html")
+    return email
+
+
+def _envelope(subject: str, recipient: str, config: EmailConfig) -> EmailMessage:
     from email.message import EmailMessage
     from email.utils import format_datetime, make_msgid
 
     from datamantri_alerts.clock import utcnow
 
-    subject, text, html = email_parts(message, config)
     email = EmailMessage()
     email["Subject"] = subject
     email["From"] = config.from_header
@@ -128,10 +169,6 @@ def build_email(message: Message, recipient: str, config: EmailConfig) -> EmailM
     email["Message-ID"] = make_msgid(domain=domain)
     # RFC 3834: tells auto-responders (out-of-office) not to answer.
     email["Auto-Submitted"] = "auto-generated"
-    email["X-Alerts-State"] = message.state
-    email["X-Alerts-Severity"] = message.severity
-    email.set_content(text + "\n")
-    email.add_alternative(html, subtype="html")
     return email
 
 

@@ -20,7 +20,7 @@ from collections.abc import Callable
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
-from datamantri_alerts.channels.base import DeliveryError, Message
+from datamantri_alerts.channels.base import DeliveryError, Digest, Message
 
 if TYPE_CHECKING:
     import jinja2
@@ -127,6 +127,10 @@ TEMPLATE_RENDERERS = {
     "slack/details.md.j2": "slack_code",  # placed in ``` blocks by slack.detail_sections
     "teams/title.txt.j2": "teams",  # a TextBlock
     "whatsapp/body.txt.j2": "whatsapp",
+    "slack/digest_title.txt.j2": "plain",  # a plain_text header block
+    "teams/digest_title.txt.j2": "teams",  # a TextBlock
+    "whatsapp/digest_title.txt.j2": "whatsapp",
+    "whatsapp/digest_item.txt.j2": "whatsapp",
 }
 _MARKDOWN_OF = {"slack": "slack", "teams": "teams", "whatsapp": "whatsapp"}
 
@@ -212,6 +216,37 @@ def render(
         environment = template_environment(templates_dir, renderer_for(channel, template))
         compiled = environment.get_template(name)
         return compiled.render(**message_context(message), **extra).strip()
+    except jinja2.TemplateError as exc:
+        raise DeliveryError(
+            f"template {name} failed: {type(exc).__name__}: {exc}", retryable=False
+        ) from None
+
+
+def digest_context(digest: Digest) -> dict[str, Any]:
+    """What every digest template can use: `count`, `counts` (by state), `digest_id`, `host`,
+    and `items`: each notification's `message_context`."""
+    hosts = sorted({m.host for m in digest.messages if m.host})
+    return {
+        "digest_id": digest.digest_id,
+        "count": len(digest.messages),
+        "counts": digest.counts,
+        "counts_text": Escaped(", ".join(f"{n} {s}" for s, n in digest.counts.items())),
+        "host": ", ".join(hosts) or "unknown host",
+        "items": [message_context(m) for m in digest.messages],
+    }
+
+
+def render_digest(
+    channel: str, template: str, digest: Digest, *, templates_dir: str | None = None
+) -> str:
+    """Render `<channel>/<template>` for a whole digest (`digest_context`), escaped like
+    `render`; a broken template is a permanent delivery error naming it."""
+    import jinja2
+
+    name = f"{channel}/{template}"
+    try:
+        environment = template_environment(templates_dir, renderer_for(channel, template))
+        return environment.get_template(name).render(**digest_context(digest)).strip()
     except jinja2.TemplateError as exc:
         raise DeliveryError(
             f"template {name} failed: {type(exc).__name__}: {exc}", retryable=False

@@ -25,7 +25,13 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from datamantri_alerts.channels.base import Channel, DeliveryError, Message
+from datamantri_alerts.channels.base import (
+    Channel,
+    DeliveryError,
+    Digest,
+    DigestChannel,
+    Message,
+)
 from datamantri_alerts.errors import InputError, RuntimeFailure
 
 log = logging.getLogger("datamantri_alerts.channels")
@@ -198,7 +204,7 @@ def redacted_message(message: Message, secrets: Sequence[str] = ()) -> Message:
 
 def deliver(
     channel: Channel | str,
-    message: Message,
+    message: Message | Digest,
     recipient: str,
     *,
     environ: Mapping[str, str] | None = None,
@@ -209,7 +215,8 @@ def deliver(
     pacer: RecipientPacer | None = None,
     on_retry: Callable[[RetryNotice], None] | None = None,
 ) -> DeliveryResult:
-    """Send message to one recipient of one channel, retrying what is retryable.
+    """Send message (or one page of a digest) to one recipient of one channel, retrying what
+    is retryable.
 
     recipient is as stored (`${VAR}` is resolved here from environ). config defaults to the
     channel's settings built from environ; policy to `RetryPolicy.from_env(environ)`.
@@ -281,7 +288,12 @@ def deliver(
                 sleep(delay)
         attempts += 1
         try:
-            chan.send(message, target, settings)
+            if isinstance(message, Digest):
+                if not isinstance(chan, DigestChannel):
+                    raise DeliveryError(f"{chan.name} does not send digests", retryable=False)
+                chan.send_digest(message, target, settings)
+            else:
+                chan.send(message, target, settings)
         except DeliveryError:
             raise
         except Exception as exc:  # a library surprise must not stop the other channels

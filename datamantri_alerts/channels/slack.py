@@ -26,6 +26,7 @@ from datamantri_alerts.channels.base import (
     ChannelBase,
     ChannelConfig,
     DeliveryError,
+    Digest,
     Message,
     WebhookConfig,
 )
@@ -41,6 +42,8 @@ MAX_BLOCKS = 50
 FALLBACK_LIMIT = 3000
 #: Details beyond this many characters are cut: the message stays readable in a channel.
 DETAILS_LIMIT = 12_000
+#: One digest line (an alert's state, severity, name and summary) is cut to this.
+DIGEST_ITEM_LIMIT = 600
 
 
 class SlackConfig(WebhookConfig):
@@ -61,6 +64,15 @@ class SlackChannel(ChannelBase):
         return [value] if value else []
 
     def send(self, message: Message, recipient: str, config: SlackConfig) -> None:
+        self._post(build_payload(message, config), recipient, config)
+
+    def digest_pages(self, digest: Digest, config: SlackConfig) -> list[list[int]]:
+        return [[i for section in page for i in section] for page in _digest_layout(digest, config)]
+
+    def send_digest(self, digest: Digest, recipient: str, config: SlackConfig) -> None:
+        self._post(build_digest_payload(digest, config), recipient, config)
+
+    def _post(self, payload: dict[str, Any], recipient: str, config: SlackConfig) -> None:
         from datamantri_alerts.channels.http import post_json, raise_for_reply
         from datamantri_alerts.channels.recipients import RecipientError
 
@@ -68,7 +80,7 @@ class SlackChannel(ChannelBase):
             validate_webhook_url(recipient)
         except RecipientError as exc:
             raise DeliveryError(f"unusable webhook URL: {exc}", retryable=False) from None
-        reply = post_json(recipient, build_payload(message, config), timeout=config.timeout)
+        reply = post_json(recipient, payload, timeout=config.timeout)
         if reply.status == 200 and reply.text.strip() == "ok":
             return
         if 200 <= reply.status < 300:
@@ -155,6 +167,81 @@ def detail_sections(details: str, room: int) -> list[dict[str, Any]]:
         }
         for piece in pieces
     ]
+
+
+def _digest_lines(digest: Digest, config: SlackConfig) -> list[str]:
+    from datamantri_alerts.channels.render import render, truncate
+
+    return [
+        truncate(
+            " ".join(
+                render("slack", "digest_item.md.j2", m, templates_dir=config.templates_dir).split()
+            ),
+            DIGEST_ITEM_LIMIT,
+        )
+        for m in digest.messages
+    ]
+
+
+def _digest_layout(digest: Digest, config: SlackConfig) -> list[list[list[int]]]:
+    """Pages of sections of message indices: each section's lines joined stay within
+    SECTION_LIMIT, each page within MAX_BLOCKS (with its header and context blocks)."""
+    lines = _digest_lines(digest, config)
+    per_page = MAX_BLOCKS - 2
+    pages: list[list[list[int]]] = [[]]
+    size = 0
+    for index, line in enumerate(lines):
+        page = pages[-1]
+        if page and size + 1 + len(line) <= SECTION_LIMIT:
+            page[-1].append(index)
+            size += 1 + len(line)
+            continue
+        if len(page) == per_page:
+            pages.append([])
+            page = pages[-1]
+        page.append([index])
+        size = len(line)
+    return [page for page in pages if page]
+
+
+def build_digest_payload(digest: Digest, config: SlackConfig) -> dict[str, Any]:
+    """One Slack message listing every notification of digest (one page of it): a header
+    with the counts, the items as mrkdwn lines packed into sections, a context line."""
+    from datamantri_alerts.channels.render import (
+        RESOLVED_COLOUR,
+        SEVERITY_COLOURS,
+        render_digest,
+        truncate,
+    )
+
+    def text(template: str) -> str:
+        return render_digest("slack", template, digest, templates_dir=config.templates_dir)
+
+    title = " ".join(text("digest_title.txt.j2").split())
+    lines = _digest_lines(digest, config)
+    layout = _digest_layout(digest, config)[0] if digest.messages else []
+    blocks: list[dict[str, Any]] = [
+        {"type": "header", "text": _plain(truncate(title, HEADER_LIMIT))}
+    ]
+    blocks.extend(
+        {"type": "section", "text": _mrkdwn("\n".join(lines[i] for i in section))}
+        for section in layout
+    )
+    blocks.append(
+        {"type": "context", "elements": [_mrkdwn(truncate(text("digest_context.md.j2"), 2000))]}
+    )
+    firing = [m for m in digest.messages if m.state != "RESOLVED"]
+    order = ["critical", "warning", "info"]
+    colour = (
+        SEVERITY_COLOURS[min((m.severity for m in firing), key=order.index)]
+        if firing
+        else RESOLVED_COLOUR
+    )
+    fallback = truncate(escape_mrkdwn(title), FALLBACK_LIMIT)
+    return {
+        "text": fallback,
+        "attachments": [{"color": colour, "fallback": fallback, "blocks": blocks}],
+    }
 
 
 def _plain(text: str) -> dict[str, Any]:

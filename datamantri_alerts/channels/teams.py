@@ -26,6 +26,7 @@ from datamantri_alerts.channels.base import (
     ChannelBase,
     ChannelConfig,
     DeliveryError,
+    Digest,
     Message,
     WebhookConfig,
 )
@@ -40,6 +41,8 @@ MAX_PAYLOAD_BYTES = 28 * 1024 - 512
 TEXT_LIMIT = 4000
 FACT_LIMIT = 1000
 TITLE_LIMIT = 250
+#: One digest item (state, name, severity, summary) is cut to this many characters.
+DIGEST_ITEM_LIMIT = 600
 
 LEGACY_HINT = (
     "this is a legacy Office 365 connector URL; Microsoft has retired Office 365 connectors in "
@@ -83,6 +86,28 @@ class TeamsChannel(ChannelBase):
         return []
 
     def send(self, message: Message, recipient: str, config: TeamsConfig) -> None:
+        self._post(build_payload(message, config), recipient, config)
+
+    def digest_pages(self, digest: Digest, config: TeamsConfig) -> list[list[int]]:
+        """As many items per card as keep the payload under MAX_PAYLOAD_BYTES."""
+        items = _digest_items(digest, config)
+        pages: list[list[int]] = []
+        for index in range(len(digest.messages)):
+            if pages:
+                trial = pages[-1] + [index]
+                if (
+                    _size(_digest_envelope(digest.part(trial), config, [items[i] for i in trial]))
+                    <= MAX_PAYLOAD_BYTES
+                ):
+                    pages[-1] = trial
+                    continue
+            pages.append([index])
+        return pages
+
+    def send_digest(self, digest: Digest, recipient: str, config: TeamsConfig) -> None:
+        self._post(build_digest_payload(digest, config), recipient, config)
+
+    def _post(self, payload: dict[str, Any], recipient: str, config: TeamsConfig) -> None:
         from datamantri_alerts.channels.http import post_json, raise_for_reply
         from datamantri_alerts.channels.recipients import RecipientError
 
@@ -92,7 +117,7 @@ class TeamsChannel(ChannelBase):
             raise DeliveryError(f"unusable webhook URL: {exc}", retryable=False) from None
         hint = LEGACY_HINT if is_legacy_connector(recipient) else None
         try:
-            reply = post_json(recipient, build_payload(message, config), timeout=config.timeout)
+            reply = post_json(recipient, payload, timeout=config.timeout)
         except DeliveryError as exc:
             if hint:
                 exc.reason = f"{exc.reason} ({hint})"
@@ -198,6 +223,68 @@ def build_payload(message: Message, config: TeamsConfig) -> dict[str, Any]:
         if size <= MAX_PAYLOAD_BYTES or fact_limit == 0:
             return payload
         fact_limit = fact_limit // 2 if fact_limit > 50 else 0
+
+
+def _size(payload: dict[str, Any]) -> int:
+    return len(json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode())
+
+
+def _digest_items(digest: Digest, config: TeamsConfig) -> list[str]:
+    from datamantri_alerts.channels.render import render, truncate
+
+    return [
+        truncate(
+            render("teams", "digest_item.md.j2", m, templates_dir=config.templates_dir),
+            DIGEST_ITEM_LIMIT,
+        )
+        for m in digest.messages
+    ]
+
+
+def _digest_envelope(digest: Digest, config: TeamsConfig, items: list[str]) -> dict[str, Any]:
+    from datamantri_alerts.channels.render import render_digest, truncate
+
+    title = render_digest(
+        "teams", "digest_title.txt.j2", digest, templates_dir=config.templates_dir
+    )
+    firing = any(m.state != "RESOLVED" for m in digest.messages)
+    body: list[dict[str, Any]] = [
+        {
+            "type": "TextBlock",
+            "text": truncate(" ".join(title.split()), TITLE_LIMIT),
+            "size": "Large",
+            "weight": "Bolder",
+            "color": "attention" if firing else "good",
+            "wrap": True,
+        }
+    ]
+    body.extend(
+        {"type": "TextBlock", "text": item, "wrap": True, "separator": True, "spacing": "Small"}
+        for item in items
+    )
+    return {
+        "type": "message",
+        "attachments": [
+            {
+                "contentType": CARD_CONTENT_TYPE,
+                "contentUrl": None,
+                "content": {
+                    "type": "AdaptiveCard",
+                    "$schema": CARD_SCHEMA,
+                    "version": CARD_VERSION,
+                    "fallbackText": truncate(" ".join(title.split()), 1000),
+                    "body": body,
+                    "msteams": {"width": "Full"},
+                },
+            }
+        ],
+    }
+
+
+def build_digest_payload(digest: Digest, config: TeamsConfig) -> dict[str, Any]:
+    """One Adaptive Card listing every notification of digest (one page of `digest_pages`):
+    a title with the counts, then one TextBlock per notification (Teams markdown, escaped)."""
+    return _digest_envelope(digest, config, _digest_items(digest, config))
 
 
 CHANNEL = TeamsChannel()

@@ -25,7 +25,13 @@ from typing import Any, ClassVar
 
 from pydantic import Field, SecretStr, field_validator
 
-from datamantri_alerts.channels.base import ChannelBase, ChannelConfig, DeliveryError, Message
+from datamantri_alerts.channels.base import (
+    ChannelBase,
+    ChannelConfig,
+    DeliveryError,
+    Digest,
+    Message,
+)
 from datamantri_alerts.channels.recipients import as_list, validate_e164
 
 PERMANENT_CODES = {
@@ -88,6 +94,31 @@ class WhatsAppChannel(ChannelBase):
         return list(value or [])
 
     def send(self, message: Message, recipient: str, config: WhatsAppConfig) -> None:
+        self._create(content_params(message, config), recipient, config)
+
+    def digest_pages(self, digest: Digest, config: WhatsAppConfig) -> list[list[int]]:
+        """As many lines per message as fit in config.body_limit (a template: 10 names)."""
+        if config.content_sid:
+            return [
+                list(range(i, min(i + 10, len(digest.messages))))
+                for i in range(0, len(digest.messages), 10)
+            ]
+        title, lines = _digest_text(digest, config)
+        pages: list[list[int]] = []
+        size = 0
+        for index, line in enumerate(lines):
+            if pages and size + 1 + len(line) <= config.body_limit:
+                pages[-1].append(index)
+                size += 1 + len(line)
+            else:
+                pages.append([index])
+                size = len(title) + 1 + len(line)
+        return pages
+
+    def send_digest(self, digest: Digest, recipient: str, config: WhatsAppConfig) -> None:
+        self._create(digest_params(digest, config), recipient, config)
+
+    def _create(self, params: dict[str, Any], recipient: str, config: WhatsAppConfig) -> None:
         import requests
         from twilio.base.exceptions import TwilioException, TwilioRestException
 
@@ -108,7 +139,7 @@ class WhatsAppChannel(ChannelBase):
             timeout=config.timeout,
         )
         try:
-            client.messages.create(**message_params(message, number, config))
+            client.messages.create(to=f"whatsapp:{number}", from_=config.from_number, **params)
         except DestinationRefused as exc:
             raise refused_error(exc) from None
         except TwilioRestException as exc:
@@ -161,6 +192,55 @@ def content_params(message: Message, config: WhatsAppConfig) -> dict[str, Any]:
     body = render("whatsapp", "body.txt.j2", message, templates_dir=config.templates_dir)
     params["body"] = _cut(body, config.body_limit)
     return params
+
+
+def _digest_text(digest: Digest, config: WhatsAppConfig) -> tuple[str, list[str]]:
+    from datamantri_alerts.channels.render import render, render_digest, truncate
+
+    title = render_digest(
+        "whatsapp", "digest_title.txt.j2", digest, templates_dir=config.templates_dir
+    )
+    room = max(20, config.body_limit - len(title) - 1)
+    lines = [
+        truncate(
+            " ".join(
+                render(
+                    "whatsapp", "digest_item.txt.j2", m, templates_dir=config.templates_dir
+                ).split()
+            ),
+            room,
+        )
+        for m in digest.messages
+    ]
+    return title, lines
+
+
+def digest_params(digest: Digest, config: WhatsAppConfig) -> dict[str, Any]:
+    """A digest page as one message: the title and one line per notification as `Body`, or,
+    with an approved template, its variables (`{"1": "N alerts", "4": the names, ...}`)."""
+    from datamantri_alerts.channels.render import format_when
+
+    if config.content_sid:
+        order = ["critical", "warning", "info"]
+        first = digest.messages[0]
+        names = ", ".join(m.alert_name for m in digest.messages)
+        states = ", ".join(f"{n} {s}" for s, n in digest.counts.items())
+        return {
+            "content_sid": config.content_sid,
+            "content_variables": json.dumps(
+                {
+                    "1": _variable(f"{len(digest.messages)} alerts"),
+                    "2": _variable(states),
+                    "3": min((m.severity for m in digest.messages), key=order.index),
+                    "4": _variable(names),
+                    "5": format_when(first),
+                    "6": _variable(first.host or "unknown host"),
+                },
+                ensure_ascii=False,
+            ),
+        }
+    title, lines = _digest_text(digest, config)
+    return {"body": _cut("\n".join([title, *lines]), config.body_limit)}
 
 
 def _cut(body: str, limit: int) -> str:

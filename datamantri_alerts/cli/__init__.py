@@ -240,6 +240,8 @@ def _register_optional() -> None:
         ("status", "status", "status", "command"),
         ("mute", "mute", "mute", "command"),
         ("mute", "unmute", "unmute", "command"),
+        ("ack", "ack", "ack", "command"),
+        ("ack", "unack", "unack", "command"),
         ("secrets_cmd", "app", "secrets", "group"),
         ("types_cmd", "types", "types", "command"),
         ("render", "render", "render", "command"),

@@ -207,6 +207,7 @@ def list_alerts(
     own line when narrow)."""
     from datamantri_alerts.services.alerts import AlertFilter, list_alert_rows
     from datamantri_alerts.services.alerts import list_alerts as query_alerts
+    from datamantri_alerts.services.signal.ack import open_acknowledgements
     from datamantri_alerts.services.signal.silences import parse_matcher
 
     app = app_context(ctx)
@@ -226,9 +227,12 @@ def list_alerts(
     )
     with app.store.session() as session:
         if as_json:
-            print_json([_as_json(a, now) for a in query_alerts(session, filters)])
+            found = query_alerts(session, filters)
+            acks = open_acknowledgements(session, [a.id for a in found], now)
+            print_json([_as_json(a, now, acks.get(a.id)) for a in found])
             return
         alerts = list_alert_rows(session, filters)
+        acked = set(open_acknowledgements(session, [a.id for a in alerts], now))
     from datamantri_alerts.cli.table import Column, render_table
 
     columns = [
@@ -254,7 +258,7 @@ def list_alerts(
                 a.condition_type,
                 ", ".join(a.channels or []) or "-",
                 status,
-                a.state,
+                f"{a.state} (acked)" if a.id in acked else a.state,
                 fmt_time(a.last_triggered_at),
                 str(a.trigger_count),
                 a.description or "",
@@ -268,12 +272,15 @@ def list_alerts(
     typer.echo(render_table(columns, table_rows, styles=styles, title=title), nl=False)
 
 
-def _as_json(alert: Any, now: Any) -> dict[str, Any]:
-    """`alert_as_json` plus `muted`: whether it is muted at this moment."""
+def _as_json(alert: Any, now: Any, acked: Any = None) -> dict[str, Any]:
+    """`alert_as_json` plus `muted`: whether it is muted at this moment, and `acknowledged`:
+    the open episode's acknowledgement in force now (None when there is none)."""
     from datamantri_alerts.services.alerts import alert_as_json
+    from datamantri_alerts.services.signal.ack import ack_as_json
 
     muted = alert.muted_until is not None and alert.muted_until > now
-    return {**alert_as_json(alert), "muted": muted}
+    acknowledged = ack_as_json(acked, now) if acked is not None else None
+    return {**alert_as_json(alert), "muted": muted, "acknowledged": acknowledged}
 
 
 def active_status(is_active: bool, muted_until: Any, now: Any) -> str:
@@ -288,17 +295,22 @@ def active_status(is_active: bool, muted_until: Any, now: Any) -> str:
 def show(ctx: typer.Context, ref: str = REF_ARG, as_json: bool = JSON_OPTION) -> None:
     """Show every field of one alert (secrets masked; a mute with its end and reason)."""
     from datamantri_alerts.services.alerts import get_alert
+    from datamantri_alerts.services.signal.ack import describe, open_acknowledgements
 
     app = app_context(ctx)
     now = app.clock.now()
     with app.store.session() as session:
         alert = get_alert(session, ref)
-        data = _as_json(alert, now)
+        acked = open_acknowledgements(session, [alert.id], now).get(alert.id)
+        data = _as_json(alert, now, acked)
         status = active_status(alert.is_active, alert.muted_until, now)
+        if acked is not None:
+            status += f"; episode {acked.id} {describe(acked)}"
     if as_json:
         print_json(data)
         return
     del data["muted"]
+    del data["acknowledged"]
     data = {"status": status, **data}
     print_fields(app, data)
 

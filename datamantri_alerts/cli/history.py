@@ -167,6 +167,15 @@ def _chart(app_ctx: Any, session: Any, alert: Any, since: Any, now: Any, as_json
     app_ctx.console.print(f"total {sum(n for _, n in days)} over {len(days)} days")
 
 
+def _acked(data: dict[str, Any]) -> str:
+    if data["acknowledged_at"] is None:
+        return "-"
+    text = f"by {data['acknowledged_by']} at {fmt_time(data['acknowledged_at'])}"
+    if data["ack_until"] is not None:
+        text += f" until {fmt_time(data['ack_until'])}"
+    return text + (f": {data['ack_note']}" if data["ack_note"] else "")
+
+
 @app.command("show")
 def show(
     ctx: typer.Context,
@@ -201,6 +210,7 @@ def show(
         ("resolved", _resolved(data)),
         ("summary", data["summary"] or "-"),
         ("notes", data["resolution_notes"] or "-"),
+        ("acked", _acked(data)),
     ):
         console.print(data_text(f"{label:>10}: {value}"))
     if data["details"]:
@@ -246,7 +256,8 @@ def show(
                 entry.get("kind", ""),
                 entry.get("channel", ""),
                 entry.get("recipient") or "-",
-                entry.get("status", ""),
+                entry.get("status", "")
+                + (f" in digest {entry['digest']}" if entry.get("digest") else ""),
                 str(entry.get("attempts", "")),
                 entry.get("reason") or "",
             )

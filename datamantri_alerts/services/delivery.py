@@ -25,6 +25,7 @@ from sqlalchemy import select, update
 
 from datamantri_alerts.clock import Clock
 from datamantri_alerts.services.leases import Holder, claim, lock_rows, still_held
+from datamantri_alerts.services.signal.digest import DigestPolicy, Unit, plan, send_digest
 from datamantri_alerts.store.models import AlertHistory, Notification
 
 if TYPE_CHECKING:
@@ -98,12 +99,10 @@ def send_one(
     """One outbox row through the shared retry policy; never raises."""
     from datamantri_alerts.channels import get_channel
     from datamantri_alerts.channels.base import Message
-    from datamantri_alerts.channels.retry import DeliveryResult, deliver
+    from datamantri_alerts.channels.retry import deliver
 
     def refused(reason: str) -> DeliveryResult:
-        return DeliveryResult(
-            row.channel, row.recipient, "-", "failed", 0, 0, error=reason, retryable=False
-        )
+        return failed_result(row, reason)
 
     try:
         channel = get_channel(row.channel)
@@ -128,6 +127,31 @@ def send_one(
 
         log.exception("delivery of notification %s crashed", row.id)
         return refused(redact_text(f"internal error: {type(exc).__name__}: {exc}"))
+
+
+def failed_result(row: Claimed, reason: str) -> DeliveryResult:
+    """A permanent failure of row's send that never reached the channel, for reason (safe to
+    show and store)."""
+    from datamantri_alerts.channels.retry import DeliveryResult
+
+    return DeliveryResult(
+        row.channel, row.recipient, "-", "failed", 0, 0, error=reason, retryable=False
+    )
+
+
+def send_unit(
+    unit: Unit,
+    *,
+    environ: Mapping[str, str] | None,
+    policy: RetryPolicy | None,
+    sleep: Callable[[float], None] | None,
+) -> list[tuple[Claimed, DeliveryResult]]:
+    """One row, or a digest's rows (`services.signal.digest`), each with its outcome."""
+    if unit.digest_id is None:
+        return [
+            (row, send_one(row, environ=environ, policy=policy, sleep=sleep)) for row in unit.rows
+        ]
+    return send_digest(unit, environ=environ, policy=policy, sleep=sleep)
 
 
 def claim_pending(
@@ -186,8 +210,10 @@ def record_results(
     now: datetime,
     tally: DeliveryTally,
     policy_attempts: int,
+    digests: Mapping[int, str] | None = None,
 ) -> None:
-    """Write a batch's outcomes on the rows and in their episodes, in one transaction."""
+    """Write a batch's outcomes on the rows and in their episodes, in one transaction.
+    digests: row id -> the digest it went in (recorded with its history entry)."""
     with store.transaction() as session:
         held = still_held(session, Notification, [r.id for r in rows], me)
         updates: list[dict[str, Any]] = []
@@ -207,6 +233,8 @@ def record_results(
                 "attempts": result.attempts,
                 "duration_ms": result.duration_ms,
             }
+            if digests and row.id in digests:
+                entry["digest"] = digests[row.id]
             values: dict[str, Any] = {
                 "id": row.id,
                 "attempts": attempts,
@@ -292,11 +320,14 @@ def deliver_pending(
     Batches are claimed ahead of need: the next is claimed while the senders still work on the
     last rows of the previous one, so `concurrency` sends stay in flight across batches.
     Each channel has its own `concurrency` senders, so a channel whose service stalls (sends
-    held until their timeout) never holds up the other channels' sends.
+    held until their timeout) never holds up the other channels' sends. More than a threshold
+    of a batch's rows for one destination go as a digest (`services.signal.digest`; InputError
+    before anything is claimed when a threshold variable is not a number).
     """
     from datamantri_alerts.channels.retry import RetryPolicy
 
     tally = DeliveryTally()
+    digest_policy = DigestPolicy.from_env(environ)
     try:
         attempts_per_run = (policy or RetryPolicy.from_env(environ)).attempts
     except Exception:
@@ -318,8 +349,8 @@ def deliver_pending(
                 stack.callback(pools[channel].shutdown, wait=False, cancel_futures=True)
             return pools[channel]
 
-        futures: dict[Future[DeliveryResult], Claimed] = {}
-        waiting: set[Future[DeliveryResult]] = set()
+        futures: dict[Future[list[tuple[Claimed, DeliveryResult]]], Unit] = {}
+        waiting: set[Future[list[tuple[Claimed, DeliveryResult]]]] = set()
         exhausted = False
         while True:
             # Claim the next batch as soon as no claimed row is left queued behind the busy
@@ -332,11 +363,11 @@ def deliver_pending(
                 ]
                 exhausted = not rows
                 seen.update(r.id for r in rows)
-                for row in rows:
-                    future = pool_for(row.channel).submit(
-                        send_one, row, environ=environ, policy=policy, sleep=sleep
+                for unit in plan(rows, digest_policy):
+                    future = pool_for(unit.rows[0].channel).submit(
+                        send_unit, unit, environ=environ, policy=policy, sleep=sleep
                     )
-                    futures[future] = row
+                    futures[future] = unit
                     waiting.add(future)
             if not waiting:
                 break
@@ -352,9 +383,14 @@ def deliver_pending(
             ):
                 more, waiting = wait(waiting, timeout=left, return_when=FIRST_COMPLETED)
                 done |= more
-            finished = [futures.pop(f) for f in done]
-            results = [f.result() for f in done]
-            record_results(store, me, finished, results, clock.now(), tally, attempts_per_run)
+            units = [futures.pop(f) for f in done]
+            pairs = [pair for f in done for pair in f.result()]
+            finished = [row for row, _ in pairs]
+            results = [result for _, result in pairs]
+            digests = {row.id: u.digest_id for u in units if u.digest_id for row in u.rows}
+            record_results(
+                store, me, finished, results, clock.now(), tally, attempts_per_run, digests
+            )
             if on_sent is not None:
                 on_sent(len(finished))
     return tally

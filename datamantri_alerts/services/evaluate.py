@@ -29,6 +29,7 @@ from datamantri_alerts.services.metrics import export_after_run
 from datamantri_alerts.services.mute import release_after_mute
 from datamantri_alerts.services.outbox import Event, enqueue, message_payload
 from datamantri_alerts.services.signal import flapping
+from datamantri_alerts.services.signal.ack import is_acknowledged
 from datamantri_alerts.services.signal.hold import Signals, held_alert_ids, hold_reason
 from datamantri_alerts.services.states import AlertBook, Transition, next_state
 from datamantri_alerts.store.models import Alert, AlertHistory, EvaluatorRun
@@ -331,6 +332,7 @@ def apply_results(
                 confirm_recovery=flap.enabled,
                 last_evaluated_at=alert.last_evaluated_at,
                 episode_severity=episode[2] if episode else None,
+                acknowledged=bool(episode and is_acknowledged(episode[3], episode[4], now)),
             )
             graded = (
                 result.severity
@@ -616,17 +618,28 @@ def _release_after_mutes(store: Store, clock: Clock) -> None:
         release_after_mute(session, now, held=held_alert_ids(session, now))
 
 
-def _open_episodes(session: Any, alerts: Sequence[Alert]) -> dict[int, tuple[str, datetime, str]]:
-    """id -> (kind, triggered_at, severity) of the alerts' open episodes."""
+def _open_episodes(
+    session: Any, alerts: Sequence[Alert]
+) -> dict[int, tuple[str, datetime, str, datetime | None, datetime | None]]:
+    """id -> (kind, triggered_at, severity, acknowledged_at, ack_until) of the alerts' open
+    episodes."""
     ids = [a.current_episode_id for a in alerts if a.current_episode_id is not None]
     if not ids:
         return {}
     rows = session.execute(
         select(
-            AlertHistory.id, AlertHistory.kind, AlertHistory.triggered_at, AlertHistory.severity
+            AlertHistory.id,
+            AlertHistory.kind,
+            AlertHistory.triggered_at,
+            AlertHistory.severity,
+            AlertHistory.acknowledged_at,
+            AlertHistory.ack_until,
         ).where(AlertHistory.id.in_(ids), AlertHistory.resolved_at.is_(None))
     ).all()
-    return {row.id: (row.kind, row.triggered_at, row.severity) for row in rows}
+    return {
+        row.id: (row.kind, row.triggered_at, row.severity, row.acknowledged_at, row.ack_until)
+        for row in rows
+    }
 
 
 def _run_message(summary: RunSummary) -> str:

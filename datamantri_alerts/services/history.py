@@ -66,6 +66,10 @@ def episode_as_json(episode: AlertHistory) -> dict[str, Any]:
         "notification_errors": episode.notification_errors or [],
         "last_notified_at": episode.last_notified_at,
         "resolution_notes": episode.resolution_notes,
+        "acknowledged_at": episode.acknowledged_at,
+        "acknowledged_by": episode.acknowledged_by,
+        "ack_note": episode.ack_note,
+        "ack_until": episode.ack_until,
     }
 
 

@@ -53,6 +53,8 @@ class AlertBook:
     last_evaluated_at: datetime | None = None
     #: The open episode's severity (the highest it reached).
     episode_severity: str | None = None
+    #: The open episode is acknowledged now (`services.signal.ack`): no REPEATs.
+    acknowledged: bool = False
 
 
 @dataclass
@@ -148,7 +150,7 @@ def _more_severe(severity: str | None, than: str | None) -> bool:
 
 
 def _repeat_due(book: AlertBook, now: datetime) -> bool:
-    if book.repeat_interval_minutes <= 0:
+    if book.acknowledged or book.repeat_interval_minutes <= 0:
         return False
     if book.last_notified_at is None:
         return True

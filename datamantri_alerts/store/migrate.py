@@ -21,7 +21,7 @@ from datamantri_alerts.errors import AlertsError, RuntimeFailure
 from datamantri_alerts.store.types import MYSQL_DIALECTS
 
 #: The newest revision shipped; a test checks it matches Alembic's head.
-SCHEMA_HEAD = "nospam1_signal"
+SCHEMA_HEAD = "nospam2_acknowledgement"
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 

@@ -176,6 +176,12 @@ class AlertHistory(Base):
     #: Changes of the outcome inside the episode ([{"at": iso, "outcome": ok|firing}]): a
     #: recovery not yet confirmed, a flapping condition (`services.signal.flapping`).
     flips: Mapped[list[Any] | None] = mapped_column(JSONType, nullable=True)
+    # Acknowledgement (`alerts ack`): stops this episode's REPEATs until ack_until (None: for
+    # the rest of the episode). A new episode starts unacknowledged.
+    acknowledged_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    acknowledged_by: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    ack_note: Mapped[str | None] = mapped_column(RedactedText, nullable=True)
+    ack_until: Mapped[datetime | None] = mapped_column(nullable=True)
 
 
 class Notification(Base):

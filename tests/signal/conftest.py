@@ -1,4 +1,16 @@
-"""The evaluator's fixtures (flag alert type, webhook sink, stores) for the no-spam scenarios."""
+"""The evaluator's fixtures (flag alert type, webhook sink, stores) and the channels' stand-ins
+(SMTP relay, Adaptive Card validator) for the no-spam scenarios."""
 
-from tests.evaluator.conftest import flag_type, flags, plugin_dir, sink  # noqa: F401
-from tests.evaluator.stores import any_store  # noqa: F401
+from tests.channels.conftest import card_validator, smtp_plain
+from tests.evaluator.conftest import flag_type, flags, plugin_dir, sink
+from tests.evaluator.stores import any_store
+
+__all__ = [
+    "any_store",
+    "card_validator",
+    "flag_type",
+    "flags",
+    "plugin_dir",
+    "sink",
+    "smtp_plain",
+]
