@@ -112,9 +112,12 @@ JSONValue = Any
 
 
 def _redact_json(value: Any) -> Any:
-    from datamantri_alerts.secrets import redact_known, redact_value
+    if value is None:
+        return None
+    from datamantri_alerts.secrets import known_redactor, redact_value
 
-    return redact_value(value, redact_known)
+    # One snapshot of the known secrets per value, not one per string in it.
+    return redact_value(value, known_redactor())
 
 
 class RedactedText(StoredText):
