@@ -127,8 +127,18 @@ def redact_known(text: str, secrets: Iterable[str] = ()) -> str:
     """
     if not text:
         return text
-    extra = tuple(s for s in secrets if s)
-    out = _known_index(extra).mask(text)
+    return _redact_with(_known_index(tuple(s for s in secrets if s)), text)
+
+
+def known_redactor(secrets: Iterable[str] = ()) -> Callable[[str], str]:
+    """`redact_known` bound to the secrets known now: for redacting many strings at once (a
+    JSON value's every string), the registry and environment are read once, not per string."""
+    index = _known_index(tuple(s for s in secrets if s))
+    return lambda text: _redact_with(index, text) if text else text
+
+
+def _redact_with(index: _SecretIndex, text: str) -> str:
+    out = index.mask(text)
     out = _PARAMETERS.sub(_mask_parameters, out)
     for rule, replacement in _STRUCTURAL_RULES:
         out = rule.sub(replacement, out)

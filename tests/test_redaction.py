@@ -25,9 +25,11 @@ from datamantri_alerts.logs import (
 )
 from datamantri_alerts.secrets import (
     MASK,
+    known_redactor,
     known_secrets,
     redact_known,
     redact_text,
+    redact_value,
     register_configured,
     register_secret,
     register_url,
@@ -176,6 +178,30 @@ def test_environment_secrets_are_known_without_registration(
     monkeypatch.setenv("ALERTS_SECRET_KEY", "newKEYnewKEY,oldKEYoldKEY")
     cleaned = redact_known("envSLACKtok1 storePASS1 oldKEYoldKEY sqlite stays")
     assert cleaned == "*** *** *** sqlite stays"
+
+
+def test_a_json_value_is_redacted_like_each_of_its_strings(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """The store's JSON columns redact a whole value with one snapshot of the known secrets
+    (`known_redactor`); every string in it comes out as `redact_known` alone would make it."""
+    monkeypatch.setenv("SLACK_WEBHOOK_URL", "https://hooks.slack.com/services/T/B/envSLACKtok2")
+    register_secret("regSECRETvalue9")
+    sql_error = forced_insert_error(("paramSECRET77", "other"), tmp_path)
+    value = {
+        "summary": "hook envSLACKtok2 failed",
+        "rows": [{"v": "regSECRETvalue9"}, {"v": "plain text"}, 3, None],
+        "error": sql_error,
+        "nested": {"url": "postgresql://u:pw12345678@h/db", "n": 1.5},
+    }
+    expected = redact_value(value, redact_known)
+    assert redact_value(value, known_redactor()) == expected
+    assert expected["summary"] == f"hook {MASK} failed"
+    assert expected["rows"][0] == {"v": MASK}
+    assert "paramSECRET77" not in json.dumps(expected)
+    assert "pw12345678" not in json.dumps(expected)
+    # Secrets passed in are masked too, as with redact_known(text, secrets).
+    assert known_redactor(["onlyHEREsecret1"])("x onlyHEREsecret1 y") == f"x {MASK} y"
 
 
 # --------------------------------------------------------------------------- output streams

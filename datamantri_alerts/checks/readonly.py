@@ -6,8 +6,9 @@ sql, query_slow, sla_breach, datasource_failure and job-runs `sql` paths share i
 
 - PostgreSQL: the startup packet sets `default_transaction_read_only=on` and `TimeZone=UTC`
   (libpq `options`, appended after the URL's own so ours win). Statements that return rows run
-  through a server-side cursor, whose `DECLARE` psycopg sends with the extended protocol: one
-  statement per execute, and only a query (SELECT, WITH, VALUES, TABLE) can be declared.
+  through a server-side cursor, whose `DECLARE` is sent with its first `FETCH` in psycopg's
+  pipeline mode (`checks.sources._PgPortal`), always the extended protocol: one statement per
+  execute, and only a query (SELECT, WITH, VALUES, TABLE) can be declared.
 - MySQL/MariaDB: at connect, `SET time_zone = '+00:00'`, `SET SESSION TRANSACTION READ ONLY`
   (so even the transaction a DDL's implicit commit opens is read-only) and
   `START TRANSACTION READ ONLY`. `CLIENT.MULTI_STATEMENTS` is cleared from any `client_flag`

@@ -349,12 +349,20 @@ class SourceConnection:
         """
         batch = max(1, min(max_rows + 1, FETCH_BATCH_ROWS) if keep_rows else FETCH_BATCH_ROWS)
         reader: Any
-        if isinstance(statement, str) and not params:
+        portal = None
+        if isinstance(statement, str) and not params and self.dialect == "postgresql":
+            reader = dbapi_cursor = None
+            portal = _PgPortal(self.connection.connection.dbapi_connection)
+        elif isinstance(statement, str) and not params:
             reader = dbapi_cursor = self._streaming_cursor()
         else:
             reader = dbapi_cursor = None
         try:
-            if dbapi_cursor is not None:
+            if portal is not None:
+                portal.open(statement, max_rows + 1 if keep_rows else batch)
+                reader = dbapi_cursor = portal
+                returns_rows = True
+            elif dbapi_cursor is not None:
                 dbapi_cursor.execute(statement)
                 returns_rows = dbapi_cursor.description is not None
             else:
@@ -393,11 +401,9 @@ class SourceConnection:
         return columns, rows[:max_rows], truncated, column_types
 
     def _streaming_cursor(self) -> Any:
-        """A DB-API cursor that streams: a named (server-side) psycopg cursor, whose DECLARE
-        accepts only a query; PyMySQL's unbuffered SSCursor; SQLite's own (steps lazily)."""
+        """A DB-API cursor that streams: PyMySQL's unbuffered SSCursor; SQLite's own (steps
+        lazily). PostgreSQL uses `_PgPortal`."""
         dbapi = self.connection.connection.dbapi_connection
-        if self.dialect == "postgresql":
-            return dbapi.cursor(name=f"datamantri_check_{next(_CURSOR_NAMES)}")  # type: ignore[union-attr]
         if self.dialect == "mysql":
             from pymysql.cursors import SSCursor
 
@@ -421,6 +427,64 @@ class SourceConnection:
             unbuffered.unbuffered_active = False
         dbapi_cursor.connection = None
         self.connection.invalidate()
+
+
+class _PgPortal:
+    """A PostgreSQL server-side cursor opened in one round trip.
+
+    `DECLARE name NO SCROLL CURSOR WITHOUT HOLD FOR <query>` and the first `FETCH FORWARD n`
+    are sent together in psycopg's pipeline mode (with the transaction's BEGIN), so a check
+    costs one round trip plus the ROLLBACK its connection gets on return to the pool, where a
+    psycopg named cursor costs five (BEGIN, DECLARE, a portal Describe, FETCH, CLOSE). The
+    guarantees are the named cursor's: pipeline mode sends every statement with the extended
+    protocol (the server refuses a second statement in the text), DECLARE accepts only a query
+    (anything else is a syntax error), and rows come `n` per FETCH, so memory stays bounded.
+    The portal is not closed: the transaction it lives in ends when the connection returns to
+    the pool (rolled back), which drops it; a failed statement's connection is discarded.
+    """
+
+    def __init__(self, dbapi_connection: Any) -> None:
+        self._conn = dbapi_connection
+        self._name = f"datamantri_check_{next(_CURSOR_NAMES)}"
+        self._cursor = dbapi_connection.cursor()
+        self.description: Any = None
+
+    def open(self, statement: str, first: int) -> None:
+        """Declare the cursor for `statement` and fetch its first `first` rows (one round
+        trip). Raises the driver's error for the statement (the first one the server sent)."""
+        import psycopg
+
+        declare = f'DECLARE "{self._name}" NO SCROLL CURSOR WITHOUT HOLD FOR {statement}'
+        error: BaseException | None = None
+        try:
+            with self._conn.pipeline():
+                try:
+                    self._cursor.execute(declare)
+                    self._cursor.execute(self._fetch_sql(first))
+                except psycopg.Error as exc:
+                    # Kept, so the pipeline's own "aborted" error at exit does not replace it.
+                    error = exc
+        except psycopg.Error as exc:
+            error = error or exc
+        if error is not None:
+            raise error
+        self.description = self._cursor.description
+        self._pending: list[tuple[Any, ...]] | None = self._cursor.fetchall()
+
+    def _fetch_sql(self, count: int) -> str:
+        return f'FETCH FORWARD {max(1, int(count))} FROM "{self._name}"'
+
+    def fetchmany(self, size: int) -> list[tuple[Any, ...]]:
+        """The next rows: those fetched with the DECLARE first, then `size` per FETCH."""
+        if self._pending is not None:
+            rows, self._pending = self._pending, None
+            return rows
+        self._cursor.execute(self._fetch_sql(size))
+        return self._cursor.fetchall()
+
+    def close(self) -> None:
+        """Release the client cursor (the portal ends with its transaction)."""
+        self._cursor.close()
 
 
 def _is_cancellation(exc: BaseException) -> bool:

@@ -428,3 +428,50 @@ def test_a_configured_query_runs_as_written(harness: Harness, warehouse: str) ->
     result = _sql(harness, "select ':x' as c, 'a:b: c' as t, '100%' as p from u")
     assert result.outcome == "firing", result.summary
     assert result.details["rows"] == [{"c": ":x", "t": "a:b: c", "p": "100%"}]
+
+
+@pytest.mark.postgres
+def test_a_postgres_check_costs_the_floor_round_trips(
+    harness: Harness, pg_url: str, tmp_path: Path
+) -> None:
+    """BEGIN, then DECLARE and the first FETCH pipelined behind one Sync, then the ROLLBACK
+    of the pool's return: three round trips per check, like a plain `execute` in a transaction
+    (a psycopg named cursor cost six: BEGIN, DECLARE, Describe, FETCH, CLOSE, ROLLBACK).
+    Counted in libpq's own protocol trace of every connection the checks open."""
+    from psycopg import pq
+    from sqlalchemy import event
+    from sqlalchemy.pool import Pool
+
+    _ = next(_seeded(pg_url))
+    harness.add_datasource("wh", pg_url)
+    trace = tmp_path / "libpq.trace"
+    handle = trace.open("w")
+
+    def traced(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.pgconn.trace(handle.fileno())
+        dbapi_connection.pgconn.set_trace_flags(pq.Trace.SUPPRESS_TIMESTAMPS)
+
+    event.listen(Pool, "connect", traced)
+    try:
+        results = harness.run_many(
+            [
+                ("sql", {"datasource_id": "wh", "query": f"select id, {i} as n from u"})
+                for i in range(5)
+            ],
+            concurrency=1,
+        )
+    finally:
+        event.remove(Pool, "connect", traced)
+        handle.close()
+    assert [r.outcome for r in results] == ["firing"] * 5, [r.summary for r in results]
+    sent = [line.split("\t") for line in trace.read_text().splitlines()]
+    sent = [f for f in sent if len(f) > 2 and f[0] == "F"]  # what the client sent
+    # The connection's own setup (SQLAlchemy's dialect initialisation) is once per connection.
+    first_check = next(i for i, f in enumerate(sent) if f[2] == "Parse" and '"BEGIN"' in f[3])
+    checks = sent[first_check:]
+    statements = [f[3] for f in checks if f[2] in ("Parse", "Query")]
+    waits = [f[2] for f in checks if f[2] in ("Sync", "Query")]
+    assert sum("DECLARE" in s for s in statements) == 5, statements
+    assert sum("FETCH FORWARD 21" in s for s in statements) == 5, statements  # max_rows + 1
+    assert not [s for s in statements if "CLOSE" in s], statements
+    assert waits == ["Sync", "Sync", "Query"] * 5, statements

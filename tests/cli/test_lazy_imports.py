@@ -94,3 +94,14 @@ def test_list_json_imports_nothing_heavy(child_env: dict[str, str]) -> None:
     modules = modules_after(["list", "--json"], child_env)
     assert "datamantri_alerts.services.alerts" in modules
     assert heavy_in(modules) == []
+
+
+@pytest.mark.parametrize("args", [["list"], ["list", "--json"], ["status"]])
+def test_sqlite_store_never_loads_the_postgresql_dialect(
+    child_env: dict[str, str], args: list[str]
+) -> None:
+    # JSONB is the JSON columns' type on PostgreSQL only; on a SQLite store its dialect
+    # (≈ 40 ms of imports) is never loaded.
+    modules = modules_after(args, child_env)
+    assert "datamantri_alerts.store.models" in modules  # the store was read
+    assert not [m for m in modules if m.startswith("sqlalchemy.dialects.postgresql")]
