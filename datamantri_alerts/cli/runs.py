@@ -160,20 +160,29 @@ def list_(
     if as_json:
         print_json(rows)
         return
-    from rich.table import Table
+    from datamantri_alerts.cli.table import Column, render_table
 
-    table = Table(title=f"{len(rows)} runs", title_justify="left")
-    for column in ("ID", "Job", "Status", "Started", "Finished", "Exit", "Error"):
-        table.add_column(column, overflow="fold")
+    columns = [
+        Column("ID", align="right"),
+        Column("Job"),
+        Column("Status"),
+        Column("Started", drop=2),
+        Column("Finished", drop=3),
+        Column("Exit", align="right", drop=1),
+        Column("Error", flexible=True, detail=True),
+    ]
+    table_rows = []
     for row, (started, finished) in zip(rows, times, strict=True):
         error = (row["error"] or "").strip().splitlines()
-        table.add_row(
-            str(row["id"]),
-            f"{row['job_kind']} {row['job_id']}",
-            row["status"],
-            fmt_time(started),
-            fmt_time(finished),
-            "-" if row["exit_code"] is None else str(row["exit_code"]),
-            error[-1][:120] if error else "",
+        table_rows.append(
+            [
+                str(row["id"]),
+                f"{row['job_kind']} {row['job_id']}",
+                row["status"],
+                fmt_time(started),
+                fmt_time(finished),
+                "-" if row["exit_code"] is None else str(row["exit_code"]),
+                error[-1] if error else "",  # the last line, whole: the table wraps it
+            ]
         )
-    app_ctx.console.print(table, markup=False)
+    typer.echo(render_table(columns, table_rows, title=f"{len(rows)} runs"), nl=False)

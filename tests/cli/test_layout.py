@@ -138,3 +138,6 @@ def test_history_and_entity_lists_fit(cli: Cli, tmp_path: Path, width: int) -> N
     _check_fits(sources.stdout, width, "Airflow API health", "https://airflow.example.com/***")
     pipelines = cli("pipelines", "list", env=env)
     _check_fits(pipelines.stdout, width, "Orders", "Short")
+    runs = cli("runs", "list", env=env)
+    assert runs.exit_code == 0, runs.output
+    _check_fits(runs.stdout, width, "pipeline orders", "task load_orders failed: upstream file")
