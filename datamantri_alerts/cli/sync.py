@@ -93,30 +93,33 @@ def sync(
 
 
 def _print_plan(app: Any, plan: Any, *, dry_run: bool) -> None:
-    """The plan as a table: one row per item, its changed fields below it, one per line."""
-    from rich.table import Table
-    from rich.text import Text
+    """The plan as a table: one row per item, its changed fields below it, one per line
+    (fitted to the terminal like every table, `cli.table`)."""
+    import typer
 
-    from datamantri_alerts.cli.context import data_text
+    from datamantri_alerts.cli.table import Column, render_table
     from datamantri_alerts.services.sync import NOT_IN_FILE_NOTE
 
     style = {"create": "green", "update": "yellow", "delete": "red", "unchanged": "dim"}
-    table = Table(title="sync plan" + (" (dry run)" if dry_run else ""), title_justify="left")
-    for column in ("Kind", "Name", "Action", "Changes"):
-        table.add_column(column, overflow="fold")
+    columns = [
+        Column("Kind"),
+        Column("Name", flexible=True),
+        Column("Action"),
+        Column("Changes", below=True),
+    ]
+    rows: list[list[str]] = []
+    styles: list[list[str | None]] = []
     for change in plan.changes:
         details = [c.line() for c in change.diff]
         if change.renamed_from is not None:
             details.insert(0, f"renamed from {change.renamed_from!r} (history kept)")
-        table.add_row(
-            change.kind,
-            data_text(change.name),
-            Text(change.action, style=style[change.action]),
-            data_text("\n".join(details)),
-        )
+        rows.append([change.kind, change.name, change.action, "\n".join(details)])
+        styles.append([None, None, style[change.action], None])
     for kept in plan.not_in_file:
-        table.add_row(kept.kind, data_text(kept.name), Text("kept", style="dim"), NOT_IN_FILE_NOTE)
-    app.console.print(table)
+        rows.append([kept.kind, kept.name, "kept", NOT_IN_FILE_NOTE])
+        styles.append([None, None, "dim", None])
+    title = "sync plan" + (" (dry run)" if dry_run else "")
+    typer.echo(render_table(columns, rows, styles=styles, title=title), nl=False)
     counts = {a: sum(1 for c in plan.changes if c.action == a) for a in style}
     summary = ", ".join(f"{n} {a}" for a, n in counts.items() if n) or "nothing in the file"
     if plan.not_in_file:

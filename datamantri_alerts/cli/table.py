@@ -53,6 +53,8 @@ class Column:
     flexible: bool = False
     drop: int = 0
     detail: bool = False
+    #: Always shown under its row, one line per line of the cell (a list of changes).
+    below: bool = False
 
 
 def terminal_width() -> int:
@@ -104,9 +106,12 @@ def _layout(
         floor = {i: flexible_floor(i) if columns[i].flexible else natural[i] for i in indexes}
         return total(indexes, floor) <= available
 
+    below = [i for i in grid if columns[i].below]
+    grid = [i for i in grid if not columns[i].below]
     if total(grid, natural) > available:
         details = [i for i in grid if columns[i].detail]
         grid = [i for i in grid if not columns[i].detail]
+    details += below
     ranked = sorted((i for i in grid if columns[i].drop), key=lambda i: -columns[i].drop)
     for index in ranked:
         if fits(grid):
@@ -134,6 +139,13 @@ def render_table(
     colour = sys.stdout.isatty() and "NO_COLOR" not in os.environ
     available = width or terminal_width()
     cells = [[_cell(value) for value in row] for row in rows]
+    # Cells of `below` columns keep their lines (the layout sees them only as detail lines).
+    lines_below = {
+        (r, i): [_cell(part) for part in str(row[i]).splitlines()]
+        for r, row in enumerate(rows)
+        for i, col in enumerate(columns)
+        if col.below
+    }
     grid, details, widths = _layout(columns, cells, available)
 
     def paint(text: str, style: str | None) -> str:
@@ -178,8 +190,10 @@ def render_table(
             if not row[i] or row[i] == "-":
                 continue
             label = f"{columns[i].header.lower()}: " if len(details) > 1 else ""
-            for text in wrap_words(label + row[i], available - DETAIL_INDENT):
-                # A word (URL) too long for the indented line starts at the margin instead.
-                indent = DETAIL_INDENT if len(text) + DETAIL_INDENT <= available else 0
-                lines.append(" " * indent + paint(text, "dim"))
+            parts = lines_below[(r, i)] if columns[i].below else [label + row[i]]
+            for part in parts:
+                for text in wrap_words(part, available - DETAIL_INDENT):
+                    # A word (URL) too long for the indented line starts at the margin instead.
+                    indent = DETAIL_INDENT if len(text) + DETAIL_INDENT <= available else 0
+                    lines.append(" " * indent + paint(text, "dim"))
     return "\n".join(lines) + "\n"

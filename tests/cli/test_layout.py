@@ -141,3 +141,18 @@ def test_history_and_entity_lists_fit(cli: Cli, tmp_path: Path, width: int) -> N
     runs = cli("runs", "list", env=env)
     assert runs.exit_code == 0, runs.output
     _check_fits(runs.stdout, width, "pipeline orders", "task load_orders failed: upstream file")
+
+
+@pytest.mark.parametrize("width", [80, 200])
+def test_sync_plan_fits(cli: Cli, tmp_path: Path, width: int) -> None:
+    _setup(cli, tmp_path)
+    path = tmp_path / "alerts.yaml"
+    changed = path.read_text().replace("(ask #data-oncall)", "(ask #data-platform-oncall)")
+    path.write_text(
+        changed.replace("{pipeline_id: short}", "{pipeline_id: short, check_last_n_runs: 3}")
+    )
+    plan = cli("sync", str(path), "--dry-run", env={"COLUMNS": str(width)})
+    assert plan.exit_code == 0, plan.output
+    _check_fits(plan.stdout, width, LONG_NAME, "short one", "condition_config.check_last_n_runs: - -> 3")
+    # Each changed field on its own line, under its row.
+    assert any(line.strip().startswith("description:") for line in plan.stdout.splitlines())
