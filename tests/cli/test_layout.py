@@ -153,6 +153,8 @@ def test_sync_plan_fits(cli: Cli, tmp_path: Path, width: int) -> None:
     )
     plan = cli("sync", str(path), "--dry-run", env={"COLUMNS": str(width)})
     assert plan.exit_code == 0, plan.output
-    _check_fits(plan.stdout, width, LONG_NAME, "short one", "condition_config.check_last_n_runs: - -> 3")
+    _check_fits(
+        plan.stdout, width, LONG_NAME, "short one", "condition_config.check_last_n_runs: - -> 3"
+    )
     # Each changed field on its own line, under its row.
     assert any(line.strip().startswith("description:") for line in plan.stdout.splitlines())
