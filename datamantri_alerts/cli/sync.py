@@ -50,6 +50,11 @@ def sync(
         if len(problems) > 1:
             error = InputError(f"{error.message}; `alerts validate` lists all", error.field)
         raise error
+    # Long work says what it is doing, on a terminal only (stderr; never with --json).
+    items = sum(len(getattr(parsed, part, None) or []) for part in _PARTS)
+    tell = not as_json and items >= LARGE_FILE_ITEMS and app.err.is_terminal
+    if tell:
+        app.err.print(f"planning {items} items from {file.name}…", soft_wrap=True)
     with app.store.session() as session:
         plan = sync_file(session, parsed, app.clock, prune=prune, apply=False)
         session.rollback()
@@ -75,6 +80,8 @@ def sync(
             raise typer.Exit(1)
     if not dry_run:
         confirmed = set(plan.deletions)
+        if tell and plan.has_changes:
+            app.err.print(f"applying {len(plan.changes)} changes…", soft_wrap=True)
         with app.store.transaction() as session:
             plan = sync_file(session, parsed, app.clock, prune=prune, apply=True)
             if not set(plan.deletions) <= confirmed:
@@ -90,6 +97,12 @@ def sync(
         _print_plan(app, plan, dry_run=dry_run)
     if exit_code and plan.has_changes:
         raise typer.Exit(EXIT_CHANGES)
+
+
+#: A file with this many items (data sources, pipelines, dashboards, windows, alerts) is large
+#: enough for sync to say on a terminal what it is doing while it plans and applies.
+LARGE_FILE_ITEMS = 50
+_PARTS = ("datasources", "pipelines", "dashboards", "maintenance_windows", "alerts")
 
 
 def _print_plan(app: Any, plan: Any, *, dry_run: bool) -> None:

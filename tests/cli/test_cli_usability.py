@@ -339,3 +339,30 @@ def test_render_teams_and_whatsapp(cli: Cli, tmp_path: Path) -> None:
     assert "TWILIO_ACCOUNT_SID is not set" in whatsapp["note"]
     text = cli("render", "etl *late*", "--channel", "whatsapp").stdout
     assert text.startswith("=== whatsapp to +14155550100") and "--- body" in text
+
+
+def test_sync_of_a_large_file_says_what_it_is_doing_on_a_terminal_only(
+    tmp_path: Path, sqlite_url: str
+) -> None:
+    alerts = "\n".join(
+        f"  - {{name: a{i}, condition_type: pipeline_failure,"
+        f" condition_config: {{pipeline_id: p}}, channels: []}}"
+        for i in range(60)
+    )
+    doc = tmp_path / "big.yaml"
+    doc.write_text("pipelines:\n  - {id: p, name: P}\nalerts:\n" + alerts + "\n")
+    env = {**os.environ, "ALERTS_DATABASE_URL": sqlite_url}
+    code, stdout, stderr = _on_a_terminal(["sync", str(doc)], env)
+    assert code == 0, (stdout, stderr)
+    assert "planning 61 items from big.yaml" in stderr and "applying 61 changes" in stderr
+    assert "applied: 61 create" in stdout
+    code, stdout, stderr = _on_a_terminal(["sync", str(doc), "--json"], env)
+    assert code == 0 and "planning" not in stderr and json.loads(stdout)
+    piped = subprocess.run(
+        [sys.executable, "-m", "datamantri_alerts", "sync", str(doc)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
+    assert piped.returncode == 0 and "planning" not in piped.stderr
