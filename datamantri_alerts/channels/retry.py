@@ -182,15 +182,24 @@ def display_recipient(channel: Channel, recipient: str) -> str:
     return channel.mask_recipient(recipient)
 
 
-def redacted_message(message: Message, secrets: Sequence[str] = ()) -> Message:
+def redacted_message(message: Message | Digest, secrets: Sequence[str] = ()) -> Message | Digest:
     """message with every known secret (`secrets`: this delivery's webhook and settings, plus
     the redactor's registry and environment) masked in all of its text: name, description,
-    summary, host and details. Links that are no secret stay (`secrets.redact_known`)."""
+    summary, host and details; for a digest, in each of its messages. Links that are no secret
+    stay (`secrets.redact_known`)."""
     from datamantri_alerts.secrets import redact_known, redact_value
 
     def rule(text: str) -> str:
         return redact_known(text, secrets)
 
+    if isinstance(message, Digest):
+        return message.model_copy(
+            update={"messages": [_redacted(m, rule, redact_value) for m in message.messages]}
+        )
+    return _redacted(message, rule, redact_value)
+
+
+def _redacted(message: Message, rule: Callable[[str], str], redact_value: Any) -> Message:
     return message.model_copy(
         update={
             "alert_name": rule(message.alert_name),

@@ -17,8 +17,17 @@ from tests.conftest import Cli, dump_store
 from tests.evaluator.conftest import Flags, Sink, make_alert
 from tests.evaluator.helpers import slack_state
 
-# The CLI records acknowledgements on the real clock: the scenario starts now.
-T0 = datetime.now(UTC).replace(second=0, microsecond=0)
+
+class ScenarioClock(FrozenClock):
+    """A frozen clock that remembers where its scenario started. The CLI records
+    acknowledgements on the real clock, so each scenario starts at the real minute its test
+    runs (not when the module was imported: a long suite would put them minutes apart)."""
+
+    def __init__(self) -> None:
+        self.start = datetime.now(UTC).replace(second=0, microsecond=0)
+        super().__init__(self.start)
+
+
 USER = {"ALERTS_USER": "alice"}
 
 
@@ -27,19 +36,19 @@ def cli(store_url: str) -> Cli:
     return Cli(store_url)
 
 
-def scripted(store: Any, flags: Flags, steps: list[tuple[int, str]], clock: FrozenClock) -> None:
+def scripted(store: Any, flags: Flags, steps: list[tuple[int, str]], clock: ScenarioClock) -> None:
     for minutes, flag in steps:
-        clock.set(T0 + timedelta(minutes=minutes))
+        clock.set(clock.start + timedelta(minutes=minutes))
         flags.set(etl=flag)
         summary = run_evaluation(store, clock, RunOptions(host="test-host", environ={}))
         assert summary.ok, summary.problems
 
 
-def setup(store: Any, flags: Flags, sink: Sink, repeat: int = 60) -> FrozenClock:
+def setup(store: Any, flags: Flags, sink: Sink, repeat: int = 60) -> ScenarioClock:
     make_alert(
         store, flags, "etl", recipients={"slack": sink.hook("etl")}, repeat_interval_minutes=repeat
     )
-    clock = FrozenClock(T0)
+    clock = ScenarioClock()
     scripted(store, flags, [(0, "firing")], clock)
     return clock
 
@@ -89,7 +98,7 @@ def test_ack_for_a_duration_runs_out_and_repeats_resume(
     assert states(sink) == ["FIRING", "REPEAT"]  # the REPEAT is the one after the hour
     [episode] = episodes(store)
     assert episode.ack_until is not None
-    assert timedelta(minutes=59) < episode.ack_until - T0 <= timedelta(minutes=61)
+    assert timedelta(minutes=59) < episode.ack_until - clock.start <= timedelta(minutes=61)
 
 
 def test_unack_lets_repeats_go_again(store: Any, cli: Cli, flags: Flags, sink: Sink) -> None:
