@@ -1,6 +1,7 @@
-"""Stopping cleanly: SIGTERM (systemd, Kubernetes, `kill`) takes the path Ctrl-C takes.
+"""Stopping cleanly: SIGTERM (systemd, Kubernetes, `kill`) and SIGHUP (the terminal or SSH
+session closing) take the path Ctrl-C takes.
 
-`stop_on_signals()` makes SIGINT and SIGTERM raise `Interrupted` in the main thread, once: a
+`stop_on_signals()` makes SIGINT, SIGTERM and SIGHUP raise `Interrupted` in the main thread, once: a
 second signal during the cleanup is ignored, so the cleanup (cancel queries, release leases,
 record the run) is not itself interrupted. `Interrupted` is a KeyboardInterrupt, so every
 `except KeyboardInterrupt` / `except BaseException` cleanup already written for Ctrl-C runs.
@@ -14,8 +15,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from types import FrameType
 
-#: The signals that stop a run: Ctrl-C, and what service managers send.
-STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+#: The signals that stop a run: Ctrl-C, what service managers send, and the hang-up of the
+#: terminal it runs in (whose default action would kill it with the run left `running`, its
+#: leases held and its queries still running on the server).
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
 class Interrupted(KeyboardInterrupt):
@@ -38,7 +41,8 @@ def signal_name(signum: int) -> str:
 
 
 def exit_code_for(exc: KeyboardInterrupt) -> int:
-    """128 + the signal number: 143 for SIGTERM, 130 for Ctrl-C (a bare KeyboardInterrupt)."""
+    """128 + the signal number: 143 for SIGTERM, 129 for SIGHUP, 130 for Ctrl-C (a bare
+    KeyboardInterrupt)."""
     return exc.exit_code if isinstance(exc, Interrupted) else 128 + signal.SIGINT
 
 

@@ -1,4 +1,4 @@
-"""stop_on_signals: SIGTERM and SIGINT raise Interrupted once; the cleanup is not interrupted."""
+"""stop_on_signals: SIGTERM, SIGHUP and SIGINT raise Interrupted once; the cleanup runs."""
 
 from __future__ import annotations
 
@@ -16,9 +16,11 @@ def _deliver(signum: int) -> None:
     time.sleep(0.05)  # the handler runs at the next bytecode boundary of the main thread
 
 
-@pytest.mark.parametrize(("signum", "code"), [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
+@pytest.mark.parametrize(
+    ("signum", "code"), [(signal.SIGTERM, 143), (signal.SIGHUP, 129), (signal.SIGINT, 130)]
+)
 def test_first_signal_raises_interrupted_later_ones_are_ignored(signum: int, code: int) -> None:
-    before = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT)}
+    before = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT)}
     cleaned_up = False
     with pytest.raises(Interrupted) as caught, stop_on_signals():
         try:
@@ -27,6 +29,7 @@ def test_first_signal_raises_interrupted_later_ones_are_ignored(signum: int, cod
         except Interrupted:
             _deliver(signal.SIGTERM)  # a second signal during the cleanup: ignored
             _deliver(signal.SIGINT)
+            _deliver(signal.SIGHUP)
             cleaned_up = True
             raise
     assert cleaned_up

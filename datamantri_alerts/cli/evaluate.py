@@ -49,8 +49,9 @@ def evaluate(
 
     With --dry-run it only reports, per alert, what the check saw and whether it would fire.
     Exit code 1 when a check could not evaluate or a notification failed (a notification only
-    waiting for its retry is not a failure until it is 15 minutes old). SIGTERM stops it like
-    Ctrl-C: queries cancelled, leases released, the run recorded as interrupted; exit 143 (130).
+    waiting for its retry is not a failure until it is 15 minutes old). SIGTERM (and SIGHUP)
+    stops it like Ctrl-C: queries cancelled, leases released, the run recorded as interrupted;
+    exit 143 (129 for SIGHUP, 130 for Ctrl-C).
     """
     from datamantri_alerts.interrupts import stop_on_signals
 

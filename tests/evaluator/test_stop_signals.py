@@ -74,7 +74,7 @@ def _slow_alert(pg_url: str, tmp_path: Path) -> Cli:
     return cli
 
 
-@pytest.mark.parametrize(("signame", "code"), [("SIGTERM", 143), ("SIGINT", 130)])
+@pytest.mark.parametrize(("signame", "code"), [("SIGTERM", 143), ("SIGHUP", 129), ("SIGINT", 130)])
 def test_signal_stops_a_run_with_a_pg_sleep_check_cleanly(
     pg_url: str, tmp_path: Path, signame: str, code: int
 ) -> None:
