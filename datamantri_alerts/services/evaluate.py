@@ -438,6 +438,15 @@ def apply_results(
                     )
                 )
                 notified = notified or kind != "resolved"
+            if (
+                reason is None
+                and old_episode is not None
+                and episode_id == old_episode
+                and result.outcome != "ok"  # a recovery being confirmed: nothing new to tell
+            ):
+                events.append(
+                    _opening_for_new_destinations(alert, old_episode, result, host, now, episodes)
+                )
             if verdict.started:
                 target = episode_id or old_episode or _latest_episode(session, alert.id)
                 events.append(
@@ -616,6 +625,43 @@ def _release_after_mutes(store: Store, clock: Clock) -> None:
     with store.transaction() as session:
         now = clock.now()
         release_after_mute(session, now, held=held_alert_ids(session, now))
+
+
+def _opening_for_new_destinations(
+    alert: Alert,
+    episode_id: int,
+    result: CheckResult,
+    host: str,
+    now: datetime,
+    episodes: Mapping[int, tuple[str, datetime, str, datetime | None, datetime | None]],
+) -> Event:
+    """The opening message (FIRING, or could-not-evaluate) of the alert's still-open episode,
+    for its current channels and recipients.
+
+    Queued at every evaluation that keeps the episode open and is not held (mute, window,
+    silence, flapping): the outbox's dedup key (episode, kind, channel, recipient) makes it a
+    no-op for every destination already told, so only a destination added while the episode
+    was open (`alerts edit`, `sync` changing channels or recipients) gets it, once, as
+    Alertmanager tells a new receiver of the alerts still firing."""
+    kind, triggered_at, severity, _, _ = episodes[episode_id]
+    return Event(
+        alert_id=alert.id,
+        episode_id=episode_id,
+        kind=kind,
+        payload=message_payload(
+            alert=alert,
+            kind=kind,
+            at=now,
+            summary=result.summary,
+            details=result.details,
+            severity=severity,
+            host=host,
+            episode_id=episode_id,
+            triggered_at=triggered_at,
+        ),
+        channels=list(alert.channels or []),
+        recipients=dict(alert.recipients or {}),
+    )
 
 
 def _open_episodes(
