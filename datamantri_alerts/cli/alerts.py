@@ -16,6 +16,7 @@ from datamantri_alerts.cli.completion import (
 from datamantri_alerts.cli.context import app_context, fmt_time, print_json
 from datamantri_alerts.cli.options import (
     ALERT_STATES,
+    CHANNEL_NAMES,
     JSON_OPTION,
     PENDING_EVALUATIONS_OPTION,
     REF_ARG,
@@ -52,7 +53,7 @@ def create(
         None,
         "--channel",
         metavar="CHANNEL",
-        help="apprise, email, pagerduty, slack, teams, webhook or whatsapp; repeat for several.",
+        help=f"{CHANNEL_NAMES}; repeat for several.",
         autocompletion=complete_channel,
     ),
     email: list[str] | None = typer.Option(
@@ -357,7 +358,7 @@ def edit(
         None,
         "--channel",
         metavar="CHANNEL",
-        help="Replace the channels (repeat): email, slack, teams, whatsapp.",
+        help=f"Replace the channels (repeat): {CHANNEL_NAMES}.",
         autocompletion=complete_channel,
     ),
     email: list[str] | None = typer.Option(

@@ -30,6 +30,9 @@ REF_ARG = typer.Argument(
     show_default=False,
     autocompletion=_complete_alert_ref,
 )
+#: The built-in channels, for help text (the registry is not imported on the help path).
+CHANNEL_NAMES = "apprise, email, pagerduty, slack, teams, webhook or whatsapp"
+
 #: `--channel` of commands that act on one of an alert's channels (`test`, `render`).
 ONE_CHANNEL_OPTION = typer.Option(
     None,
