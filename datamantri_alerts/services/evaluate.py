@@ -416,24 +416,16 @@ def apply_results(
                 if kind == "resolved" and result.severity_from_outcome and old_severity:
                     severity = old_severity  # what was resolved, not the ok outcome's
                 events.append(
-                    Event(
-                        alert_id=alert.id,
-                        episode_id=target,
-                        kind=kind,
-                        payload=message_payload(
-                            alert=alert,
-                            kind=kind,
-                            at=now,
-                            summary=result.summary,
-                            details=result.details,
-                            severity=severity,
-                            host=host,
-                            episode_id=target,
-                            triggered_at=old_triggered_at if kind == "resolved" else triggered_at,
-                            escalated_from=old_severity if kind == "escalated" else None,
-                        ),
-                        channels=list(alert.channels or []),
-                        recipients=dict(alert.recipients or {}),
+                    _alert_event(
+                        alert,
+                        result,
+                        kind,
+                        target,
+                        host=host,
+                        now=now,
+                        severity=severity,
+                        triggered_at=old_triggered_at if kind == "resolved" else triggered_at,
+                        escalated_from=old_severity if kind == "escalated" else None,
                         suppressed=reason,
                     )
                 )
@@ -644,6 +636,33 @@ def _opening_for_new_destinations(
     was open (`alerts edit`, `sync` changing channels or recipients) gets it, once, as
     Alertmanager tells a new receiver of the alerts still firing."""
     kind, triggered_at, severity, _, _ = episodes[episode_id]
+    return _alert_event(
+        alert,
+        result,
+        kind,
+        episode_id,
+        host=host,
+        now=now,
+        severity=severity,
+        triggered_at=triggered_at,
+    )
+
+
+def _alert_event(
+    alert: Alert,
+    result: CheckResult,
+    kind: str,
+    episode_id: int,
+    *,
+    host: str,
+    now: datetime,
+    severity: str,
+    triggered_at: datetime | None,
+    escalated_from: str | None = None,
+    suppressed: str | None = None,
+) -> Event:
+    """The outbox event announcing `kind` of the alert's episode, for its current channels
+    and recipients, with the check result's summary and details."""
     return Event(
         alert_id=alert.id,
         episode_id=episode_id,
@@ -658,9 +677,11 @@ def _opening_for_new_destinations(
             host=host,
             episode_id=episode_id,
             triggered_at=triggered_at,
+            escalated_from=escalated_from,
         ),
         channels=list(alert.channels or []),
         recipients=dict(alert.recipients or {}),
+        suppressed=suppressed,
     )
 
 
