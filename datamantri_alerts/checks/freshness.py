@@ -180,7 +180,9 @@ class FreshnessCheck:
         source = load_datasource(ctx, config.datasource_id)
         label = f"{_display_name(config)}.{config.timestamp_column}"
         bound = config.timeout_seconds
-        with open_source(source, config.timeout_seconds, query_bound=bound) as conn:
+        with open_source(
+            source, config.timeout_seconds, query_bound=bound, pool=ctx.sources
+        ) as conn:
             result = conn.execute(newest_loaded_at_query(config), bound=bound, max_rows=1)
             raw = result.rows[0][0] if result.rows else None
             try:

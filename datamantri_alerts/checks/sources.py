@@ -505,11 +505,15 @@ def open_source(
     timeout: float,
     *,
     query_bound: float | None = None,
-    pool: SourcePool | None = None,
+    pool: SourcePool | None,
 ) -> Iterator[SourceConnection]:
     """A connection to a database data source from the run's `pool` (`ctx.sources`; a pool of
     its own when None, disposed after), returned to it after, or discarded when the body raised
     or a statement failed.
+
+    `pool` has no default on purpose: a check that forgot `pool=ctx.sources` opened a session
+    per evaluation (1,000 sessions per run for 1,000 `freshness` alerts); outside a run (e.g.
+    `alerts datasources check`) pass `pool=None` explicitly.
 
     `timeout` bounds waiting for a free pooled connection, connecting and each socket read; pass
     `query_bound` when statements may legitimately run longer (they are then cut off by
@@ -560,9 +564,10 @@ def probe(
     timeout: float,
     *,
     follow_redirects: bool = False,
-    pool: SourcePool | None = None,
+    pool: SourcePool | None,
 ) -> ProbeResult:
-    """Reach the data source once, through the run's `pool` (a pool of its own when None).
+    """Reach the data source once, through the run's `pool` (a pool of its own when None,
+    given explicitly, as for `open_source`).
     Raises CannotEvaluate only for configuration problems.
 
     HTTP sources are probed by `checks.http_source` (`follow_redirects` applies to them only).

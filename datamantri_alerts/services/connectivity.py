@@ -47,7 +47,7 @@ def check_datasource(
             raise NotFoundError(f"no data source with id {datasource_id!r}", field="ID")
         source = SourceInfo(id=row.id, name=row.name, url=row.url, freshness=row.freshness)
     try:
-        result = probe(source, timeout, follow_redirects=follow_redirects)
+        result = probe(source, timeout, follow_redirects=follow_redirects, pool=None)
     except CannotEvaluate as exc:
         return ConnectivityResult(source.id, False, str(exc), 0, error=True)
     return ConnectivityResult(source.id, result.reachable, result.summary, result.duration_ms)

@@ -87,6 +87,67 @@ def test_sessions_per_run_are_bounded_by_concurrency_counted_on_the_server(
     assert _check_backends(pg_database) == []
 
 
+def _every_type(harness: Harness, url: str) -> list[tuple[str, dict[str, Any]]]:
+    """One alert of each type that reads a database data source, on the table `t`."""
+    admin = create_engine(url.replace("postgresql://", "postgresql+psycopg://"))
+    with admin.begin() as conn:
+        conn.execute(text("CREATE TABLE IF NOT EXISTS t (loaded_at timestamptz)"))
+        conn.execute(text("INSERT INTO t VALUES (now())"))
+    admin.dispose()
+    harness.add_job(
+        "pipeline",
+        "p",
+        {
+            "source": "sql",
+            "datasource_id": "pg",
+            "query": "SELECT 'success' AS status, "
+            "now() AS started_at, now() AS finished_at, NULL AS error FROM t",
+        },
+    )
+    return [
+        _sql("pg", "SELECT 1 FROM t"),
+        ("datasource_failure", {"datasource_id": "pg", "timeout_seconds": 10}),
+        (
+            "freshness",
+            {
+                "datasource_id": "pg",
+                "table": "t",
+                "timestamp_column": "loaded_at",
+                "warn_after": "1h",
+            },
+        ),
+        (
+            "sla_breach",
+            {
+                "datasource_id": "pg",
+                "table": "t",
+                "timestamp_column": "loaded_at",
+                "expected_load_time": "00:00",
+            },
+        ),
+        ("query_slow", {"datasource_id": "pg", "threshold_seconds": 5}),  # active mode
+        ("query_slow", {"datasource_id": "pg", "threshold_seconds": 5, "query": "SELECT 1 FROM t"}),
+        ("pipeline_failure", {"pipeline_id": "p"}),
+    ]
+
+
+@pytest.mark.postgres
+def test_every_database_type_reads_through_the_runs_pool(
+    harness: Harness, pg_database: str
+) -> None:
+    """Each alert type that reads a database takes its connection from the run's pool: 30
+    alerts of every such type at concurrency 2 open at most 2 sessions (counted on the server).
+    `freshness` once opened a session per evaluation (it did not pass the run's pool)."""
+    harness.add_datasource("pg", pg_database)
+    kinds = _every_type(harness, pg_database)
+    for kind in kinds:
+        before = _sessions_opened(pg_database)
+        results = harness.run_many([kind] * 30, concurrency=2)
+        opened = _sessions_opened(pg_database) - before
+        assert all(r.outcome in ("ok", "firing") for r in results), results[0].summary
+        assert opened <= 2, f"{kind[0]}: {opened} sessions for 30 checks at concurrency 2"
+
+
 @pytest.mark.postgres
 @pytest.mark.parametrize(
     ("failing", "timeout", "expected"),
