@@ -183,7 +183,18 @@ class FreshnessCheck:
         with open_source(
             source, config.timeout_seconds, query_bound=bound, pool=ctx.sources
         ) as conn:
-            result = conn.execute(newest_loaded_at_query(config), bound=bound, max_rows=1)
+            sql = conn.render(
+                (
+                    "freshness",
+                    config.table,
+                    config.schema_name,
+                    config.query,
+                    config.timestamp_column,
+                    config.filter,
+                ),
+                lambda: newest_loaded_at_query(config),
+            )
+            result = conn.execute(sql, bound=bound, max_rows=1)
             raw = result.rows[0][0] if result.rows else None
             try:
                 newest = (

@@ -92,7 +92,11 @@ class SlaBreachCheck:
         with open_source(
             source, config.timeout_seconds, query_bound=bound, pool=ctx.sources
         ) as conn:
-            result = conn.execute(newest_value_query(table_name, column_name), bound=bound)
+            sql = conn.render(
+                ("sla_breach", table_name, column_name),
+                lambda: newest_value_query(table_name, column_name),
+            )
+            result = conn.execute(sql, bound=bound)
             raw = result.rows[0][0] if result.rows else None
             newest: date | datetime | None = raw if _is_date(raw) else None
             try:

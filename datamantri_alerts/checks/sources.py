@@ -19,7 +19,7 @@ import contextlib
 import itertools
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Hashable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -58,6 +58,10 @@ FETCH_BATCH_ROWS = 1000
 _MYSQL_CANCELLED = {1317, 1969, 3024}  # interrupted, max_statement_time, max_execution_time
 _PG_QUERY_CANCELED = "57014"
 _CURSOR_NAMES = itertools.count(1)
+#: Statements rendered to SQL text, by (dialect name, the caller's key); bounded.
+_RENDERED: dict[tuple[str, Hashable], str] = {}
+_RENDERED_LIMIT = 20_000
+_PLAIN_DIALECTS: dict[type, Any] = {}
 #: `Connection.info` key: the MySQL session's statement bound (seconds).
 _MYSQL_BOUND_KEY = "mysql_statement_bound"
 
@@ -193,6 +197,26 @@ class SourceConnection:
     @property
     def is_mariadb(self) -> bool:
         return bool(getattr(self.engine.dialect, "is_mariadb", False))
+
+    def render(self, key: Hashable, build: Callable[[], Executable]) -> str:
+        """The SQL text of the statement `build()` makes, for this connection's dialect, built
+        and compiled once per process for each `key` (the caller's description of the
+        statement: the same key must always build the same statement).
+
+        A check that builds its statement with SQLAlchemy (identifiers quoted by the dialect)
+        runs the text through `execute` like a configured query: the driver's streaming cursor,
+        one round trip on PostgreSQL, and no compile per evaluation. The statement may hold
+        no bind parameters other than literals; `%` and `:` in `text()` fragments stay as
+        written (the text is compiled for the `named` paramstyle and sent without parameters).
+        """
+        name = self.engine.dialect.name
+        sql = _RENDERED.get((name, key))
+        if sql is None:
+            sql = render_statement(build(), self.engine.dialect)
+            if len(_RENDERED) >= _RENDERED_LIMIT:
+                _RENDERED.clear()
+            _RENDERED[(name, key)] = sql
+        return sql
 
     def _set_server_bound(self, seconds: float) -> bool:
         """Ask the server to cancel statements running longer than seconds.
@@ -427,6 +451,15 @@ class SourceConnection:
             unbuffered.unbuffered_active = False
         dbapi_cursor.connection = None
         self.connection.invalidate()
+
+
+def render_statement(statement: Executable, dialect: Any) -> str:
+    """statement as SQL text for dialect's database, literals inline, with no paramstyle
+    escaping (a `%` in a `text()` fragment stays one `%`): for sending without parameters."""
+    plain = _PLAIN_DIALECTS.get(type(dialect))
+    if plain is None:
+        plain = _PLAIN_DIALECTS[type(dialect)] = type(dialect)(paramstyle="named")
+    return str(statement.compile(dialect=plain, compile_kwargs={"literal_binds": True}))
 
 
 class _PgPortal:
