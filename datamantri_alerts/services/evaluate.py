@@ -19,6 +19,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import func, insert, select, update
+from sqlalchemy.orm import defer
 
 from datamantri_alerts.clock import Clock
 from datamantri_alerts.logs import set_run_id
@@ -212,6 +213,15 @@ def run_evaluation(
     return summary
 
 
+#: Columns the evaluator writes but never reads: not loaded (each is decoded and redacted on
+#: load, twice per alert per run); reading one of them from these rows raises instead of
+#: quietly loading it row by row.
+_UNREAD = (
+    defer(Alert.last_summary, raiseload=True),
+    defer(Alert.last_details, raiseload=True),
+)
+
+
 def _evaluate_due(
     store: Store,
     clock: Clock,
@@ -257,7 +267,9 @@ def _evaluate_due(
                 )
                 if not ids:
                     return
-                alerts = list(session.scalars(select(Alert).where(Alert.id.in_(ids))))
+                alerts = list(
+                    session.scalars(select(Alert).where(Alert.id.in_(ids)).options(*_UNREAD))
+                )
             cursor = max(ids)
             claimed_at.update(dict.fromkeys(ids, now))
             alerts.sort(key=lambda a: a.id)
@@ -297,6 +309,7 @@ def apply_results(
         query = (
             select(Alert)
             .where(Alert.id.in_(list(by_id)), Alert.lease_holder == me.id)
+            .options(*_UNREAD)
             .order_by(Alert.id)
         )
         alerts = list(session.scalars(lock_rows(session, query)))
