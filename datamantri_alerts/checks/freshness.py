@@ -183,17 +183,7 @@ class FreshnessCheck:
         with open_source(
             source, config.timeout_seconds, query_bound=bound, pool=ctx.sources
         ) as conn:
-            sql = conn.render(
-                (
-                    "freshness",
-                    config.table,
-                    config.schema_name,
-                    config.query,
-                    config.timestamp_column,
-                    config.filter,
-                ),
-                lambda: newest_loaded_at_query(config),
-            )
+            sql = newest_loaded_at_sql(config, conn.identifiers)
             result = conn.execute(sql, bound=bound, max_rows=1)
             raw = result.rows[0][0] if result.rows else None
             try:
@@ -305,28 +295,19 @@ def split_table_name(table_name: str, schema_name: str | None) -> tuple[str | No
     return schema or None, name
 
 
-def newest_loaded_at_query(config: FreshnessConfig) -> Any:
-    """`SELECT max(column) FROM <table or (query)> [WHERE (filter)]`, names quoted by the dialect.
+def newest_loaded_at_sql(config: FreshnessConfig, identifiers: Any) -> str:
+    """`SELECT max(column) FROM <table or (query) AS loads> [WHERE (filter)]`, names quoted by
+    the dialect's `identifiers` (`checks.newest`)."""
+    from datamantri_alerts.checks.newest import newest_value_sql
 
-    `filter` and `query` are SQL text; a `:` in them is text, not a bind parameter.
-    """
-    from sqlalchemy import column, func, select, table, text
-
-    stamp = config.timestamp_column
     if config.table is not None:
         schema, name = split_table_name(config.table, config.schema_name)
-        target: Any = table(name, column(stamp), schema=schema)
-    else:
-        assert config.query is not None  # the config validator requires table or query
-        target = text(_literal_colons(config.query)).columns(column(stamp)).subquery("loads")
-    statement = select(func.max(target.c[stamp]))
-    if config.filter is not None:
-        statement = statement.select_from(target).where(text(f"({_literal_colons(config.filter)})"))
-    return statement
-
-
-def _literal_colons(sql: str) -> str:
-    return sql.replace(":", "\\:")
+        return newest_value_sql(
+            identifiers, config.timestamp_column, table=name, schema=schema, where=config.filter
+        )
+    return newest_value_sql(
+        identifiers, config.timestamp_column, query=config.query, where=config.filter
+    )
 
 
 CHECK = FreshnessCheck()

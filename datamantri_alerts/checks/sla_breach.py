@@ -92,10 +92,7 @@ class SlaBreachCheck:
         with open_source(
             source, config.timeout_seconds, query_bound=bound, pool=ctx.sources
         ) as conn:
-            sql = conn.render(
-                ("sla_breach", table_name, column_name),
-                lambda: newest_value_query(table_name, column_name),
-            )
+            sql = newest_value_query(table_name, column_name, conn.identifiers)
             result = conn.execute(sql, bound=bound)
             raw = result.rows[0][0] if result.rows else None
             newest: date | datetime | None = raw if _is_date(raw) else None
@@ -192,13 +189,13 @@ def is_fresh(newest: date | datetime | None, window: SlaWindow) -> bool:
     return newest >= window.start_of_day
 
 
-def newest_value_query(table_name: str, column_name: str) -> Any:
-    """`SELECT max(column) FROM [schema.]table`, names quoted by the dialect."""
-    from sqlalchemy import column, func, select, table
+def newest_value_query(table_name: str, column_name: str, identifiers: Any) -> str:
+    """`SELECT max(column) FROM [schema.]table` (split at the last dot), names quoted by the
+    dialect's `identifiers` (`checks.newest`)."""
+    from datamantri_alerts.checks.newest import newest_value_sql
 
     schema, _, name = table_name.rpartition(".") if "." in table_name else ("", "", table_name)
-    target = table(name, column(column_name), schema=schema or None)
-    return select(func.max(target.c[column_name]))
+    return newest_value_sql(identifiers, column_name, table=name, schema=schema or None)
 
 
 CHECK = SlaBreachCheck()

@@ -19,7 +19,7 @@ import contextlib
 import itertools
 import threading
 import time
-from collections.abc import Callable, Hashable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -58,10 +58,6 @@ FETCH_BATCH_ROWS = 1000
 _MYSQL_CANCELLED = {1317, 1969, 3024}  # interrupted, max_statement_time, max_execution_time
 _PG_QUERY_CANCELED = "57014"
 _CURSOR_NAMES = itertools.count(1)
-#: Statements rendered to SQL text, by (dialect name, the caller's key); bounded.
-_RENDERED: dict[tuple[str, Hashable], str] = {}
-_RENDERED_LIMIT = 20_000
-_PLAIN_DIALECTS: dict[type, Any] = {}
 #: `Connection.info` key: the MySQL session's statement bound (seconds).
 _MYSQL_BOUND_KEY = "mysql_statement_bound"
 
@@ -198,25 +194,11 @@ class SourceConnection:
     def is_mariadb(self) -> bool:
         return bool(getattr(self.engine.dialect, "is_mariadb", False))
 
-    def render(self, key: Hashable, build: Callable[[], Executable]) -> str:
-        """The SQL text of the statement `build()` makes, for this connection's dialect, built
-        and compiled once per process for each `key` (the caller's description of the
-        statement: the same key must always build the same statement).
-
-        A check that builds its statement with SQLAlchemy (identifiers quoted by the dialect)
-        runs the text through `execute` like a configured query: the driver's streaming cursor,
-        one round trip on PostgreSQL, and no compile per evaluation. The statement may hold
-        no bind parameters other than literals; `%` and `:` in `text()` fragments stay as
-        written (the text is compiled for the `named` paramstyle and sent without parameters).
-        """
-        name = self.engine.dialect.name
-        sql = _RENDERED.get((name, key))
-        if sql is None:
-            sql = render_statement(build(), self.engine.dialect)
-            if len(_RENDERED) >= _RENDERED_LIMIT:
-                _RENDERED.clear()
-            _RENDERED[(name, key)] = sql
-        return sql
+    @property
+    def identifiers(self) -> Any:
+        """The dialect's `IdentifierPreparer` (`quote`, `quote_schema`): for SQL text a check
+        builds itself (`checks.newest`)."""
+        return self.engine.dialect.identifier_preparer
 
     def _set_server_bound(self, seconds: float) -> bool:
         """Ask the server to cancel statements running longer than seconds.
@@ -383,7 +365,9 @@ class SourceConnection:
             reader = dbapi_cursor = None
         try:
             if portal is not None:
-                portal.open(statement, max_rows + 1 if keep_rows else batch)
+                # Keeping rows, the first FETCH brings all a check keeps (max_rows + 1), so the
+                # transaction ends in the same round trip; a probe reading to the end keeps it.
+                portal.open(statement, max_rows + 1 if keep_rows else batch, last=keep_rows)
                 reader = dbapi_cursor = portal
                 returns_rows = True
             elif dbapi_cursor is not None:
@@ -453,15 +437,6 @@ class SourceConnection:
         self.connection.invalidate()
 
 
-def render_statement(statement: Executable, dialect: Any) -> str:
-    """statement as SQL text for dialect's database, literals inline, with no paramstyle
-    escaping (a `%` in a `text()` fragment stays one `%`): for sending without parameters."""
-    plain = _PLAIN_DIALECTS.get(type(dialect))
-    if plain is None:
-        plain = _PLAIN_DIALECTS[type(dialect)] = type(dialect)(paramstyle="named")
-    return str(statement.compile(dialect=plain, compile_kwargs={"literal_binds": True}))
-
-
 class _PgPortal:
     """A PostgreSQL server-side cursor opened in one round trip.
 
@@ -482,9 +457,12 @@ class _PgPortal:
         self._cursor = dbapi_connection.cursor()
         self.description: Any = None
 
-    def open(self, statement: str, first: int) -> None:
+    def open(self, statement: str, first: int, *, last: bool = False) -> None:
         """Declare the cursor for `statement` and fetch its first `first` rows (one round
-        trip). Raises the driver's error for the statement (the first one the server sent)."""
+        trip). With `last`, nothing more will be fetched: the transaction is rolled back in the
+        same round trip (dropping the portal and undoing any session change the query made, as
+        the pool's reset would, one round trip later). Raises the driver's error for the
+        statement (the first one the server sent)."""
         import psycopg
 
         declare = f'DECLARE "{self._name}" NO SCROLL CURSOR WITHOUT HOLD FOR {statement}'
@@ -494,6 +472,8 @@ class _PgPortal:
                 try:
                     self._cursor.execute(declare)
                     self._cursor.execute(self._fetch_sql(first))
+                    if last:
+                        self._conn.execute("ROLLBACK")  # its own cursor: rows stay
                 except psycopg.Error as exc:
                     # Kept, so the pipeline's own "aborted" error at exit does not replace it.
                     error = exc

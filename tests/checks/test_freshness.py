@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine, text
 
-from datamantri_alerts.checks.freshness import FreshnessConfig, format_age, newest_loaded_at_query
+from datamantri_alerts.checks.freshness import FreshnessConfig, format_age, newest_loaded_at_sql
 from tests.checks.conftest import Harness
 from tests.conftest import Cli, utc
 
@@ -298,10 +298,25 @@ def test_hostile_names_are_identifiers_and_nothing_is_changed(harness: Harness, 
 
 
 def test_the_statement_is_one_bounded_aggregate() -> None:
-    config = FreshnessConfig.model_validate({**CONFIG, "filter": "status = 'x:y'"})
-    sql = str(newest_loaded_at_query(config).compile(compile_kwargs={"literal_binds": True}))
-    assert " ".join(sql.split()) == (
-        "SELECT max(orders.loaded_at) AS max_1 FROM orders WHERE (status = 'x:y')"
+    from sqlalchemy.dialects import mysql, postgresql
+
+    pg = postgresql.psycopg.dialect().identifier_preparer
+    my = mysql.pymysql.dialect().identifier_preparer
+    config = FreshnessConfig.model_validate({**CONFIG, "filter": "status LIKE 'x:%'"})
+    assert newest_loaded_at_sql(config, pg) == (
+        "SELECT max(loaded_at) FROM orders WHERE (status LIKE 'x:%')"
+    )
+    hostile = FreshnessConfig.model_validate(
+        {**CONFIG, "table": 'Raw.or"ders', "timestamp_column": "load`ed at"}
+    )
+    assert newest_loaded_at_sql(hostile, pg) == 'SELECT max("load`ed at") FROM "Raw"."or""ders"'
+    assert newest_loaded_at_sql(hostile, my) == 'SELECT max(`load``ed at`) FROM `Raw`.`or"ders`'
+    from_query = FreshnessConfig.model_validate(
+        {**CONFIG, "table": None, "query": "select ts as loaded_at from a union select ts from b"}
+    )
+    assert newest_loaded_at_sql(from_query, pg) == (
+        "SELECT max(loads.loaded_at) FROM (select ts as loaded_at from a union select ts from b)"
+        " AS loads"
     )
 
 

@@ -1,0 +1,46 @@
+"""The SQL that reads the newest value of a column: `SELECT max(col) FROM source [WHERE (f)]`.
+
+Shared by `freshness` and `sla_breach`. Table, schema and column names are identifiers quoted
+by the data source's own dialect (SQLAlchemy's `IdentifierPreparer`: doubled `"` on
+PostgreSQL and SQLite, doubled backticks on MySQL/MariaDB), so a hostile name stays one name.
+`query` and `filter` are SQL the alert's author wrote, embedded as a derived table and a
+parenthesised condition; the statement runs read-only like a `sql` alert's query. The text is
+sent without parameters, so `%` and `:` in it are just characters. One aggregate over the
+source: the database computes it and returns one row.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+#: The derived table's name when the rows come from `query`.
+QUERY_ALIAS = "loads"
+
+
+def newest_value_sql(
+    identifiers: Any,
+    column: str,
+    *,
+    table: str | None = None,
+    schema: str | None = None,
+    query: str | None = None,
+    where: str | None = None,
+) -> str:
+    """SQL text for the newest `column` value of `[schema.]table`, or of the rows `query`
+    returns, among the rows matching `where` (SQL text) when given.
+
+    `identifiers` is the dialect's `IdentifierPreparer` (`SourceConnection.identifiers`).
+    Exactly one of `table` and `query` is given (ValueError otherwise).
+    """
+    if (table is None) == (query is None):
+        raise ValueError("give table or query")
+    quoted = identifiers.quote(column)
+    if table is not None:
+        source = identifiers.quote(table)
+        if schema:
+            source = f"{identifiers.quote_schema(schema)}.{source}"
+    else:
+        source = f"({query}) AS {QUERY_ALIAS}"
+        quoted = f"{QUERY_ALIAS}.{quoted}"
+    sql = f"SELECT max({quoted}) FROM {source}"
+    return f"{sql} WHERE ({where})" if where else sql
