@@ -534,10 +534,10 @@ def open_source(
     """
     if source.is_http:
         raise CannotEvaluate(f"data source {source.label} is an HTTP endpoint, not a database")
-    url, secrets = resolve_source_url(source)
     with contextlib.ExitStack() as stack:
         if pool is None:
             pool = stack.enter_context(SourcePool(1))
+        url, secrets = pool.resolved(source.url, lambda: resolve_source_url(source))
         limits = Limits(timeout, query_bound)
         try:
             entry = pool.engine_for(url, limits)
