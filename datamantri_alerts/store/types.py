@@ -13,7 +13,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import JSON, DateTime, Text
-from sqlalchemy.dialects.mysql import LONGTEXT
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator, TypeEngine
 
@@ -92,6 +91,8 @@ class StoredText(TypeDecorator[str]):
     def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
         # LONGTEXT on MySQL/MariaDB, as `LongText`: their TEXT stops at 64 KiB.
         if dialect.name in MYSQL_DIALECTS:
+            from sqlalchemy.dialects.mysql import LONGTEXT
+
             return dialect.type_descriptor(LONGTEXT())
         return super().load_dialect_impl(dialect)
 
@@ -124,8 +125,18 @@ class StoredJSON(PortableJSON):
         return storable(value)
 
 
-#: Unbounded text everywhere (migrations): MySQL/MariaDB TEXT stops at 64 KiB, so LONGTEXT there.
-LongText = Text().with_variant(LONGTEXT(), "mysql", "mariadb")
+def __getattr__(name: str) -> Any:
+    """`LongText`, built on first use: it imports the MySQL dialect, which a SQLite or
+    PostgreSQL store never needs (35 ms of every command's start-up)."""
+    if name == "LongText":
+        from sqlalchemy.dialects.mysql import LONGTEXT
+
+        #: Unbounded text everywhere (migrations): MySQL/MariaDB TEXT stops at 64 KiB, so
+        #: LONGTEXT there.
+        value = Text().with_variant(LONGTEXT(), "mysql", "mariadb")
+        globals()["LongText"] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 #: JSON everywhere, JSONB on PostgreSQL; strings made storable.
 JSONType = StoredJSON()
