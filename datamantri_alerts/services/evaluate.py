@@ -222,6 +222,17 @@ _UNREAD = (
 )
 
 
+#: What `AlertSnapshot.of` reads from a claimed alert.
+_SNAPSHOT_COLUMNS = (
+    Alert.id,
+    Alert.name,
+    Alert.condition_type,
+    Alert.condition_config,
+    Alert.severity,
+    Alert.check_state,
+)
+
+
 def _evaluate_due(
     store: Store,
     clock: Clock,
@@ -267,12 +278,13 @@ def _evaluate_due(
                 )
                 if not ids:
                     return
-                alerts = list(
-                    session.scalars(select(Alert).where(Alert.id.in_(ids)).options(*_UNREAD))
-                )
+                # Rows of the columns a check needs, not ORM objects: the recipients are not
+                # decrypted, nor every JSON column decoded, for each claimed alert.
+                alerts = session.execute(
+                    select(*_SNAPSHOT_COLUMNS).where(Alert.id.in_(ids)).order_by(Alert.id)
+                ).all()
             cursor = max(ids)
             claimed_at.update(dict.fromkeys(ids, now))
-            alerts.sort(key=lambda a: a.id)
             yield [AlertSnapshot.of(a) for a in alerts]
 
     # One pool of check slots across batches: batch k+1 is claimed and started while the last
