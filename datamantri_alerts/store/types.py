@@ -138,6 +138,7 @@ def __getattr__(name: str) -> Any:
         return value
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
+
 #: JSON everywhere, JSONB on PostgreSQL; strings made storable.
 JSONType = StoredJSON()
 
