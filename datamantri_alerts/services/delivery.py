@@ -155,13 +155,23 @@ def send_unit(
 
 
 def claim_pending(
-    store: Store, me: Holder, now: datetime, limit: int, ttl: timedelta = LEASE_TTL
+    store: Store,
+    me: Holder,
+    now: datetime,
+    limit: int,
+    ttl: timedelta = LEASE_TTL,
+    scope: Sequence[Any] = (),
 ) -> list[Claimed]:
+    """Lease up to limit pending rows that are due (and match every `scope` condition)."""
     with store.transaction() as session:
         ids = claim(
             session,
             Notification,
-            where=[Notification.status == "pending", Notification.next_attempt_at <= now],
+            where=[
+                Notification.status == "pending",
+                Notification.next_attempt_at <= now,
+                *scope,
+            ],
             order_by=[Notification.id],
             me=me,
             now=now,
@@ -269,6 +279,33 @@ def record_results(
             session.execute(update(Notification), updates)
         if entries:
             _append_to_episodes(session, entries, now)
+            _acknowledgements_after_openings(session, rows, results, held, now)
+
+
+def _acknowledgements_after_openings(
+    session: Any,
+    rows: Sequence[Claimed],
+    results: Sequence[DeliveryResult],
+    held: Any,
+    now: datetime,
+) -> None:
+    """An opening (FIRING, could-not-evaluate) just delivered for an episode acknowledged
+    meanwhile is followed by its ACKNOWLEDGED to the same destination, when the channel takes
+    it (`services.signal.ack.queue_after_openings`): queued in this transaction, after the
+    opening, so an incident is never acknowledged before it was triggered."""
+    from datamantri_alerts.services.mute import OPENING_KINDS
+    from datamantri_alerts.services.signal.ack import queue_after_openings
+
+    delivered = [
+        row
+        for row, result in zip(rows, results, strict=True)
+        if result.delivered
+        and row.id in held
+        and row.kind in OPENING_KINDS
+        and row.history_id is not None
+    ]
+    if delivered:
+        queue_after_openings(session, delivered, now)
 
 
 def _append_to_episodes(
@@ -314,8 +351,12 @@ def deliver_pending(
     sleep: Callable[[float], None] | None = None,
     on_sent: Callable[[int], None] | None = None,
     lease_ttl: timedelta = LEASE_TTL,
+    scope: Sequence[Any] = (),
 ) -> DeliveryTally:
     """Send every pending notification that is due, batch by batch, until none is left.
+
+    `scope`: extra SQL conditions on `Notification` limiting what is sent (`alerts ack` sends
+    only its episode's ACKNOWLEDGED rows at once; the evaluator sends everything).
 
     Batches are claimed ahead of need: the next is claimed while the senders still work on the
     last rows of the previous one, so `concurrency` sends stay in flight across batches.
@@ -358,7 +399,9 @@ def deliver_pending(
             if not exhausted and len(waiting) <= slots:
                 rows = [
                     r
-                    for r in claim_pending(store, me, clock.now(), batch_size, lease_ttl)
+                    for r in claim_pending(
+                        store, me, clock.now(), batch_size, lease_ttl, scope=scope
+                    )
                     if r.id not in seen
                 ]
                 exhausted = not rows
