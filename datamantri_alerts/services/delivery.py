@@ -221,9 +221,10 @@ def record_results(
     tally: DeliveryTally,
     policy_attempts: int,
     digests: Mapping[int, str] | None = None,
-) -> None:
+) -> int:
     """Write a batch's outcomes on the rows and in their episodes, in one transaction.
-    digests: row id -> the digest it went in (recorded with its history entry)."""
+    digests: row id -> the digest it went in (recorded with its history entry). Returns how
+    many notifications the outcomes queued (an acknowledgement following its opening)."""
     with store.transaction() as session:
         held = still_held(session, Notification, [r.id for r in rows], me)
         updates: list[dict[str, Any]] = []
@@ -277,9 +278,10 @@ def record_results(
                 (sent if result.delivered else errors).append(entry)
         if updates:
             session.execute(update(Notification), updates)
-        if entries:
-            _append_to_episodes(session, entries, now)
-            _acknowledgements_after_openings(session, rows, results, held, now)
+        if not entries:
+            return 0
+        _append_to_episodes(session, entries, now)
+        return _acknowledgements_after_openings(session, rows, results, held, now)
 
 
 def _acknowledgements_after_openings(
@@ -288,7 +290,7 @@ def _acknowledgements_after_openings(
     results: Sequence[DeliveryResult],
     held: Any,
     now: datetime,
-) -> None:
+) -> int:
     """An opening (FIRING, could-not-evaluate) just delivered for an episode acknowledged
     meanwhile is followed by its ACKNOWLEDGED to the same destination, when the channel takes
     it (`services.signal.ack.queue_after_openings`): queued in this transaction, after the
@@ -304,8 +306,7 @@ def _acknowledgements_after_openings(
         and row.kind in OPENING_KINDS
         and row.history_id is not None
     ]
-    if delivered:
-        queue_after_openings(session, delivered, now)
+    return queue_after_openings(session, delivered, now) if delivered else 0
 
 
 def _append_to_episodes(
@@ -431,9 +432,11 @@ def deliver_pending(
             finished = [row for row, _ in pairs]
             results = [result for _, result in pairs]
             digests = {row.id: u.digest_id for u in units if u.digest_id for row in u.rows}
-            record_results(
+            queued = record_results(
                 store, me, finished, results, clock.now(), tally, attempts_per_run, digests
             )
+            if queued:
+                exhausted = False  # an acknowledgement now follows its delivered opening
             if on_sent is not None:
                 on_sent(len(finished))
     return tally

@@ -224,8 +224,10 @@ def _ack_row(
 ) -> dict[str, Any]:
     from datamantri_alerts.services.outbox import dedup_key
 
+    # One stamp per acknowledgement given (microseconds: every store keeps them), so an ack
+    # taken back and given again within a second is still a new one.
     stamped = episode.acknowledged_at or now
-    stamp = stamped.strftime("%Y%m%dT%H%M%S")
+    stamp = stamped.strftime("%Y%m%dT%H%M%S.%f")
     return {
         "dedup_key": dedup_key(episode.id, ACK_KIND, stamp, channel, recipient),
         "alert_id": episode.alert_id,
