@@ -93,6 +93,7 @@ def _tell_trackers(app: AppContext, episode_id: int) -> Told:
     from sqlalchemy import select
 
     from datamantri_alerts.channels import get_channel
+    from datamantri_alerts.errors import InputError
     from datamantri_alerts.services.delivery import deliver_pending
     from datamantri_alerts.services.leases import Holder
     from datamantri_alerts.services.signal.ack import ACK_KIND
@@ -100,9 +101,13 @@ def _tell_trackers(app: AppContext, episode_id: int) -> Told:
 
     scope = [Notification.history_id == episode_id, Notification.kind == ACK_KIND]
     started = app.clock.now()
-    tally = deliver_pending(
-        app.store, app.clock, Holder.current(app.settings.hostname), concurrency=4, scope=scope
-    )
+    try:
+        tally = deliver_pending(
+            app.store, app.clock, Holder.current(app.settings.hostname), concurrency=4, scope=scope
+        )
+    except InputError as exc:  # a delivery setting (digest threshold) is not usable
+        later = "the next `alerts evaluate` sends it once that is fixed"
+        return Told(problems=[f"the acknowledgement was not sent now ({exc}); {later}"])
     told = Told(tally.sent, tally.pending, tally.failed)
     if not tally.pending and not tally.failed:
         return told

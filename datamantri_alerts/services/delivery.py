@@ -224,7 +224,7 @@ def record_results(
 ) -> int:
     """Write a batch's outcomes on the rows and in their episodes, in one transaction.
     digests: row id -> the digest it went in (recorded with its history entry). Returns how
-    many notifications the outcomes queued (an acknowledgement following its opening)."""
+    many notifications the outcomes queued (an acknowledgement following its trigger)."""
     with store.transaction() as session:
         held = still_held(session, Notification, [r.id for r in rows], me)
         updates: list[dict[str, Any]] = []
@@ -281,32 +281,28 @@ def record_results(
         if not entries:
             return 0
         _append_to_episodes(session, entries, now)
-        return _acknowledgements_after_openings(session, rows, results, held, now)
+        return _acknowledgements_after_triggers(session, rows, results, held, now)
 
 
-def _acknowledgements_after_openings(
+def _acknowledgements_after_triggers(
     session: Any,
     rows: Sequence[Claimed],
     results: Sequence[DeliveryResult],
     held: Any,
     now: datetime,
 ) -> int:
-    """An opening (FIRING, could-not-evaluate) just delivered for an episode acknowledged
-    meanwhile is followed by its ACKNOWLEDGED to the same destination, when the channel takes
-    it (`services.signal.ack.queue_after_openings`): queued in this transaction, after the
-    opening, so an incident is never acknowledged before it was triggered."""
-    from datamantri_alerts.services.mute import OPENING_KINDS
-    from datamantri_alerts.services.signal.ack import queue_after_openings
+    """A trigger (a FIRING, say) just delivered for an episode acknowledged meanwhile is
+    followed by its ACKNOWLEDGED to the same destination, when the channel takes it
+    (`services.signal.ack.queue_after_triggers`): queued in this transaction, after the
+    trigger, so an incident is never acknowledged before it was triggered."""
+    from datamantri_alerts.services.signal.ack import queue_after_triggers
 
     delivered = [
         row
         for row, result in zip(rows, results, strict=True)
-        if result.delivered
-        and row.id in held
-        and row.kind in OPENING_KINDS
-        and row.history_id is not None
+        if result.delivered and row.id in held
     ]
-    return queue_after_openings(session, delivered, now) if delivered else 0
+    return queue_after_triggers(session, delivered, now) if delivered else 0
 
 
 def _append_to_episodes(
@@ -436,7 +432,7 @@ def deliver_pending(
                 store, me, finished, results, clock.now(), tally, attempts_per_run, digests
             )
             if queued:
-                exhausted = False  # an acknowledgement now follows its delivered opening
+                exhausted = False  # an acknowledgement now follows its delivered trigger
             if on_sent is not None:
                 on_sent(len(finished))
     return tally

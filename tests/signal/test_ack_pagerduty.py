@@ -219,3 +219,37 @@ def test_a_resolved_episode_is_not_acknowledged(scene: Scene, cli: Cli) -> None:
     assert refused.exit_code == 2 and "already resolved" in refused.stderr
     assert scene.pd.actions[scene.key()] == ["trigger", "resolve"]
     assert scene.ack_rows() == []
+
+
+def test_native_webhooks_are_told_alertmanager_ones_are_not(
+    store: Any, flags: Flags, sink: Sink, pagerduty_server: PagerDutyStandIn, cli: Cli
+) -> None:
+    make_alert(
+        store,
+        flags,
+        "etl",
+        channels=["webhook"],
+        recipients={
+            "webhook": [sink.hook("native"), {"url": sink.hook("am"), "format": "alertmanager"}]
+        },
+    )
+    clock = ScenarioClock()
+    flags.set(etl="firing")
+    assert run_evaluation(store, clock, RunOptions(host="test-host", environ={})).ok
+    done = cli("ack", "etl", "--note", "on it", env={**USER, **ONE_TRY})
+    assert done.exit_code == 0, done.output
+    assert "acknowledgement sent to 1 destination" in done.stdout
+    native = [(b["event"], b["summary"]) for b in sink.bodies("native")]
+    assert native == [("firing", native[0][1]), ("acknowledged", "acknowledged by alice: on it")]
+    assert [b["status"] for b in sink.bodies("am")] == ["firing"]  # nothing more
+
+
+def test_an_unusable_delivery_setting_still_records_the_ack(scene: Scene, cli: Cli) -> None:
+    scene.run(0, "firing")
+    done = cli("ack", "etl", env={**scene.env(), "ALERTS_DIGEST_THRESHOLD": "lots"})
+    assert done.exit_code == 0, done.output
+    (line,) = done.stderr.strip().splitlines()
+    assert "ALERTS_DIGEST_THRESHOLD" in line and "alerts evaluate" in line
+    assert [(c, s) for c, s, _ in scene.ack_rows()] == [("pagerduty", "pending")]
+    scene.run(5, "firing")
+    assert scene.pd.actions[scene.key()] == ["trigger", "acknowledge"]

@@ -13,12 +13,13 @@ track incident state (`Channel.tells_acknowledgements`: PagerDuty, which acknowl
 episode's incident, and native-format webhooks); the channels people read (email, Slack, Teams,
 WhatsApp, Apprise) are not sent one, so an ack does not spam the people it quietens. Rules:
 
-* Who: each destination (channel and recipient) that was told the episode's opening message
-  (FIRING or could-not-evaluate; the outbox row `sent`) and whose channel takes it. A destination
-  whose opening is still pending (retrying) or held back (a mute, maintenance window or silence)
-  is told right after its opening is delivered (`queue_after_openings`, called by delivery in
-  the transaction that records the opening as sent), so an incident is never acknowledged
-  before it was triggered.
+* Who: each destination (channel and recipient) whose channel takes it and that was sent a
+  message of the episode that opens or re-triggers its incident (`TRIGGERING_STATES`: FIRING,
+  could-not-evaluate, REPEAT, ESCALATED, FLAPPING; the outbox row `sent`). A destination whose
+  FIRING is still pending (retrying) or held back (a mute, maintenance window or silence) is
+  told right after it is delivered (`queue_after_triggers`, called by delivery in the
+  transaction that records it as sent), so an incident is never acknowledged before it was
+  triggered.
 * When: queued in the transaction that records the acknowledgement; `alerts ack` then sends
   that episode's ACKNOWLEDGED rows at once, and what does not go (a 503) stays pending for the
   next `alerts evaluate`, which delivers the whole outbox.
@@ -58,6 +59,9 @@ NOTE_LIMIT = 2000
 USER_LIMIT = 255
 #: The outbox kind of an acknowledgement's messages (message state ACKNOWLEDGED).
 ACK_KIND = "acknowledged"
+#: Message states that open or re-trigger an episode's incident: a destination sent one of them
+#: has something to acknowledge (RESOLVED, ACKNOWLEDGED and TEST do not count).
+TRIGGERING_STATES = frozenset({"FIRING", "REPEAT", "ESCALATED", "FLAPPING"})
 #: Why an ACKNOWLEDGED row not yet sent is not sent after `alerts unack`.
 WITHDRAWN = "acknowledgement taken back before it was sent"
 
@@ -151,8 +155,8 @@ def acknowledge(
     episode = find_episode(session, target)
     if episode.resolved_at is not None:
         raise InputError(f"episode {episode.id} is already resolved", field="REF")
-    # Locked before the outbox is read: delivery locks the episode too when it records an
-    # opening as sent (`queue_after_openings`), so one of the two always sees the other.
+    # Locked before the outbox is read: delivery locks the episode too when it records a
+    # trigger as sent (`queue_after_triggers`), so one of the two always sees the other.
     from datamantri_alerts.services.leases import lock_rows
 
     this = select(AlertHistory.id).where(AlertHistory.id == episode.id)
@@ -183,13 +187,13 @@ def ack_summary(by: str | None, note: str | None) -> str:
     return f"acknowledged by {by or 'unknown'}" + (f": {note}" if note else "")
 
 
-def ack_payload(opening: Mapping[str, Any], episode: AlertHistory, now: datetime) -> dict[str, Any]:
-    """The ACKNOWLEDGED message (outbox JSON) for episode, built from the opening message a
+def ack_payload(sent: Mapping[str, Any], episode: AlertHistory, now: datetime) -> dict[str, Any]:
+    """The ACKNOWLEDGED message (outbox JSON) for episode, built from a triggering message a
     destination was sent (the same alert, labels and host), at `now`, with the episode's
     current severity; `details` holds `acknowledged_by` and, when given, `note` and `until`."""
     from datamantri_alerts.channels.base import Message
 
-    message = Message.model_validate(opening)
+    message = Message.model_validate(sent)
     details: dict[str, Any] = {"acknowledged_by": episode.acknowledged_by}
     if episode.ack_note:
         details["note"] = episode.ack_note
@@ -208,6 +212,12 @@ def ack_payload(opening: Mapping[str, Any], episode: AlertHistory, now: datetime
     return acknowledged.model_dump(mode="json")
 
 
+def triggers(payload: Mapping[str, Any]) -> bool:
+    """Whether an outbox message (JSON) opens or re-triggers its episode's incident: its state
+    is one of TRIGGERING_STATES (PagerDuty's `trigger`)."""
+    return isinstance(payload, Mapping) and payload.get("state") in TRIGGERING_STATES
+
+
 def takes_acknowledgement(channel: str, recipient: str) -> bool:
     """Whether this destination is sent ACKNOWLEDGED messages (the channel's declared policy,
     `Channel.tells_acknowledgements` / `takes_acknowledgement`); an unknown channel is not."""
@@ -220,7 +230,7 @@ def takes_acknowledgement(channel: str, recipient: str) -> bool:
 
 
 def _ack_row(
-    episode: AlertHistory, channel: str, recipient: str, opening: Mapping[str, Any], now: datetime
+    episode: AlertHistory, channel: str, recipient: str, sent: Mapping[str, Any], now: datetime
 ) -> dict[str, Any]:
     from datamantri_alerts.services.outbox import dedup_key
 
@@ -236,7 +246,7 @@ def _ack_row(
         "recipient": recipient,
         "kind": ACK_KIND,
         "status": "pending",
-        "payload": ack_payload(opening, episode, now),
+        "payload": ack_payload(sent, episode, now),
         "attempts": 0,
         "last_error": None,
         "created_at": now,
@@ -248,37 +258,48 @@ def _ack_row(
 
 
 def queue_acknowledgement(session: Session, episode: AlertHistory, now: datetime) -> int:
-    """Queue the episode's ACKNOWLEDGED message for each destination told its opening (the
-    outbox row `sent`) whose channel takes it; returns how many. Destinations whose opening is
-    still to go are told after it (`queue_after_openings`)."""
-    from datamantri_alerts.services.mute import OPENING_KINDS
+    """Queue the episode's ACKNOWLEDGED message for each destination that was sent one of its
+    triggering messages (`triggers`) and whose channel takes it; returns how many. Destinations
+    whose FIRING is still to go are told after it (`queue_after_triggers`)."""
     from datamantri_alerts.services.outbox import insert_rows
 
     told = session.execute(
         select(Notification.channel, Notification.recipient, Notification.payload)
         .where(
             Notification.history_id == episode.id,
-            Notification.kind.in_(OPENING_KINDS),
+            Notification.kind != ACK_KIND,
             Notification.status == "sent",
         )
         .order_by(Notification.id)
     ).all()
     rows: dict[tuple[str, str], dict[str, Any]] = {}
     for channel, recipient, payload in told:
-        if (channel, recipient) not in rows and takes_acknowledgement(channel, recipient):
+        if (
+            (channel, recipient) not in rows
+            and triggers(payload)
+            and takes_acknowledgement(channel, recipient)
+        ):
             rows[(channel, recipient)] = _ack_row(episode, channel, recipient, payload, now)
     insert_rows(session, list(rows.values()))
     return len(rows)
 
 
-def queue_after_openings(session: Session, delivered: Sequence[Claimed], now: datetime) -> int:
-    """For opening messages just delivered (rows of `delivery`), queue the ACKNOWLEDGED of those
-    whose episode is open and acknowledged now, to the same destination when its channel takes
-    it; returns how many. Called in the transaction that records them as sent, after the
-    episodes were locked."""
+def queue_after_triggers(session: Session, delivered: Sequence[Claimed], now: datetime) -> int:
+    """For messages just delivered (rows of `delivery`) that trigger (`triggers`), queue the
+    ACKNOWLEDGED of those whose episode is open and acknowledged now, to the same destination
+    when its channel takes it; returns how many (the outbox key makes a destination already
+    told of this acknowledgement a no-op). Called in the transaction that records them as
+    sent, after the episodes were locked."""
     from datamantri_alerts.services.outbox import insert_rows
 
-    wanted = [r for r in delivered if takes_acknowledgement(r.channel, r.recipient)]
+    wanted = [
+        r
+        for r in delivered
+        if r.kind != ACK_KIND
+        and r.history_id is not None
+        and triggers(r.payload)
+        and takes_acknowledgement(r.channel, r.recipient)
+    ]
     if not wanted:
         return 0
     ids = sorted({r.history_id for r in wanted if r.history_id is not None})
