@@ -128,13 +128,12 @@ def _tell_trackers(app: AppContext, episode_id: int) -> Told:
             shown = get_channel(channel).mask_recipient(recipient)
         except KeyError:
             shown = "?"
-        what = (
-            "not delivered yet; the next `alerts evaluate` retries it"
-            if status == "pending"
-            else "not delivered (given up)"
-        )
+        why = error or "unknown error"
         told.problems.append(
-            f"the acknowledgement to {channel} {shown} was {what}: {error or 'unknown error'}"
+            f"the acknowledgement to {channel} {shown} was not delivered yet ({why}); "
+            "the next `alerts evaluate` retries it"
+            if status == "pending"
+            else f"the acknowledgement to {channel} {shown} failed ({why})"
         )
     return told
 
