@@ -158,7 +158,7 @@ def notify_type(message: Message) -> str:
 
     if message.state == "RESOLVED":
         return apprise.NotifyType.SUCCESS
-    if message.state == "TEST" or message.severity == "info":
+    if message.state in ("TEST", "ACKNOWLEDGED") or message.severity == "info":
         return apprise.NotifyType.INFO
     return (
         apprise.NotifyType.WARNING if message.severity == "warning" else apprise.NotifyType.FAILURE

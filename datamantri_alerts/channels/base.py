@@ -7,7 +7,11 @@ Each channel module exposes `CHANNEL`, an object that:
 - declares its settings as a `ChannelConfig` model built from the environment, whose `SecretStr`
   fields are its secrets (masked everywhere, redacted from every error text);
 - sends one message to one recipient with `send(message, recipient, config)`, raising
-  `DeliveryError(reason, retryable=...)` when it did not deliver.
+  `DeliveryError(reason, retryable=...)` when it did not deliver;
+- declares whether it is told acknowledgements (`tells_acknowledgements`, and per recipient
+  `takes_acknowledgement`): machines that track an incident's state (PagerDuty, the generic
+  webhook) are; the channels people read (email, Slack, Teams, WhatsApp, Apprise) are not, so
+  an `alerts ack` does not page the people it is meant to quieten (issue 15).
 
 Retrying, pacing and recording live in `channels.retry.deliver`, not in the channels.
 """
@@ -21,7 +25,9 @@ from typing import Any, ClassVar, Literal, Protocol, Self, get_args, runtime_che
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 
-MessageState = Literal["FIRING", "REPEAT", "ESCALATED", "RESOLVED", "FLAPPING", "TEST"]
+MessageState = Literal[
+    "FIRING", "REPEAT", "ESCALATED", "RESOLVED", "FLAPPING", "ACKNOWLEDGED", "TEST"
+]
 
 
 class Message(BaseModel):
@@ -197,6 +203,14 @@ class Channel(Protocol):
     #: Keys of a mapping recipient that are settings, not secrets (webhook `format`): shown as
     #: written where the rest of a secret recipient is masked.
     plain_recipient_keys: ClassVar[frozenset[str]]
+    #: Whether an ACKNOWLEDGED message (`alerts ack`) is sent to this channel's recipients that
+    #: were told the episode's opening: True for services tracking incident state.
+    tells_acknowledgements: ClassVar[bool]
+
+    def takes_acknowledgement(self, recipient: str) -> bool:
+        """Whether this recipient (as stored) is sent ACKNOWLEDGED messages: the channel's
+        `tells_acknowledgements`, narrowed per recipient where a format has no such event."""
+        ...
 
     def normalize_recipients(self, value: Any) -> Any:
         """Validate a recipients entry as written; return it normalised or raise RecipientError."""
@@ -256,6 +270,11 @@ class ChannelBase:
     fallback_env: ClassVar[str | None] = None
     min_send_interval: ClassVar[float] = 0.0
     plain_recipient_keys: ClassVar[frozenset[str]] = frozenset()
+    #: People read these channels: an acknowledgement is not sent to them (no spam).
+    tells_acknowledgements: ClassVar[bool] = False
+
+    def takes_acknowledgement(self, recipient: str) -> bool:
+        return self.tells_acknowledgements
 
     def recipient_warnings(self, value: Any) -> list[str]:
         return []

@@ -4,10 +4,15 @@ A recipient is a routing (integration) key, written as `${VAR}`; it is a secret 
 
 One PagerDuty alert per episode: `dedup_key` is `datamantri-alerts/<alert id>/<episode id>`, so
 FIRING triggers it, REPEAT triggers the same key again (PagerDuty folds it into the open
-incident instead of opening another) and RESOLVED resolves it. A TEST message triggers a key of
-its own, `datamantri-alerts/test/<alert>/<time>`, and is resolved right after (a test leaves no
-open incident). Acknowledging from here waits for `alerts ack`
-(not built yet).
+incident instead of opening another), ACKNOWLEDGED (`alerts ack`) acknowledges it and RESOLVED
+resolves it; `acknowledge` and `resolve` carry only routing_key, event_action and dedup_key, as
+the Events API v2 documents (a payload is for `trigger`). A TEST message triggers a key of its
+own, `datamantri-alerts/test/<alert>/<time>`, and is resolved right after (a test leaves no open
+incident).
+
+PagerDuty tracks incident state, so it is told acknowledgements (`tells_acknowledgements`; see
+`services.signal.ack` for when). It has no un-acknowledge event: after `alerts unack` the
+incident stays acknowledged in PagerDuty until its own acknowledgement timeout or a new trigger.
 
 `payload.severity` maps info/warning/critical one to one; `payload.summary` is cut to 1024
 characters, `payload.source` is the host, `payload.class` the alert type and
@@ -51,8 +56,12 @@ ACTIONS = {
     # A flapping notice is about the open incident: the same key, triggered again.
     "FLAPPING": "trigger",
     "TEST": "trigger",
+    # `alerts ack`: someone is on it; PagerDuty stops escalating the incident.
+    "ACKNOWLEDGED": "acknowledge",
     "RESOLVED": "resolve",
 }
+#: Actions whose event is only routing_key, event_action and dedup_key (no payload).
+BARE_ACTIONS = ("acknowledge", "resolve")
 
 
 class PagerDutyConfig(WebhookConfig):
@@ -65,6 +74,8 @@ class PagerDutyChannel(ChannelBase):
     name: ClassVar[str] = "pagerduty"
     recipient_is_secret: ClassVar[bool] = True
     config_model: ClassVar[type[ChannelConfig]] = PagerDutyConfig
+    #: An incident tracker: `alerts ack` acknowledges the episode's incident.
+    tells_acknowledgements: ClassVar[bool] = True
 
     def normalize_recipients(self, value: Any) -> Any:
         return one_or_many(value, _routing_key, "routing key")
@@ -144,7 +155,8 @@ def dedup_key(message: Message) -> str:
 
 
 def build_event(message: Message, routing_key: str) -> dict[str, Any]:
-    """The Events API v2 body for message (`resolve` carries no payload, as documented)."""
+    """The Events API v2 body for message: `trigger` with a payload; `acknowledge` and
+    `resolve` only routing_key, event_action and dedup_key, as documented."""
     from datamantri_alerts.channels.render import truncate
     from datamantri_alerts.channels.webhook import rfc3339
 
@@ -154,7 +166,7 @@ def build_event(message: Message, routing_key: str) -> dict[str, Any]:
         "event_action": action,
         "dedup_key": dedup_key(message),
     }
-    if action == "resolve":
+    if action in BARE_ACTIONS:
         return event
     prefix = "[TEST] " if message.state == "TEST" else ""
     headline = f"{prefix}{message.alert_name}: {message.summary or message.description}"

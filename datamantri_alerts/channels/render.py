@@ -33,11 +33,14 @@ STATE_HEADLINES = {
     "ESCALATED": "Alert escalated (more severe now)",
     "RESOLVED": "Alert resolved",
     "FLAPPING": "Alert flapping (notifications paused)",
+    "ACKNOWLEDGED": "Alert acknowledged (someone is on it)",
     "TEST": "Test notification (nothing is wrong)",
 }
-#: Colours by severity (Slack attachment bar, HTML accents); RESOLVED is always green.
+#: Colours by severity (Slack attachment bar, HTML accents); RESOLVED is always green,
+#: ACKNOWLEDGED a neutral grey (nobody needs to act on it).
 SEVERITY_COLOURS = {"critical": "#D32F2F", "warning": "#F9A825", "info": "#1E88E5"}
 RESOLVED_COLOUR = "#2E7D32"
+ACKNOWLEDGED_COLOUR = "#546E7A"
 
 
 def truncate(text: str, limit: int, marker: str = TRUNCATION_MARKER) -> str:
@@ -52,6 +55,8 @@ def truncate(text: str, limit: int, marker: str = TRUNCATION_MARKER) -> str:
 def colour_of(message: Message) -> str:
     if message.state == "RESOLVED":
         return RESOLVED_COLOUR
+    if message.state == "ACKNOWLEDGED":
+        return ACKNOWLEDGED_COLOUR
     return SEVERITY_COLOURS[message.severity]
 
 

@@ -50,6 +50,8 @@ LEGACY_HINT = (
     "'Post to a channel when a webhook request is received', and use the URL it gives you"
 )
 SEVERITY_TEXT_COLOURS = {"critical": "attention", "warning": "warning", "info": "accent"}
+#: Title colours that do not follow the severity: nobody needs to act on these.
+STATE_TEXT_COLOURS = {"RESOLVED": "good", "ACKNOWLEDGED": "default"}
 
 
 def is_legacy_connector(url: str) -> bool:
@@ -140,7 +142,7 @@ def build_card(message: Message, config: TeamsConfig, *, fact_limit: int) -> dic
     def text(template: str) -> str:
         return render("teams", template, message, templates_dir=config.templates_dir)
 
-    colour = "good" if message.state == "RESOLVED" else SEVERITY_TEXT_COLOURS[message.severity]
+    colour = STATE_TEXT_COLOURS.get(message.state) or SEVERITY_TEXT_COLOURS[message.severity]
     title = truncate(" ".join(text("title.txt.j2").split()), TITLE_LIMIT)
     facts = [
         ("Type", message.condition_type),

@@ -9,8 +9,15 @@ A recipient is a URL, or a mapping `{url, secret, format}`:
   and refuses old timestamps (see README, "Webhook channel").
 - `format`: `native` (default, `NATIVE_VERSION` below) or `alertmanager` (payload version 4).
 
+Acknowledgements (`alerts ack`) are sent to native recipients as `event: acknowledged`, with
+`acknowledged_by`, `note` and `until` in `details` (`tells_acknowledgements`): a receiver tracking
+incidents needs them. Alertmanager's webhook format has no acknowledgement (its alerts are only
+firing or resolved, and a firing one re-sent would look like a new notification to its receivers),
+so an `alertmanager` recipient is not sent one (`takes_acknowledgement`).
+
 The native body (`build_native`):
-`{"version": "1", "source", "event": firing|repeat|escalated|resolved|test, "state", "severity",
+`{"version": "1", "source", "event": firing|repeat|escalated|flapping|acknowledged|resolved|test,
+"state", "severity",
 "alert": {"id", "name", "description", "type"}, "labels", "summary", "details", "episode_id",
 "times": {"at", "triggered_at"}, "host", "text"}` with times in RFC 3339 UTC and `text` a
 link-free plain text of the whole notification.
@@ -48,6 +55,7 @@ SIGNATURE_HEADER = "X-Alerts-Signature"
 FORMATS = ("native", "alertmanager")
 #: Alertmanager's zero time, which its receivers read as "not resolved yet".
 ZERO_TIME = "0001-01-01T00:00:00Z"
+NO_ALERTMANAGER_ACK = "not sent: Alertmanager's webhook format has no acknowledgement"
 
 Format = Literal["native", "alertmanager"]
 
@@ -70,6 +78,15 @@ class WebhookChannel(ChannelBase):
     recipient_is_secret: ClassVar[bool] = True
     plain_recipient_keys: ClassVar[frozenset[str]] = frozenset({"format"})
     config_model: ClassVar[type[ChannelConfig]] = WebhookChannelConfig
+    #: Receivers are machines tracking incidents: told acknowledgements (native format only).
+    tells_acknowledgements: ClassVar[bool] = True
+
+    def takes_acknowledgement(self, recipient: str) -> bool:
+        """Native recipients only: Alertmanager's format has no acknowledgement."""
+        try:
+            return parse_target(recipient).format != "alertmanager"
+        except ValueError:  # not JSON: a plain URL is native
+            return True
 
     def normalize_recipients(self, value: Any) -> Any:
         return one_or_many(value, _normalize_item, "webhook")
@@ -108,7 +125,10 @@ class WebhookChannel(ChannelBase):
         )
 
     def preview(self, message: Message, config: WebhookChannelConfig) -> dict[str, Any]:
-        """Both bodies: which one a recipient gets depends on its `format`."""
+        """Both bodies: which one a recipient gets depends on its `format` (an acknowledgement
+        has no Alertmanager body: such recipients are not sent one)."""
+        if message.state == "ACKNOWLEDGED":
+            return {"native": build_native(message), "alertmanager": NO_ALERTMANAGER_ACK}
         return {"native": build_native(message), "alertmanager": build_alertmanager(message)}
 
     def send(self, message: Message, recipient: str, config: WebhookChannelConfig) -> None:
@@ -119,6 +139,8 @@ class WebhookChannel(ChannelBase):
             validate_webhook_url(target.url)
         except RecipientError as exc:
             raise DeliveryError(f"unusable webhook URL: {exc}", retryable=False) from None
+        if target.format == "alertmanager" and message.state == "ACKNOWLEDGED":
+            raise DeliveryError(NO_ALERTMANAGER_ACK, retryable=False, status="config")
         payload = (
             build_alertmanager(message)
             if target.format == "alertmanager"

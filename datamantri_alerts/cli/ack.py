@@ -2,10 +2,19 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 import typer
 
-from datamantri_alerts.cli.context import app_context, data_text, fmt_time, print_json
+from datamantri_alerts.cli.context import AppContext, app_context, data_text, fmt_time, print_json
 from datamantri_alerts.cli.options import JSON_OPTION
+
+#: `alerts unack` on an episode with a PagerDuty destination (the Events API v2 has no event
+#: taking an acknowledgement back).
+PAGERDUTY_NOTE = (
+    "PagerDuty has no un-acknowledge: its incident stays acknowledged until PagerDuty's own "
+    "acknowledgement timeout or a new trigger"
+)
 
 TARGET_ARG = typer.Argument(
     ...,
@@ -25,7 +34,8 @@ def ack(
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Acknowledge an episode: its REPEATs stop (its RESOLVED still goes; a new episode is not
-    acknowledged). Recorded as $ALERTS_USER, else the OS login name."""
+    acknowledged), and PagerDuty (and native webhooks) are told at once; chat and e-mail are
+    not. Recorded as $ALERTS_USER, else the OS login name."""
     from datamantri_alerts.services.history import parse_duration
     from datamantri_alerts.services.signal.ack import acknowledge, current_user
 
@@ -35,6 +45,7 @@ def ack(
         done = acknowledge(
             session, target, by=current_user(), now=app.clock.now(), note=note, length=length
         )
+    told = _tell_trackers(app, done.episode_id)
     if as_json:
         print_json(
             {
@@ -45,29 +56,112 @@ def ack(
                 "acknowledged_at": done.at,
                 "note": done.note,
                 "until": done.until,
+                "notifications": told.as_json(),
             }
         )
-        return
-    until = f" until {fmt_time(done.until)}" if done.until else ""
-    app.console.print(
-        data_text(
-            f"acknowledged episode {done.episode_id} of alert {done.alert_id} "
-            f"({done.alert_name}) as {done.by}{until}"
+    else:
+        until = f" until {fmt_time(done.until)}" if done.until else ""
+        app.console.print(
+            data_text(
+                f"acknowledged episode {done.episode_id} of alert {done.alert_id} "
+                f"({done.alert_name}) as {done.by}{until}"
+            )
         )
-    )
+        if told.sent:
+            app.console.print(data_text(f"acknowledgement sent to {_destinations(told.sent)}"))
+    for line in told.problems:
+        app.warn(line)
+
+
+@dataclass
+class Told:
+    """What `alerts ack` delivered of its episode's ACKNOWLEDGED messages."""
+
+    sent: int = 0
+    pending: int = 0
+    failed: int = 0
+    problems: list[str] = field(default_factory=list)
+
+    def as_json(self) -> dict[str, int]:
+        return {"sent": self.sent, "pending": self.pending, "failed": self.failed}
+
+
+def _tell_trackers(app: AppContext, episode_id: int) -> Told:
+    """Send the episode's pending ACKNOWLEDGED messages now, through the outbox delivery (retry
+    policy, destination policy, redaction, history); one line per destination not reached.
+    What is left pending is sent by the next `alerts evaluate`; the ack is recorded either way."""
+    from sqlalchemy import select
+
+    from datamantri_alerts.channels import get_channel
+    from datamantri_alerts.errors import InputError
+    from datamantri_alerts.services.delivery import deliver_pending
+    from datamantri_alerts.services.leases import Holder
+    from datamantri_alerts.services.signal.ack import ACK_KIND
+    from datamantri_alerts.store.models import Notification
+
+    scope = [Notification.history_id == episode_id, Notification.kind == ACK_KIND]
+    started = app.clock.now()
+    try:
+        tally = deliver_pending(
+            app.store, app.clock, Holder.current(app.settings.hostname), concurrency=4, scope=scope
+        )
+    except InputError as exc:  # a delivery setting (digest threshold) is not usable
+        later = "the next `alerts evaluate` sends it once that is fixed"
+        return Told(problems=[f"the acknowledgement was not sent now ({exc}); {later}"])
+    told = Told(tally.sent, tally.pending, tally.failed)
+    if not tally.pending and not tally.failed:
+        return told
+    with app.store.session() as session:
+        rows = session.execute(
+            select(
+                Notification.channel,
+                Notification.recipient,
+                Notification.status,
+                Notification.last_error,
+            )
+            .where(*scope, Notification.status.in_(["pending", "failed"]))
+            .where(Notification.next_attempt_at >= started)  # tried by this command
+            .order_by(Notification.id)
+        ).all()
+    for channel, recipient, status, error in rows:
+        try:
+            shown = get_channel(channel).mask_recipient(recipient)
+        except KeyError:
+            shown = "?"
+        why = error or "unknown error"
+        told.problems.append(
+            f"the acknowledgement to {channel} {shown} was not delivered yet ({why}); "
+            "the next `alerts evaluate` retries it"
+            if status == "pending"
+            else f"the acknowledgement to {channel} {shown} failed ({why})"
+        )
+    return told
+
+
+def _destinations(n: int) -> str:
+    return f"{n} destination" + ("" if n == 1 else "s")
 
 
 def unack(ctx: typer.Context, target: str = TARGET_ARG, as_json: bool = JSON_OPTION) -> None:
-    """Take an acknowledgement back: the episode's REPEATs resume."""
-    from datamantri_alerts.services.signal.ack import unacknowledge
+    """Take an acknowledgement back: the episode's REPEATs resume. PagerDuty has no
+    un-acknowledge: its incident stays acknowledged until its own timeout or a new trigger."""
+    from datamantri_alerts.services.signal.ack import has_pagerduty, unacknowledge
 
     app = app_context(ctx)
     with app.store.transaction() as session:
         episode, was = unacknowledge(session, target)
-        data = {"episode_id": episode.id, "alert_name": episode.alert_name, "was_acknowledged": was}
+        pagerduty = was and has_pagerduty(session, episode)
+        data = {
+            "episode_id": episode.id,
+            "alert_name": episode.alert_name,
+            "was_acknowledged": was,
+            "pagerduty_stays_acknowledged": pagerduty,
+        }
     if as_json:
         print_json(data)
     elif was:
         app.console.print(data_text(f"episode {data['episode_id']} is no longer acknowledged"))
+        if pagerduty:
+            app.console.print(PAGERDUTY_NOTE)
     else:
         app.console.print(data_text(f"episode {data['episode_id']} was not acknowledged"))

@@ -155,13 +155,23 @@ def send_unit(
 
 
 def claim_pending(
-    store: Store, me: Holder, now: datetime, limit: int, ttl: timedelta = LEASE_TTL
+    store: Store,
+    me: Holder,
+    now: datetime,
+    limit: int,
+    ttl: timedelta = LEASE_TTL,
+    scope: Sequence[Any] = (),
 ) -> list[Claimed]:
+    """Lease up to limit pending rows that are due (and match every `scope` condition)."""
     with store.transaction() as session:
         ids = claim(
             session,
             Notification,
-            where=[Notification.status == "pending", Notification.next_attempt_at <= now],
+            where=[
+                Notification.status == "pending",
+                Notification.next_attempt_at <= now,
+                *scope,
+            ],
             order_by=[Notification.id],
             me=me,
             now=now,
@@ -211,9 +221,10 @@ def record_results(
     tally: DeliveryTally,
     policy_attempts: int,
     digests: Mapping[int, str] | None = None,
-) -> None:
+) -> int:
     """Write a batch's outcomes on the rows and in their episodes, in one transaction.
-    digests: row id -> the digest it went in (recorded with its history entry)."""
+    digests: row id -> the digest it went in (recorded with its history entry). Returns how
+    many notifications the outcomes queued (an acknowledgement following its trigger)."""
     with store.transaction() as session:
         held = still_held(session, Notification, [r.id for r in rows], me)
         updates: list[dict[str, Any]] = []
@@ -267,8 +278,31 @@ def record_results(
                 (sent if result.delivered else errors).append(entry)
         if updates:
             session.execute(update(Notification), updates)
-        if entries:
-            _append_to_episodes(session, entries, now)
+        if not entries:
+            return 0
+        _append_to_episodes(session, entries, now)
+        return _acknowledgements_after_triggers(session, rows, results, held, now)
+
+
+def _acknowledgements_after_triggers(
+    session: Any,
+    rows: Sequence[Claimed],
+    results: Sequence[DeliveryResult],
+    held: Any,
+    now: datetime,
+) -> int:
+    """A trigger (a FIRING, say) just delivered for an episode acknowledged meanwhile is
+    followed by its ACKNOWLEDGED to the same destination, when the channel takes it
+    (`services.signal.ack.queue_after_triggers`): queued in this transaction, after the
+    trigger, so an incident is never acknowledged before it was triggered."""
+    from datamantri_alerts.services.signal.ack import queue_after_triggers
+
+    delivered = [
+        row
+        for row, result in zip(rows, results, strict=True)
+        if result.delivered and row.id in held
+    ]
+    return queue_after_triggers(session, delivered, now) if delivered else 0
 
 
 def _append_to_episodes(
@@ -314,8 +348,12 @@ def deliver_pending(
     sleep: Callable[[float], None] | None = None,
     on_sent: Callable[[int], None] | None = None,
     lease_ttl: timedelta = LEASE_TTL,
+    scope: Sequence[Any] = (),
 ) -> DeliveryTally:
     """Send every pending notification that is due, batch by batch, until none is left.
+
+    `scope`: extra SQL conditions on `Notification` limiting what is sent (`alerts ack` sends
+    only its episode's ACKNOWLEDGED rows at once; the evaluator sends everything).
 
     Batches are claimed ahead of need: the next is claimed while the senders still work on the
     last rows of the previous one, so `concurrency` sends stay in flight across batches.
@@ -358,7 +396,9 @@ def deliver_pending(
             if not exhausted and len(waiting) <= slots:
                 rows = [
                     r
-                    for r in claim_pending(store, me, clock.now(), batch_size, lease_ttl)
+                    for r in claim_pending(
+                        store, me, clock.now(), batch_size, lease_ttl, scope=scope
+                    )
                     if r.id not in seen
                 ]
                 exhausted = not rows
@@ -388,9 +428,11 @@ def deliver_pending(
             finished = [row for row, _ in pairs]
             results = [result for _, result in pairs]
             digests = {row.id: u.digest_id for u in units if u.digest_id for row in u.rows}
-            record_results(
+            queued = record_results(
                 store, me, finished, results, clock.now(), tally, attempts_per_run, digests
             )
+            if queued:
+                exhausted = False  # an acknowledgement now follows its delivered trigger
             if on_sent is not None:
                 on_sent(len(finished))
     return tally

@@ -27,6 +27,8 @@ MESSAGE_STATE = {
     "resolved": "RESOLVED",
     "flapping": "FLAPPING",
     "escalated": "ESCALATED",
+    # `alerts ack` (`services.signal.ack`), to the channels that take it.
+    "acknowledged": "ACKNOWLEDGED",
 }
 
 #: Kinds an episode may announce more than once (the key carries the time).
@@ -147,8 +149,15 @@ def outbox_rows(events: Sequence[Event], now: datetime) -> list[dict[str, Any]]:
 def enqueue(session: Session, events: Sequence[Event], now: datetime) -> list[dict[str, Any]]:
     """Insert the events' notifications (an already queued dedup_key is left alone)."""
     rows = outbox_rows(events, now)
+    insert_rows(session, rows)
+    return rows
+
+
+def insert_rows(session: Session, rows: list[dict[str, Any]]) -> None:
+    """Insert outbox rows (each a full `notifications` row as a dict, as `outbox_rows` builds
+    them); a row whose dedup_key is already queued is left alone, on every dialect."""
     if not rows:
-        return rows
+        return
     dialect = session.get_bind().dialect.name
     if dialect in MYSQL_DIALECTS:
         from sqlalchemy.dialects.mysql import insert as mysql_insert
@@ -157,10 +166,9 @@ def enqueue(session: Session, events: Sequence[Event], now: datetime) -> list[di
         # swallow truncation and other errors).
         statement = mysql_insert(Notification)
         session.execute(statement.on_duplicate_key_update(id=Notification.id), rows)
-        return rows
+        return
     if dialect == "postgresql":
         from sqlalchemy.dialects.postgresql import insert
     else:
         from sqlalchemy.dialects.sqlite import insert  # type: ignore[assignment]
     session.execute(insert(Notification).on_conflict_do_nothing(index_elements=["dedup_key"]), rows)
-    return rows

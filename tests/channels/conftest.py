@@ -752,12 +752,16 @@ def webhook_harness(webhook_server: LoopbackHTTPServer) -> Harness:
 
 class PagerDutyStandIn(LoopbackHTTPServer):
     """The Events API v2: validates events as PagerDuty documents them and keeps incidents by
-    dedup_key (a trigger on an open key is folded into it; resolve closes it)."""
+    dedup_key (a trigger on an open key is folded into it; acknowledge marks an open one
+    acknowledged; resolve closes it). `actions[key]` lists every accepted event's action on a
+    key, in order; an acknowledge or resolve of a key with no open incident is accepted and
+    changes nothing, as PagerDuty does."""
 
     def __init__(self) -> None:
         super().__init__(Reply(202, ""), self._check)
         self.opened = 0
         self.incidents: dict[str, dict[str, Any]] = {}
+        self.actions: dict[str, list[str]] = {}
 
     def _check(self, received: Received) -> Reply | None:
         problems = self.problems(received)
@@ -782,6 +786,11 @@ class PagerDutyStandIn(LoopbackHTTPServer):
         key = event.get("dedup_key")
         if not isinstance(key, str) or not 0 < len(key) <= 255:
             problems.append("'dedup_key' is invalid")
+        if action in ("acknowledge", "resolve"):
+            # Documented shape: routing_key, event_action, dedup_key (a payload is for triggers).
+            extra = sorted(set(event) - {"routing_key", "event_action", "dedup_key"})
+            if extra:
+                problems.append(f"unexpected fields for {action}: {', '.join(extra)}")
         if action == "trigger":
             payload = event.get("payload") or {}
             summary = payload.get("summary")
@@ -801,6 +810,7 @@ class PagerDutyStandIn(LoopbackHTTPServer):
             with self._lock:
                 event = received.json()
                 key = event["dedup_key"]
+                self.actions.setdefault(key, []).append(event["event_action"])
                 incident = self.incidents.get(key)
                 if event["event_action"] == "trigger":
                     if incident is None or incident["status"] == "resolved":
@@ -808,9 +818,9 @@ class PagerDutyStandIn(LoopbackHTTPServer):
                         self.incidents[key] = {"status": "triggered", "events": 1}
                     else:
                         incident["events"] += 1
-                elif incident is not None:
+                elif incident is not None and incident["status"] != "resolved":
                     incident["status"] = (
-                        "resolved" if event["event_action"] == "resolve" else ("acknowledged")
+                        "resolved" if event["event_action"] == "resolve" else "acknowledged"
                     )
             body = {"status": "success", "message": "Event processed", "dedup_key": key}
             return Reply(202, json.dumps(body), {}, "application/json")

@@ -33,8 +33,36 @@ def test_every_channel_previews_every_state(name: str, state: str) -> None:
     content = channel.preview(message, config)
     assert content, (name, state)
     text = str(content)
-    if state != "RESOLVED" or name not in ("pagerduty",):
+    if name == "pagerduty" and state in ("RESOLVED", "ACKNOWLEDGED"):
+        # Events API v2: acknowledge and resolve carry only these three fields.
+        assert set(content["event"]) == {"routing_key", "event_action", "dedup_key"}
+        assert content["event"]["dedup_key"] == "datamantri-alerts/7/41"
+    else:
         assert "orders are fresh" in text or "7h 12m" in text, (name, state, text[:300])
+
+
+@pytest.mark.parametrize("name", channel_names())
+def test_every_channel_says_who_acknowledged(name: str) -> None:
+    """An ACKNOWLEDGED message reads "acknowledged by NAME: note" wherever it is rendered."""
+    channel = get_channel(name)
+    config = channel.config_model.model_construct(templates_dir=None)
+    message = Message(
+        alert_id=7,
+        alert_name="orders are fresh",
+        condition_type="freshness",
+        severity="critical",
+        state="ACKNOWLEDGED",
+        at=datetime(2026, 11, 30, 12, 0, tzinfo=UTC),
+        summary="acknowledged by alice: restarting the loader",
+        details={"acknowledged_by": "alice", "note": "restarting the loader"},
+        episode_id=41,
+    )
+    text = str(channel.preview(message, config))
+    if name == "pagerduty":
+        assert "acknowledge" in text and "alice" not in text  # no payload on acknowledge
+        return
+    assert "acknowledged by alice: restarting the loader" in text, text[:500]
+    assert "ACKNOWLEDGED" in text or "acknowledged" in text.lower()
 
 
 def test_pagerduty_triggers_the_same_key_again_on_escalation() -> None:

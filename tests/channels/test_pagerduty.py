@@ -51,6 +51,50 @@ def test_firing_repeat_resolved_is_one_incident(pagerduty_server: PagerDutyStand
     assert pagerduty_server.incidents["datamantri-alerts/7/13"]["status"] == "triggered"
 
 
+def test_firing_acknowledged_resolved_is_one_incident(pagerduty_server: PagerDutyStandIn) -> None:
+    """`alerts ack` acknowledges the incident its FIRING triggered: the same dedup_key, only
+    routing_key/event_action/dedup_key (the stand-in refuses anything else), then RESOLVED."""
+    assert _send(pagerduty_server, state="FIRING", episode_id=12).status == "delivered"
+    acked = _send(
+        pagerduty_server,
+        state="ACKNOWLEDGED",
+        episode_id=12,
+        summary="acknowledged by alice: restarting the loader",
+        details={"acknowledged_by": "alice", "note": "restarting the loader"},
+    )
+    assert acked.status == "delivered", acked.error
+    trigger, acknowledge = (r.json() for r in pagerduty_server.requests)
+    assert acknowledge == {
+        "routing_key": PD_ROUTING_KEY,
+        "event_action": "acknowledge",
+        "dedup_key": trigger["dedup_key"],
+    }
+    assert pagerduty_server.incidents[trigger["dedup_key"]]["status"] == "acknowledged"
+
+    assert _send(pagerduty_server, state="RESOLVED", episode_id=12).status == "delivered"
+    assert pagerduty_server.actions == {
+        "datamantri-alerts/7/12": ["trigger", "acknowledge", "resolve"]
+    }
+    assert pagerduty_server.incidents["datamantri-alerts/7/12"]["status"] == "resolved"
+    assert pagerduty_server.opened == 1
+
+
+def test_acknowledge_is_retried_like_every_send(pagerduty_server: PagerDutyStandIn) -> None:
+    pagerduty_server.script(Reply(503, "{}", content_type="application/json"))
+    result = deliver(
+        "pagerduty",
+        sample_message(state="ACKNOWLEDGED", episode_id=5),
+        KEY,
+        environ=pagerduty_environ(pagerduty_server),
+        policy=RetryPolicy(attempts=2, initial_delay=0, jitter=0),
+        sleep=lambda _s: None,
+        pacer=RecipientPacer(),
+    )
+    assert (result.status, result.attempts) == ("delivered", 2)
+    assert [r.json()["event_action"] for r in pagerduty_server.requests] == ["acknowledge"] * 2
+    assert PD_ROUTING_KEY not in result.recipient_display
+
+
 @pytest.mark.parametrize("severity", ["info", "warning", "critical"])
 def test_trigger_fields(pagerduty_server: PagerDutyStandIn, severity: str) -> None:
     result = _send(pagerduty_server, severity=severity, episode_id=3, summary="s" * 5000)

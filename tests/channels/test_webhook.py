@@ -129,6 +129,39 @@ def test_alertmanager_format(state: str, status: str, ends_zero: bool) -> None:
     assert body["externalURL"] == "" and alert["generatorURL"] == ""
 
 
+def test_acknowledgement_is_an_event_natively_and_not_sent_in_alertmanager_format(
+    webhook_server: LoopbackHTTPServer,
+) -> None:
+    """Native receivers get `event: acknowledged` with who and the note; Alertmanager's format
+    has no acknowledgement, so such recipients are never queued one (and a send refuses)."""
+    channel = get_channel("webhook")
+    native = webhook_recipient(webhook_server.url(WEBHOOK_PATH))
+    alertmanager = json.dumps({"format": "alertmanager", "url": webhook_server.url("/am")})
+    assert channel.tells_acknowledgements is True
+    assert channel.takes_acknowledgement(native) is True
+    assert channel.takes_acknowledgement("https://example.com/hook") is True
+    assert channel.takes_acknowledgement(alertmanager) is False
+
+    ack = {
+        "state": "ACKNOWLEDGED",
+        "episode_id": 41,
+        "summary": "acknowledged by alice: on it",
+        "details": {"acknowledged_by": "alice", "note": "on it"},
+    }
+    result = _send(native, {"WEBHOOK_SECRET": WEBHOOK_SECRET}, **ack)
+    assert result.status == "delivered", result.error
+    body = webhook_server.requests[0].json()
+    assert (body["event"], body["state"]) == ("acknowledged", "ACKNOWLEDGED")
+    assert body["episode_id"] == 41
+    assert body["details"] == {"acknowledged_by": "alice", "note": "on it"}
+    assert "acknowledged by alice: on it" in body["text"]
+
+    refused = _send(alertmanager, {}, **ack)
+    assert refused.status == "failed" and refused.retryable is False
+    assert "no acknowledgement" in (refused.error or "")
+    assert len(webhook_server.requests) == 1  # nothing reached the Alertmanager receiver
+
+
 def test_fingerprint_is_stable_per_episode() -> None:
     from datamantri_alerts.channels.webhook import build_alertmanager
 

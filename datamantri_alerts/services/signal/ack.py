@@ -6,25 +6,64 @@ optional note and, with `--for`, until when. While acknowledged, the state machi
 REPEAT for it (`services.states`); the RESOLVED still goes. A new episode starts
 unacknowledged, and when `--for` runs out, REPEATs resume on the alert's repeat interval.
 `alerts unack` takes the acknowledgement back.
+
+Telling the incident trackers (issue 15). An acknowledgement is also an ACKNOWLEDGED message
+(`kind` `acknowledged` in the outbox, text "acknowledged by NAME[: note]") for the channels that
+track incident state (`Channel.tells_acknowledgements`: PagerDuty, which acknowledges the
+episode's incident, and native-format webhooks); the channels people read (email, Slack, Teams,
+WhatsApp, Apprise) are not sent one, so an ack does not spam the people it quietens. Rules:
+
+* Who: each destination (channel and recipient) whose channel takes it and that was sent a
+  message of the episode that opens or re-triggers its incident (`TRIGGERING_STATES`: FIRING,
+  could-not-evaluate, REPEAT, ESCALATED, FLAPPING; the outbox row `sent`). A destination whose
+  FIRING is still pending (retrying) or held back (a mute, maintenance window or silence) is
+  told right after it is delivered (`queue_after_triggers`, called by delivery in the
+  transaction that records it as sent), so an incident is never acknowledged before it was
+  triggered.
+* When: queued in the transaction that records the acknowledgement; `alerts ack` then sends
+  that episode's ACKNOWLEDGED rows at once, and what does not go (a 503) stays pending for the
+  next `alerts evaluate`, which delivers the whole outbox.
+* Once: the outbox key carries the acknowledgement's time, and acknowledging an episode that is
+  still acknowledged (a new note, a new `--for`) queues nothing. After `alerts unack`, or once
+  `--for` ran out, acknowledging again is a new acknowledgement and is sent again.
+* Nothing holds it back: a mute, maintenance window or silence is about the check's messages,
+  and an acknowledgement is a person's action that only ever makes the trackers quieter. (A
+  muted alert whose FIRING was held back has no incident yet: its acknowledgement follows the
+  FIRING when the mute ends, as above.)
+* A resolved episode cannot be acknowledged, so it sends nothing.
+* `alerts unack` sends nothing either: PagerDuty has no un-acknowledge event, so its incident
+  stays acknowledged until PagerDuty's own acknowledgement timeout or a new trigger. The
+  episode's ACKNOWLEDGED rows not yet sent are withdrawn (recorded as suppressed).
 """
 
 from __future__ import annotations
 
 import getpass
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from datamantri_alerts.errors import InputError, NotFoundError
-from datamantri_alerts.store.models import Alert, AlertHistory
+from datamantri_alerts.store.models import Alert, AlertHistory, Notification
+
+if TYPE_CHECKING:
+    from datamantri_alerts.services.delivery import Claimed
 
 #: Longest note kept (characters); the rest is cut.
 NOTE_LIMIT = 2000
 USER_LIMIT = 255
+#: The outbox kind of an acknowledgement's messages (message state ACKNOWLEDGED).
+ACK_KIND = "acknowledged"
+#: Message states that open or re-trigger an episode's incident: a destination sent one of them
+#: has something to acknowledge (RESOLVED, ACKNOWLEDGED and TEST do not count).
+TRIGGERING_STATES = frozenset({"FIRING", "REPEAT", "ESCALATED", "FLAPPING"})
+#: Why an ACKNOWLEDGED row not yet sent is not sent after `alerts unack`.
+WITHDRAWN = "acknowledgement taken back before it was sent"
 
 
 @dataclass(frozen=True)
@@ -38,6 +77,9 @@ class Acknowledgement:
     at: datetime
     note: str | None
     until: datetime | None
+    #: ACKNOWLEDGED messages queued for the trackers (0 when none takes it, or when the episode
+    #: was still acknowledged: those were queued by the first acknowledgement).
+    queued: int = 0
 
 
 def current_user(environ: Mapping[str, str] | None = None) -> str:
@@ -113,12 +155,21 @@ def acknowledge(
     episode = find_episode(session, target)
     if episode.resolved_at is not None:
         raise InputError(f"episode {episode.id} is already resolved", field="REF")
+    # Locked before the outbox is read: delivery locks the episode too when it records a
+    # trigger as sent (`queue_after_triggers`), so one of the two always sees the other.
+    from datamantri_alerts.services.leases import lock_rows
+
+    this = select(AlertHistory.id).where(AlertHistory.id == episode.id)
+    session.execute(lock_rows(session, this))
+    session.refresh(episode)
     if note is not None:
         note = note.strip()[:NOTE_LIMIT] or None
+    renewed = is_acknowledged(episode.acknowledged_at, episode.ack_until, now)
     episode.acknowledged_at = now
     episode.acknowledged_by = by[:USER_LIMIT]
     episode.ack_note = note
     episode.ack_until = now + length if length is not None else None
+    queued = 0 if renewed else queue_acknowledgement(session, episode, now)
     return Acknowledgement(
         episode.id,
         episode.alert_id,
@@ -127,13 +178,188 @@ def acknowledge(
         now,
         note,
         episode.ack_until,
+        queued,
     )
 
 
+def ack_summary(by: str | None, note: str | None) -> str:
+    """The text of an ACKNOWLEDGED message: `acknowledged by NAME[: note]`."""
+    return f"acknowledged by {by or 'unknown'}" + (f": {note}" if note else "")
+
+
+def ack_payload(sent: Mapping[str, Any], episode: AlertHistory, now: datetime) -> dict[str, Any]:
+    """The ACKNOWLEDGED message (outbox JSON) for episode, built from a triggering message a
+    destination was sent (the same alert, labels and host), at `now`, with the episode's
+    current severity; `details` holds `acknowledged_by` and, when given, `note` and `until`."""
+    from datamantri_alerts.channels.base import Message
+
+    message = Message.model_validate(sent)
+    details: dict[str, Any] = {"acknowledged_by": episode.acknowledged_by}
+    if episode.ack_note:
+        details["note"] = episode.ack_note
+    if episode.ack_until is not None:
+        details["until"] = episode.ack_until.isoformat()
+    acknowledged = message.model_copy(
+        update={
+            "state": "ACKNOWLEDGED",
+            "at": now,
+            "summary": ack_summary(episode.acknowledged_by, episode.ack_note),
+            "details": details,
+            "severity": episode.severity or message.severity,
+            "episode_id": episode.id,
+        }
+    )
+    return acknowledged.model_dump(mode="json")
+
+
+def triggers(payload: Mapping[str, Any]) -> bool:
+    """Whether an outbox message (JSON) opens or re-triggers its episode's incident: its state
+    is one of TRIGGERING_STATES (PagerDuty's `trigger`)."""
+    return isinstance(payload, Mapping) and payload.get("state") in TRIGGERING_STATES
+
+
+def takes_acknowledgement(channel: str, recipient: str) -> bool:
+    """Whether this destination is sent ACKNOWLEDGED messages (the channel's declared policy,
+    `Channel.tells_acknowledgements` / `takes_acknowledgement`); an unknown channel is not."""
+    from datamantri_alerts.channels import get_channel
+
+    try:
+        return bool(recipient) and get_channel(channel).takes_acknowledgement(recipient)
+    except KeyError:
+        return False
+
+
+def _ack_row(
+    episode: AlertHistory, channel: str, recipient: str, sent: Mapping[str, Any], now: datetime
+) -> dict[str, Any]:
+    from datamantri_alerts.services.outbox import dedup_key
+
+    # One stamp per acknowledgement given (microseconds: every store keeps them), so an ack
+    # taken back and given again within a second is still a new one.
+    stamped = episode.acknowledged_at or now
+    stamp = stamped.strftime("%Y%m%dT%H%M%S.%f")
+    return {
+        "dedup_key": dedup_key(episode.id, ACK_KIND, stamp, channel, recipient),
+        "alert_id": episode.alert_id,
+        "history_id": episode.id,
+        "channel": channel,
+        "recipient": recipient,
+        "kind": ACK_KIND,
+        "status": "pending",
+        "payload": ack_payload(sent, episode, now),
+        "attempts": 0,
+        "last_error": None,
+        "created_at": now,
+        "next_attempt_at": now,
+        "sent_at": None,
+        "lease_holder": None,
+        "lease_expires_at": None,
+    }
+
+
+def queue_acknowledgement(session: Session, episode: AlertHistory, now: datetime) -> int:
+    """Queue the episode's ACKNOWLEDGED message for each destination that was sent one of its
+    triggering messages (`triggers`) and whose channel takes it; returns how many. Destinations
+    whose FIRING is still to go are told after it (`queue_after_triggers`)."""
+    from datamantri_alerts.services.outbox import insert_rows
+
+    told = session.execute(
+        select(Notification.channel, Notification.recipient, Notification.payload)
+        .where(
+            Notification.history_id == episode.id,
+            Notification.kind != ACK_KIND,
+            Notification.status == "sent",
+        )
+        .order_by(Notification.id)
+    ).all()
+    rows: dict[tuple[str, str], dict[str, Any]] = {}
+    for channel, recipient, payload in told:
+        if (
+            (channel, recipient) not in rows
+            and triggers(payload)
+            and takes_acknowledgement(channel, recipient)
+        ):
+            rows[(channel, recipient)] = _ack_row(episode, channel, recipient, payload, now)
+    insert_rows(session, list(rows.values()))
+    return len(rows)
+
+
+def queue_after_triggers(session: Session, delivered: Sequence[Claimed], now: datetime) -> int:
+    """For messages just delivered (rows of `delivery`) that trigger (`triggers`), queue the
+    ACKNOWLEDGED of those whose episode is open and acknowledged now, to the same destination
+    when its channel takes it; returns how many (the outbox key makes a destination already
+    told of this acknowledgement a no-op). Called in the transaction that records them as
+    sent, after the episodes were locked."""
+    from datamantri_alerts.services.outbox import insert_rows
+
+    wanted = [
+        r
+        for r in delivered
+        if r.kind != ACK_KIND
+        and r.history_id is not None
+        and triggers(r.payload)
+        and takes_acknowledgement(r.channel, r.recipient)
+    ]
+    if not wanted:
+        return 0
+    ids = sorted({r.history_id for r in wanted if r.history_id is not None})
+    episodes = {
+        e.id: e
+        for e in session.scalars(
+            select(AlertHistory).where(
+                AlertHistory.id.in_(ids),
+                AlertHistory.resolved_at.is_(None),
+                AlertHistory.acknowledged_at.is_not(None),
+            )
+        )
+        if is_acknowledged(e.acknowledged_at, e.ack_until, now)
+    }
+    rows = [
+        _ack_row(episodes[r.history_id], r.channel, r.recipient, r.payload, now)
+        for r in wanted
+        if r.history_id in episodes
+    ]
+    insert_rows(session, rows)
+    return len(rows)
+
+
+def withdraw_pending(session: Session, episode_id: int) -> int:
+    """Mark the episode's ACKNOWLEDGED rows not yet sent as suppressed (`alerts unack`);
+    returns how many."""
+    result = session.execute(
+        update(Notification)
+        .where(
+            Notification.history_id == episode_id,
+            Notification.kind == ACK_KIND,
+            Notification.status == "pending",
+        )
+        .values(status="suppressed", last_error=WITHDRAWN)
+        .execution_options(synchronize_session=False)
+    )
+    return int(result.rowcount or 0)
+
+
+def has_pagerduty(session: Session, episode: AlertHistory) -> bool:
+    """Whether the episode has a PagerDuty destination: the alert selects the channel, or the
+    episode was sent something there."""
+    channels = session.scalar(select(Alert.channels).where(Alert.id == episode.alert_id)) or []
+    if "pagerduty" in channels:
+        return True
+    found = session.scalar(
+        select(Notification.id)
+        .where(Notification.history_id == episode.id, Notification.channel == "pagerduty")
+        .limit(1)
+    )
+    return found is not None
+
+
 def unacknowledge(session: Session, target: str) -> tuple[AlertHistory, bool]:
-    """Take back an episode's acknowledgement; (episode, whether it was acknowledged)."""
+    """Take back an episode's acknowledgement; (episode, whether it was acknowledged). Its
+    ACKNOWLEDGED messages not yet sent are withdrawn; nothing is sent (see the module
+    docstring: PagerDuty has no un-acknowledge)."""
     episode = find_episode(session, target)
     was = episode.acknowledged_at is not None
+    withdraw_pending(session, episode.id)
     episode.acknowledged_at = None
     episode.acknowledged_by = None
     episode.ack_note = None
