@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 import typer
 
-from datamantri_alerts.cli.context import AppContext, app_context, data_text, fmt_time, print_json
+from datamantri_alerts.cli.context import app_context, data_text, fmt_time, print_json
 from datamantri_alerts.cli.options import JSON_OPTION
 
 #: `alerts unack` on an episode with a PagerDuty destination (the Events API v2 has no event
@@ -37,7 +35,8 @@ def ack(
     acknowledged), and PagerDuty (and native webhooks) are told at once; chat and e-mail are
     not. Recorded as $ALERTS_USER, else the OS login name."""
     from datamantri_alerts.services.history import parse_duration
-    from datamantri_alerts.services.signal.ack import acknowledge, current_user
+    from datamantri_alerts.services.leases import Holder
+    from datamantri_alerts.services.signal.ack import acknowledge, current_user, tell_trackers
 
     length = parse_duration(duration, "--for") if duration is not None else None
     app = app_context(ctx)
@@ -45,7 +44,9 @@ def ack(
         done = acknowledge(
             session, target, by=current_user(), now=app.clock.now(), note=note, length=length
         )
-    told = _tell_trackers(app, done.episode_id)
+    told = tell_trackers(
+        app.store, app.clock, Holder.current(app.settings.hostname), done.episode_id
+    )
     if as_json:
         print_json(
             {
@@ -71,71 +72,6 @@ def ack(
             app.console.print(data_text(f"acknowledgement sent to {_destinations(told.sent)}"))
     for line in told.problems:
         app.warn(line)
-
-
-@dataclass
-class Told:
-    """What `alerts ack` delivered of its episode's ACKNOWLEDGED messages."""
-
-    sent: int = 0
-    pending: int = 0
-    failed: int = 0
-    problems: list[str] = field(default_factory=list)
-
-    def as_json(self) -> dict[str, int]:
-        return {"sent": self.sent, "pending": self.pending, "failed": self.failed}
-
-
-def _tell_trackers(app: AppContext, episode_id: int) -> Told:
-    """Send the episode's pending ACKNOWLEDGED messages now, through the outbox delivery (retry
-    policy, destination policy, redaction, history); one line per destination not reached.
-    What is left pending is sent by the next `alerts evaluate`; the ack is recorded either way."""
-    from sqlalchemy import select
-
-    from datamantri_alerts.channels import get_channel
-    from datamantri_alerts.errors import InputError
-    from datamantri_alerts.services.delivery import deliver_pending
-    from datamantri_alerts.services.leases import Holder
-    from datamantri_alerts.services.signal.ack import ACK_KIND
-    from datamantri_alerts.store.models import Notification
-
-    scope = [Notification.history_id == episode_id, Notification.kind == ACK_KIND]
-    started = app.clock.now()
-    try:
-        tally = deliver_pending(
-            app.store, app.clock, Holder.current(app.settings.hostname), concurrency=4, scope=scope
-        )
-    except InputError as exc:  # a delivery setting (digest threshold) is not usable
-        later = "the next `alerts evaluate` sends it once that is fixed"
-        return Told(problems=[f"the acknowledgement was not sent now ({exc}); {later}"])
-    told = Told(tally.sent, tally.pending, tally.failed)
-    if not tally.pending and not tally.failed:
-        return told
-    with app.store.session() as session:
-        rows = session.execute(
-            select(
-                Notification.channel,
-                Notification.recipient,
-                Notification.status,
-                Notification.last_error,
-            )
-            .where(*scope, Notification.status.in_(["pending", "failed"]))
-            .where(Notification.next_attempt_at >= started)  # tried by this command
-            .order_by(Notification.id)
-        ).all()
-    for channel, recipient, status, error in rows:
-        try:
-            shown = get_channel(channel).mask_recipient(recipient)
-        except KeyError:
-            shown = "?"
-        why = error or "unknown error"
-        told.problems.append(
-            f"the acknowledgement to {channel} {shown} was not delivered yet ({why}); "
-            "the next `alerts evaluate` retries it"
-            if status == "pending"
-            else f"the acknowledgement to {channel} {shown} failed ({why})"
-        )
-    return told
 
 
 def _destinations(n: int) -> str:

@@ -41,7 +41,7 @@ from __future__ import annotations
 import getpass
 import os
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -52,7 +52,10 @@ from datamantri_alerts.errors import InputError, NotFoundError
 from datamantri_alerts.store.models import Alert, AlertHistory, Notification
 
 if TYPE_CHECKING:
+    from datamantri_alerts.clock import Clock
     from datamantri_alerts.services.delivery import Claimed
+    from datamantri_alerts.services.leases import Holder
+    from datamantri_alerts.store.engine import Store
 
 #: Longest note kept (characters); the rest is cut.
 NOTE_LIMIT = 2000
@@ -415,3 +418,61 @@ def describe(episode: AlertHistory) -> str:
 
 def _fmt(value: datetime | None) -> str:
     return value.strftime("%Y-%m-%d %H:%M UTC") if value is not None else "-"
+
+
+@dataclass
+class Told:
+    """What `alerts ack` delivered of its episode's ACKNOWLEDGED messages."""
+
+    sent: int = 0
+    pending: int = 0
+    failed: int = 0
+    problems: list[str] = field(default_factory=list)
+
+    def as_json(self) -> dict[str, int]:
+        return {"sent": self.sent, "pending": self.pending, "failed": self.failed}
+
+
+def tell_trackers(store: Store, clock: Clock, me: Holder, episode_id: int) -> Told:
+    """Send the episode's pending ACKNOWLEDGED messages now (`alerts ack`), through the outbox
+    delivery (retry policy, destination policy, redaction, history), as holder `me`; one line
+    in `problems` per destination not reached. What is left pending is sent by the next
+    `alerts evaluate`; the acknowledgement is recorded either way."""
+    from datamantri_alerts.channels import get_channel
+    from datamantri_alerts.services.delivery import deliver_pending
+
+    scope = [Notification.history_id == episode_id, Notification.kind == ACK_KIND]
+    started = clock.now()
+    try:
+        tally = deliver_pending(store, clock, me, concurrency=4, scope=scope)
+    except InputError as exc:  # a delivery setting (digest threshold) is not usable
+        later = "the next `alerts evaluate` sends it once that is fixed"
+        return Told(problems=[f"the acknowledgement was not sent now ({exc}); {later}"])
+    told = Told(tally.sent, tally.pending, tally.failed)
+    if not tally.pending and not tally.failed:
+        return told
+    with store.session() as session:
+        rows = session.execute(
+            select(
+                Notification.channel,
+                Notification.recipient,
+                Notification.status,
+                Notification.last_error,
+            )
+            .where(*scope, Notification.status.in_(["pending", "failed"]))
+            .where(Notification.next_attempt_at >= started)  # tried by this command
+            .order_by(Notification.id)
+        ).all()
+    for channel, recipient, status, error in rows:
+        try:
+            shown = get_channel(channel).mask_recipient(recipient)
+        except KeyError:
+            shown = "?"
+        why = error or "unknown error"
+        told.problems.append(
+            f"the acknowledgement to {channel} {shown} was not delivered yet ({why}); "
+            "the next `alerts evaluate` retries it"
+            if status == "pending"
+            else f"the acknowledgement to {channel} {shown} failed ({why})"
+        )
+    return told
