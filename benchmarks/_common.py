@@ -26,6 +26,22 @@ PG_ADMIN_URL = os.environ.get(
 )
 
 
+def compile_package() -> None:
+    """Write the package's bytecode once, as `pip install` does for an installed package.
+
+    A checkout installed in editable mode in an environment with `PYTHONDONTWRITEBYTECODE=1`
+    (this machine sets it) would otherwise compile every one of our modules from source in
+    every child process (~0.2 s of each `alerts` run), which no installation pays. Existing
+    bytecode is still read with that variable set; stale files are recompiled by mtime.
+    """
+    import compileall
+
+    compileall.compile_dir(str(REPO_ROOT / "datamantri_alerts"), quiet=1)
+
+
+compile_package()
+
+
 # --------------------------------------------------------------------------- stores
 
 

@@ -21,6 +21,10 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import _common  # noqa: F401  (writes the package's bytecode, as an install would)
+
 TARGET_SECONDS = 4.0
 
 
