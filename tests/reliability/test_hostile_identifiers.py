@@ -1,8 +1,9 @@
 """Hostile freshness identifiers through `alerts evaluate`: quoted, never executed, and exactly
 one SELECT per evaluation on the data source.
 
-The statements are counted with SQLAlchemy's `before_cursor_execute` event on the Engine class,
-filtered to engines on the warehouse: the product's own engines, uninstrumented otherwise. Each
+The statements are recorded by the driver of every connection the product checks out to the
+warehouse (SQLite's trace callback, libpq's protocol trace): a check sends its query straight to
+the driver's cursor, past SQLAlchemy's execution events, so the driver is what sees it. Each
 hostile table has a stale decoy column, and on PostgreSQL (where quoted names keep their case) a
 stale lower-case `orders` sits beside `Orders`, so folding case would read the wrong table and
 fire.
@@ -66,24 +67,84 @@ def _key(url: str) -> str:
     return url.removeprefix("sqlite:///") if url.startswith("sqlite") else url.rsplit("%3D", 1)[1]
 
 
+class Sent:
+    """The statements sent to the warehouse so far, in order (`sent()`): SQLite's trace callback
+    and libpq's protocol trace, installed on each warehouse connection when it is checked out.
+    A PostgreSQL cursor's query is read out of its `DECLARE ... FOR <query>`."""
+
+    def __init__(self, warehouse: str, tmp_path: Path) -> None:
+        self.warehouse = warehouse
+        self.sqlite = warehouse.startswith("sqlite")
+        self.recorded: list[str] = []
+        self.traces: list[Path] = []
+        self.handles: list[Any] = []
+        self.traced: set[int] = set()
+        self.tmp_path = tmp_path
+
+    def on_checkout(self, conn: Any) -> None:
+        if _key(self.warehouse) not in str(conn.engine.url):
+            return
+        dbapi = conn.connection.dbapi_connection
+        if self.sqlite:
+            dbapi.set_trace_callback(self.recorded.append)
+            return
+        if id(dbapi) in self.traced:
+            return
+        from psycopg import pq
+
+        self.traced.add(id(dbapi))
+        path = self.tmp_path / f"libpq-{len(self.traces)}.trace"
+        handle = path.open("w")
+        self.traces.append(path)
+        self.handles.append(handle)
+        dbapi.pgconn.trace(handle.fileno())
+        dbapi.pgconn.set_trace_flags(pq.Trace.SUPPRESS_TIMESTAMPS)
+
+    def __call__(self) -> list[str]:
+        if self.sqlite:
+            return list(self.recorded)
+        out: list[str] = []
+        for handle in self.handles:
+            handle.flush()
+        for path in self.traces:
+            for line in path.read_text().splitlines():
+                fields = line.split("\t")
+                if len(fields) > 3 and fields[0] == "F" and fields[2] in ("Parse", "Query"):
+                    text = fields[3]
+                    text = text[text.index('"', text.index('"') + 2) + 1 : text.rindex('"')]
+                    out.append(_query_of(text))
+        return out
+
+    def close(self) -> None:
+        for handle in self.handles:
+            handle.close()
+
+
+def _query_of(statement: str) -> str:
+    """The query a `DECLARE name ... CURSOR ... FOR <query>` runs; other statements as sent."""
+    head, found, query = statement.partition(" CURSOR WITHOUT HOLD FOR ")
+    return query if found and head.upper().startswith("DECLARE") else statement
+
+
+#: Statements a check may send around its one query: transaction and cursor control, session
+#: settings.
+CONTROL = ("SET ", "BEGIN", "ROLLBACK", "COMMIT", "FETCH ", "CLOSE ", "PRAGMA ")
+
+
 @pytest.fixture
-def statements(warehouse: str) -> Iterator[list[str]]:
-    """Every statement any engine on the warehouse file executes, in order."""
-    seen: list[str] = []
-
-    def record(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
-        if _key(warehouse) in str(conn.engine.url):
-            seen.append(statement)
-
-    event.listen(Engine, "before_cursor_execute", record)
+def statements(warehouse: str, tmp_path: Path) -> Iterator[Sent]:
+    """Every statement the product sends to the warehouse, in order (call it for the list)."""
+    sent = Sent(warehouse, tmp_path)
+    event.listen(Engine, "engine_connect", sent.on_checkout)
     try:
-        yield seen
+        yield sent
     finally:
-        event.remove(Engine, "before_cursor_execute", record)
+        event.remove(Engine, "engine_connect", sent.on_checkout)
+        sent.close()
 
 
 def test_hostile_identifiers_are_quoted_and_one_select_runs_per_evaluation(
-    cli: Cli, warehouse: str, statements: list[str], capsys: pytest.CaptureFixture[str]
+    cli: Cli, warehouse: str, statements: Sent, capsys: pytest.CaptureFixture[str]
 ) -> None:
     assert cli("datasources", "add", "wh", "--name", "W", "--url", warehouse)
     for n, (table, column) in enumerate(NAMES):
@@ -96,18 +157,19 @@ def test_hostile_identifiers_are_quoted_and_one_select_runs_per_evaluation(
         assert created.exit_code == 0, created.output
     per_alert: dict[str, list[str]] = {}
     for n, (table, column) in enumerate(NAMES):
-        before = len(statements)
+        before = len(statements())
         result = cli("evaluate", "--alert", f"fresh-{n}", "--json")
         assert result.exit_code == 0, result.output
         [row] = result.json()["results"]
         assert row["outcome"] == "ok", (table, column, row["summary"])
-        per_alert[table] = statements[before:]
-    # Every evaluation: exactly one SELECT, of max() over the quoted names; anything else is a
-    # session setting (PostgreSQL: SET statement_timeout).
+        per_alert[table] = statements()[before:]
+    # Every evaluation: exactly one SELECT, of max() over the quoted names; anything else is
+    # transaction or cursor control or a session setting.
     for table, run in per_alert.items():
         selects = [s for s in run if s.lstrip().upper().startswith("SELECT")]
         assert len(selects) == 1, (table, run)
-        assert all(s.upper().startswith("SET ") for s in run if s not in selects), run
+        assert selects[0].upper().startswith("SELECT MAX("), selects
+        assert all(s.upper().startswith(CONTROL) for s in run if s not in selects), run
     # Nothing was dropped, the victim still has its row.
     engine = create_engine(warehouse)
     with engine.connect() as conn:
@@ -123,7 +185,7 @@ def test_hostile_identifiers_are_quoted_and_one_select_runs_per_evaluation(
 
 
 def test_a_name_that_does_not_exist_is_an_error_and_runs_nothing_else(
-    cli: Cli, warehouse: str, statements: list[str]
+    cli: Cli, warehouse: str, statements: Sent
 ) -> None:
     assert cli("datasources", "add", "wh", "--name", "W", "--url", warehouse)
     created = cli(
@@ -138,9 +200,12 @@ def test_a_name_that_does_not_exist_is_an_error_and_runs_nothing_else(
     assert result.exit_code == 1  # the check could not evaluate
     [row] = result.json()["results"]
     assert row["outcome"] == "error" and "\n" not in row["summary"]
-    selects = [s for s in statements if s.upper().startswith("SELECT")]
-    assert len(selects) == 1
-    assert all(s.upper().startswith("SET ") for s in statements if s not in selects)
+    sent = statements()
+    selects = [s for s in sent if s.upper().startswith("SELECT")]
+    # SQLite refuses the SELECT while preparing it (no such table), so it never runs and its
+    # trace never sees it; PostgreSQL receives it and fails it.
+    assert len(selects) == (0 if statements.sqlite else 1), sent
+    assert all(s.upper().startswith(CONTROL) for s in sent if s not in selects), sent
     engine = create_engine(warehouse)
     with engine.connect() as conn:
         assert conn.execute(text("SELECT count(*) FROM t")).scalar() == 1
