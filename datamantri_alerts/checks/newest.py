@@ -2,7 +2,8 @@
 
 Shared by `freshness` and `sla_breach`. Table, schema and column names are identifiers quoted
 by the data source's own dialect (SQLAlchemy's `IdentifierPreparer`: doubled `"` on
-PostgreSQL and SQLite, doubled backticks on MySQL/MariaDB), so a hostile name stays one name.
+PostgreSQL, doubled backticks on MySQL/MariaDB; always backticks on SQLite, see `_backticks`),
+so a hostile name stays one name.
 `query` and `filter` are SQL the alert's author wrote, embedded as a derived table and a
 parenthesised condition; the statement runs read-only like a `sql` alert's query. The text is
 sent without parameters, so `%` and `:` in it are just characters. One aggregate over the
@@ -34,13 +35,21 @@ def newest_value_sql(
     """
     if (table is None) == (query is None):
         raise ValueError("give table or query")
-    quoted = identifiers.quote(column)
+    quote = _backticks if identifiers.dialect.name == "sqlite" else identifiers.quote
+    quoted = quote(column)
     if table is not None:
-        source = identifiers.quote(table)
+        source = quote(table)
         if schema:
-            source = f"{identifiers.quote_schema(schema)}.{source}"
+            source = f"{quote(schema)}.{source}"
     else:
         source = f"({query}) AS {QUERY_ALIAS}"
         quoted = f"{QUERY_ALIAS}.{quoted}"
     sql = f"SELECT max({quoted}) FROM {source}"
     return f"{sql} WHERE ({where})" if where else sql
+
+
+def _backticks(name: str) -> str:
+    """A SQLite identifier in backticks, always: a double-quoted name that matches no column is
+    read by SQLite as a string literal (its "double-quoted string" fallback), so a mistyped
+    `timestamp_column` would be compared as text instead of failing; a backticked one cannot."""
+    return "`" + name.replace("`", "``") + "`"

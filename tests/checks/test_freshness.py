@@ -320,6 +320,33 @@ def test_the_statement_is_one_bounded_aggregate() -> None:
     )
 
 
+def test_a_mistyped_column_on_sqlite_is_an_error_not_a_string(
+    harness: Harness, tmp_path: Path
+) -> None:
+    """SQLite reads a double-quoted name that matches no column as a string literal; the
+    column is backticked, so `Loaded At` (no such column) fails instead of being read as the
+    text 'Loaded At', and a date-like name cannot make a stale table look fresh."""
+    lite = f"sqlite:///{tmp_path / 'w.db'}"
+    engine = create_engine(lite)
+    with engine.begin() as conn:
+        conn.execute(text("CREATE TABLE orders (loaded_at TEXT)"))
+        conn.execute(text("INSERT INTO orders VALUES ('2020-01-01 00:00:00')"))
+    engine.dispose()
+    harness.add_datasource("lite", lite)
+    for column in ("Loaded At", "2999-01-01 00:00:00"):
+        result = harness.run(
+            "freshness",
+            {
+                "datasource_id": "lite",
+                "table": "orders",
+                "timestamp_column": column,
+                "warn_after": "1h",
+            },
+        )
+        assert result.outcome == "error", (column, result.summary)
+        assert "no such column" in result.summary, result.summary
+
+
 def test_short_thresholds_on_the_command_line_are_stored_as_mappings(cli: Cli) -> None:
     assert cli("datasources", "add", "wh", "--name", "W", "--url", "sqlite:///w.db").exit_code == 0
     created = cli(

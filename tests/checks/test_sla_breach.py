@@ -197,7 +197,7 @@ def test_query_is_one_select_with_quoted_identifiers() -> None:
     my = newest_value_query(HOSTILE_TABLE, HOSTILE_COLUMN, mysql.dialect().identifier_preparer)
     assert "`loaded_at``) FROM victims; DELETE FROM victims; --`" in my
     lite = newest_value_query("analytics.orders", "ts", sqlite.dialect().identifier_preparer)
-    assert lite == "SELECT max(ts) FROM analytics.orders"
+    assert lite == "SELECT max(`ts`) FROM `analytics`.`orders`"
 
 
 @pytest.mark.postgres
