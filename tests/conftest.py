@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import socket
+import sqlite3
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -29,6 +31,39 @@ PG_ADMIN_URL = os.environ.get(
 MARIADB_URL = os.environ.get("ALERTS_TEST_MARIADB_URL", "mysql+pymysql://root@127.0.0.1:3306/test")
 REQUIRE_SERVICES = os.environ.get("ALERTS_REQUIRE_SERVICES") == "1"
 REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+#: Marks a test over `store_url` (or `any_store`) whose PostgreSQL and MariaDB variants prove
+#: nothing a dialect changes (a scenario of state transitions on a scripted clock): CI runs it on
+#: SQLite, and the server variants carry `slow` (run them with `-m slow`). A test that is the only
+#: proof of a dialect-specific behaviour (locking, JSON, time zones, read-only sessions) must not
+#: carry it.
+SERVER_DIALECTS_SLOW = pytest.mark.server_dialects_slow
+#: The fixtures parametrised over the three stores (tests/evaluator/stores.py has `any_store`).
+STORE_PARAMS = ("store_url", "any_store")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "server_dialects_slow: the PostgreSQL and MariaDB variants of this store test are slow",
+    )
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Mark `slow` the server variants of tests marked server_dialects_slow.
+
+    Runs before pytest's own `-m` deselection (tryfirst), so `-m 'not slow'` leaves them out.
+    """
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        if (
+            item.get_closest_marker("server_dialects_slow") is not None
+            and callspec is not None
+            and {callspec.params.get(name) for name in STORE_PARAMS} & {"postgres", "mariadb"}
+        ):
+            item.add_marker(pytest.mark.slow)
 
 
 def _port_open(host: str, port: int) -> bool:
@@ -166,10 +201,43 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     return request.getfixturevalue("pg_url")
 
 
-@pytest.fixture
-def store(store_url: str) -> Iterator[Any]:
+@pytest.fixture(scope="session")
+def migrated_sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A SQLite store file migrated to head once per session, for `store` fixtures to copy.
+
+    Migrating a new SQLite store costs about 70 ms (Alembic, table rebuilds); a copy of this
+    file costs well under 1 ms. Only fixtures that hand a test an already-migrated store use it:
+    first use, upgrades and concurrent first runs are tested on new files (tests/test_store.py,
+    tests/reliability/test_first_run.py, test_upgrade.py, and every test that starts from `cli`).
+    """
     from datamantri_alerts.store.engine import open_store
 
+    path = tmp_path_factory.mktemp("template") / "alerts.db"
+    open_store(f"sqlite:///{path}").dispose()
+    with closing(sqlite3.connect(path)) as conn:  # the WAL folded in: the file is the whole store
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    assert not path.with_name(path.name + "-wal").exists()
+    return path
+
+
+def migrated_sqlite_copy(template: Path, url: str) -> None:
+    """Copy the migrated template to the file of a `sqlite:///` url (mode 0600 kept).
+
+    Does nothing for another dialect or when the file exists. Raises OSError when the file's
+    folder is missing.
+    """
+    if url.startswith("sqlite:///"):
+        path = Path(url.removeprefix("sqlite:///"))
+        if not path.exists():
+            shutil.copy2(template, path)
+
+
+@pytest.fixture
+def store(store_url: str, migrated_sqlite_template: Path) -> Iterator[Any]:
+    """An opened, migrated store on each dialect (SQLite: a copy of the session's template)."""
+    from datamantri_alerts.store.engine import open_store
+
+    migrated_sqlite_copy(migrated_sqlite_template, store_url)
     opened = open_store(store_url)
     try:
         yield opened
@@ -178,9 +246,11 @@ def store(store_url: str) -> Iterator[Any]:
 
 
 @pytest.fixture
-def sqlite_store(sqlite_url: str) -> Iterator[Any]:
+def sqlite_store(sqlite_url: str, migrated_sqlite_template: Path) -> Iterator[Any]:
+    """An opened, migrated SQLite store (a copy of the session's template)."""
     from datamantri_alerts.store.engine import open_store
 
+    migrated_sqlite_copy(migrated_sqlite_template, sqlite_url)
     opened = open_store(sqlite_url)
     try:
         yield opened

@@ -9,14 +9,16 @@ from typing import Any
 import pytest
 
 from datamantri_alerts.store.engine import open_store
-from tests.conftest import MARIADB_URL, require_service
+from tests.conftest import MARIADB_URL, migrated_sqlite_copy, require_service
 
 __all__ = ["any_store"]
 
 
 @pytest.fixture(params=["sqlite", "postgres", "mariadb"])
-def any_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Any]:
-    """A migrated store on each dialect in turn."""
+def any_store(
+    request: pytest.FixtureRequest, tmp_path: Path, migrated_sqlite_template: Path
+) -> Iterator[Any]:
+    """A migrated store on each dialect in turn (SQLite: a copy of the session's template)."""
     if request.param == "mariadb":
         from tests.checks import servers
 
@@ -33,6 +35,7 @@ def any_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Any]:
         if request.param == "sqlite"
         else request.getfixturevalue("pg_url")
     )
+    migrated_sqlite_copy(migrated_sqlite_template, url)
     opened = open_store(url)
     try:
         yield opened

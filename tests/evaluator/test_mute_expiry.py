@@ -16,7 +16,7 @@ from datamantri_alerts.clock import FrozenClock
 from datamantri_alerts.services.evaluate import RunOptions, run_evaluation
 from datamantri_alerts.services.mute import mute_alert, unmute_alert
 from datamantri_alerts.store.models import Alert, AlertHistory, Notification
-from tests.conftest import utc
+from tests.conftest import SERVER_DIALECTS_SLOW, utc
 from tests.evaluator.conftest import Flags, Sink, make_alert
 from tests.evaluator.helpers import slack_state
 
@@ -81,6 +81,7 @@ def test_mute_expiry_sends_the_suppressed_firing_once_repeat_0(
     assert "quiet" in body["text"]
 
 
+@SERVER_DIALECTS_SLOW
 def test_mute_expiry_with_repeat_sends_firing_then_repeats_from_then(
     store: Any, flags: Flags, sink: Sink, clock: FrozenClock
 ) -> None:
@@ -104,6 +105,7 @@ def test_mute_expiry_with_repeat_sends_firing_then_repeats_from_then(
     assert "repeats" in first["text"]
 
 
+@SERVER_DIALECTS_SLOW
 def test_unmute_before_expiry_sends_the_firing_on_the_next_run(
     store: Any, flags: Flags, sink: Sink, clock: FrozenClock
 ) -> None:
@@ -124,6 +126,7 @@ def test_unmute_before_expiry_sends_the_firing_on_the_next_run(
     assert states(sink, "early") == ["FIRING"]
 
 
+@SERVER_DIALECTS_SLOW
 def test_mute_cleared_by_an_edit_sends_the_firing_too(
     store: Any, flags: Flags, sink: Sink, clock: FrozenClock
 ) -> None:
@@ -141,6 +144,7 @@ def test_mute_cleared_by_an_edit_sends_the_firing_too(
     assert states(sink, "edited") == ["FIRING"]
 
 
+@SERVER_DIALECTS_SLOW
 def test_episode_that_opened_and_resolved_while_muted_sends_nothing(
     store: Any, flags: Flags, sink: Sink, clock: FrozenClock
 ) -> None:
@@ -178,6 +182,7 @@ def test_resolved_while_muted_after_a_sent_firing_is_sent_when_the_mute_ends(
     assert episode.resolved_at == T0 + timedelta(minutes=15, seconds=20)  # the next 5-min point
 
 
+@SERVER_DIALECTS_SLOW
 def test_could_not_evaluate_while_muted_is_sent_when_the_mute_ends(
     store: Any, flags: Flags, sink: Sink, clock: FrozenClock
 ) -> None:

@@ -114,9 +114,18 @@ class CronRunClock:
 INTERVALS = (1, 5, 15, 60)
 
 
-@pytest.mark.parametrize("cron_step", [1, 5], ids=["cron-every-minute", "cron-every-5-minutes"])
+@pytest.mark.parametrize(
+    ("cron_step", "hours"),
+    [
+        # Every minute for 4 h (240 runs; the 60-minute alert is due 4 times) in CI; the whole
+        # day (1,440 runs, about 30 s) with -m slow. The 5-minute cron runs the whole day.
+        pytest.param(1, 4, id="cron-every-minute-4h"),
+        pytest.param(1, 24, id="cron-every-minute", marks=pytest.mark.slow),
+        pytest.param(5, 24, id="cron-every-5-minutes"),
+    ],
+)
 def test_a_day_of_cron_runs_keeps_every_alert_on_its_grid(
-    store: Any, flags: Flags, sink: Sink, cron_step: int
+    store: Any, flags: Flags, sink: Sink, cron_step: int, hours: int
 ) -> None:
     rng = random.Random(20261130 + cron_step)
     clock = CronRunClock(rng)
@@ -133,7 +142,8 @@ def test_a_day_of_cron_runs_keeps_every_alert_on_its_grid(
     names = {f"every {n} min": n for n in INTERVALS}
     times: dict[int, list[datetime]] = {n: [] for n in INTERVALS}
     durations = []
-    for k in range(24 * 60 // cron_step):
+    minutes = hours * 60
+    for k in range(minutes // cron_step):
         duration = timedelta(seconds=rng.uniform(0, 50))
         durations.append(duration)
         clock.start_run(T0 + k * cron_step * MINUTE, duration)
@@ -147,17 +157,17 @@ def test_a_day_of_cron_runs_keeps_every_alert_on_its_grid(
     step = timedelta(minutes=cron_step)
     print(
         f"\ncron every {cron_step} min, {len(durations)} runs of 0-50 s "
-        f"(longest {max(durations).total_seconds():.0f} s) over 24 h:"
+        f"(longest {max(durations).total_seconds():.0f} s) over {hours} h:"
     )
     for n in INTERVALS:
         gaps = [b - a for a, b in zip(times[n], times[n][1:], strict=False)]
         effective = max(n, cron_step)
         print(
             f"  interval {n:>2} min: {len(times[n]):>4} evaluations "
-            f"(expected {1440 // effective}), largest gap {max(gaps)}, "
+            f"(expected {minutes // effective}), largest gap {max(gaps)}, "
             f"smallest gap {min(gaps)}"
         )
-        assert abs(len(times[n]) - 1440 // effective) <= 1, (n, len(times[n]))
+        assert abs(len(times[n]) - minutes // effective) <= 1, (n, len(times[n]))
         assert max(gaps) <= timedelta(minutes=n) + step, (n, max(gaps))
         # Never twice for one grid point.
         assert min(gaps) > timedelta(minutes=effective) - timedelta(seconds=51), (n, min(gaps))

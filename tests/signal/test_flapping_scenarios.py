@@ -17,6 +17,7 @@ from datamantri_alerts.services.signal.flapping import (
     record,
 )
 from datamantri_alerts.store.models import Alert, AlertHistory
+from tests.conftest import SERVER_DIALECTS_SLOW
 from tests.evaluator.conftest import Flags, Sink, make_alert
 from tests.signal.scenario import T0, drive, run, states, texts, told
 
@@ -63,6 +64,7 @@ def test_source_flipping_every_evaluation_for_an_hour(
     assert [f["outcome"] for f in flips] == ["ok", "firing"] * 5 + ["ok"]
 
 
+@SERVER_DIALECTS_SLOW
 def test_one_real_incident_is_firing_then_resolved(
     store: Any, flags: Flags, sink: Sink, clock: FrozenClock
 ) -> None:
@@ -77,6 +79,7 @@ def test_one_real_incident_is_firing_then_resolved(
     assert recovered <= resolved_at <= recovered + timedelta(minutes=5, seconds=20)
 
 
+@SERVER_DIALECTS_SLOW
 def test_two_incidents_two_hours_apart(
     store: Any, flags: Flags, sink: Sink, clock: FrozenClock
 ) -> None:
@@ -90,6 +93,7 @@ def test_two_incidents_two_hours_apart(
     assert states(sink, "twice") == ["FIRING", "RESOLVED", "FIRING", "RESOLVED"]
 
 
+@SERVER_DIALECTS_SLOW
 def test_settling_while_firing_says_so(
     store: Any, flags: Flags, sink: Sink, clock: FrozenClock
 ) -> None:
@@ -107,6 +111,7 @@ def test_settling_while_firing_says_so(
     assert "flapping stopped; settled firing" in texts(sink, "stuck")[2]
 
 
+@SERVER_DIALECTS_SLOW
 def test_flap_detection_off_sends_every_flip(
     store: Any, flags: Flags, sink: Sink, clock: FrozenClock
 ) -> None:
@@ -122,6 +127,7 @@ def test_flap_detection_off_sends_every_flip(
     assert states(sink, "plain") == ["FIRING", "RESOLVED"] * 3
 
 
+@SERVER_DIALECTS_SLOW
 def test_per_alert_thresholds_are_used(
     store: Any, flags: Flags, sink: Sink, clock: FrozenClock
 ) -> None:

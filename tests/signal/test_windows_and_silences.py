@@ -14,6 +14,7 @@ from datamantri_alerts.errors import InputError
 from datamantri_alerts.services.maintenance import add_window
 from datamantri_alerts.services.signal.silences import add_silence, expire_silence, parse_matcher
 from datamantri_alerts.services.signal.windows import validate_window
+from tests.conftest import SERVER_DIALECTS_SLOW
 from tests.evaluator.conftest import Flags, Sink, make_alert
 from tests.signal.scenario import T0, drive, outbox, run, states, texts
 
@@ -53,6 +54,7 @@ def test_recurring_window_suppresses_then_firing_once_at_its_end(
     print(f"\nwindow: {states(sink, 'etl')} after the window (1 suppressed inside)")
 
 
+@SERVER_DIALECTS_SLOW
 def test_incident_inside_a_window_sends_nothing_afterwards(
     store: Any, flags: Flags, sink: Sink, clock: FrozenClock
 ) -> None:
@@ -67,6 +69,7 @@ def test_incident_inside_a_window_sends_nothing_afterwards(
     ]
 
 
+@SERVER_DIALECTS_SLOW
 def test_one_off_window(store: Any, flags: Flags, sink: Sink, clock: FrozenClock) -> None:
     window(
         store,
@@ -125,6 +128,7 @@ def test_silence_by_matcher_holds_matching_alerts_now_and_created_later(
     assert states(sink, "data-prod") == ["FIRING"] and states(sink, "later") == ["FIRING"]
 
 
+@SERVER_DIALECTS_SLOW
 def test_silence_ends_on_its_own_and_resolved_is_owed(
     store: Any, flags: Flags, sink: Sink, clock: FrozenClock
 ) -> None:
