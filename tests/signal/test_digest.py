@@ -17,7 +17,7 @@ from datamantri_alerts.clock import FrozenClock
 from datamantri_alerts.services.evaluate import RunOptions, run_evaluation
 from datamantri_alerts.store.models import AlertHistory, Notification
 from tests.channels.conftest import SMTPServer, slack_payload_problems
-from tests.conftest import Cli, utc
+from tests.conftest import SERVER_DIALECTS_SLOW, Cli, utc
 from tests.evaluator.conftest import Flags, Sink, make_alerts
 from tests.evaluator.helpers import slack_state
 
@@ -91,6 +91,7 @@ def test_200_alerts_firing_at_once_reach_one_webhook_in_at_most_5_messages(
     assert f"sent in digest {found[0].notifications_sent[0]['digest']}" in shown.stdout
 
 
+@SERVER_DIALECTS_SLOW
 @pytest.mark.parametrize(("count", "messages"), [(5, 5), (6, 1)])
 def test_the_default_threshold_is_5(
     store: Any, flags: Flags, sink: Sink, count: int, messages: int
