@@ -2,9 +2,15 @@
 
 A recipient is a routing (integration) key, written as `${VAR}`; it is a secret as a whole.
 
-One PagerDuty alert per episode: `dedup_key` is `datamantri-alerts/<alert id>/<episode id>`, so
-FIRING triggers it, REPEAT triggers the same key again (PagerDuty folds it into the open
-incident instead of opening another), ACKNOWLEDGED (`alerts ack`) acknowledges it and RESOLVED
+One PagerDuty alert per episode: `dedup_key` is
+`datamantri-alerts/<alert id>/<episode id>/<epoch>`, `<epoch>` the episode's `triggered_at` in
+whole seconds since 1970 (UTC). Ids alone are not unique over time: a SQLite store reuses the ids
+of deleted rows, so after `alerts delete --purge-history` a new alert's first episode could get
+the ids of a deleted one whose incident is still open. Every message of an episode (FIRING,
+REPEAT, ESCALATED, FLAPPING, ACKNOWLEDGED, RESOLVED) carries the episode's `triggered_at`, so all
+of them name the same incident. (A message without one, written by an older version, keeps the
+old `datamantri-alerts/<alert id>/<episode id>`.) FIRING triggers it, REPEAT triggers the same
+key again (PagerDuty folds it into the open incident instead of opening another), ACKNOWLEDGED (`alerts ack`) acknowledges it and RESOLVED
 resolves it; `acknowledge` and `resolve` carry only routing_key, event_action and dedup_key, as
 the Events API v2 documents (a payload is for `trigger`). A TEST message triggers a key of its
 own, `datamantri-alerts/test/<alert>/<time>`, and is resolved right after (a test leaves no open
@@ -146,11 +152,16 @@ def _routing_key(item: Any) -> str:
 
 
 def dedup_key(message: Message) -> str:
-    """One key per episode (a TEST gets a key of its own), at most 255 characters."""
+    """One key per episode, `datamantri-alerts/<alert id>/<episode id>/<epoch>` (epoch: the
+    episode's `triggered_at`, whole seconds since 1970 UTC; see the module docstring), at most
+    255 characters. A TEST gets a key of its own."""
     if message.state == "TEST" or message.episode_id is None:
         key = f"datamantri-alerts/test/{message.alert_id}/{message.at.isoformat()}"
-    else:
+    elif message.triggered_at is None:  # queued by a version before the epoch was added
         key = f"datamantri-alerts/{message.alert_id}/{message.episode_id}"
+    else:
+        epoch = int(message.triggered_at.timestamp())
+        key = f"datamantri-alerts/{message.alert_id}/{message.episode_id}/{epoch}"
     return key[:DEDUP_KEY_LIMIT]
 
 

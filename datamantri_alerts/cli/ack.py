@@ -7,8 +7,8 @@ import typer
 from datamantri_alerts.cli.context import app_context, data_text, fmt_time, print_json
 from datamantri_alerts.cli.options import JSON_OPTION
 
-#: `alerts unack` on an episode with a PagerDuty destination (the Events API v2 has no event
-#: taking an acknowledgement back).
+#: `alerts unack` on an episode whose acknowledgement was delivered to PagerDuty (the Events
+#: API v2 has no event taking an acknowledgement back).
 PAGERDUTY_NOTE = (
     "PagerDuty has no un-acknowledge: its incident stays acknowledged until PagerDuty's own "
     "acknowledgement timeout or a new trigger"
@@ -39,11 +39,10 @@ def ack(
     from datamantri_alerts.services.signal.ack import acknowledge, current_user, tell_trackers
 
     length = parse_duration(duration, "--for") if duration is not None else None
+    by = current_user()  # ALERTS_USER is checked before anything is written
     app = app_context(ctx)
     with app.store.transaction() as session:
-        done = acknowledge(
-            session, target, by=current_user(), now=app.clock.now(), note=note, length=length
-        )
+        done = acknowledge(session, target, by=by, now=app.clock.now(), note=note, length=length)
     told = tell_trackers(
         app.store, app.clock, Holder.current(app.settings.hostname), done.episode_id
     )
@@ -58,6 +57,7 @@ def ack(
                 "note": done.note,
                 "until": done.until,
                 "notifications": told.as_json(),
+                "waiting_for_firing": done.waiting,
             }
         )
     else:
@@ -70,6 +70,12 @@ def ack(
         )
         if told.sent:
             app.console.print(data_text(f"acknowledgement sent to {_destinations(told.sent)}"))
+        if done.waiting:
+            app.console.print(
+                f"the episode's FIRING has not reached {_destinations(done.waiting)} yet "
+                "(still pending, or held by a mute, window or silence): PagerDuty and webhooks "
+                "are told of the acknowledgement after it"
+            )
     for line in told.problems:
         app.warn(line)
 
@@ -79,14 +85,15 @@ def _destinations(n: int) -> str:
 
 
 def unack(ctx: typer.Context, target: str = TARGET_ARG, as_json: bool = JSON_OPTION) -> None:
-    """Take an acknowledgement back: the episode's REPEATs resume. PagerDuty has no
-    un-acknowledge: its incident stays acknowledged until its own timeout or a new trigger."""
-    from datamantri_alerts.services.signal.ack import has_pagerduty, unacknowledge
+    """Take an acknowledgement back: the episode's REPEATs resume. A resolved episode is
+    refused. PagerDuty has no un-acknowledge: an incident it was told of stays acknowledged
+    until its own timeout or a new trigger."""
+    from datamantri_alerts.services.signal.ack import pagerduty_acknowledged, unacknowledge
 
     app = app_context(ctx)
     with app.store.transaction() as session:
         episode, was = unacknowledge(session, target)
-        pagerduty = was and has_pagerduty(session, episode)
+        pagerduty = was and pagerduty_acknowledged(session, episode)
         data = {
             "episode_id": episode.id,
             "alert_name": episode.alert_name,

@@ -180,6 +180,9 @@ def claim_pending(
         )
         if not ids:
             return []
+        ids = _withhold_after_resolve(session, ids)
+        if not ids:
+            return []
         rows = session.execute(
             select(
                 Notification.id,
@@ -195,6 +198,41 @@ def claim_pending(
             .order_by(Notification.id)
         ).all()
     return [Claimed(*row) for row in rows]
+
+
+def _withhold_after_resolve(session: Any, ids: list[int]) -> list[int]:
+    """Of the rows just claimed, the ones to send: an ACKNOWLEDGED row whose episode is
+    resolved is never sent (nothing goes for an episode after its RESOLVED; an acknowledge
+    after a resolve would reopen nothing and tell a tracker the wrong order). Those rows are
+    recorded as suppressed (`ack.RESOLVED_FIRST`) and released, in the claiming transaction.
+    Every send of the outbox is claimed here, so the rule holds whoever queued the row."""
+    from datamantri_alerts.services.signal.ack import ACK_KIND, RESOLVED_FIRST
+
+    late = set(
+        session.scalars(
+            select(Notification.id)
+            .join(AlertHistory, AlertHistory.id == Notification.history_id)
+            .where(
+                Notification.id.in_(ids),
+                Notification.kind == ACK_KIND,
+                AlertHistory.resolved_at.is_not(None),
+            )
+        )
+    )
+    if not late:
+        return ids
+    session.execute(
+        update(Notification)
+        .where(Notification.id.in_(sorted(late)))
+        .values(
+            status="suppressed",
+            last_error=RESOLVED_FIRST,
+            lease_holder=None,
+            lease_expires_at=None,
+        )
+        .execution_options(synchronize_session=False)
+    )
+    return [i for i in ids if i not in late]
 
 
 def count_overdue(store: Store, now: datetime, after: timedelta = OVERDUE_AFTER) -> int:

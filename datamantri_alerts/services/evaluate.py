@@ -30,7 +30,11 @@ from datamantri_alerts.services.metrics import export_after_run
 from datamantri_alerts.services.mute import release_after_mute
 from datamantri_alerts.services.outbox import Event, enqueue, message_payload
 from datamantri_alerts.services.signal import flapping
-from datamantri_alerts.services.signal.ack import is_acknowledged
+from datamantri_alerts.services.signal.ack import (
+    RESOLVED_FIRST,
+    is_acknowledged,
+    withdraw_pending,
+)
 from datamantri_alerts.services.signal.hold import Signals, held_alert_ids, hold_reason
 from datamantri_alerts.services.states import AlertBook, Transition, next_state
 from datamantri_alerts.store.models import Alert, AlertHistory, EvaluatorRun
@@ -374,6 +378,9 @@ def apply_results(
         ]
         if closing:
             session.execute(update(AlertHistory), closing)
+            # Nothing is sent for an episode after its RESOLVED: an acknowledgement still
+            # waiting (a 429, say) is withdrawn with it (delivery also refuses it).
+            withdraw_pending(session, [row["id"] for row in closing], RESOLVED_FIRST)
         refreshing = [
             {
                 "id": a.current_episode_id,
@@ -467,7 +474,9 @@ def apply_results(
             if verdict.started:
                 target = episode_id or old_episode or _latest_episode(session, alert.id)
                 events.append(
-                    _flap_event(alert, result, host, now, target, verdict.notice(), outside)
+                    _flap_event(
+                        session, alert, result, host, now, target, verdict.notice(), outside
+                    )
                 )
             alert_updates.append(
                 {
@@ -567,6 +576,7 @@ def _latest_episode(session: Any, alert_id: int) -> int | None:
 
 
 def _flap_event(
+    session: Any,
     alert: Alert,
     result: CheckResult,
     host: str,
@@ -576,8 +586,15 @@ def _flap_event(
     suppressed: str | None,
     state: str | None = None,
 ) -> Event:
-    """A flap notice (`kind` flapping): FLAPPING when it starts, `state` when it settles."""
+    """A flap notice (`kind` flapping): FLAPPING when it starts, `state` when it settles. It
+    carries its episode's `triggered_at`, as every message of an episode does (PagerDuty's
+    dedup_key is built from it)."""
     target = episode_id or 0
+    triggered_at = (
+        session.scalar(select(AlertHistory.triggered_at).where(AlertHistory.id == target))
+        if target
+        else None
+    )
     return Event(
         alert_id=alert.id,
         episode_id=target,
@@ -591,7 +608,7 @@ def _flap_event(
             severity=result.severity,
             host=host,
             episode_id=target,
-            triggered_at=None,
+            triggered_at=triggered_at,
             state=state,
         ),
         channels=list(alert.channels or []),
@@ -622,6 +639,7 @@ def _settle_flapping(
         where = "firing" if firing else "resolved"
         events.append(
             _flap_event(
+                session,
                 alert,
                 result,
                 host,

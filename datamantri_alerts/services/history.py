@@ -174,7 +174,10 @@ def resolve_episode(session: Session, episode: AlertHistory, note: str, now: dat
     """
     was_open = episode.resolved_at is None
     if was_open:
+        from datamantri_alerts.services.signal.ack import RESOLVED_FIRST, withdraw_pending
+
         episode.resolved_at = now
+        withdraw_pending(session, episode.id, RESOLVED_FIRST)
     episode.resolution_notes = note
     if was_open and episode.alert_id is not None:
         session.execute(

@@ -52,6 +52,7 @@ from datamantri_alerts.errors import InputError, NotFoundError
 from datamantri_alerts.store.models import Alert, AlertHistory, Notification
 
 if TYPE_CHECKING:
+    from datamantri_alerts.channels.retry import RetryPolicy
     from datamantri_alerts.clock import Clock
     from datamantri_alerts.services.delivery import Claimed
     from datamantri_alerts.services.leases import Holder
@@ -67,6 +68,8 @@ ACK_KIND = "acknowledged"
 TRIGGERING_STATES = frozenset({"FIRING", "REPEAT", "ESCALATED", "FLAPPING"})
 #: Why an ACKNOWLEDGED row not yet sent is not sent after `alerts unack`.
 WITHDRAWN = "acknowledgement taken back before it was sent"
+#: Why an ACKNOWLEDGED row not yet sent is never sent once its episode is resolved.
+RESOLVED_FIRST = "episode resolved before the acknowledgement was sent"
 
 
 @dataclass(frozen=True)
@@ -83,12 +86,23 @@ class Acknowledgement:
     #: ACKNOWLEDGED messages queued for the trackers (0 when none takes it, or when the episode
     #: was still acknowledged: those were queued by the first acknowledgement).
     queued: int = 0
+    #: Destinations whose triggering message (FIRING) is not delivered yet (pending, or held
+    #: by a mute, window or silence): they are told after it (`destinations_waiting`).
+    waiting: int = 0
 
 
 def current_user(environ: Mapping[str, str] | None = None) -> str:
-    """Who is acknowledging: `ALERTS_USER`, else the OS login name, else "unknown"."""
+    """Who is acknowledging: `ALERTS_USER`, else the OS login name, else "unknown".
+
+    `ALERTS_USER` is input like an option's text: one holding a control character (ESC, NUL,
+    a newline ...) is refused (InputError naming ALERTS_USER, exit 2), as `--note` is
+    (`inputs.check_cli_text`), before anything is written."""
+    from datamantri_alerts.inputs import check_cli_text
+
     env = os.environ if environ is None else environ
-    name = env.get("ALERTS_USER", "").strip()
+    raw = env.get("ALERTS_USER", "")
+    check_cli_text(raw, "ALERTS_USER", multiline=False)
+    name = raw.strip()
     if not name:
         try:
             name = getpass.getuser()
@@ -104,12 +118,12 @@ def is_acknowledged(
     return acknowledged_at is not None and (ack_until is None or now < ack_until)
 
 
-def find_episode(session: Session, target: str) -> AlertHistory:
+def find_episode(session: Session, target: str, action: str = "acknowledge") -> AlertHistory:
     """The episode target names: an alert REF (its open episode), else an episode id.
 
     A REF that is both an alert id and an episode id means the alert (as everywhere REF is
     taken); `#123` or `episode:123` always means episode 123. NotFoundError (exit 2) when the
-    alert has no open episode or nothing matches.
+    alert has no open episode ("has no open episode to `action`") or nothing matches.
     """
     text = str(target).strip()
     for prefix in ("#", "episode:"):
@@ -128,7 +142,7 @@ def find_episode(session: Session, target: str) -> AlertHistory:
         )
         if episode is None or episode.resolved_at is not None:
             raise NotFoundError(
-                f"alert {alert.id} ({alert.name}) has no open episode to acknowledge",
+                f"alert {alert.id} ({alert.name}) has no open episode to {action}",
                 field="REF",
             )
         return episode
@@ -154,17 +168,9 @@ def acknowledge(
     length: timedelta | None = None,
 ) -> Acknowledgement:
     """Acknowledge the episode target names (see `find_episode`); a resolved episode is refused
-    (InputError naming REF). Acknowledging again replaces who/when/note/until."""
-    episode = find_episode(session, target)
-    if episode.resolved_at is not None:
-        raise InputError(f"episode {episode.id} is already resolved", field="REF")
-    # Locked before the outbox is read: delivery locks the episode too when it records a
-    # trigger as sent (`queue_after_triggers`), so one of the two always sees the other.
-    from datamantri_alerts.services.leases import lock_rows
-
-    this = select(AlertHistory.id).where(AlertHistory.id == episode.id)
-    session.execute(lock_rows(session, this))
-    session.refresh(episode)
+    (InputError naming REF), checked again once the episode row is locked (`lock_open`), so an
+    evaluation resolving it meanwhile wins. Acknowledging again replaces who/when/note/until."""
+    episode = lock_open(session, find_episode(session, target), "acknowledged")
     if note is not None:
         note = note.strip()[:NOTE_LIMIT] or None
     renewed = is_acknowledged(episode.acknowledged_at, episode.ack_until, now)
@@ -173,6 +179,7 @@ def acknowledge(
     episode.ack_note = note
     episode.ack_until = now + length if length is not None else None
     queued = 0 if renewed else queue_acknowledgement(session, episode, now)
+    waiting = 0 if renewed else destinations_waiting(session, episode.id)
     return Acknowledgement(
         episode.id,
         episode.alert_id,
@@ -182,7 +189,50 @@ def acknowledge(
         note,
         episode.ack_until,
         queued,
+        waiting,
     )
+
+
+def lock_open(session: Session, episode: AlertHistory, verb: str) -> AlertHistory:
+    """Lock the episode's row (`leases.lock_rows`: SELECT ... FOR UPDATE where the store has
+    it), re-read it and refuse it when it is resolved (InputError naming REF, "episode N is
+    already resolved; it cannot be `verb`"). The check is made after the lock: an evaluation
+    that resolved the episode after it was looked up has committed by then (PostgreSQL and
+    MariaDB re-read the row under the lock; SQLite writes one transaction at a time). Delivery
+    locks the episode too when it records a trigger as sent (`queue_after_triggers`), so one
+    of the two always sees the other."""
+    from datamantri_alerts.services.leases import lock_rows
+
+    this = select(AlertHistory.id).where(AlertHistory.id == episode.id)
+    session.execute(lock_rows(session, this))
+    session.refresh(episode)
+    if episode.resolved_at is not None:
+        raise InputError(
+            f"episode {episode.id} is already resolved; it cannot be {verb}", field="REF"
+        )
+    return episode
+
+
+def destinations_waiting(session: Session, episode_id: int) -> int:
+    """How many destinations that take acknowledgements have a triggering message of the
+    episode not delivered yet (pending, or suppressed: held by a mute, window or silence) and
+    none delivered: they are told of the acknowledgement after it (`queue_after_triggers`)."""
+    rows = session.execute(
+        select(
+            Notification.channel, Notification.recipient, Notification.status, Notification.payload
+        ).where(
+            Notification.history_id == episode_id,
+            Notification.kind != ACK_KIND,
+            Notification.status.in_(["pending", "suppressed", "sent"]),
+        )
+    ).all()
+    told = {(c, r) for c, r, status, payload in rows if status == "sent" and triggers(payload)}
+    waiting = {
+        (c, r)
+        for c, r, status, payload in rows
+        if status != "sent" and triggers(payload) and (c, r) not in told
+    }
+    return sum(1 for c, r in waiting if takes_acknowledgement(c, r))
 
 
 def ack_summary(by: str | None, note: str | None) -> str:
@@ -326,31 +376,40 @@ def queue_after_triggers(session: Session, delivered: Sequence[Claimed], now: da
     return len(rows)
 
 
-def withdraw_pending(session: Session, episode_id: int) -> int:
-    """Mark the episode's ACKNOWLEDGED rows not yet sent as suppressed (`alerts unack`);
-    returns how many."""
+def withdraw_pending(
+    session: Session, episode_ids: int | Sequence[int], reason: str = WITHDRAWN
+) -> int:
+    """Mark the episodes' ACKNOWLEDGED rows not yet sent as suppressed, with `reason` as
+    last_error (`alerts unack`: WITHDRAWN; an episode resolved: RESOLVED_FIRST, since nothing
+    is sent for an episode after its RESOLVED); returns how many."""
+    ids = [episode_ids] if isinstance(episode_ids, int) else list(episode_ids)
+    if not ids:
+        return 0
     result = session.execute(
         update(Notification)
         .where(
-            Notification.history_id == episode_id,
+            Notification.history_id.in_(ids),
             Notification.kind == ACK_KIND,
             Notification.status == "pending",
         )
-        .values(status="suppressed", last_error=WITHDRAWN)
+        .values(status="suppressed", last_error=reason, lease_holder=None, lease_expires_at=None)
         .execution_options(synchronize_session=False)
     )
     return int(result.rowcount or 0)
 
 
-def has_pagerduty(session: Session, episode: AlertHistory) -> bool:
-    """Whether the episode has a PagerDuty destination: the alert selects the channel, or the
-    episode was sent something there."""
-    channels = session.scalar(select(Alert.channels).where(Alert.id == episode.alert_id)) or []
-    if "pagerduty" in channels:
-        return True
+def pagerduty_acknowledged(session: Session, episode: AlertHistory) -> bool:
+    """Whether an acknowledgement of the episode was delivered to a PagerDuty destination (an
+    ACKNOWLEDGED outbox row to `pagerduty` with status `sent`): only then does an incident
+    stay acknowledged there after `alerts unack`."""
     found = session.scalar(
         select(Notification.id)
-        .where(Notification.history_id == episode.id, Notification.channel == "pagerduty")
+        .where(
+            Notification.history_id == episode.id,
+            Notification.channel == "pagerduty",
+            Notification.kind == ACK_KIND,
+            Notification.status == "sent",
+        )
         .limit(1)
     )
     return found is not None
@@ -359,8 +418,9 @@ def has_pagerduty(session: Session, episode: AlertHistory) -> bool:
 def unacknowledge(session: Session, target: str) -> tuple[AlertHistory, bool]:
     """Take back an episode's acknowledgement; (episode, whether it was acknowledged). Its
     ACKNOWLEDGED messages not yet sent are withdrawn; nothing is sent (see the module
-    docstring: PagerDuty has no un-acknowledge)."""
-    episode = find_episode(session, target)
+    docstring: PagerDuty has no un-acknowledge). A resolved episode is refused like `acknowledge`
+    (InputError naming REF; its record of who acknowledged it stays)."""
+    episode = lock_open(session, find_episode(session, target, "un-acknowledge"), "un-acknowledged")
     was = episode.acknowledged_at is not None
     withdraw_pending(session, episode.id)
     episode.acknowledged_at = None
@@ -433,18 +493,42 @@ class Told:
         return {"sent": self.sent, "pending": self.pending, "failed": self.failed}
 
 
-def tell_trackers(store: Store, clock: Clock, me: Holder, episode_id: int) -> Told:
+def interactive_policy(environ: Mapping[str, str] | None = None) -> RetryPolicy:
+    """The retry policy of a command someone waits for (`alerts ack`): the configured one
+    (`RetryPolicy.from_env`, InputError when a variable is not a number) cut to ONE attempt,
+    so it never backs off nor waits out a Retry-After (a 503 with Retry-After: 120 would
+    otherwise hold the prompt for the 60 s cap per wait). Each request keeps its normal
+    timeouts (`ALERTS_HTTP_CONNECT_TIMEOUT`, `ALERTS_HTTP_READ_TIMEOUT`)."""
+    from dataclasses import replace
+
+    from datamantri_alerts.channels.retry import RetryPolicy
+
+    return replace(RetryPolicy.from_env(environ), attempts=1)
+
+
+def tell_trackers(
+    store: Store,
+    clock: Clock,
+    me: Holder,
+    episode_id: int,
+    environ: Mapping[str, str] | None = None,
+) -> Told:
     """Send the episode's pending ACKNOWLEDGED messages now (`alerts ack`), through the outbox
-    delivery (retry policy, destination policy, redaction, history), as holder `me`; one line
-    in `problems` per destination not reached. What is left pending is sent by the next
-    `alerts evaluate`; the acknowledgement is recorded either way."""
+    delivery (destination policy, redaction, history), as holder `me`, with one attempt per
+    destination (`interactive_policy`: no backoff, no Retry-After wait); one line in
+    `problems` per destination not reached. What is left pending is sent by the next
+    `alerts evaluate` with the normal retry policy; the acknowledgement is recorded either
+    way."""
     from datamantri_alerts.channels import get_channel
     from datamantri_alerts.services.delivery import deliver_pending
 
     scope = [Notification.history_id == episode_id, Notification.kind == ACK_KIND]
     started = clock.now()
     try:
-        tally = deliver_pending(store, clock, me, concurrency=4, scope=scope)
+        policy = interactive_policy(environ)
+        tally = deliver_pending(
+            store, clock, me, concurrency=4, scope=scope, environ=environ, policy=policy
+        )
     except InputError as exc:  # a delivery setting (digest threshold) is not usable
         later = "the next `alerts evaluate` sends it once that is fixed"
         return Told(problems=[f"the acknowledgement was not sent now ({exc}); {later}"])
