@@ -9,8 +9,10 @@ of deleted rows, so after `alerts delete --purge-history` a new alert's first ep
 the ids of a deleted one whose incident is still open. Every message of an episode (FIRING,
 REPEAT, ESCALATED, FLAPPING, ACKNOWLEDGED, RESOLVED) carries the episode's `triggered_at`, so all
 of them name the same incident. (A message without one, written by an older version, keeps the
-old `datamantri-alerts/<alert id>/<episode id>`.) FIRING triggers it, REPEAT triggers the same
-key again (PagerDuty folds it into the open incident instead of opening another), ACKNOWLEDGED (`alerts ack`) acknowledges it and RESOLVED
+old `datamantri-alerts/<alert id>/<episode id>`.)
+
+FIRING triggers it, REPEAT triggers the same key again (PagerDuty folds it into the open
+incident instead of opening another), ACKNOWLEDGED (`alerts ack`) acknowledges it and RESOLVED
 resolves it; `acknowledge` and `resolve` carry only routing_key, event_action and dedup_key, as
 the Events API v2 documents (a payload is for `trigger`). A TEST message triggers a key of its
 own, `datamantri-alerts/test/<alert>/<time>`, and is resolved right after (a test leaves no open
