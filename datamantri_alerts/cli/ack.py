@@ -74,7 +74,8 @@ def ack(
             app.console.print(
                 f"the episode's FIRING has not reached {_destinations(done.waiting)} yet "
                 "(still pending, or held by a mute, window or silence): PagerDuty and webhooks "
-                "are told of the acknowledgement after it"
+                "are told of the acknowledgement after it",
+                soft_wrap=True,
             )
     for line in told.problems:
         app.warn(line)
