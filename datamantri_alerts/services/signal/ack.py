@@ -21,8 +21,14 @@ WhatsApp, Apprise) are not sent one, so an ack does not spam the people it quiet
   transaction that records it as sent), so an incident is never acknowledged before it was
   triggered.
 * When: queued in the transaction that records the acknowledgement; `alerts ack` then sends
-  that episode's ACKNOWLEDGED rows at once, and what does not go (a 503) stays pending for the
-  next `alerts evaluate`, which delivers the whole outbox.
+  that episode's ACKNOWLEDGED rows at once, with ONE attempt each (`interactive_policy`: no
+  backoff, no Retry-After wait; someone waits at the prompt), and what does not go (a 503, a
+  timeout) stays pending for the next `alerts evaluate`, which delivers the whole outbox with
+  the normal retry policy.
+* Never after the RESOLVED: nothing is sent for an episode after its RESOLVED. When an episode
+  is resolved (evaluation, `alerts history resolve`) its ACKNOWLEDGED rows not yet sent are
+  withdrawn (suppressed, RESOLVED_FIRST), and delivery suppresses any it claims whose episode
+  is resolved (`services.delivery`), whoever queued it.
 * Once: the outbox key carries the acknowledgement's time, and acknowledging an episode that is
   still acknowledged (a new note, a new `--for`) queues nothing. After `alerts unack`, or once
   `--for` ran out, acknowledging again is a new acknowledgement and is sent again.
@@ -30,7 +36,9 @@ WhatsApp, Apprise) are not sent one, so an ack does not spam the people it quiet
   and an acknowledgement is a person's action that only ever makes the trackers quieter. (A
   muted alert whose FIRING was held back has no incident yet: its acknowledgement follows the
   FIRING when the mute ends, as above.)
-* A resolved episode cannot be acknowledged, so it sends nothing.
+* A resolved episode cannot be acknowledged (nor un-acknowledged), so it sends nothing; the
+  check is made with the episode's row locked (`lock_open`), so an evaluation resolving it at
+  the same moment wins.
 * `alerts unack` sends nothing either: PagerDuty has no un-acknowledge event, so its incident
   stays acknowledged until PagerDuty's own acknowledgement timeout or a new trigger. The
   episode's ACKNOWLEDGED rows not yet sent are withdrawn (recorded as suppressed).
