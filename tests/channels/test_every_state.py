@@ -36,7 +36,9 @@ def test_every_channel_previews_every_state(name: str, state: str) -> None:
     if name == "pagerduty" and state in ("RESOLVED", "ACKNOWLEDGED"):
         # Events API v2: acknowledge and resolve carry only these three fields.
         assert set(content["event"]) == {"routing_key", "event_action", "dedup_key"}
-        assert content["event"]["dedup_key"] == "datamantri-alerts/7/41"
+        # The episode's start (triggered_at, 09:00 UTC) in epoch seconds ends the key.
+        epoch = int(datetime(2026, 11, 30, 9, 0, tzinfo=UTC).timestamp())
+        assert content["event"]["dedup_key"] == f"datamantri-alerts/7/41/{epoch}"
     else:
         assert "orders are fresh" in text or "7h 12m" in text, (name, state, text[:300])
 

@@ -183,3 +183,23 @@ def test_events_url_goes_through_the_destination_policy(
     assert "169.254.169.254: a link-local address" in (result.error or "")
     assert PD_ROUTING_KEY not in (result.error or "")
     assert connects == []
+
+
+def test_dedup_key_is_unique_per_episode_start_and_shared_by_its_messages() -> None:
+    """Ids come back on a SQLite store (`delete --purge-history`): the episode's start is in
+    the key, and every message of the episode carries it, so they all name one incident."""
+    from datetime import UTC, datetime
+
+    from datamantri_alerts.channels.pagerduty import dedup_key
+
+    started = datetime(2026, 11, 30, 9, 0, 0, 750000, tzinfo=UTC)
+    keys = {
+        dedup_key(sample_message(state=state, episode_id=12, triggered_at=started))
+        for state in ("FIRING", "REPEAT", "ESCALATED", "FLAPPING", "ACKNOWLEDGED", "RESOLVED")
+    }
+    assert keys == {f"datamantri-alerts/7/12/{int(started.timestamp())}"}
+    later = started.replace(hour=10)
+    assert dedup_key(sample_message(state="FIRING", episode_id=12, triggered_at=later)) not in keys
+    # A message queued before the start was in the key keeps the old form.
+    legacy = sample_message(state="RESOLVED", episode_id=12, triggered_at=None)
+    assert dedup_key(legacy) == "datamantri-alerts/7/12"

@@ -15,7 +15,7 @@ real stores (SQLite, PostgreSQL, MariaDB), the evaluator and the loopback PagerD
 from __future__ import annotations
 
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -236,3 +236,38 @@ def test_alerts_user_with_a_control_character_is_refused(scene: Scene, cli: Cli,
     assert episode_of(scene).acknowledged_at is None
     assert scene.ack_rows() == []
     assert scene.pd.actions == {scene.key(): ["trigger"]}
+
+
+def test_a_flapping_episode_is_one_incident_from_trigger_to_resolve(
+    store: Any,
+    flags: Flags,
+    sink: Sink,
+    pagerduty_server: PagerDutyStandIn,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The FLAPPING notice and the settling RESOLVED carry their episode's start like every
+    message of it, so they name the FIRING's incident (the key is built from it)."""
+    from datamantri_alerts.clock import FrozenClock
+    from tests.signal.scenario import T0, drive, run, states
+    from tests.signal.test_flapping_scenarios import flipping_for_an_hour
+
+    for name, value in pagerduty_environ(pagerduty_server).items():
+        monkeypatch.setenv(name, value)
+    make_alert(
+        store,
+        flags,
+        "flappy",
+        channels=["slack", "pagerduty"],
+        recipients={"slack": sink.hook("flappy"), "pagerduty": "${PAGERDUTY_ROUTING_KEY}"},
+    )
+    clock = FrozenClock(T0 + timedelta(seconds=20))
+    run(store, clock)
+    drive(store, clock, flags, "flappy", flipping_for_an_hour, 4 * 60)
+    assert states(sink, "flappy") == ["FIRING", "FLAPPING", "RESOLVED"]
+    with store.session() as session:
+        (episode,) = session.scalars(select(AlertHistory))
+    epoch = int(episode.triggered_at.timestamp())
+    key = f"datamantri-alerts/{episode.alert_id}/{episode.id}/{epoch}"
+    assert list(pagerduty_server.incidents) == [key]
+    assert pagerduty_server.actions[key][-1] == "resolve"
+    assert pagerduty_server.incidents[key]["status"] == "resolved"
