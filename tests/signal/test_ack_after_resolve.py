@@ -271,3 +271,66 @@ def test_a_flapping_episode_is_one_incident_from_trigger_to_resolve(
     assert list(pagerduty_server.incidents) == [key]
     assert pagerduty_server.actions[key][-1] == "resolve"
     assert pagerduty_server.incidents[key]["status"] == "resolved"
+
+
+class WebhookScene:
+    """An alert `etl` sending native-format webhooks to the sink (`hook/etl`)."""
+
+    def __init__(self, store: Any, flags: Flags, sink: Sink) -> None:
+        from tests.signal.test_ack import ScenarioClock
+
+        self.store, self.flags, self.sink = store, flags, sink
+        hook = {"webhook": sink.hook("etl")}
+        make_alert(store, flags, "etl", channels=["webhook"], recipients=hook)
+        self.clock = ScenarioClock()
+
+    def run(self, minutes: int, flag: str) -> None:
+        from datamantri_alerts.services.evaluate import RunOptions, run_evaluation
+
+        self.clock.set(self.clock.start + timedelta(minutes=minutes))
+        self.flags.set(etl=flag)
+        options = RunOptions(host="test-host", environ={"ALERTS_RETRY_ATTEMPTS": "1"})
+        assert run_evaluation(self.store, self.clock, options).ok
+
+    def delivered_events(self) -> list[str]:
+        return [r.body["event"] for r in self.sink.delivered() if r.path == "/hook/etl"]
+
+
+def test_a_webhook_acknowledgement_left_pending_never_goes_after_the_resolve(
+    store: Any, flags: Flags, sink: Sink, cli: Cli
+) -> None:
+    scene = WebhookScene(store, flags, sink)
+    scene.run(0, "firing")
+    throttled = (429, {"Retry-After": "2"}, "slow down")
+    sink.on("etl", throttled, throttled)  # the ack's attempt, then the next run's
+    assert cli("ack", "etl", env={**USER, "ALERTS_RETRY_ATTEMPTS": "1"}).exit_code == 0
+    scene.run(5, "ok")
+    scene.run(10, "ok")
+    scene.run(70, "ok")
+    assert scene.delivered_events() == ["firing", "resolved"]
+    with store.session() as session:
+        rows = session.execute(
+            select(Notification.status, Notification.last_error).where(
+                Notification.kind == "acknowledged"
+            )
+        ).all()
+    assert [tuple(r) for r in rows] == [("suppressed", RESOLVED_FIRST)]
+
+
+def test_ack_against_a_hanging_webhook_returns_after_one_request_timeout(
+    store: Any, flags: Flags, sink: Sink, cli: Cli
+) -> None:
+    scene = WebhookScene(store, flags, sink)
+    scene.run(0, "firing")
+    sink.on("etl", "stall", "stall", "stall")
+    env = {**USER, "ALERTS_HTTP_READ_TIMEOUT": "1", "ALERTS_RETRY_INITIAL_DELAY": "1"}
+    started = time.monotonic()
+    done = cli("ack", "etl", env=env)
+    elapsed = time.monotonic() - started
+    assert done.exit_code == 0, done.output
+    # One request with its read timeout (1 s); three attempts and backoff would be > 4 s.
+    assert elapsed < 3.5, elapsed
+    stalled = [r for r in sink.received if r.path == "/hook/etl" and r.status == 0]
+    assert len(stalled) == 1
+    (line,) = done.stderr.strip().splitlines()
+    assert "not delivered yet" in line and "alerts evaluate" in line
