@@ -137,7 +137,7 @@ def known_redactor(secrets: Iterable[str] = ()) -> Callable[[str], str]:
     return lambda text: _redact_with(index, text) if text else text
 
 
-def _redact_with(index: _SecretIndex, text: str) -> str:
+def _redact_with(index: _KnownIndex, text: str) -> str:
     # Each rule runs only when the literal text it needs is there (a substring test in C):
     # most strings (summaries, detail values) match none, and six regex passes per string
     # were most of the store's redaction cost.
@@ -172,7 +172,8 @@ MIN_SECRET_LENGTH = 4
 
 _registry: set[str] = set()
 _registry_version = 0
-_index_cache: dict[tuple[int, tuple[str, ...]], _SecretIndex] = {}
+#: Index of the (environment's and callers') extra secrets, by their values; bounded.
+_index_cache: dict[tuple[str, ...], _SecretIndex] = {}
 _registry_lock = threading.Lock()
 
 
@@ -187,7 +188,9 @@ def register_secret(value: str | None) -> None:
             return
         _registry.update(spellings)
         _registry_version += 1
-        _index_cache.clear()
+        # Added to the registry's index in place: rebuilding it per registration made
+        # delivering to N distinct webhooks cost O(N²) (each send registers its URL).
+        _registry_index.add(spellings)
 
 
 def register_url(value: str | None, environ: Mapping[str, str] | None = None) -> None:
@@ -224,10 +227,11 @@ def register_configured(value: Any) -> None:
 def forget_secrets() -> None:
     """Empty the registry (a new command invocation in the same process, or a test)."""
     global _registry_version
+    global _registry_index
     with _registry_lock:
         _registry.clear()
         _registry_version += 1
-        _index_cache.clear()
+        _registry_index = _SecretIndex(set())
 
 
 def known_secrets() -> frozenset[str]:
@@ -279,36 +283,60 @@ def _spellings(value: str) -> set[str]:
 
 
 class _SecretIndex:
-    """Known secrets by their first MIN_SECRET_LENGTH characters: masking costs one dict lookup
-    per character of text, however many secrets are known (thousands of webhooks)."""
+    """Known secrets by their first MIN_SECRET_LENGTH characters, then by length: masking costs
+    one dict lookup per character of text, plus one set lookup per distinct secret length
+    under a matching prefix, however many secrets are known (thousands of webhooks sharing
+    `https://hooks...` are a handful of lengths, not thousands of comparisons)."""
 
-    def __init__(self, values: set[str]) -> None:
-        by_prefix: dict[str, list[str]] = {}
+    def __init__(self, values: Iterable[str]) -> None:
+        #: prefix -> (lengths, longest first; length -> the secrets of that length)
+        self._by_prefix: dict[str, tuple[tuple[int, ...], dict[int, set[str]]]] = {}
+        self.add(values)
+
+    def add(self, values: Iterable[str]) -> None:
+        """Add secrets (callers serialise writers; readers may run meanwhile: each prefix's
+        entry is replaced whole, its length sets only grow)."""
         for value in values:
-            by_prefix.setdefault(value[:MIN_SECRET_LENGTH], []).append(value)
-        self._by_prefix = {
-            prefix: tuple(sorted(found, key=len, reverse=True))  # longest match wins
-            for prefix, found in by_prefix.items()
-        }
+            if len(value) < MIN_SECRET_LENGTH:
+                continue
+            prefix = value[:MIN_SECRET_LENGTH]
+            entry = self._by_prefix.get(prefix)
+            sets = dict(entry[1]) if entry is not None else {}
+            sets.setdefault(len(value), set()).add(value)
+            self._by_prefix[prefix] = (tuple(sorted(sets, reverse=True)), sets)
 
-    def mask(self, text: str) -> str:
-        if not self._by_prefix or len(text) < MIN_SECRET_LENGTH:
+    def __bool__(self) -> bool:
+        return bool(self._by_prefix)
+
+    def longest_at(self, text: str, i: int) -> int:
+        """Length of the longest secret starting at text[i] (0: none)."""
+        entry = self._by_prefix.get(text[i : i + MIN_SECRET_LENGTH])
+        if entry is None:
+            return 0
+        lengths, sets = entry
+        for length in lengths:
+            if text[i : i + length] in sets[length]:
+                return length
+        return 0
+
+    def mask(self, text: str, other: _SecretIndex | None = None) -> str:
+        """text with every known secret (of this index and `other`) replaced by `***`, the
+        longest match first at each position."""
+        indexes = [index for index in (self, other) if index]
+        if not indexes or len(text) < MIN_SECRET_LENGTH:
             return text
-        lookup = self._by_prefix.get
         pieces: list[str] = []
         copied = 0
         i = 0
         last = len(text) - MIN_SECRET_LENGTH
         while i <= last:
-            candidates = lookup(text[i : i + MIN_SECRET_LENGTH])
-            if candidates:
-                hit = next((c for c in candidates if text.startswith(c, i)), None)
-                if hit is not None:
-                    pieces.append(text[copied:i])
-                    pieces.append(MASK)
-                    i += len(hit)
-                    copied = i
-                    continue
+            hit = max(index.longest_at(text, i) for index in indexes)
+            if hit:
+                pieces.append(text[copied:i])
+                pieces.append(MASK)
+                i += hit
+                copied = i
+                continue
             i += 1
         if not pieces:
             return text
@@ -316,25 +344,42 @@ class _SecretIndex:
         return "".join(pieces)
 
 
-def _known_index(extra: tuple[str, ...]) -> _SecretIndex:
-    """The index of every known secret (cached per registry and environment state)."""
-    env_values = tuple(secrets_from_env())
+_registry_index = _SecretIndex(set())
+
+
+class _KnownIndex:
+    """The registry's index and the index of the other known secrets (environment, caller),
+    masked together (`redact_known`)."""
+
+    __slots__ = ("extra", "registry")
+
+    def __init__(self, registry: _SecretIndex, extra: _SecretIndex) -> None:
+        self.registry = registry
+        self.extra = extra
+
+    def mask(self, text: str) -> str:
+        return self.registry.mask(text, self.extra)
+
+
+def _known_index(extra: tuple[str, ...]) -> _KnownIndex:
+    """The registry's index (kept up to date as secrets are registered) with the index of
+    `extra` and the environment's secrets (cached per their values)."""
+    key = extra + tuple(secrets_from_env())
     with _registry_lock:  # delivery threads register while others print
-        key = (_registry_version, extra + env_values)
+        registry = _registry_index
         cached = _index_cache.get(key)
-        if cached is not None:
-            return cached
-        values: set[str] = set(_registry)
-    for item in (*extra, *env_values):
-        parts = url_secrets(item) if "://" in item else [item]
-        for part in parts:
-            values.update(_spellings(part))
-    index = _SecretIndex({v for v in values if len(v) >= MIN_SECRET_LENGTH})
-    with _registry_lock:
-        if len(_index_cache) > 64:
-            _index_cache.clear()
-        _index_cache[key] = index
-    return index
+    if cached is None:
+        values: set[str] = set()
+        for item in key:
+            parts = url_secrets(item) if "://" in item else [item]
+            for part in parts:
+                values.update(_spellings(part))
+        cached = _SecretIndex(values)
+        with _registry_lock:
+            if len(_index_cache) > 64:
+                _index_cache.clear()
+            _index_cache[key] = cached
+    return _KnownIndex(registry, cached)
 
 
 # --------------------------------------------------------------------------- structural rules

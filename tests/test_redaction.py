@@ -25,6 +25,7 @@ from datamantri_alerts.logs import (
 )
 from datamantri_alerts.secrets import (
     MASK,
+    forget_secrets,
     known_redactor,
     known_secrets,
     redact_known,
@@ -360,3 +361,25 @@ def test_redacting_a_long_word_takes_linear_time() -> None:
     assert "pw-canary" not in redact_text(long_scheme)
     # An unquoted @ in a password is masked up to the last @ before the host.
     assert redact_text("postgresql://u:p@ss:pw-canary@db/prod") == "postgresql://u:***@db/prod"
+
+
+def test_secrets_registered_one_by_one_are_all_masked_longest_first() -> None:
+    """The registry's index grows as secrets are registered (a delivery registers each
+    webhook it sends to), and masks together with the caller's and the environment's secrets,
+    the longest match winning wherever they overlap."""
+    forget_secrets()
+    hooks = [f"https://hooks.slack.com/services/T0001/B{n:05d}/tok{n:020d}" for n in range(300)]
+    for hook in hooks[:150]:
+        register_url(hook)
+        assert hook not in redact_known(f"posting to {hook}")  # the index is in use meanwhile
+    for hook in hooks[150:]:
+        register_url(hook)
+    text = " ".join(hooks)
+    masked = redact_known(text)
+    assert "tok" not in masked and "B00" not in masked, masked[:200]
+    # A caller's secret that is a part of a registered one does not cut the longer one short.
+    extra = "tok00000000000000000007"
+    assert redact_known(hooks[7], [extra]) == "***"
+    assert redact_known(f"x {extra} y", [extra]) == "x *** y"
+    forget_secrets()
+    assert redact_known(hooks[7]) == hooks[7]
