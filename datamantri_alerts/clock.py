@@ -38,3 +38,17 @@ class FrozenClock:
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+def format_duration(seconds: int) -> str:
+    """A duration as people read it: `45s`, `12m`, `7h 12m`, `3d 4h` (truncated, not rounded)."""
+    minutes, sec = divmod(seconds, 60)
+    hours, minutes = divmod(minutes, 60)
+    days, hours = divmod(hours, 24)
+    if days:
+        return f"{days}d {hours}h"
+    if hours:
+        return f"{hours}h {minutes}m"
+    if minutes:
+        return f"{minutes}m"
+    return f"{sec}s"

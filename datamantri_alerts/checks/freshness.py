@@ -267,18 +267,10 @@ def _highest(config: FreshnessConfig) -> tuple[str, Threshold]:
 
 
 def format_age(age: timedelta) -> str:
-    """A duration as people read it: `45s`, `12m`, `7h 12m`, `3d 4h` (truncated, not rounded)."""
-    seconds = int(age.total_seconds())
-    days, rest = divmod(seconds, 86_400)
-    hours, rest = divmod(rest, 3_600)
-    minutes, secs = divmod(rest, 60)
-    if days:
-        return f"{days}d {hours}h"
-    if hours:
-        return f"{hours}h {minutes}m"
-    if minutes:
-        return f"{minutes}m"
-    return f"{secs}s"
+    """An age as people read it (`clock.format_duration`): `45s`, `12m`, `7h 12m`, `3d 4h`."""
+    from datamantri_alerts.clock import format_duration
+
+    return format_duration(int(age.total_seconds()))
 
 
 def _display_name(config: FreshnessConfig) -> str:

@@ -124,18 +124,9 @@ def _resolved(row: dict[str, Any]) -> str:
 
 
 def _human(seconds: int | None) -> str:
-    if seconds is None:
-        return "-"
-    minutes, sec = divmod(seconds, 60)
-    hours, minutes = divmod(minutes, 60)
-    days, hours = divmod(hours, 24)
-    if days:
-        return f"{days}d {hours}h"
-    if hours:
-        return f"{hours}h {minutes}m"
-    if minutes:
-        return f"{minutes}m"
-    return f"{sec}s"
+    from datamantri_alerts.clock import format_duration
+
+    return "-" if seconds is None else format_duration(seconds)
 
 
 def _chart(app_ctx: Any, session: Any, alert: Any, since: Any, now: Any, as_json: bool) -> None:

@@ -595,25 +595,18 @@ def _flap_event(
         if target
         else None
     )
-    return Event(
-        alert_id=alert.id,
-        episode_id=target,
-        kind="flapping",
-        payload=message_payload(
-            alert=alert,
-            kind="flapping",
-            at=now,
-            summary=summary,
-            details=result.details,
-            severity=result.severity,
-            host=host,
-            episode_id=target,
-            triggered_at=triggered_at,
-            state=state,
-        ),
-        channels=list(alert.channels or []),
-        recipients=dict(alert.recipients or {}),
+    return _alert_event(
+        alert,
+        result,
+        "flapping",
+        target,
+        host=host,
+        now=now,
+        severity=result.severity,
+        triggered_at=triggered_at,
         suppressed=suppressed,
+        summary=summary,
+        state=state,
     )
 
 
@@ -703,9 +696,12 @@ def _alert_event(
     triggered_at: datetime | None,
     escalated_from: str | None = None,
     suppressed: str | None = None,
+    summary: str | None = None,
+    state: str | None = None,
 ) -> Event:
     """The outbox event announcing `kind` of the alert's episode, for its current channels
-    and recipients, with the check result's summary and details."""
+    and recipients, with the check result's details and its summary (or `summary`); `state`
+    overrides the kind's message state (`outbox.message_payload`)."""
     return Event(
         alert_id=alert.id,
         episode_id=episode_id,
@@ -714,12 +710,13 @@ def _alert_event(
             alert=alert,
             kind=kind,
             at=now,
-            summary=result.summary,
+            summary=result.summary if summary is None else summary,
             details=result.details,
             severity=severity,
             host=host,
             episode_id=episode_id,
             triggered_at=triggered_at,
+            state=state,
             escalated_from=escalated_from,
         ),
         channels=list(alert.channels or []),
