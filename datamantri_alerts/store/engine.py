@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -44,12 +45,93 @@ def normalize_url(url: str) -> str:
     return parsed.render_as_string(hide_password=False)
 
 
+#: How long a process waits for another one's schema migration or WAL conversion (seconds).
+LOCK_WAIT_SECONDS = 300
+
+#: Bytes 18 and 19 of a SQLite file are its read and write format versions: 2 means WAL
+#: (https://www.sqlite.org/fileformat2.html#the_database_header).
+_WAL_FORMAT = b"\x02\x02"
+
+
+def sqlite_lock_path(database: Path) -> Path:
+    """The lock file beside a SQLite store, held while it is converted to WAL or migrated."""
+    return database.with_suffix(".migrate.lock")
+
+
+@contextmanager
+def sqlite_file_lock(database: Path) -> Iterator[None]:
+    """Hold the store's lock file (filelock: flock on POSIX, released if the process dies).
+
+    Raises RuntimeFailure after LOCK_WAIT_SECONDS, naming what it waited for.
+    """
+    from filelock import FileLock, Timeout
+
+    from datamantri_alerts.errors import RuntimeFailure
+
+    lock = FileLock(sqlite_lock_path(database), timeout=LOCK_WAIT_SECONDS, mode=0o600)
+    try:
+        lock.acquire()
+    except Timeout:
+        raise RuntimeFailure(
+            f"another process has held the store's lock for {LOCK_WAIT_SECONDS} s "
+            "(migrating it); try again later"
+        ) from None
+    try:
+        yield
+    finally:
+        lock.release()
+
+
+def _is_wal(path: Path) -> bool:
+    with path.open("rb") as handle:
+        return handle.read(20)[18:20] == _WAL_FORMAT
+
+
 def _prepare_sqlite_file(path: Path) -> None:
-    """Create the store file (and its folder) readable by its owner only."""
+    """Create the store file (and its folder) readable by its owner only, in WAL mode.
+
+    Changing the journal mode takes an exclusive lock that SQLite does not wait for: two first
+    runs converting the same new file at once made one fail with "database is locked" (the
+    busy timeout is not consulted when waiting could deadlock). The conversion therefore runs
+    once, under the store's lock file; every later open finds the WAL header and skips it.
+    """
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     if not path.exists():
         fd = os.open(path, os.O_CREAT | os.O_RDWR, 0o600)
         os.close(fd)
+    if _is_wal(path):
+        return
+    with sqlite_file_lock(path):
+        if _is_wal(path):
+            return
+        import sqlite3
+
+        conn = sqlite3.connect(path, timeout=SQLITE_BUSY_TIMEOUT_MS / 1000, isolation_level=None)
+        try:
+            mode = _set_wal(conn)
+        finally:
+            conn.close()
+    if mode != "wal":
+        log.warning("SQLite store is in journal_mode %s, not WAL; concurrent runs will wait", mode)
+
+
+def _set_wal(dbapi_connection: Any) -> str:
+    """Ask for WAL; the mode in effect (a file system without shared memory keeps the old one).
+
+    A connection of a process that does not take the lock (an older release, the sqlite3 shell)
+    can hold the write lock of a file not yet in WAL: the request is then repeated until the
+    busy timeout, and the file is left in its mode rather than failing the run.
+    """
+    deadline = time.monotonic() + SQLITE_BUSY_TIMEOUT_MS / 1000
+    while True:
+        try:
+            return str(dbapi_connection.execute("PRAGMA journal_mode = WAL").fetchone()[0]).lower()
+        except Exception as exc:
+            if "locked" not in str(exc) and "busy" not in str(exc):
+                raise
+            if time.monotonic() >= deadline:
+                return str(dbapi_connection.execute("PRAGMA journal_mode").fetchone()[0]).lower()
+            time.sleep(0.02)
 
 
 def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
@@ -57,13 +139,15 @@ def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
     dbapi_connection.isolation_level = None
     cursor = dbapi_connection.cursor()
     cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
-    # The pragma answers with the mode in effect: a file system without shared memory
-    # (some network mounts) keeps the old mode, and overlapping runs would then block.
-    mode = str(cursor.execute("PRAGMA journal_mode = WAL").fetchone()[0]).lower()
+    # Reading the mode waits on the busy timeout like any read; only a file that is not in WAL
+    # yet (a network mount without shared memory, a store made elsewhere) is asked again.
+    mode = str(cursor.execute("PRAGMA journal_mode").fetchone()[0]).lower()
+    if mode != "wal" and mode != "memory":
+        mode = _set_wal(dbapi_connection)
     cursor.execute("PRAGMA synchronous = NORMAL")
     cursor.execute("PRAGMA foreign_keys = ON")
     cursor.close()
-    if mode != "wal":
+    if mode not in ("wal", "memory"):
         log.warning("SQLite store is in journal_mode %s, not WAL; concurrent runs will wait", mode)
     else:
         log.debug("SQLite store connection opened: journal_mode=%s", mode)

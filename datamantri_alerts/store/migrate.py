@@ -9,8 +9,6 @@ instead of touching it.
 
 from __future__ import annotations
 
-import fcntl
-import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -18,6 +16,7 @@ from pathlib import Path
 from sqlalchemy import Engine, inspect, text
 
 from datamantri_alerts.errors import AlertsError, RuntimeFailure
+from datamantri_alerts.store.engine import LOCK_WAIT_SECONDS, sqlite_file_lock
 from datamantri_alerts.store.types import MYSQL_DIALECTS
 
 #: The newest revision shipped; a test checks it matches Alembic's head.
@@ -28,8 +27,6 @@ MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 #: PostgreSQL advisory lock key and MySQL/MariaDB lock name held while migrating.
 PG_LOCK_KEY = 727274
 MYSQL_LOCK_NAME = "datamantri_alerts.migrate"
-#: How long a first run waits for another process's migration (seconds).
-LOCK_WAIT_SECONDS = 300
 
 
 class StoreTooNewError(AlertsError):
@@ -55,7 +52,9 @@ def _alembic_config(engine: Engine):  # type: ignore[no-untyped-def]
 
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
-    cfg.attributes["engine"] = engine
+    # BEGIN IMMEDIATE on SQLite: a deferred transaction that reads alembic_version and then
+    # writes would fail at once (SQLITE_BUSY_SNAPSHOT) if another process committed in between.
+    cfg.attributes["engine"] = engine.execution_options(sqlite_begin="IMMEDIATE")
     return cfg
 
 
@@ -78,13 +77,8 @@ def _migration_lock(engine: Engine) -> Iterator[None]:
     """Serialise concurrent first runs (two cron jobs starting on a new store)."""
     dialect = engine.dialect.name
     if dialect == "sqlite" and engine.url.database not in (None, "", ":memory:"):
-        lock_path = Path(engine.url.database).expanduser().with_suffix(".migrate.lock")
-        with os.fdopen(os.open(lock_path, os.O_CREAT | os.O_RDWR, 0o600), "r+") as handle:
-            fcntl.flock(handle, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(handle, fcntl.LOCK_UN)
+        with sqlite_file_lock(Path(engine.url.database).expanduser()):
+            yield
         return
     if dialect == "postgresql":
         with engine.connect() as conn:
