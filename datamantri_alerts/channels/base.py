@@ -45,6 +45,10 @@ class Message(BaseModel):
     host: str = ""
     episode_id: int | None = None
     triggered_at: datetime | None = None
+    #: The key a tracker knows the episode's incident by when it is not derived from the ids
+    #: and `triggered_at` (an episode opened before the upgrade that added the epoch; set at
+    #: delivery from the episode, `AlertHistory.incident_key`).
+    incident_key: str | None = None
     #: The alert's labels ({team: data}), shown with the message and matched by silences.
     labels: dict[str, str] = Field(default_factory=dict)
 

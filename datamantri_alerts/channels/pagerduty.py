@@ -8,8 +8,10 @@ whole seconds since 1970 (UTC). Ids alone are not unique over time: a SQLite sto
 of deleted rows, so after `alerts delete --purge-history` a new alert's first episode could get
 the ids of a deleted one whose incident is still open. Every message of an episode (FIRING,
 REPEAT, ESCALATED, FLAPPING, ACKNOWLEDGED, RESOLVED) carries the episode's `triggered_at`, so all
-of them name the same incident. (A message without one, written by an older version, keeps the
-old `datamantri-alerts/<alert id>/<episode id>`.)
+of them name the same incident. An episode that was open when the store was upgraded from a
+release without the epoch keeps the key its FIRING went out with,
+`datamantri-alerts/<alert id>/<episode id>` (stored on the episode by the migration and given to
+every message at delivery as `Message.incident_key`), so its RESOLVED still resolves it.
 
 FIRING triggers it, REPEAT triggers the same key again (PagerDuty folds it into the open
 incident instead of opening another), ACKNOWLEDGED (`alerts ack`) acknowledges it and RESOLVED
@@ -159,6 +161,8 @@ def dedup_key(message: Message) -> str:
     255 characters. A TEST gets a key of its own."""
     if message.state == "TEST" or message.episode_id is None:
         key = f"datamantri-alerts/test/{message.alert_id}/{message.at.isoformat()}"
+    elif message.incident_key is not None:  # the episode's own, stored (see the docstring)
+        key = message.incident_key
     elif message.triggered_at is None:  # queued by a version before the epoch was added
         key = f"datamantri-alerts/{message.alert_id}/{message.episode_id}"
     else:

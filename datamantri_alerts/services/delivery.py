@@ -78,6 +78,8 @@ class Claimed:
     payload: dict[str, Any]
     attempts: int
     created_at: datetime
+    #: The episode's stored tracker key (`AlertHistory.incident_key`), None when derived.
+    incident_key: str | None = None
 
 
 def later_retry_delay(runs_so_far: int, retry_after: float | None = None) -> timedelta:
@@ -114,6 +116,10 @@ def send_one(
         message = Message.model_validate(row.payload)
     except Exception as exc:  # a row written by an incompatible version
         return refused(f"unreadable message payload: {type(exc).__name__}")
+    if row.incident_key is not None:
+        # Read from the episode at send time, not queued in the payload, so rows queued
+        # before the upgrade get it too.
+        message = message.model_copy(update={"incident_key": row.incident_key})
     kwargs: dict[str, Any] = {"environ": environ, "policy": policy}
     if sleep is not None:
         kwargs["sleep"] = sleep
@@ -193,7 +199,9 @@ def claim_pending(
                 Notification.payload,
                 Notification.attempts,
                 Notification.created_at,
+                AlertHistory.incident_key,
             )
+            .outerjoin(AlertHistory, AlertHistory.id == Notification.history_id)
             .where(Notification.id.in_(ids))
             .order_by(Notification.id)
         ).all()

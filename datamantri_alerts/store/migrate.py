@@ -20,7 +20,7 @@ from datamantri_alerts.store.engine import LOCK_WAIT_SECONDS, sqlite_file_lock
 from datamantri_alerts.store.types import MYSQL_DIALECTS
 
 #: The newest revision shipped; a test checks it matches Alembic's head.
-SCHEMA_HEAD = "nospam2_acknowledgement"
+SCHEMA_HEAD = "incident_key"
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 

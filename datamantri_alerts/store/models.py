@@ -182,6 +182,11 @@ class AlertHistory(Base):
     acknowledged_by: Mapped[str | None] = mapped_column(String(255), nullable=True)
     ack_note: Mapped[str | None] = mapped_column(RedactedText, nullable=True)
     ack_until: Mapped[datetime | None] = mapped_column(nullable=True)
+    #: The key a tracker (PagerDuty) knows this episode's incident by, when it is not the one
+    #: derived from ids and `triggered_at` (`channels.pagerduty.dedup_key`): an episode open
+    #: when the store was upgraded keeps the key its FIRING was sent with (migration
+    #: `incident_key`), so its RESOLVED and acknowledgements reach the same incident.
+    incident_key: Mapped[str | None] = mapped_column(String(255), nullable=True)
 
 
 class Notification(Base):

@@ -111,6 +111,14 @@ def test_first_release_store_upgrades_without_loss(store_url: str) -> None:
         ).all()
     engine.dispose()
     assert [r[0] for r in rows] == ["Old alert 1", "Old alert 2", "Old alert 3"]
+    # Episodes from before the dedup_key epoch keep the PagerDuty key they were sent with.
+    engine = create_engine(normalize_url(store_url))
+    with engine.connect() as conn:
+        keys = conn.execute(
+            text("SELECT alert_id, id, incident_key FROM alert_history ORDER BY id")
+        ).all()
+    engine.dispose()
+    assert [k for _, _, k in keys] == [f"datamantri-alerts/{a}/{i}" for a, i, _ in keys]
     details = rows[0][1] if isinstance(rows[0][1], dict) else json.loads(rows[0][1])
     assert details == {"failed_runs": [1]}
     assert cli("db", "upgrade").stdout.strip().endswith(f"already at {SCHEMA_HEAD}")
