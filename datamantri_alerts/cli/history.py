@@ -270,12 +270,18 @@ def resolve(
     app_ctx = app_context(ctx)
     with app_ctx.store.transaction() as session:
         episode = get_episode(session, episode_id)
-        was_open = resolve_episode(session, episode, note, app_ctx.clock.now())
+        was_open, queued = resolve_episode(session, episode, note, app_ctx.clock.now())
         data = episode_as_json(episode)
     if as_json:
         print_json(data)
     elif was_open:
         app_ctx.console.print(f"resolved episode {episode_id} ({data['alert_name']})")
+        if queued:
+            app_ctx.console.print(
+                f"RESOLVED queued for the {queued} destination(s) told of it (PagerDuty, "
+                "webhooks, and people's channels when the alert notifies on resolve); the next "
+                "`alerts evaluate` sends it"
+            )
     else:
         app_ctx.console.print(f"episode {episode_id} was already resolved; note saved")
 

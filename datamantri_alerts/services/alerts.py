@@ -177,9 +177,21 @@ def stand_down(session: Session, alert: Alert, note: str, now: datetime) -> None
     still pending (status `cancelled`, `note` as the reason) and reset its bookkeeping: state
     ok, no pending count or check state, no lease (a result in flight is dropped), due at once.
 
-    Called when an alert is disabled, enabled again (it starts clean) or deleted; sends nothing.
+    Called when an alert is disabled, enabled again (it starts clean) or deleted. People are
+    sent nothing; an incident tracker (PagerDuty, a webhook) that was sent the episode's FIRING
+    is queued its RESOLVED, or its incident would stay open for ever
+    (`services.signal.closing`; with `delete --purge-history` nothing of the alert is kept).
     """
+    from datamantri_alerts.services.signal.closing import queue_resolved
+
     session.flush()
+    closing = list(
+        session.scalars(
+            select(AlertHistory.id).where(
+                AlertHistory.alert_id == alert.id, AlertHistory.resolved_at.is_(None)
+            )
+        )
+    )
     session.execute(
         update(AlertHistory)
         .where(AlertHistory.alert_id == alert.id, AlertHistory.resolved_at.is_(None))
@@ -192,6 +204,7 @@ def stand_down(session: Session, alert: Alert, note: str, now: datetime) -> None
         .values(status="cancelled", last_error=note, lease_holder=None, lease_expires_at=None)
         .execution_options(synchronize_session=False)
     )
+    queue_resolved(session, closing, now)
     alert.state = "ok"
     alert.consecutive_hits = 0
     alert.check_state = None

@@ -209,38 +209,80 @@ def claim_pending(
 
 
 def _withhold_after_resolve(session: Any, ids: list[int]) -> list[int]:
-    """Of the rows just claimed, the ones to send: an ACKNOWLEDGED row whose episode is
-    resolved is never sent (nothing goes for an episode after its RESOLVED; an acknowledge
-    after a resolve would reopen nothing and tell a tracker the wrong order). Those rows are
-    recorded as suppressed (`ack.RESOLVED_FIRST`) and released, in the claiming transaction.
-    Every send of the outbox is claimed here, so the rule holds whoever queued the row."""
-    from datamantri_alerts.services.signal.ack import ACK_KIND, RESOLVED_FIRST
+    """Of the rows just claimed, the ones to send. Nothing goes to a destination after the
+    RESOLVED of its episode (every send of the outbox is claimed here, so the rule holds
+    whoever queued the row):
 
-    late = set(
-        session.scalars(
-            select(Notification.id)
-            .join(AlertHistory, AlertHistory.id == Notification.history_id)
-            .where(
-                Notification.id.in_(ids),
-                Notification.kind == ACK_KIND,
-                AlertHistory.resolved_at.is_not(None),
-            )
+    * an ACKNOWLEDGED row whose episode is resolved (an acknowledge after a resolve would
+      reopen nothing and tell a tracker the wrong order);
+    * a triggering message (FIRING, REPEAT, ESCALATED, FLAPPING, could-not-evaluate) of a
+      resolved episode whose destination has that episode's RESOLVED queued or sent: a FIRING
+      retried after a 429 would otherwise re-open, after the RESOLVED, an incident nothing
+      closes again (`services.signal.closing`).
+
+    Those rows are recorded as suppressed with the reason and released, in the claiming
+    transaction."""
+    from datamantri_alerts.services.signal.ack import ACK_KIND, RESOLVED_FIRST, triggers
+    from datamantri_alerts.services.signal.closing import RESOLVED_FIRST as TRIGGER_AFTER
+    from datamantri_alerts.services.signal.closing import is_resolved
+
+    claimed = session.execute(
+        select(
+            Notification.id,
+            Notification.history_id,
+            Notification.channel,
+            Notification.recipient,
+            Notification.kind,
+            Notification.payload,
         )
-    )
-    if not late:
+        .join(AlertHistory, AlertHistory.id == Notification.history_id)
+        .where(Notification.id.in_(ids), AlertHistory.resolved_at.is_not(None))
+    ).all()
+    if not claimed:
         return ids
-    session.execute(
-        update(Notification)
-        .where(Notification.id.in_(sorted(late)))
-        .values(
-            status="suppressed",
-            last_error=RESOLVED_FIRST,
-            lease_holder=None,
-            lease_expires_at=None,
-        )
-        .execution_options(synchronize_session=False)
-    )
-    return [i for i in ids if i not in late]
+    late_acks = {row.id for row in claimed if row.kind == ACK_KIND}
+    candidates = [row for row in claimed if row.kind != ACK_KIND and triggers(row.payload)]
+    late_triggers: set[int] = set()
+    if candidates:
+        episodes = sorted({row.history_id for row in candidates})
+        told_resolved = {
+            (history_id, channel, recipient)
+            for history_id, channel, recipient, kind, status, payload in session.execute(
+                select(
+                    Notification.history_id,
+                    Notification.channel,
+                    Notification.recipient,
+                    Notification.kind,
+                    Notification.status,
+                    Notification.payload,
+                ).where(
+                    Notification.history_id.in_(episodes),
+                    Notification.status.in_(["pending", "sent"]),
+                    Notification.kind != ACK_KIND,
+                )
+            )
+            if is_resolved(kind, payload)
+        }
+        late_triggers = {
+            row.id
+            for row in candidates
+            if (row.history_id, row.channel, row.recipient) in told_resolved
+        }
+    for late, reason in ((late_acks, RESOLVED_FIRST), (late_triggers, TRIGGER_AFTER)):
+        if late:
+            session.execute(
+                update(Notification)
+                .where(Notification.id.in_(sorted(late)))
+                .values(
+                    status="suppressed",
+                    last_error=reason,
+                    lease_holder=None,
+                    lease_expires_at=None,
+                )
+                .execution_options(synchronize_session=False)
+            )
+    withheld = late_acks | late_triggers
+    return [i for i in ids if i not in withheld]
 
 
 def count_overdue(store: Store, now: datetime, after: timedelta = OVERDUE_AFTER) -> int:

@@ -35,6 +35,7 @@ from datamantri_alerts.services.signal.ack import (
     is_acknowledged,
     withdraw_pending,
 )
+from datamantri_alerts.services.signal.closing import queue_resolved
 from datamantri_alerts.services.signal.hold import Signals, held_alert_ids, hold_reason
 from datamantri_alerts.services.states import AlertBook, Transition, next_state
 from datamantri_alerts.store.models import Alert, AlertHistory, EvaluatorRun
@@ -525,6 +526,10 @@ def apply_results(
         settled = _settle_flapping(session, now, host, plans, flaps, signals)
         queued = enqueue(session, settled, now)
         summary.suppressed += sum(1 for row in queued if row["status"] == "suppressed")
+        if closing:
+            # A tracker's incident closes whatever held people's messages back, and also for
+            # an alert that does not notify on resolve (services.signal.closing).
+            queue_resolved(session, [row["id"] for row in closing], now)
 
 
 #: At most this many flips are kept per episode (the newest).

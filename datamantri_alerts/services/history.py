@@ -166,18 +166,28 @@ def attempt_log(episode: AlertHistory) -> list[dict[str, Any]]:
     return sorted(entries, key=lambda e: (str(e.get("at", "")), e.get("notification_id", 0)))
 
 
-def resolve_episode(session: Session, episode: AlertHistory, note: str, now: datetime) -> bool:
-    """Close an episode by hand (or add a note to a closed one); returns whether it was open.
+def resolve_episode(
+    session: Session, episode: AlertHistory, note: str, now: datetime
+) -> tuple[bool, int]:
+    """Close an episode by hand (or add a note to a closed one); returns whether it was open
+    and how many RESOLVED messages were queued.
 
     When it is its alert's open episode, the alert goes back to `ok`: if the condition still
-    holds, the next evaluation opens a new episode and notifies again.
+    holds, the next evaluation opens a new episode and notifies again. Every tracker it
+    triggered (PagerDuty, webhooks), and people's channels told its FIRING when the alert
+    notifies on resolve, are queued a RESOLVED (`services.signal.closing`).
     """
     was_open = episode.resolved_at is None
+    queued = 0
     if was_open:
         from datamantri_alerts.services.signal.ack import RESOLVED_FIRST, withdraw_pending
+        from datamantri_alerts.services.signal.closing import queue_resolved
 
         episode.resolved_at = now
         withdraw_pending(session, episode.id, RESOLVED_FIRST)
+        # The incidents its FIRING opened are told it closed (sent by the next evaluation).
+        session.flush()
+        queued = queue_resolved(session, [episode.id], now, by_hand=True, note=note)
     episode.resolution_notes = note
     if was_open and episode.alert_id is not None:
         session.execute(
@@ -185,7 +195,7 @@ def resolve_episode(session: Session, episode: AlertHistory, note: str, now: dat
             .where(Alert.id == episode.alert_id, Alert.current_episode_id == episode.id)
             .values(state="ok", consecutive_hits=0, current_episode_id=None)
         )
-    return was_open
+    return was_open, queued
 
 
 def _delete_in_batches(

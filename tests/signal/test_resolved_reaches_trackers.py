@@ -1,0 +1,206 @@
+"""An episode's end reaches every incident it opened (`services.signal.closing`).
+
+Each case runs the evaluator (and `alerts history resolve` through the CLI) against real stores
+(SQLite, PostgreSQL, MariaDB), the loopback PagerDuty stand-in (which validates every event as
+the Events API v2 documents it and keeps incidents by dedup_key) and the loopback Slack sink.
+Before, each of these left a PagerDuty incident open for ever:
+
+1. `alerts history resolve` queued nothing;
+2. an alert with `notify_on_resolve: false` never sent PagerDuty its RESOLVED;
+3. a silence in force when the episode closed held the RESOLVED back from PagerDuty too;
+4. a FIRING retried after 429s went out after the RESOLVED had, re-opening the incident.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+
+from datamantri_alerts.services.evaluate import RunOptions, run_evaluation
+from datamantri_alerts.services.signal.closing import RESOLVED_FIRST
+from datamantri_alerts.services.signal.silences import add_silence, parse_matcher
+from datamantri_alerts.store.models import AlertHistory, Notification
+from tests.channels.conftest import PagerDutyStandIn, Received, Reply, pagerduty_environ
+from tests.conftest import Cli
+from tests.evaluator.conftest import Flags, Sink, make_alert
+from tests.evaluator.helpers import slack_state
+from tests.signal.test_ack import ScenarioClock
+from tests.signal.test_ack_pagerduty import ONE_TRY, pagerduty_server
+
+__all__ = ["pagerduty_server"]
+
+
+class Stage:
+    """An alert `etl` (labels team=data) sending to Slack (the sink) and PagerDuty."""
+
+    def __init__(
+        self, store: Any, flags: Flags, sink: Sink, pd: PagerDutyStandIn, **fields: Any
+    ) -> None:
+        self.store, self.flags, self.sink, self.pd = store, flags, sink, pd
+        self.environ = {**pagerduty_environ(pd), **ONE_TRY}
+        make_alert(
+            store,
+            flags,
+            "etl",
+            channels=["slack", "pagerduty"],
+            recipients={"slack": sink.hook("etl"), "pagerduty": "${PAGERDUTY_ROUTING_KEY}"},
+            labels={"team": "data"},
+            **fields,
+        )
+        self.clock = ScenarioClock()
+
+    def run(self, minutes: int, flag: str, *, clean: bool = True) -> None:
+        """Evaluate at start + minutes with the flag set; `clean`: the run had no problem."""
+        self.clock.set(self.clock.start + timedelta(minutes=minutes))
+        self.flags.set(etl=flag)
+        summary = run_evaluation(
+            self.store, self.clock, RunOptions(host="test-host", environ=self.environ)
+        )
+        assert summary.ok or not clean, summary.problems
+
+    def episode(self) -> AlertHistory:
+        with self.store.session() as session:
+            episode = session.scalars(select(AlertHistory).order_by(AlertHistory.id)).first()
+            assert episode is not None
+            session.expunge(episode)
+        return episode
+
+    def key(self) -> str:
+        """The episode's PagerDuty dedup_key, as `channels.pagerduty.dedup_key` builds it."""
+        episode = self.episode()
+        epoch = int(episode.triggered_at.timestamp())
+        return f"datamantri-alerts/{episode.alert_id}/{episode.id}/{epoch}"
+
+    def slack_states(self) -> list[str]:
+        return [slack_state(b) for b in self.sink.bodies("etl")]
+
+    def open_incidents(self) -> list[str]:
+        return [k for k, v in self.pd.incidents.items() if v["status"] != "resolved"]
+
+
+def test_a_hand_resolve_resolves_the_incident_and_tells_slack(
+    store: Any, store_url: str, flags: Flags, sink: Sink, pagerduty_server: PagerDutyStandIn
+) -> None:
+    stage = Stage(store, flags, sink, pagerduty_server)
+    stage.run(0, "firing")
+    key = stage.key()
+    assert stage.open_incidents() == [key]
+    done = Cli(store_url)("history", "resolve", str(stage.episode().id), "--note", "fixed upstream")
+    assert done.exit_code == 0, done.output
+    assert "RESOLVED queued for the 2 destination(s)" in done.stdout
+    stage.flags.set(etl="ok")
+    stage.run(1, "ok")
+    assert stage.pd.actions == {key: ["trigger", "resolve"]}
+    assert stage.open_incidents() == []
+    assert stage.slack_states() == ["FIRING", "RESOLVED"]
+    assert "resolved by hand: fixed upstream" in str(stage.sink.bodies("etl")[-1])
+    stage.run(2, "ok")  # told once
+    assert stage.pd.actions == {key: ["trigger", "resolve"]}
+    assert stage.slack_states() == ["FIRING", "RESOLVED"]
+
+
+def test_notify_on_resolve_false_keeps_people_quiet_but_closes_the_incident(
+    store: Any, flags: Flags, sink: Sink, pagerduty_server: PagerDutyStandIn
+) -> None:
+    stage = Stage(store, flags, sink, pagerduty_server, notify_on_resolve=False)
+    stage.run(0, "firing")
+    key = stage.key()
+    for minute in (5, 10, 15):
+        stage.run(minute, "ok")
+    assert stage.pd.actions == {key: ["trigger", "resolve"]}
+    assert stage.open_incidents() == []
+    assert stage.slack_states() == ["FIRING"]
+
+
+def test_a_silence_at_the_end_holds_back_slack_not_the_incident(
+    store: Any, flags: Flags, sink: Sink, pagerduty_server: PagerDutyStandIn
+) -> None:
+    stage = Stage(store, flags, sink, pagerduty_server)
+    stage.run(0, "firing")
+    key = stage.key()
+    with store.transaction() as session:
+        matchers = [parse_matcher("team=data")]
+        add_silence(session, matchers, timedelta(hours=2), "deploy", stage.clock.now())
+    for minute in (5, 10, 15):
+        stage.run(minute, "ok")
+    assert stage.pd.actions == {key: ["trigger", "resolve"]}
+    assert stage.open_incidents() == []
+    assert stage.slack_states() == ["FIRING"]
+    with store.session() as session:
+        slack_resolved = session.execute(
+            select(Notification.status).where(
+                Notification.channel == "slack", Notification.kind == "resolved"
+            )
+        ).all()
+    assert [s for (s,) in slack_resolved] == ["suppressed"]
+
+
+class TriggersThrottled(PagerDutyStandIn):
+    """A PagerDuty that answers 429 to every `trigger` while `throttling`, and takes the rest."""
+
+    throttling = True
+
+    def _check(self, received: Received) -> Reply | None:
+        if self.throttling and received.json().get("event_action") == "trigger":
+            return Reply(429, '{"status":"throttled"}', {"Retry-After": "1"}, "application/json")
+        return super()._check(received)
+
+
+def test_a_firing_retried_after_429s_never_reopens_a_resolved_incident(
+    store: Any, flags: Flags, sink: Sink
+) -> None:
+    pd = TriggersThrottled().start()
+    assert isinstance(pd, TriggersThrottled)
+    try:
+        stage = Stage(store, flags, sink, pd)
+        # Runs are not clean while PagerDuty throttles (a notification stays overdue).
+        stage.run(0, "firing", clean=False)
+        key = stage.key()
+        for minute in (5, 10, 15):
+            stage.run(minute, "ok", clean=False)
+        # The FIRING was refused each time; the recovery is confirmed and its RESOLVED taken.
+        assert pd.actions == {key: ["resolve"]}
+        pd.throttling = False
+        for minute in (20, 40, 80):
+            stage.run(minute, "ok", clean=False)
+        # Before, the FIRING retried now went out after the RESOLVED: an incident opened
+        # after its episode ended, which nothing would ever close.
+        assert pd.actions == {key: ["resolve"]}
+        assert stage.open_incidents() == []
+    finally:
+        pd.stop()
+    with store.session() as session:
+        rows = session.execute(
+            select(Notification.kind, Notification.status, Notification.last_error)
+            .where(Notification.channel == "pagerduty")
+            .order_by(Notification.id)
+        ).all()
+    assert [tuple(r) for r in rows] == [
+        ("firing", "suppressed", RESOLVED_FIRST),
+        ("resolved", "sent", None),
+    ]
+    assert stage.slack_states() == ["FIRING", "RESOLVED"]
+
+
+@pytest.mark.parametrize("how", [["disable", "etl"], ["delete", "etl", "--yes"]])
+def test_disabling_or_deleting_the_alert_resolves_its_incident(
+    store: Any,
+    store_url: str,
+    flags: Flags,
+    sink: Sink,
+    pagerduty_server: PagerDutyStandIn,
+    how: list[str],
+) -> None:
+    """People are told nothing (README: "no RESOLVED is sent"); the incident still closes."""
+    stage = Stage(store, flags, sink, pagerduty_server)
+    stage.run(0, "firing")
+    key = stage.key()
+    done = Cli(store_url)(*how)
+    assert done.exit_code == 0, done.output
+    stage.run(1, "firing")
+    assert stage.pd.actions == {key: ["trigger", "resolve"]}
+    assert stage.open_incidents() == []
+    assert stage.slack_states() == ["FIRING"]
