@@ -11,7 +11,9 @@ Each channel module exposes `CHANNEL`, an object that:
 - declares whether it is told acknowledgements (`tells_acknowledgements`, and per recipient
   `takes_acknowledgement`): machines that track an incident's state (PagerDuty, the generic
   webhook) are; the channels people read (email, Slack, Teams, WhatsApp, Apprise) are not, so
-  an `alerts ack` does not page the people it is meant to quieten (issue 15).
+  an `alerts ack` does not page the people it is meant to quieten (issue 15);
+- declares whether its recipients track incidents (`tracks_incidents`: PagerDuty, webhooks), so
+  an episode's end always reaches them (`services.signal.closing`).
 
 Retrying, pacing and recording live in `channels.retry.deliver`, not in the channels.
 """
@@ -210,6 +212,10 @@ class Channel(Protocol):
     #: Whether an ACKNOWLEDGED message (`alerts ack`) is sent to this channel's recipients that
     #: were told the episode's opening: True for services tracking incident state.
     tells_acknowledgements: ClassVar[bool]
+    #: Whether the recipients keep an incident open from a triggering message until its
+    #: RESOLVED (PagerDuty, webhooks of either format): they are sent the RESOLVED however the
+    #: episode ends (`services.signal.closing`).
+    tracks_incidents: ClassVar[bool]
 
     def takes_acknowledgement(self, recipient: str) -> bool:
         """Whether this recipient (as stored) is sent ACKNOWLEDGED messages: the channel's
@@ -276,6 +282,8 @@ class ChannelBase:
     plain_recipient_keys: ClassVar[frozenset[str]] = frozenset()
     #: People read these channels: an acknowledgement is not sent to them (no spam).
     tells_acknowledgements: ClassVar[bool] = False
+    #: ... nor a RESOLVED that people are not meant to get (a silence, notify_on_resolve off).
+    tracks_incidents: ClassVar[bool] = False
 
     def takes_acknowledgement(self, recipient: str) -> bool:
         return self.tells_acknowledgements

@@ -86,6 +86,7 @@ class PagerDutyChannel(ChannelBase):
     config_model: ClassVar[type[ChannelConfig]] = PagerDutyConfig
     #: An incident tracker: `alerts ack` acknowledges the episode's incident.
     tells_acknowledgements: ClassVar[bool] = True
+    tracks_incidents: ClassVar[bool] = True
 
     def normalize_recipients(self, value: Any) -> Any:
         return one_or_many(value, _routing_key, "routing key")

@@ -80,6 +80,7 @@ class WebhookChannel(ChannelBase):
     config_model: ClassVar[type[ChannelConfig]] = WebhookChannelConfig
     #: Receivers are machines tracking incidents: told acknowledgements (native format only).
     tells_acknowledgements: ClassVar[bool] = True
+    tracks_incidents: ClassVar[bool] = True
 
     def takes_acknowledgement(self, recipient: str) -> bool:
         """Native recipients only: Alertmanager's format has no acknowledgement."""

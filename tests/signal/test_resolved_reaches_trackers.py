@@ -204,3 +204,29 @@ def test_disabling_or_deleting_the_alert_resolves_its_incident(
     assert stage.pd.actions == {key: ["trigger", "resolve"]}
     assert stage.open_incidents() == []
     assert stage.slack_states() == ["FIRING"]
+
+
+def test_webhooks_of_both_formats_track_incidents_slack_does_not(
+    store: Any, flags: Flags, sink: Sink
+) -> None:
+    """notify_on_resolve false: Alertmanager-format and native webhooks (machines keeping an
+    alert firing until told) get the RESOLVED; Slack (people) does not."""
+    make_alert(
+        store,
+        flags,
+        "etl",
+        channels=["webhook", "slack"],
+        recipients={
+            "webhook": [sink.hook("native"), {"url": sink.hook("am"), "format": "alertmanager"}],
+            "slack": sink.hook("etl"),
+        },
+        notify_on_resolve=False,
+    )
+    clock = ScenarioClock()
+    for minute, flag in ((0, "firing"), (5, "ok"), (10, "ok"), (15, "ok")):
+        clock.set(clock.start + timedelta(minutes=minute))
+        flags.set(etl=flag)
+        assert run_evaluation(store, clock, RunOptions(host="test-host", environ={})).ok
+    assert [b["event"] for b in sink.bodies("native")] == ["firing", "resolved"]
+    assert [b["status"] for b in sink.bodies("am")] == ["firing", "resolved"]
+    assert [slack_state(b) for b in sink.bodies("etl")] == ["FIRING"]

@@ -1,7 +1,7 @@
 """An episode's end reaches every incident it opened.
 
-A destination whose channel keeps incident state (`Channel.tells_acknowledgements`: PagerDuty,
-native-format webhooks; "a tracker") holds an incident open from the triggering message it was
+A destination whose channel keeps incident state (`Channel.tracks_incidents`: PagerDuty,
+webhooks of either format; "a tracker") holds an incident open from the triggering message it was
 sent until it is sent a RESOLVED. However the episode closed, the tracker must be told, or the
 incident stays open for ever and the on-call is never told it cleared:
 
@@ -61,7 +61,7 @@ def queue_resolved(
     channels that were sent the FIRING when the alert notifies on resolve. Returns how many
     RESOLVED rows were queued or released."""
     from datamantri_alerts.services.outbox import dedup_key, insert_rows
-    from datamantri_alerts.services.signal.ack import ACK_KIND, takes_acknowledgement, triggers
+    from datamantri_alerts.services.signal.ack import ACK_KIND, triggers
 
     ids = sorted(set(episode_ids))
     if not ids:
@@ -98,7 +98,7 @@ def queue_resolved(
     release: list[int] = []
     queue: list[dict[str, Any]] = []
     for (episode_id, channel, recipient), (status, payload) in triggered.items():
-        tracker = takes_acknowledgement(channel, recipient)
+        tracker = tracks_incidents(channel)
         if not tracker and not (episode_id in people_told and status == "sent"):
             continue
         existing = resolved.get((episode_id, channel, recipient))
@@ -135,6 +135,17 @@ def queue_resolved(
         )
     insert_rows(session, queue)
     return len(release) + len(queue)
+
+
+def tracks_incidents(channel: str) -> bool:
+    """Whether a channel's recipients keep incident state (`Channel.tracks_incidents`); an
+    unknown channel does not."""
+    from datamantri_alerts.channels import get_channel
+
+    try:
+        return bool(get_channel(channel).tracks_incidents)
+    except KeyError:
+        return False
 
 
 def is_resolved(kind: str, payload: Mapping[str, Any]) -> bool:
