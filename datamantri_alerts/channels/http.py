@@ -103,6 +103,13 @@ def post_json(
 def _read_reply(response: Any, *, deadline: float) -> str:
     """At most REPLY_LIMIT bytes of the body, read until `deadline` (time.monotonic()):
     whatever a slow or endless body still holds is dropped (the connection is closed)."""
+    raw = read_reply_bytes(response, deadline=deadline)
+    return raw.decode(response.encoding or "utf-8", errors="replace")
+
+
+def read_reply_bytes(response: Any, *, deadline: float) -> bytes:
+    """At most REPLY_LIMIT bytes of a streamed (`stream=True`) reply's body, read until
+    `deadline` (time.monotonic()); the rest is never read."""
     from urllib3.exceptions import HTTPError
 
     chunks: list[bytes] = []
@@ -118,8 +125,7 @@ def _read_reply(response: Any, *, deadline: float) -> str:
             break
         chunks.append(chunk)
         size += len(chunk)
-    raw = b"".join(chunks)[:REPLY_LIMIT]
-    return raw.decode(response.encoding or "utf-8", errors="replace")
+    return b"".join(chunks)[:REPLY_LIMIT]
 
 
 def refused_error(exc: DestinationRefused) -> DeliveryError:

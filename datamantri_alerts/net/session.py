@@ -194,12 +194,19 @@ class GuardedSession(requests.Session):
         return iter(())
 
 
-def guarded_session(policy: DestinationPolicy, *, pool_maxsize: int = 10) -> GuardedSession:
+def guarded_session(
+    policy: DestinationPolicy,
+    *,
+    pool_maxsize: int = 10,
+    session_class: type[GuardedSession] = GuardedSession,
+) -> GuardedSession:
     """A session for one kind of outgoing request; close it (or use `with`) when done.
 
-    `pool_maxsize`: connections kept per host (set it to the number of threads sharing it).
+    `pool_maxsize`: connections kept per host (set it to the number of threads sharing it);
+    `session_class`: a GuardedSession subclass (a client library's session that must bound
+    how replies are read, `channels.twilio_client`).
     """
-    session = GuardedSession()
+    session = session_class()
     adapter = GuardedAdapter(policy, pool_maxsize=pool_maxsize)
     session.mount("http://", adapter)
     session.mount("https://", adapter)

@@ -49,8 +49,15 @@ class Heartbeat:
         try:
             from datamantri_alerts.net.session import guarded_session
 
-            with guarded_session(self.policy or heartbeat_policy()) as session:
-                response = session.post(target, data=body.encode()[:10_000], timeout=self.timeout)
+            # stream=True: the status line is all a ping needs. Reading the body would be
+            # bounded per socket read only, so a reply trickling a byte at a time (or gigabytes
+            # of it) would hold the run or its memory; it is never read.
+            with (
+                guarded_session(self.policy or heartbeat_policy()) as session,
+                session.post(
+                    target, data=body.encode()[:10_000], timeout=self.timeout, stream=True
+                ) as response,
+            ):
                 status = response.status_code
         except Exception as exc:
             log.warning(

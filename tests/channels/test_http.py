@@ -130,3 +130,19 @@ def test_a_reply_body_cut_short_keeps_what_arrived() -> None:
     url = _raw_reply_server(b"HTTP/1.1 503 Busy\r\nContent-Length: 1000\r\n\r\nbusy", 0, b"", 0.0)
     reply = post_json(url, {"text": "hi"}, timeout=(5.0, 5.0))
     assert (reply.status, reply.text) == (503, "busy")
+
+
+def test_a_heartbeat_reply_is_never_read() -> None:
+    """A heartbeat answering 200 and then trickling (or flooding) its body does not hold the
+    run: the ping ends with the status line."""
+    import time
+
+    from datamantri_alerts.net.destinations import heartbeat_policy
+    from datamantri_alerts.services.heartbeat import Heartbeat
+
+    url = _raw_reply_server(b"HTTP/1.1 200 OK\r\nContent-Length: 1000000\r\n\r\n", 600, b"y", 0.2)
+    policy = heartbeat_policy({"ALERTS_ALLOW_PRIVATE_WEBHOOKS": "1"})
+    beat = Heartbeat(url, timeout=1.0, policy=policy)
+    started = time.monotonic()
+    assert beat.start() is True
+    assert time.monotonic() - started < 5  # the whole body would take 120 s

@@ -208,3 +208,35 @@ def test_invalid_recipient_is_permanent(twilio_server: LoopbackHTTPServer) -> No
     assert result.retryable is False
     assert result.attempts == 1
     assert twilio_server.requests == []
+
+
+def test_a_trickling_or_huge_twilio_reply_is_cut_within_the_timeout() -> None:
+    """The twilio client reads a reply whole and its timeout bounds each socket read only: a
+    reply sending a byte every 0.2 s (2 minutes in all) is cut within the request's timeout."""
+    import time
+
+    from tests.channels.test_http import _raw_reply_server
+
+    head = (
+        b"HTTP/1.1 201 Created\r\nContent-Type: application/json\r\nContent-Length: 1000000\r\n\r\n"
+    )
+    url = _raw_reply_server(head, 600, b" ", 0.2)
+    environ = {
+        "TWILIO_ACCOUNT_SID": TWILIO_SID,
+        "TWILIO_AUTH_TOKEN": TWILIO_TOKEN,
+        "TWILIO_WHATSAPP_FROM": TWILIO_FROM,
+        "TWILIO_API_BASE_URL": url.rsplit("/", 1)[0],
+        "TWILIO_TIMEOUT": "1",
+        "ALERTS_ALLOW_PRIVATE_WEBHOOKS": "1",
+    }
+    started = time.monotonic()
+    result = deliver(
+        "whatsapp",
+        sample_message(),
+        WHATSAPP_TO,
+        environ=environ,
+        policy=RetryPolicy(attempts=1),
+        pacer=RecipientPacer(),
+    )
+    assert time.monotonic() - started < 10  # the whole reply would take 120 s
+    assert result.status == "failed"  # 201 with a body cut short is not a Twilio message
