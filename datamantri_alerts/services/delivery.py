@@ -218,12 +218,16 @@ def _withhold_after_resolve(session: Any, ids: list[int]) -> list[int]:
     * a triggering message (FIRING, REPEAT, ESCALATED, FLAPPING, could-not-evaluate) of a
       resolved episode whose destination has that episode's RESOLVED queued or sent: a FIRING
       retried after a 429 would otherwise re-open, after the RESOLVED, an incident nothing
-      closes again (`services.signal.closing`).
+      closes again (`services.signal.closing`);
+    * a second message telling a destination the episode ended (a flap settling as RESOLVED
+      after the episode's RESOLVED, or after `alerts history resolve` queued one): each
+      destination hears an episode's end once, from the first such row queued.
 
     Those rows are recorded as suppressed with the reason and released, in the claiming
     transaction."""
     from datamantri_alerts.services.signal.ack import ACK_KIND, RESOLVED_FIRST, triggers
     from datamantri_alerts.services.signal.closing import RESOLVED_FIRST as TRIGGER_AFTER
+    from datamantri_alerts.services.signal.closing import RESOLVED_ONCE as ONCE
     from datamantri_alerts.services.signal.closing import is_resolved
 
     claimed = session.execute(
@@ -242,33 +246,51 @@ def _withhold_after_resolve(session: Any, ids: list[int]) -> list[int]:
         return ids
     late_acks = {row.id for row in claimed if row.kind == ACK_KIND}
     candidates = [row for row in claimed if row.kind != ACK_KIND and triggers(row.payload)]
+    ends = [row for row in claimed if row.kind != ACK_KIND and is_resolved(row.kind, row.payload)]
     late_triggers: set[int] = set()
-    if candidates:
-        episodes = sorted({row.history_id for row in candidates})
-        told_resolved = {
-            (history_id, channel, recipient)
-            for history_id, channel, recipient, kind, status, payload in session.execute(
-                select(
-                    Notification.history_id,
-                    Notification.channel,
-                    Notification.recipient,
-                    Notification.kind,
-                    Notification.status,
-                    Notification.payload,
-                ).where(
-                    Notification.history_id.in_(episodes),
-                    Notification.status.in_(["pending", "sent"]),
-                    Notification.kind != ACK_KIND,
-                )
+    told_twice: set[int] = set()
+    if candidates or ends:
+        episodes = sorted({row.history_id for row in (*candidates, *ends)})
+        told_resolved: dict[tuple[int, str, str], list[tuple[int, str]]] = {}
+        for row_id, history_id, channel, recipient, kind, status, payload in session.execute(
+            select(
+                Notification.id,
+                Notification.history_id,
+                Notification.channel,
+                Notification.recipient,
+                Notification.kind,
+                Notification.status,
+                Notification.payload,
+            ).where(
+                Notification.history_id.in_(episodes),
+                Notification.status.in_(["pending", "sent"]),
+                Notification.kind != ACK_KIND,
             )
-            if is_resolved(kind, payload)
-        }
+        ):
+            if is_resolved(kind, payload):
+                told_resolved.setdefault((history_id, channel, recipient), []).append(
+                    (row_id, status)
+                )
         late_triggers = {
             row.id
             for row in candidates
             if (row.history_id, row.channel, row.recipient) in told_resolved
         }
-    for late, reason in ((late_acks, RESOLVED_FIRST), (late_triggers, TRIGGER_AFTER)):
+        told_twice = {
+            row.id
+            for row in ends
+            if any(
+                other != row.id and (status == "sent" or other < row.id)
+                for other, status in told_resolved.get(
+                    (row.history_id, row.channel, row.recipient), []
+                )
+            )
+        }
+    for late, reason in (
+        (late_acks, RESOLVED_FIRST),
+        (late_triggers, TRIGGER_AFTER),
+        (told_twice, ONCE),
+    ):
         if late:
             session.execute(
                 update(Notification)
@@ -281,7 +303,7 @@ def _withhold_after_resolve(session: Any, ids: list[int]) -> list[int]:
                 )
                 .execution_options(synchronize_session=False)
             )
-    withheld = late_acks | late_triggers
+    withheld = late_acks | late_triggers | told_twice
     return [i for i in ids if i not in withheld]
 
 

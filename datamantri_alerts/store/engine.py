@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import time
@@ -12,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import URL, make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 from datamantri_alerts.store.types import MYSQL_DIALECTS
@@ -68,9 +69,12 @@ def sqlite_file_lock(database: Path) -> Iterator[None]:
 
     from datamantri_alerts.errors import RuntimeFailure
 
-    lock = FileLock(sqlite_lock_path(database), timeout=LOCK_WAIT_SECONDS, mode=0o600)
+    path = sqlite_lock_path(database)
+    lock = FileLock(path, timeout=LOCK_WAIT_SECONDS, mode=0o600)
     try:
         lock.acquire()
+    except OSError as exc:  # a folder we may not write to, a lock file of another user
+        raise RuntimeFailure(f"cannot take the store's lock {path}: {_os_reason(exc)}") from None
     except Timeout:
         raise RuntimeFailure(
             f"another process has held the store's lock for {LOCK_WAIT_SECONDS} s "
@@ -82,25 +86,64 @@ def sqlite_file_lock(database: Path) -> Iterator[None]:
         lock.release()
 
 
+def _os_reason(exc: OSError) -> str:
+    """The reason of a file system error without the path it repeats ("Permission denied")."""
+    return exc.strerror or str(exc)
+
+
 def _is_wal(path: Path) -> bool:
     with path.open("rb") as handle:
         return handle.read(20)[18:20] == _WAL_FORMAT
 
 
+def sqlite_store_path(url: URL) -> Path | None:
+    """The file of a SQLite store URL, or None for an in-memory store.
+
+    A `file:` URI (`sqlite:///file:/srv/alerts.db?mode=rwc&uri=true`) names its file after the
+    scheme; read as a plain path it made a folder `file:` in the current directory to hold the
+    lock file, and two processes started from different folders did not share the lock.
+    """
+    database = url.database
+    if not database or database == ":memory:":
+        return None
+    if database.startswith("file:"):
+        from urllib.parse import unquote, urlsplit
+
+        parts = urlsplit(database)
+        mode = url.query.get("mode")
+        if parts.path in ("", ":memory:") or "memory" in (
+            mode if isinstance(mode, tuple) else (mode,)
+        ):
+            return None
+        return Path(unquote(parts.path)).expanduser()
+    return Path(database).expanduser()
+
+
 def _prepare_sqlite_file(path: Path) -> None:
-    """Create the store file (and its folder) readable by its owner only, in WAL mode.
+    """Create the store file (and its folder) readable by its owner only, in WAL mode; an
+    error of the file system (a folder without write permission, a path through a file, a
+    folder where the file should be) is one line naming the path (RuntimeFailure), not a
+    traceback.
 
     Changing the journal mode takes an exclusive lock that SQLite does not wait for: two first
     runs converting the same new file at once made one fail with "database is locked" (the
     busy timeout is not consulted when waiting could deadlock). The conversion therefore runs
     once, under the store's lock file; every later open finds the WAL header and skips it.
     """
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    if not path.exists():
-        fd = os.open(path, os.O_CREAT | os.O_RDWR, 0o600)
-        os.close(fd)
-    if _is_wal(path):
-        return
+    from datamantri_alerts.errors import RuntimeFailure
+
+    try:
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        except FileExistsError:  # a file where a folder of the path should be
+            raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR)) from None
+        if not path.exists():
+            fd = os.open(path, os.O_CREAT | os.O_RDWR, 0o600)
+            os.close(fd)
+        if _is_wal(path):
+            return
+    except OSError as exc:
+        raise RuntimeFailure(f"cannot open the store {path}: {_os_reason(exc)}") from None
     with sqlite_file_lock(path):
         if _is_wal(path):
             return
@@ -164,9 +207,10 @@ def make_engine(url: str) -> Engine:
     url = normalize_url(url)
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
-        database = parsed.database
-        if database and database != ":memory:" and not database.startswith("file:"):
-            _prepare_sqlite_file(Path(database).expanduser())
+        # A `file:` URI's options (mode=ro, mode=rw) decide whether the file may be created.
+        path = sqlite_store_path(parsed)
+        if path is not None and not str(parsed.database).startswith("file:"):
+            _prepare_sqlite_file(path)
         engine = create_engine(
             url,
             connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000},

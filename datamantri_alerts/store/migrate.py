@@ -16,7 +16,11 @@ from pathlib import Path
 from sqlalchemy import Engine, inspect, text
 
 from datamantri_alerts.errors import AlertsError, RuntimeFailure
-from datamantri_alerts.store.engine import LOCK_WAIT_SECONDS, sqlite_file_lock
+from datamantri_alerts.store.engine import (
+    LOCK_WAIT_SECONDS,
+    sqlite_file_lock,
+    sqlite_store_path,
+)
 from datamantri_alerts.store.types import MYSQL_DIALECTS
 
 #: The newest revision shipped; a test checks it matches Alembic's head.
@@ -76,8 +80,8 @@ def refuse_newer(revision: str | None) -> None:
 def _migration_lock(engine: Engine) -> Iterator[None]:
     """Serialise concurrent first runs (two cron jobs starting on a new store)."""
     dialect = engine.dialect.name
-    if dialect == "sqlite" and engine.url.database not in (None, "", ":memory:"):
-        with sqlite_file_lock(Path(engine.url.database).expanduser()):
+    if dialect == "sqlite" and (path := sqlite_store_path(engine.url)) is not None:
+        with sqlite_file_lock(path):
             yield
         return
     if dialect == "postgresql":
@@ -135,7 +139,11 @@ def ensure_schema(engine: Engine) -> None:
     except Exception as exc:  # the store is unreachable: a runtime failure, not a traceback
         from datamantri_alerts.secrets import redact_text
 
-        raise RuntimeFailure(f"cannot open the store: {redact_text(str(exc))}") from exc
+        # The driver's reason (SQLAlchemy's text adds a second line, "(Background on ...)").
+        reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()
+        raise RuntimeFailure(
+            f"cannot open the store: {redact_text(reason[0] if reason else type(exc).__name__)}"
+        ) from exc
     if revision != SCHEMA_HEAD:
         refuse_newer(revision)
         upgrade(engine)

@@ -26,7 +26,7 @@ from sqlalchemy import create_engine, text
 
 from datamantri_alerts.store.engine import normalize_url, open_store, sqlite_lock_path
 from datamantri_alerts.store.migrate import SCHEMA_HEAD
-from tests.conftest import scratch_mariadb_database, scratch_pg_database
+from tests.conftest import Cli, scratch_mariadb_database, scratch_pg_database
 from tests.evaluator.conftest import alerts_process
 
 PROCESSES = 6
@@ -153,3 +153,46 @@ def test_a_foreign_write_lock_on_a_rollback_journal_store_is_waited_for(tmp_path
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
         tables = {name for (name,) in conn.execute("SELECT name FROM sqlite_master")}
     assert {"alembic_version", "alerts", "t_other"} <= tables
+
+
+# ------------------------------------------------------------ store paths a user can mistype
+
+
+@pytest.mark.parametrize(
+    ("make", "reason"),
+    [
+        pytest.param(
+            lambda p: (p / "afile").write_text("x"), "Not a directory", id="file-as-folder"
+        ),
+        pytest.param(lambda p: (p / "afile").mkdir(), "Is a directory", id="folder-as-file"),
+    ],
+)
+def test_a_store_path_the_file_system_refuses_is_one_line(
+    tmp_path: Path, make: Callable[[Path], object], reason: str
+) -> None:
+    """A file where the store's folder should be, or a folder where its file should be, was
+    `internal error: FileExistsError` / `IsADirectoryError` (exit 1, looking like our bug)."""
+    make(tmp_path)
+    store = tmp_path / "afile" / "alerts.db" if reason == "Not a directory" else tmp_path / "afile"
+    done = Cli(f"sqlite:///{store}")("evaluate", "--quiet")
+    assert done.exit_code == 1
+    assert done.stderr == f"error: cannot open the store {store}: {reason}\n"
+    assert done.exception is None
+
+
+def test_a_file_uri_store_keeps_its_lock_beside_its_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`sqlite:///file:PATH?mode=rwc&uri=true` took `file:PATH` for a relative path: its lock
+    file went to `./file:/PATH/...` (a folder tree made in the current directory, and another
+    lock per directory a process starts from); an in-memory URI made a lock file too."""
+    cwd = tmp_path / "cwd"
+    cwd.mkdir()
+    monkeypatch.chdir(cwd)
+    store = tmp_path / "alerts.db"
+    done = Cli(f"sqlite:///file:{store}?mode=rwc&uri=true")("evaluate", "--quiet")
+    assert done.exit_code == 0, done.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["alerts.db", "alerts.migrate.lock", "cwd"]
+    done = Cli("sqlite:///file:scratch?mode=memory&cache=shared&uri=true")("evaluate", "--quiet")
+    assert done.exit_code == 0, done.output
+    assert list(cwd.iterdir()) == []

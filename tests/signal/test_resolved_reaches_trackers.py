@@ -20,7 +20,7 @@ import pytest
 from sqlalchemy import select
 
 from datamantri_alerts.services.evaluate import RunOptions, run_evaluation
-from datamantri_alerts.services.signal.closing import RESOLVED_FIRST
+from datamantri_alerts.services.signal.closing import RESOLVED_FIRST, RESOLVED_ONCE
 from datamantri_alerts.services.signal.silences import add_silence, parse_matcher
 from datamantri_alerts.store.models import AlertHistory, Notification
 from tests.channels.conftest import PagerDutyStandIn, Received, Reply, pagerduty_environ
@@ -230,3 +230,63 @@ def test_webhooks_of_both_formats_track_incidents_slack_does_not(
     assert [b["event"] for b in sink.bodies("native")] == ["firing", "resolved"]
     assert [b["status"] for b in sink.bodies("am")] == ["firing", "resolved"]
     assert [slack_state(b) for b in sink.bodies("etl")] == ["FIRING"]
+
+
+def _flap_then_settle(stage: Stage, store_url: str, *, resolve_by_hand: bool) -> None:
+    """Flip at every evaluation until FLAPPING is told, then stay ok until the flap settles
+    (optionally closing the episode by hand while it still flaps)."""
+    for step in range(7):
+        stage.run(5 * step, "firing" if step % 2 == 0 else "ok")
+    assert "FLAPPING" in stage.slack_states()
+    if resolve_by_hand:
+        done = Cli(store_url)("history", "resolve", str(stage.episode().id))
+        assert done.exit_code == 0, done.output
+    for step in range(7, 40):
+        stage.run(5 * step, "ok")
+
+
+def _ends_told(store: Any) -> list[tuple[str, str, str | None]]:
+    with store.session() as session:
+        rows = session.execute(
+            select(Notification.channel, Notification.status, Notification.last_error)
+            .where(Notification.payload["state"].as_string() == "RESOLVED")
+            .order_by(Notification.id)
+        ).all()
+    return [tuple(row) for row in rows]
+
+
+def test_a_flap_settling_after_the_incident_closed_does_not_resolve_it_again(
+    store: Any, store_url: str, flags: Flags, sink: Sink, pagerduty_server: PagerDutyStandIn
+) -> None:
+    """notify_on_resolve false: the episode closes while it still flaps (PagerDuty is sent its
+    RESOLVED), then the flap settles as resolved. The settling message went to PagerDuty as a
+    second `resolve` (and a second `resolved` to webhooks) for the same episode."""
+    stage = Stage(store, flags, sink, pagerduty_server, notify_on_resolve=False)
+    _flap_then_settle(stage, store_url, resolve_by_hand=False)
+    key = stage.key()
+    assert stage.pd.actions == {key: ["trigger", "trigger", "resolve"]}
+    assert stage.open_incidents() == []
+    ends = _ends_told(store)
+    assert [(c, s) for c, s, _ in ends if s == "sent"] == [
+        ("pagerduty", "sent"),
+        ("slack", "sent"),  # people hear the flap settle: notify_on_resolve sent them nothing
+    ]
+    assert ("pagerduty", "suppressed", RESOLVED_ONCE) in ends
+
+
+def test_a_hand_resolve_while_flapping_is_told_once_to_everyone(
+    store: Any, store_url: str, flags: Flags, sink: Sink, pagerduty_server: PagerDutyStandIn
+) -> None:
+    """`alerts history resolve` during a flap queues the RESOLVED; the flap settling later
+    as resolved told Slack and PagerDuty the same episode's end a second time."""
+    stage = Stage(store, flags, sink, pagerduty_server)
+    _flap_then_settle(stage, store_url, resolve_by_hand=True)
+    key = stage.key()
+    assert stage.pd.actions == {key: ["trigger", "trigger", "resolve"]}
+    assert stage.slack_states() == ["FIRING", "FLAPPING", "RESOLVED"]
+    assert [(c, s) for c, s, _ in _ends_told(store)] == [
+        ("slack", "sent"),
+        ("pagerduty", "sent"),
+        ("slack", "suppressed"),
+        ("pagerduty", "suppressed"),
+    ]

@@ -24,7 +24,9 @@ they get a RESOLVED only when the alert has `notify_on_resolve` and they were se
 The other half, in `services.delivery`: a triggering message (FIRING, REPEAT, ESCALATED,
 FLAPPING, could-not-evaluate) of a resolved episode is never sent to a destination that has a
 RESOLVED of that episode queued or sent (`RESOLVED_FIRST`): a FIRING retried after a 429 would
-otherwise re-open, after its RESOLVED, an incident nothing would close again.
+otherwise re-open, after its RESOLVED, an incident nothing would close again; and a destination
+hears an episode's end once (`RESOLVED_ONCE`): a flap settling as RESOLVED after the episode's
+RESOLVED was queued (by the evaluator or here) is not sent to it again.
 """
 
 from __future__ import annotations
@@ -41,6 +43,8 @@ from datamantri_alerts.store.models import Alert, AlertHistory, Notification
 RESOLVED_KIND = "resolved"
 #: Why a triggering message is not sent once its destination has the episode's RESOLVED.
 RESOLVED_FIRST = "episode resolved before this message was sent"
+#: Why a second message of an episode's end is not sent to a destination already told it.
+RESOLVED_ONCE = "the episode's end was already queued or sent to this destination"
 #: Trigger rows that may have opened an incident (sent) or still may (pending).
 _MAY_HAVE_OPENED = ("sent", "pending")
 #: A RESOLVED a tracker was not sent because something held it back (a mute, window or
