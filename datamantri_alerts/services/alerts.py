@@ -204,7 +204,7 @@ def stand_down(session: Session, alert: Alert, note: str, now: datetime) -> None
         .values(status="cancelled", last_error=note, lease_holder=None, lease_expires_at=None)
         .execution_options(synchronize_session=False)
     )
-    queue_resolved(session, closing, now)
+    queue_resolved(session, closing, now, stood_down=True)
     alert.state = "ok"
     alert.consecutive_hits = 0
     alert.check_state = None

@@ -290,3 +290,31 @@ def test_a_hand_resolve_while_flapping_is_told_once_to_everyone(
         ("slack", "suppressed"),
         ("pagerduty", "suppressed"),
     ]
+
+
+def test_disabling_while_the_firing_is_retried_still_resolves(
+    store: Any, store_url: str, flags: Flags, sink: Sink
+) -> None:
+    """A FIRING being retried may have reached PagerDuty already (a try that timed out): the
+    disable cancels it and still queues the RESOLVED."""
+    pd = TriggersThrottled().start()
+    assert isinstance(pd, TriggersThrottled)
+    try:
+        stage = Stage(store, flags, sink, pd)
+        stage.run(0, "firing", clean=False)
+        key = stage.key()
+        assert pd.actions == {}
+        done = Cli(store_url)("disable", "etl")
+        assert done.exit_code == 0, done.output
+        pd.throttling = False
+        stage.run(5, "firing", clean=False)
+        assert pd.actions == {key: ["resolve"]}
+    finally:
+        pd.stop()
+    with store.session() as session:
+        rows = session.execute(
+            select(Notification.kind, Notification.status)
+            .where(Notification.channel == "pagerduty")
+            .order_by(Notification.id)
+        ).all()
+    assert [tuple(r) for r in rows] == [("firing", "cancelled"), ("resolved", "sent")]

@@ -59,17 +59,22 @@ def queue_resolved(
     *,
     by_hand: bool = False,
     note: str = "",
+    stood_down: bool = False,
 ) -> int:
     """Make sure every tracker told of the closed episodes gets their RESOLVED (see the module
     docstring); `by_hand` (`alerts history resolve`, with its `note`) also tells people's
-    channels that were sent the FIRING when the alert notifies on resolve. Returns how many
-    RESOLVED rows were queued or released."""
+    channels that were sent the FIRING when the alert notifies on resolve; `stood_down` (the
+    alert disabled or deleted, `services.alerts.stand_down`) also counts triggers it has just
+    cancelled. Returns how many RESOLVED rows were queued or released."""
     from datamantri_alerts.services.outbox import dedup_key, insert_rows
     from datamantri_alerts.services.signal.ack import ACK_KIND, triggers
 
     ids = sorted(set(episode_ids))
     if not ids:
         return 0
+    # Standing an alert down has just cancelled its pending messages: a FIRING cancelled while
+    # it was being retried may have reached the tracker (a try that timed out), so it counts.
+    opened = (*_MAY_HAVE_OPENED, "cancelled") if stood_down else _MAY_HAVE_OPENED
     rows = session.execute(
         select(
             Notification.id,
@@ -91,7 +96,7 @@ def queue_resolved(
         key = (episode_id, channel, recipient)
         if is_resolved(kind, payload):
             resolved.setdefault(key, (row_id, status))
-        elif triggers(payload) and status in _MAY_HAVE_OPENED and key not in triggered:
+        elif triggers(payload) and status in opened and key not in triggered:
             triggered[key] = (status, payload)
     if not triggered:
         return 0
