@@ -334,7 +334,38 @@ def record_results(
 ) -> int:
     """Write a batch's outcomes on the rows and in their episodes, in one transaction.
     digests: row id -> the digest it went in (recorded with its history entry). Returns how
-    many notifications the outcomes queued (an acknowledgement following its trigger)."""
+    many notifications the outcomes queued (an acknowledgement following its trigger). A
+    transaction rolled back to break a deadlock is written again (`retry_write_conflicts`),
+    the tally's counts of the failed try taken back first."""
+    from dataclasses import replace
+
+    from datamantri_alerts.store.engine import retry_write_conflicts
+
+    saved = replace(tally, problems=list(tally.problems))
+
+    def undo() -> None:
+        tally.sent, tally.failed = saved.sent, saved.failed
+        tally.pending, tally.suppressed = saved.pending, saved.suppressed
+        tally.problems[:] = saved.problems
+
+    return retry_write_conflicts(
+        lambda: _record_results_once(
+            store, me, rows, results, now, tally, policy_attempts, digests
+        ),
+        undo=undo,
+    )
+
+
+def _record_results_once(
+    store: Store,
+    me: Holder,
+    rows: Sequence[Claimed],
+    results: Sequence[DeliveryResult],
+    now: datetime,
+    tally: DeliveryTally,
+    policy_attempts: int,
+    digests: Mapping[int, str] | None = None,
+) -> int:
     with store.transaction() as session:
         held = still_held(session, Notification, [r.id for r in rows], me)
         updates: list[dict[str, Any]] = []

@@ -108,6 +108,24 @@ class RunSummary:
     overdue: int = 0
     problems: list[str] = field(default_factory=list)
 
+    def mark(self) -> tuple[int, int, int, int, int, int]:
+        """Where the summary stands, for `rewind` (what a batch adds: results, problems and
+        counts)."""
+        return (
+            len(self.results),
+            len(self.problems),
+            self.firing,
+            self.resolved,
+            self.errors,
+            self.suppressed,
+        )
+
+    def rewind(self, mark: tuple[int, int, int, int, int, int]) -> None:
+        """Take back what was added since `mark` (a write that is issued again)."""
+        results, problems, self.firing, self.resolved, self.errors, self.suppressed = mark
+        del self.results[results:]
+        del self.problems[problems:]
+
     @property
     def ok(self) -> bool:
         """The exit-code rule (0 when ok, else 1): every due alert evaluated, no notification
@@ -319,7 +337,28 @@ def apply_results(
 
     `now` is when the results are written; `started` maps alert ids to when their checks began
     (default `now`), which decides their next grid point (`services.due.next_due_after`).
+    A transaction the store rolled back to break a deadlock (concurrent runs on MariaDB) is
+    written again, the summary's counts of the failed try taken back first.
     """
+    from datamantri_alerts.store.engine import retry_write_conflicts
+
+    mark = summary.mark()
+    retry_write_conflicts(
+        lambda: _apply_results_once(store, now, me, host, results, summary, started=started),
+        undo=lambda: summary.rewind(mark),
+    )
+
+
+def _apply_results_once(
+    store: Store,
+    now: datetime,
+    me: Holder,
+    host: str,
+    results: Sequence[CheckResult],
+    summary: RunSummary,
+    *,
+    started: Mapping[int, datetime] | None = None,
+) -> None:
     started = started or {}
     by_id = {r.id: r for r in results if r.id is not None}
     with store.transaction() as session:

@@ -5,12 +5,13 @@ from __future__ import annotations
 import errno
 import logging
 import os
+import random
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import URL, make_url
@@ -241,6 +242,49 @@ def make_engine(url: str) -> Engine:
             hide_parameters=True,
         )
     return create_engine(url, pool_pre_ping=True, hide_parameters=True)
+
+
+T = TypeVar("T")
+
+#: Tries of a write transaction the server rolled back to break a deadlock.
+WRITE_CONFLICT_ATTEMPTS = 4
+
+
+def is_write_conflict(exc: BaseException) -> bool:
+    """Whether exc is a transaction the server rolled back whole to break a deadlock or a
+    serialization conflict: MySQL/MariaDB error 1213 (ER_LOCK_DEADLOCK), PostgreSQL SQLSTATE
+    40P01 (deadlock_detected) or 40001 (serialization_failure). Such a transaction is to be
+    issued again (MySQL reference manual, "How to Minimize and Handle Deadlocks")."""
+    orig = getattr(exc, "orig", None) or exc
+    args = getattr(orig, "args", ())
+    if args and args[0] == 1213:
+        return True
+    return getattr(orig, "sqlstate", None) in ("40P01", "40001")
+
+
+def retry_write_conflicts(
+    work: Callable[[], T],
+    *,
+    undo: Callable[[], None] | None = None,
+    attempts: int = WRITE_CONFLICT_ATTEMPTS,
+) -> T:
+    """`work()` (one write transaction), issued again when the server rolled it back to break
+    a deadlock (`is_write_conflict`), after a short random pause, up to `attempts` times;
+    `undo()` first takes back what the failed try changed outside the store. Any other error,
+    or the last conflict, is raised."""
+    for attempt in range(1, attempts + 1):
+        try:
+            return work()
+        except Exception as exc:
+            if attempt == attempts or not is_write_conflict(exc):
+                raise
+            if undo is not None:
+                undo()
+            log.info(
+                "a write transaction lost a deadlock; issuing it again (%d/%d)", attempt, attempts
+            )
+            time.sleep(random.uniform(0.005, 0.05) * attempt)
+    raise AssertionError("unreachable")
 
 
 @dataclass
