@@ -6,7 +6,6 @@ ALERTS_REQUIRE_SERVICES=1 (set by .ci/run), which turns the skip into a failure.
 
 from __future__ import annotations
 
-import copy
 import json
 import os
 import shutil
@@ -17,10 +16,8 @@ from collections.abc import Iterator
 from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from functools import cache
 from pathlib import Path
 from typing import Any
-from unittest import mock
 
 import pytest
 from sqlalchemy import create_engine, inspect, text
@@ -375,41 +372,6 @@ class CliResult:
         return json.loads(self.stdout)
 
 
-@cache
-def _built_alerts_command() -> Any:
-    """The click command Typer builds from `alerts`' app, built once and never run itself."""
-    from typer.main import get_command
-
-    from datamantri_alerts.cli import app
-
-    return get_command(app)
-
-
-@contextmanager
-def _alerts_command_copies() -> Iterator[None]:
-    """While open, Typer's CliRunner runs a deep copy of one build of `alerts`' click command.
-
-    `CliRunner.invoke(app)` builds the click command tree from the app on every call, as each
-    `alerts` process does once: about 25 ms, half of a typical in-process invocation. A deep copy
-    of one build is the same tree in about 10 ms, and, like a new process, each invocation gets
-    its own: what one changes on its command objects (value names set, `{types}` filled into a
-    help text from the check types installed then) never reaches the next.
-    """
-    import typer.testing
-
-    from datamantri_alerts.cli import app
-
-    build = typer.testing._get_command
-
-    def get_command(typer_app: Any) -> Any:
-        if typer_app is app:
-            return copy.deepcopy(_built_alerts_command())
-        return build(typer_app)
-
-    with mock.patch.object(typer.testing, "_get_command", get_command):
-        yield
-
-
 class Cli:
     """Runs `alerts` in-process against one store, as a user would type it."""
 
@@ -424,10 +386,9 @@ class Cli:
         from datamantri_alerts.cli import app
 
         runner = CliRunner()
-        with _alerts_command_copies():
-            result = runner.invoke(
-                app, ["--db", self.db_url, *args], input=input, env=env, catch_exceptions=True
-            )
+        result = runner.invoke(
+            app, ["--db", self.db_url, *args], input=input, env=env, catch_exceptions=True
+        )
         exception = result.exception if not isinstance(result.exception, SystemExit) else None
         return CliResult(result.exit_code, result.stdout, result.stderr, exception)
 
