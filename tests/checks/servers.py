@@ -48,7 +48,10 @@ class _QuietServer(ThreadingHTTPServer):
 def http_server() -> Iterator[str]:
     """A threading HTTP server on 127.0.0.1; yields its base URL."""
     server = _QuietServer(("127.0.0.1", 0), _Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    # poll_interval: how soon shutdown() is noticed (0.5 s by default); requests wake it at once.
+    thread = threading.Thread(
+        target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+    )
     thread.start()
     try:
         yield f"http://127.0.0.1:{server.server_address[1]}"

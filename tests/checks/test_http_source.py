@@ -237,7 +237,9 @@ def test_checks_share_a_session_that_keeps_no_cookies(harness: Harness) -> None:
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), SetsCookies)
     server.daemon_threads = True
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    threading.Thread(
+        target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+    ).start()
     try:
         base = f"http://127.0.0.1:{server.server_address[1]}"
         harness.add_datasource("a", f"{base}/a")

@@ -241,7 +241,11 @@ def sink() -> Iterator[Sink]:
     server = _SinkServer(("127.0.0.1", 0), _handler(sink))
     server.daemon_threads = True
     sink.url = f"http://127.0.0.1:{server.server_address[1]}"
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    # shutdown() waits for serve_forever to look at its flag: every poll_interval (0.5 s by
+    # default). Requests wake the loop at once either way; only the teardown is quicker.
+    thread = threading.Thread(
+        target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+    )
     thread.start()
     try:
         yield sink

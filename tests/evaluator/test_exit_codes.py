@@ -16,6 +16,7 @@ from datamantri_alerts.store.engine import open_store
 from datamantri_alerts.store.models import EvaluatorRun, Notification
 from tests.conftest import Cli, utc
 from tests.evaluator.conftest import Flags, Sink, make_alert
+from tests.evaluator.helpers import as_a_new_process
 
 T0 = utc(2026, 3, 2, 9, 0)
 RATE_LIMITED = (429, {"Retry-After": "120"}, "rate_limited")
@@ -30,6 +31,7 @@ def store(sqlite_url: str, monkeypatch: pytest.MonkeyPatch) -> Any:
 
 
 def _run(store: Any, clock: FrozenClock) -> Any:
+    as_a_new_process()
     return run_evaluation(store, clock, RunOptions(host="test-host"))
 
 

@@ -15,7 +15,7 @@ from datamantri_alerts.services.evaluate import RunOptions, run_evaluation
 from datamantri_alerts.store.models import AlertHistory, Notification
 from tests.conftest import utc
 from tests.evaluator.conftest import Flags, Sink, make_alert
-from tests.evaluator.helpers import slack_state
+from tests.evaluator.helpers import as_a_new_process, slack_state
 
 T0 = utc(2026, 11, 30, 12, 0)
 
@@ -56,6 +56,7 @@ def _freshness_alert(store: Any, warehouse: str, sink: Sink, **fields: Any) -> i
 
 
 def run(store: Any, clock: FrozenClock) -> Any:
+    as_a_new_process()
     summary = run_evaluation(store, clock, RunOptions(host="test-host", all=True))
     assert summary.ok, summary.problems
     return summary

@@ -18,12 +18,13 @@ from datamantri_alerts.services.mute import mute_alert, unmute_alert
 from datamantri_alerts.store.models import Alert, AlertHistory, Notification
 from tests.conftest import SERVER_DIALECTS_SLOW, utc
 from tests.evaluator.conftest import Flags, Sink, make_alert
-from tests.evaluator.helpers import slack_state
+from tests.evaluator.helpers import as_a_new_process, slack_state
 
 T0 = utc(2026, 3, 2, 9, 0)
 
 
 def run(store: Any, clock: FrozenClock) -> Any:
+    as_a_new_process()
     summary = run_evaluation(store, clock, RunOptions(host="test-host"))
     assert not summary.problems, summary.problems
     return summary
@@ -191,6 +192,7 @@ def test_could_not_evaluate_while_muted_is_sent_when_the_mute_ends(
     flags.set(broken="error")
     for _ in range(16):
         clock.advance(minutes=1)
+        as_a_new_process()
         run_evaluation(store, clock, RunOptions(host="test-host"))
     bodies = sink.bodies("broken")
     assert [slack_state(b) for b in bodies] == ["FIRING"]

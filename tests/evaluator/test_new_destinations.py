@@ -19,12 +19,13 @@ from datamantri_alerts.services.mute import mute_alert
 from datamantri_alerts.store.models import Alert, Notification
 from tests.conftest import utc
 from tests.evaluator.conftest import Flags, Sink, make_alert
-from tests.evaluator.helpers import slack_state
+from tests.evaluator.helpers import as_a_new_process, slack_state
 
 T0 = utc(2026, 3, 2, 9, 0, 20)
 
 
 def _run(store: Any, clock: FrozenClock) -> Any:
+    as_a_new_process()
     summary = run_evaluation(store, clock, RunOptions(host="test-host"))
     assert not summary.problems, summary.problems
     return summary

@@ -13,12 +13,13 @@ from datamantri_alerts.services.evaluate import RunOptions, run_evaluation
 from datamantri_alerts.store.models import Alert, AlertHistory, EvaluatorRun, Notification
 from tests.conftest import utc
 from tests.evaluator.conftest import Flags, Sink, make_alert
-from tests.evaluator.helpers import slack_state
+from tests.evaluator.helpers import as_a_new_process, slack_state
 
 T0 = utc(2026, 3, 2, 9, 0)
 
 
 def run(store: Any, clock: FrozenClock, **kwargs: Any) -> Any:
+    as_a_new_process()
     return run_evaluation(store, clock, RunOptions(host="test-host", **kwargs))
 
 

@@ -26,7 +26,7 @@ from datamantri_alerts.store.engine import open_store
 from datamantri_alerts.store.models import Alert
 from tests.conftest import utc
 from tests.evaluator.conftest import Flags, Sink, make_alert
-from tests.evaluator.helpers import slack_state
+from tests.evaluator.helpers import as_a_new_process, slack_state
 
 T0 = utc(2026, 3, 2, 0, 0)
 MINUTE = timedelta(minutes=1)
@@ -40,6 +40,7 @@ def store(sqlite_url: str) -> Any:
 
 
 def run(store: Any, clock: Any) -> Any:
+    as_a_new_process()
     return run_evaluation(store, clock, RunOptions(host="test-host"))
 
 

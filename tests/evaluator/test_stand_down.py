@@ -25,13 +25,14 @@ from datamantri_alerts.store.engine import open_store
 from datamantri_alerts.store.models import Alert, AlertHistory, Notification
 from tests.conftest import Cli, utc
 from tests.evaluator.conftest import Flags, Sink, make_alert
-from tests.evaluator.helpers import slack_state
+from tests.evaluator.helpers import as_a_new_process, slack_state
 
 T0 = utc(2026, 3, 2, 9, 0, 20)
 
 
 def run(store: Any, clock: FrozenClock) -> Any:
     # One attempt per run, no sleeping: a 503 leaves the notification pending for a later run.
+    as_a_new_process()
     return run_evaluation(
         store,
         clock,

@@ -34,12 +34,38 @@ class ConnectRecorder:
 
 
 _RECORDER = ConnectRecorder()
-sys.addaudithook(_RECORDER.hook)  # audit hooks cannot be removed; recording is switched instead
+_hook_installed = False
+
+
+def _install_hook() -> None:
+    """Install the recorder's audit hook, once, when a test first asks for `connects`.
+
+    Audit hooks cannot be removed (recording is switched on and off instead), and once one is
+    installed, every audited event of the interpreter calls it: not only `socket.connect` but
+    `builtins.id` (each object `copy.deepcopy` visits), `sys._getframe`, `open`, `import`...
+    A Python hook made id() about twenty times slower, so it is installed only when needed, and
+    `pytest_collection_modifyitems` runs the tests that use `connects` last.
+    """
+    global _hook_installed
+    if not _hook_installed:
+        sys.addaudithook(_RECORDER.hook)
+        _hook_installed = True
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Run the tests using `connects` after every other test (stable otherwise): see
+    `_install_hook`."""
+    uses = ["connects" in getattr(item, "fixturenames", ()) for item in items]
+    items[:] = [i for i, used in zip(items, uses, strict=True) if not used] + [
+        i for i, used in zip(items, uses, strict=True) if used
+    ]
 
 
 @pytest.fixture
 def connects() -> Iterator[list[str]]:
     """The addresses connected to during the test."""
+    _install_hook()
     _RECORDER.addresses = []
     _RECORDER.active = True
     try:

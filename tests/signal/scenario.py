@@ -14,12 +14,13 @@ from datamantri_alerts.services.evaluate import RunOptions, run_evaluation
 from datamantri_alerts.store.models import Notification
 from tests.conftest import utc
 from tests.evaluator.conftest import Flags, Sink
-from tests.evaluator.helpers import slack_state
+from tests.evaluator.helpers import as_a_new_process, slack_state
 
 T0 = utc(2026, 3, 2, 9, 0)
 
 
 def run(store: Any, clock: FrozenClock) -> Any:
+    as_a_new_process()
     summary = run_evaluation(store, clock, RunOptions(host="test-host"))
     assert not summary.problems, summary.problems
     return summary

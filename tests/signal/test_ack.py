@@ -15,7 +15,7 @@ from datamantri_alerts.services.evaluate import RunOptions, run_evaluation
 from datamantri_alerts.store.models import AlertHistory
 from tests.conftest import Cli, dump_store
 from tests.evaluator.conftest import Flags, Sink, make_alert
-from tests.evaluator.helpers import slack_state
+from tests.evaluator.helpers import as_a_new_process, slack_state
 
 
 class ScenarioClock(FrozenClock):
@@ -40,6 +40,7 @@ def scripted(store: Any, flags: Flags, steps: list[tuple[int, str]], clock: Scen
     for minutes, flag in steps:
         clock.set(clock.start + timedelta(minutes=minutes))
         flags.set(etl=flag)
+        as_a_new_process()
         summary = run_evaluation(store, clock, RunOptions(host="test-host", environ={}))
         assert summary.ok, summary.problems
 

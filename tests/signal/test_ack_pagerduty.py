@@ -23,7 +23,7 @@ from tests.channels.conftest import (
 )
 from tests.conftest import Cli, dump_store
 from tests.evaluator.conftest import Flags, Sink, make_alert
-from tests.evaluator.helpers import slack_state
+from tests.evaluator.helpers import as_a_new_process, slack_state
 from tests.signal.test_ack import ScenarioClock
 
 __all__ = ["pagerduty_server"]
@@ -57,6 +57,7 @@ class Scene:
     def run(self, minutes: int, flag: str) -> None:
         self.clock.set(self.clock.start + timedelta(minutes=minutes))
         self.flags.set(etl=flag)
+        as_a_new_process()
         summary = run_evaluation(
             self.store, self.clock, RunOptions(host="test-host", environ=self.environ)
         )

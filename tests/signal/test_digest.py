@@ -19,7 +19,7 @@ from datamantri_alerts.store.models import AlertHistory, Notification
 from tests.channels.conftest import SMTPServer, slack_payload_problems
 from tests.conftest import SERVER_DIALECTS_SLOW, Cli, utc
 from tests.evaluator.conftest import Flags, Sink, make_alerts
-from tests.evaluator.helpers import slack_state
+from tests.evaluator.helpers import as_a_new_process, slack_state
 
 T0 = utc(2026, 3, 2, 9, 0)
 FAST = RetryPolicy(attempts=1, initial_delay=0, jitter=0)
@@ -28,6 +28,7 @@ FAST = RetryPolicy(attempts=1, initial_delay=0, jitter=0)
 def run(store: Any, clock: FrozenClock, **kwargs: Any) -> Any:
     kwargs.setdefault("retry_policy", FAST)
     kwargs.setdefault("environ", {})
+    as_a_new_process()
     return run_evaluation(store, clock, RunOptions(host="test-host", **kwargs))
 
 
