@@ -228,7 +228,7 @@ def _withhold_after_resolve(session: Any, ids: list[int]) -> list[int]:
     from datamantri_alerts.services.signal.ack import ACK_KIND, RESOLVED_FIRST, triggers
     from datamantri_alerts.services.signal.closing import RESOLVED_FIRST as TRIGGER_AFTER
     from datamantri_alerts.services.signal.closing import RESOLVED_ONCE as ONCE
-    from datamantri_alerts.services.signal.closing import is_resolved
+    from datamantri_alerts.services.signal.closing import episode_messages, is_resolved
 
     claimed = session.execute(
         select(
@@ -252,20 +252,8 @@ def _withhold_after_resolve(session: Any, ids: list[int]) -> list[int]:
     if candidates or ends:
         episodes = sorted({row.history_id for row in (*candidates, *ends)})
         told_resolved: dict[tuple[int, str, str], list[tuple[int, str]]] = {}
-        for row_id, history_id, channel, recipient, kind, status, payload in session.execute(
-            select(
-                Notification.id,
-                Notification.history_id,
-                Notification.channel,
-                Notification.recipient,
-                Notification.kind,
-                Notification.status,
-                Notification.payload,
-            ).where(
-                Notification.history_id.in_(episodes),
-                Notification.status.in_(["pending", "sent"]),
-                Notification.kind != ACK_KIND,
-            )
+        for row_id, history_id, channel, recipient, kind, status, payload in episode_messages(
+            session, episodes, ("pending", "sent")
         ):
             if is_resolved(kind, payload):
                 told_resolved.setdefault((history_id, channel, recipient), []).append(

@@ -119,29 +119,56 @@ def message_payload(
     return message.model_dump(mode="json")
 
 
+def outbox_row(
+    *,
+    alert_id: int | None,
+    episode_id: int,
+    kind: str,
+    stamp: str,
+    channel: str,
+    recipient: str,
+    payload: dict[str, Any],
+    now: datetime,
+    suppressed: str | None = None,
+) -> dict[str, Any]:
+    """One `notifications` row as a dict, due now: pending, or recorded as suppressed with that
+    reason. The dedup_key is `dedup_key(episode_id, kind, stamp, channel, recipient)`."""
+    return {
+        "dedup_key": dedup_key(episode_id, kind, stamp, channel, recipient),
+        "alert_id": alert_id,
+        "history_id": episode_id,
+        "channel": channel,
+        "recipient": recipient,
+        "kind": kind,
+        "status": "suppressed" if suppressed else "pending",
+        "payload": payload,
+        "attempts": 0,
+        "last_error": suppressed,
+        "created_at": now,
+        "next_attempt_at": now,
+        "sent_at": None,
+        "lease_holder": None,
+        "lease_expires_at": None,
+    }
+
+
 def outbox_rows(events: Sequence[Event], now: datetime) -> list[dict[str, Any]]:
     rows = []
     for event in events:
         stamp = now.strftime("%Y%m%dT%H%M%S") if event.kind in STAMPED_KINDS else ""
         for channel, recipient in fan_out(event.channels, event.recipients):
             rows.append(
-                {
-                    "dedup_key": dedup_key(event.episode_id, event.kind, stamp, channel, recipient),
-                    "alert_id": event.alert_id,
-                    "history_id": event.episode_id,
-                    "channel": channel,
-                    "recipient": recipient,
-                    "kind": event.kind,
-                    "status": "suppressed" if event.suppressed else "pending",
-                    "payload": event.payload,
-                    "attempts": 0,
-                    "last_error": event.suppressed,
-                    "created_at": now,
-                    "next_attempt_at": now,
-                    "sent_at": None,
-                    "lease_holder": None,
-                    "lease_expires_at": None,
-                }
+                outbox_row(
+                    alert_id=event.alert_id,
+                    episode_id=event.episode_id,
+                    kind=event.kind,
+                    stamp=stamp,
+                    channel=channel,
+                    recipient=recipient,
+                    payload=event.payload,
+                    now=now,
+                    suppressed=event.suppressed,
+                )
             )
     return rows
 

@@ -293,29 +293,21 @@ def takes_acknowledgement(channel: str, recipient: str) -> bool:
 def _ack_row(
     episode: AlertHistory, channel: str, recipient: str, sent: Mapping[str, Any], now: datetime
 ) -> dict[str, Any]:
-    from datamantri_alerts.services.outbox import dedup_key
+    from datamantri_alerts.services.outbox import outbox_row
 
     # One stamp per acknowledgement given (microseconds: every store keeps them), so an ack
     # taken back and given again within a second is still a new one.
     stamped = episode.acknowledged_at or now
-    stamp = stamped.strftime("%Y%m%dT%H%M%S.%f")
-    return {
-        "dedup_key": dedup_key(episode.id, ACK_KIND, stamp, channel, recipient),
-        "alert_id": episode.alert_id,
-        "history_id": episode.id,
-        "channel": channel,
-        "recipient": recipient,
-        "kind": ACK_KIND,
-        "status": "pending",
-        "payload": ack_payload(sent, episode, now),
-        "attempts": 0,
-        "last_error": None,
-        "created_at": now,
-        "next_attempt_at": now,
-        "sent_at": None,
-        "lease_holder": None,
-        "lease_expires_at": None,
-    }
+    return outbox_row(
+        alert_id=episode.alert_id,
+        episode_id=episode.id,
+        kind=ACK_KIND,
+        stamp=stamped.strftime("%Y%m%dT%H%M%S.%f"),
+        channel=channel,
+        recipient=recipient,
+        payload=ack_payload(sent, episode, now),
+        now=now,
+    )
 
 
 def queue_acknowledgement(session: Session, episode: AlertHistory, now: datetime) -> int:

@@ -66,8 +66,8 @@ def queue_resolved(
     channels that were sent the FIRING when the alert notifies on resolve; `stood_down` (the
     alert disabled or deleted, `services.alerts.stand_down`) also counts triggers it has just
     cancelled. Returns how many RESOLVED rows were queued or released."""
-    from datamantri_alerts.services.outbox import dedup_key, insert_rows
-    from datamantri_alerts.services.signal.ack import ACK_KIND, triggers
+    from datamantri_alerts.services.outbox import insert_rows, outbox_row
+    from datamantri_alerts.services.signal.ack import triggers
 
     ids = sorted(set(episode_ids))
     if not ids:
@@ -75,19 +75,7 @@ def queue_resolved(
     # Standing an alert down has just cancelled its pending messages: a FIRING cancelled while
     # it was being retried may have reached the tracker (a try that timed out), so it counts.
     opened = (*_MAY_HAVE_OPENED, "cancelled") if stood_down else _MAY_HAVE_OPENED
-    rows = session.execute(
-        select(
-            Notification.id,
-            Notification.history_id,
-            Notification.channel,
-            Notification.recipient,
-            Notification.kind,
-            Notification.status,
-            Notification.payload,
-        )
-        .where(Notification.history_id.in_(ids), Notification.kind != ACK_KIND)
-        .order_by(Notification.id)
-    ).all()
+    rows = episode_messages(session, ids)
     triggered: dict[tuple[int, str, str], tuple[str, Mapping[str, Any]]] = {}
     resolved: dict[tuple[int, str, str], tuple[int, str]] = {}
     for row_id, episode_id, channel, recipient, kind, status, payload in rows:
@@ -117,23 +105,16 @@ def queue_resolved(
                 release.append(row_id)
             continue
         queue.append(
-            {
-                "dedup_key": dedup_key(episode_id, RESOLVED_KIND, "", channel, recipient),
-                "alert_id": episodes[episode_id].alert_id,
-                "history_id": episode_id,
-                "channel": channel,
-                "recipient": recipient,
-                "kind": RESOLVED_KIND,
-                "status": "pending",
-                "payload": resolved_payload(payload, episodes[episode_id], now, by_hand, note),
-                "attempts": 0,
-                "last_error": None,
-                "created_at": now,
-                "next_attempt_at": now,
-                "sent_at": None,
-                "lease_holder": None,
-                "lease_expires_at": None,
-            }
+            outbox_row(
+                alert_id=episodes[episode_id].alert_id,
+                episode_id=episode_id,
+                kind=RESOLVED_KIND,
+                stamp="",
+                channel=channel,
+                recipient=recipient,
+                payload=resolved_payload(payload, episodes[episode_id], now, by_hand, note),
+                now=now,
+            )
         )
     if release:
         session.execute(
@@ -144,6 +125,27 @@ def queue_resolved(
         )
     insert_rows(session, queue)
     return len(release) + len(queue)
+
+
+def episode_messages(
+    session: Session, episode_ids: Sequence[int], statuses: Sequence[str] = ()
+) -> list[Any]:
+    """The episodes' outbox rows other than acknowledgements, oldest first, as (id, history_id,
+    channel, recipient, kind, status, payload); only those in `statuses` when given."""
+    from datamantri_alerts.services.signal.ack import ACK_KIND
+
+    query = select(
+        Notification.id,
+        Notification.history_id,
+        Notification.channel,
+        Notification.recipient,
+        Notification.kind,
+        Notification.status,
+        Notification.payload,
+    ).where(Notification.history_id.in_(episode_ids), Notification.kind != ACK_KIND)
+    if statuses:
+        query = query.where(Notification.status.in_(list(statuses)))
+    return list(session.execute(query.order_by(Notification.id)).all())
 
 
 def tracks_incidents(channel: str) -> bool:
