@@ -187,7 +187,8 @@ class FreshnessCheck:
         """The newest load instant of every table in one statement (`newest_values_sql`),
         judged as `evaluate` judges one; None for every member when the statement could not
         answer (each is then evaluated alone and reports its own error), and for a member whose
-        value is not a timestamp."""
+        value is not a timestamp. Raises CannotEvaluate when the data source cannot be found or
+        reached: every member's error, as it would be alone."""
         from datamantri_alerts.checks.base import GROUP_BOUND_SECONDS
         from datamantri_alerts.checks.newest import newest_values_sql
         from datamantri_alerts.checks.sources import load_datasource, open_source
@@ -197,34 +198,31 @@ class FreshnessCheck:
         bound = min(GROUP_BOUND_SECONDS, timeout)
         names = [split_table_name(c.table or "", c.schema_name) for c in configs]
         expected = [f"n{i}" for i in range(len(configs))]
-        newest: list[datetime | None | ValueError] = []
-        try:
-            source = load_datasource(ctx, configs[0].datasource_id)
-            with open_source(source, timeout, query_bound=bound, pool=ctx.sources) as conn:
-                tables = [
-                    (c.timestamp_column, table, schema)
-                    for c, (schema, table) in zip(configs, names, strict=True)
-                ]
+        newest: list[datetime | ValueError | None] = []
+        # Not finding or not reaching the data source is every member's answer, as it would
+        # be alone (CannotEvaluate: the runner gives each member that error).
+        source = load_datasource(ctx, configs[0].datasource_id)
+        with open_source(source, timeout, query_bound=bound, pool=ctx.sources) as conn:
+            tables = [
+                (c.timestamp_column, table, schema)
+                for c, (schema, table) in zip(configs, names, strict=True)
+            ]
+            try:
                 result = conn.execute(
                     newest_values_sql(conn.identifiers, tables), bound=bound, max_rows=1
                 )
-                if len(result.rows) != 1 or [c.lower() for c in result.columns] != expected:
-                    return [None] * len(configs)
-                for i, config in enumerate(configs):
-                    try:
-                        newest.append(
-                            read_instants(
-                                conn,
-                                result,
-                                [i],
-                                zone_named(config.timestamp_timezone),
-                                bound=bound,
-                            )[0][0]
-                        )
-                    except ValueError as exc:
-                        newest.append(exc)
-        except Exception:
-            return [None] * len(configs)
+            except CannotEvaluate:
+                # A missing table or column, a lock, the group's bound: each member alone
+                # says which, with its own timeout.
+                return [None] * len(configs)
+            if len(result.rows) != 1 or [c.lower() for c in result.columns] != expected:
+                return [None] * len(configs)
+            for i, config in enumerate(configs):
+                try:
+                    zone = zone_named(config.timestamp_timezone)
+                    newest.append(read_instants(conn, result, [i], zone, bound=bound)[0][0])
+                except ValueError as exc:
+                    newest.append(exc)
         now = ctx.clock.now()
         outcomes: list[Outcome | None] = []
         for config, value in zip(configs, newest, strict=True):

@@ -104,6 +104,8 @@ class _Prepared:
     config: Any = None
     timeout: float = 0.0
     early: Outcome | None = None  # set when the alert cannot even start
+    #: Seconds its group spent before handing it back to be evaluated alone (its duration).
+    spent: float = 0.0
 
 
 def _prepare(index: int, alert: AlertSnapshot) -> _Prepared:
@@ -158,13 +160,7 @@ def _evaluate_prepared(prepared: _Prepared, ctx: CheckContext) -> Outcome:
     try:
         outcome = prepared.check.evaluate(prepared.config, ctx)
     except CannotEvaluate as exc:
-        # A check's own error text (ours or a third party's) is exception text: redacted here,
-        # the one place every check's "could not evaluate" passes.
-        from datamantri_alerts.secrets import redact_text, redact_value
-
-        message = redact_text(str(exc))
-        details = {**redact_value(exc.details), "error": message}
-        return Outcome.error(message, **details)
+        return _cannot_evaluate(exc)
     except Exception as exc:
         log.exception("check %s of alert %r crashed", prepared.alert.condition_type, ctx.alert_name)
         return Outcome.error(f"the check crashed: {_describe(exc)}")
@@ -175,13 +171,29 @@ def _evaluate_prepared(prepared: _Prepared, ctx: CheckContext) -> Outcome:
     return outcome
 
 
-def evaluate_group(
-    group: list[_Prepared], contexts: list[CheckContext]
-) -> list[Outcome | None]:
+def _cannot_evaluate(exc: CannotEvaluate) -> Outcome:
+    # A check's own error text (ours or a third party's) is exception text: redacted here,
+    # the one place every check's "could not evaluate" passes.
+    from datamantri_alerts.secrets import redact_text, redact_value
+
+    message = redact_text(str(exc))
+    details = {**redact_value(exc.details), "error": message}
+    return Outcome.error(message, **details)
+
+
+def evaluate_group(group: list[_Prepared], contexts: list[CheckContext]) -> list[Outcome | None]:
     """Run a group of checks of one `GroupedCheck` type together: one outcome per member, or
-    None for a member to evaluate alone (every member, when the group itself went wrong)."""
+    None for a member to evaluate alone (every member, when the group itself went wrong). A
+    CannotEvaluate raised by the group (its data source is unknown or unreachable) is every
+    member's error outcome, as each would have had alone."""
+    from datamantri_alerts.logs import log_context
+
     try:
-        outcomes = group[0].check.evaluate_group([p.config for p in group], contexts)
+        with log_context(alert_id=group[0].alert.id):
+            outcomes = group[0].check.evaluate_group([p.config for p in group], contexts)
+    except CannotEvaluate as exc:
+        outcome = _cannot_evaluate(exc)
+        return [outcome] * len(group)
     except Exception:
         log.debug("a group of %s checks failed; evaluating them alone", len(group), exc_info=True)
         return [None] * len(group)
@@ -248,7 +260,7 @@ def _result(
         severity_from_outcome=graded,
         summary=outcome.summary,
         details=json_safe(outcome.details or {}),
-        duration_ms=int(duration * 1000),
+        duration_ms=int((duration + prepared.spent) * 1000),
         check_state=outcome.check_state,
         timed_out=timed_out,
     )
@@ -464,6 +476,7 @@ def _run(
             return
         for member, member_outcome in zip(job.members, outcome, strict=True):
             if member_outcome is None:
+                member.spent = duration
                 alone.append((batch, member))
             else:
                 record(batch, member, _result(member, member_outcome, duration))
