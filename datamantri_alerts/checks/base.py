@@ -116,3 +116,33 @@ class Check(Protocol):
     description: ClassVar[str]
 
     def evaluate(self, config: Any, ctx: CheckContext) -> Outcome: ...
+
+
+@runtime_checkable
+class GroupedCheck(Protocol):
+    """An alert type whose evaluations on one data source can be read together.
+
+    The runner (`services.checking`) gathers the alerts of one claimed batch that share a
+    `group_key` (None: this alert is always evaluated alone) into groups of at most
+    `GROUP_SIZE` and hands each group to `evaluate_group` on one worker: one statement, one
+    round trip, instead of one per alert. `evaluate_group` returns one entry per config, in
+    order: an `Outcome`, exactly the one `evaluate` would have given, or None for an alert the
+    group could not answer (its statement failed, was cut off, or the value is unreadable),
+    which the runner then evaluates alone at once, with its own timeout. So a group never
+    makes an alert's result different, or its error less precise, than evaluating it alone;
+    the most it costs is the group's short bound (`GROUP_BOUND_SECONDS`) before that.
+    """
+
+    def group_key(self, config: Any) -> Any: ...
+
+    def evaluate_group(
+        self, configs: list[Any], contexts: list[CheckContext]
+    ) -> list[Outcome | None]: ...
+
+
+#: Most alerts read together in one statement (`GroupedCheck`).
+GROUP_SIZE = 50
+#: A group's statement is cut off after this many seconds (or the members' own timeout, when
+#: shorter); then every member is evaluated alone. One slow or locked table costs the healthy
+#: members of its group at most this long.
+GROUP_BOUND_SECONDS = 1.0

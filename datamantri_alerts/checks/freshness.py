@@ -174,6 +174,65 @@ class FreshnessCheck:
     #: The outcome's severity (warning or critical, by the threshold crossed) is the one used.
     severity_from_outcome: ClassVar[bool] = True
 
+    def group_key(self, config: FreshnessConfig) -> tuple[str, float] | None:
+        """Alerts on a table (no `query`, no `filter`) of one data source with one timeout are
+        read together (`checks.base.GroupedCheck`); the others alone."""
+        if config.table is None or config.filter is not None:
+            return None
+        return config.datasource_id, config.timeout_seconds
+
+    def evaluate_group(
+        self, configs: list[FreshnessConfig], contexts: list[CheckContext]
+    ) -> list[Outcome | None]:
+        """The newest load instant of every table in one statement (`newest_values_sql`),
+        judged as `evaluate` judges one; None for every member when the statement could not
+        answer (each is then evaluated alone and reports its own error), and for a member whose
+        value is not a timestamp. Raises CannotEvaluate when the data source cannot be found or
+        reached: every member's error, as it would be alone."""
+        from datamantri_alerts.checks.base import GROUP_BOUND_SECONDS
+        from datamantri_alerts.checks.newest import newest_values_sql
+        from datamantri_alerts.checks.sources import load_datasource, open_source
+
+        ctx = contexts[0]
+        timeout = min(config.timeout_seconds for config in configs)
+        bound = min(GROUP_BOUND_SECONDS, timeout)
+        names = [split_table_name(c.table or "", c.schema_name) for c in configs]
+        expected = [f"n{i}" for i in range(len(configs))]
+        newest: list[datetime | ValueError | None] = []
+        # Not finding or not reaching the data source is every member's answer, as it would
+        # be alone (CannotEvaluate: the runner gives each member that error).
+        source = load_datasource(ctx, configs[0].datasource_id)
+        with open_source(source, timeout, query_bound=bound, pool=ctx.sources) as conn:
+            tables = [
+                (c.timestamp_column, table, schema)
+                for c, (schema, table) in zip(configs, names, strict=True)
+            ]
+            try:
+                result = conn.execute(
+                    newest_values_sql(conn.identifiers, tables), bound=bound, max_rows=1
+                )
+            except CannotEvaluate:
+                # A missing table or column, a lock, the group's bound: each member alone
+                # says which, with its own timeout.
+                return [None] * len(configs)
+            if len(result.rows) != 1 or [c.lower() for c in result.columns] != expected:
+                return [None] * len(configs)
+            for i, config in enumerate(configs):
+                try:
+                    zone = zone_named(config.timestamp_timezone)
+                    newest.append(read_instants(conn, result, [i], zone, bound=bound)[0][0])
+                except ValueError as exc:
+                    newest.append(exc)
+        now = ctx.clock.now()
+        outcomes: list[Outcome | None] = []
+        for config, value in zip(configs, newest, strict=True):
+            if isinstance(value, ValueError):
+                outcomes.append(None)
+                continue
+            label = f"{_display_name(config)}.{config.timestamp_column}"
+            outcomes.append(judge(config, label, value, now, details={"datasource_id": source.id}))
+        return outcomes
+
     def evaluate(self, config: FreshnessConfig, ctx: CheckContext) -> Outcome:
         from datamantri_alerts.checks.sources import load_datasource, open_source
 

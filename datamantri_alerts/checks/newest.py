@@ -48,6 +48,21 @@ def newest_value_sql(
     return f"{sql} WHERE ({where})" if where else sql
 
 
+def newest_values_sql(identifiers: Any, tables: list[tuple[str, str, str | None]]) -> str:
+    """One statement reading the newest value of several tables: one row, column `n<i>` the
+    newest `column` of the i-th `(column, table, schema)`, each a scalar subquery
+    `(SELECT max(col) FROM [schema.]table)` quoted as `newest_value_sql` quotes it. Only names
+    go in (no `query`, no `filter`), so nothing an alert's author wrote can change which
+    column answers which table. Raises ValueError for an empty list."""
+    if not tables:
+        raise ValueError("give at least one table")
+    parts = [
+        f"({newest_value_sql(identifiers, column, table=table, schema=schema)}) AS n{i}"
+        for i, (column, table, schema) in enumerate(tables)
+    ]
+    return "SELECT " + ", ".join(parts)
+
+
 def _backticks(name: str) -> str:
     """A SQLite identifier in backticks, always: a double-quoted name that matches no column is
     read by SQLite as a string literal (its "double-quoted string" fallback), so a mistyped

@@ -104,6 +104,8 @@ class _Prepared:
     config: Any = None
     timeout: float = 0.0
     early: Outcome | None = None  # set when the alert cannot even start
+    #: Seconds its group spent before handing it back to be evaluated alone (its duration).
+    spent: float = 0.0
 
 
 def _prepare(index: int, alert: AlertSnapshot) -> _Prepared:
@@ -158,13 +160,7 @@ def _evaluate_prepared(prepared: _Prepared, ctx: CheckContext) -> Outcome:
     try:
         outcome = prepared.check.evaluate(prepared.config, ctx)
     except CannotEvaluate as exc:
-        # A check's own error text (ours or a third party's) is exception text: redacted here,
-        # the one place every check's "could not evaluate" passes.
-        from datamantri_alerts.secrets import redact_text, redact_value
-
-        message = redact_text(str(exc))
-        details = {**redact_value(exc.details), "error": message}
-        return Outcome.error(message, **details)
+        return _cannot_evaluate(exc)
     except Exception as exc:
         log.exception("check %s of alert %r crashed", prepared.alert.condition_type, ctx.alert_name)
         return Outcome.error(f"the check crashed: {_describe(exc)}")
@@ -173,6 +169,62 @@ def _evaluate_prepared(prepared: _Prepared, ctx: CheckContext) -> Outcome:
             f"the check returned {type(outcome).__name__}, not an Outcome",
         )
     return outcome
+
+
+def _cannot_evaluate(exc: CannotEvaluate) -> Outcome:
+    # A check's own error text (ours or a third party's) is exception text: redacted here,
+    # the one place every check's "could not evaluate" passes.
+    from datamantri_alerts.secrets import redact_text, redact_value
+
+    message = redact_text(str(exc))
+    details = {**redact_value(exc.details), "error": message}
+    return Outcome.error(message, **details)
+
+
+def evaluate_group(group: list[_Prepared], contexts: list[CheckContext]) -> list[Outcome | None]:
+    """Run a group of checks of one `GroupedCheck` type together: one outcome per member, or
+    None for a member to evaluate alone (every member, when the group itself went wrong). A
+    CannotEvaluate raised by the group (its data source is unknown or unreachable) is every
+    member's error outcome, as each would have had alone."""
+    from datamantri_alerts.logs import log_context
+
+    try:
+        with log_context(alert_id=group[0].alert.id):
+            outcomes = group[0].check.evaluate_group([p.config for p in group], contexts)
+    except CannotEvaluate as exc:
+        outcome = _cannot_evaluate(exc)
+        return [outcome] * len(group)
+    except Exception:
+        log.debug("a group of %s checks failed; evaluating them alone", len(group), exc_info=True)
+        return [None] * len(group)
+    if not isinstance(outcomes, list) or len(outcomes) != len(group):
+        return [None] * len(group)
+    return [o if isinstance(o, Outcome) else None for o in outcomes]
+
+
+def _grouped(prepared: list[_Prepared]) -> list[list[_Prepared]]:
+    """A batch's checks as units to start, in order: one check, or up to `GROUP_SIZE` checks of
+    a `GroupedCheck` type sharing a group key (placed where their first member was)."""
+    from datamantri_alerts.checks.base import GROUP_SIZE, GroupedCheck
+
+    units: list[list[_Prepared]] = []
+    open_groups: dict[Any, list[_Prepared]] = {}
+    for item in prepared:
+        key = None
+        if item.early is None and isinstance(item.check, GroupedCheck):
+            try:
+                key = item.check.group_key(item.config)
+            except Exception:
+                key = None
+        if key is None:
+            units.append([item])
+            continue
+        group = open_groups.get((item.alert.condition_type, key))
+        if group is None or len(group) >= GROUP_SIZE:
+            group = open_groups[(item.alert.condition_type, key)] = []
+            units.append(group)
+        group.append(item)
+    return units
 
 
 def _severity(alert: AlertSnapshot, outcome: Outcome | None, check: Any) -> tuple[str, bool]:
@@ -208,7 +260,7 @@ def _result(
         severity_from_outcome=graded,
         summary=outcome.summary,
         details=json_safe(outcome.details or {}),
-        duration_ms=int(duration * 1000),
+        duration_ms=int((duration + prepared.spent) * 1000),
         check_state=outcome.check_state,
         timed_out=timed_out,
     )
@@ -273,14 +325,20 @@ def run_check_batches(
 
 @dataclass
 class _Job:
-    """One check handed to a worker; `abandoned` once the runner stopped waiting for it."""
+    """One check, or a group of checks read together (`group`, with a context each), handed to
+    a worker; `abandoned` once the runner stopped waiting for it."""
 
     key: int
     prepared: _Prepared
     ctx: CheckContext
     started: float
+    group: list[tuple[_Prepared, CheckContext]] | None = None
     abandoned: bool = False
     done: bool = False
+
+    @property
+    def members(self) -> list[_Prepared]:
+        return [p for p, _ in self.group] if self.group else [self.prepared]
 
 
 class _Workers:
@@ -288,11 +346,14 @@ class _Workers:
 
     `submit` starts a worker only when every live one is busy; `abandon` gives up on a running
     check: its worker leaves once the check ends, and the next `submit` starts a replacement.
-    Results go to `finished` as (key, outcome, seconds).
+    Results go to `finished` as (key, outcome, seconds); a group's outcome is a list, one entry
+    per member (None: evaluate that member alone).
     """
 
     def __init__(self) -> None:
-        self.finished: queue.SimpleQueue[tuple[int, Outcome, float]] = queue.SimpleQueue()
+        self.finished: queue.SimpleQueue[tuple[int, Outcome | list[Outcome | None], float]] = (
+            queue.SimpleQueue()
+        )
         self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
         self._lock = threading.Lock()
         self._live = 0  # workers not abandoned to a check
@@ -335,7 +396,11 @@ class _Workers:
             job = self._jobs.get()
             if job is None:
                 return
-            outcome = evaluate_prepared(job.prepared, job.ctx)
+            outcome: Outcome | list[Outcome | None]
+            if job.group:
+                outcome = evaluate_group([p for p, _ in job.group], [c for _, c in job.group])
+            else:
+                outcome = evaluate_prepared(job.prepared, job.ctx)
             with self._lock:
                 job.done = True
                 if job.abandoned:
@@ -356,28 +421,46 @@ def _run(
     drawn: deque[_Batch] = deque()
     # job key -> (batch, job, cutoff) of the checks being waited for
     running: dict[int, tuple[_Batch, _Job, float]] = {}
-    waiting: Iterator[tuple[_Batch, _Prepared]] = iter(())
+    # Units not started yet: one check, or a group read together (`checks.base.GroupedCheck`).
+    waiting: deque[tuple[_Batch, list[_Prepared]]] = deque()
+    # Members a group could not answer: started alone, before anything else.
+    alone: deque[tuple[_Batch, _Prepared]] = deque()
     keys = itertools.count()
 
     def record(batch: _Batch, job: _Prepared, result: CheckResult) -> None:
         batch.results[job.index] = result
         batch.left -= 1
 
+    def context(prepared: _Prepared, cutoff: float) -> CheckContext:
+        ctx = make_context(prepared.alert)
+        ctx.deadline = cutoff
+        ctx.sources = pool
+        return ctx
+
+    def submit(batch: _Batch, unit: list[_Prepared]) -> None:
+        started = time.monotonic()
+        first = unit[0]
+        cutoff = started + min(p.timeout for p in unit) + grace
+        ctx = context(first, cutoff)
+        group = None
+        if len(unit) > 1:
+            group = [(first, ctx)] + [(p, context(p, cutoff)) for p in unit[1:]]
+        job = _Job(next(keys), first, ctx, started, group=group)
+        running[job.key] = (batch, job, cutoff)
+        workers.submit(job)
+
     def start_next() -> bool:
-        nonlocal waiting
         while True:
-            for batch, prepared in waiting:
-                if prepared.early is not None:
-                    record(batch, prepared, _result(prepared, prepared.early, 0.0))
+            if alone:
+                batch, prepared = alone.popleft()
+                submit(batch, [prepared])
+                return True
+            while waiting:
+                batch, unit = waiting.popleft()
+                if unit[0].early is not None:
+                    record(batch, unit[0], _result(unit[0], unit[0].early, 0.0))
                     continue
-                started = time.monotonic()
-                cutoff = started + prepared.timeout + grace
-                ctx = make_context(prepared.alert)
-                ctx.deadline = cutoff
-                ctx.sources = pool
-                job = _Job(next(keys), prepared, ctx, started)
-                running[job.key] = (batch, job, cutoff)
-                workers.submit(job)
+                submit(batch, unit)
                 return True
             alerts = next(source, None)
             if alerts is None:
@@ -385,7 +468,18 @@ def _run(
             prepared_batch = [_prepare(index, alert) for index, alert in enumerate(alerts)]
             batch = _Batch(prepared_batch, [None] * len(prepared_batch), len(prepared_batch))
             drawn.append(batch)
-            waiting = ((batch, item) for item in prepared_batch)
+            waiting.extend((batch, unit) for unit in _grouped(prepared_batch))
+
+    def finish(batch: _Batch, job: _Job, outcome: Any, duration: float) -> None:
+        if job.group is None:
+            record(batch, job.prepared, _result(job.prepared, outcome, duration))
+            return
+        for member, member_outcome in zip(job.members, outcome, strict=True):
+            if member_outcome is None:
+                member.spent = duration
+                alone.append((batch, member))
+            else:
+                record(batch, member, _result(member, member_outcome, duration))
 
     def complete() -> Iterator[list[CheckResult]]:
         while drawn and drawn[0].left == 0:
@@ -393,9 +487,9 @@ def _run(
             yield [r for r in batch.results if r is not None]
 
     more = True
-    while more or running:
-        while more and len(running) < concurrency:
-            more = start_next()
+    while more or running or alone:
+        while (more or alone) and len(running) < concurrency:
+            more = start_next() and more
         yield from complete()
         if not running:
             continue
@@ -404,19 +498,20 @@ def _run(
             key, outcome, duration = workers.finished.get(timeout=wait)
             if key in running:
                 batch, job, _ = running.pop(key)
-                record(batch, job.prepared, _result(job.prepared, outcome, duration))
+                finish(batch, job, outcome, duration)
         except queue.Empty:
             pass
         now = time.monotonic()
         for key, (batch, job, cutoff) in list(running.items()):
             if now >= cutoff and workers.abandon(job):
                 del running[key]
-                limit = f"{job.prepared.timeout:g}s"
-                outcome = Outcome.error(
-                    f"timed out after {limit}", error=f"the check did not finish in {limit}"
-                )
-                result = _result(job.prepared, outcome, now - job.started, timed_out=True)
-                record(batch, job.prepared, result)
+                for member in job.members:
+                    limit = f"{member.timeout:g}s"
+                    outcome = Outcome.error(
+                        f"timed out after {limit}", error=f"the check did not finish in {limit}"
+                    )
+                    result = _result(member, outcome, now - job.started, timed_out=True)
+                    record(batch, member, result)
         yield from complete()
     yield from complete()
 
