@@ -205,15 +205,18 @@ def evaluate_group(group: list[_Prepared], contexts: list[CheckContext]) -> list
 def _grouped(prepared: list[_Prepared]) -> list[list[_Prepared]]:
     """A batch's checks as units to start, in order: one check, or up to `GROUP_SIZE` checks of
     a `GroupedCheck` type sharing a group key (placed where their first member was)."""
-    from datamantri_alerts.checks.base import GROUP_SIZE, GroupedCheck
+    from datamantri_alerts.checks.base import GROUP_SIZE
 
     units: list[list[_Prepared]] = []
     open_groups: dict[Any, list[_Prepared]] = {}
     for item in prepared:
         key = None
-        if item.early is None and isinstance(item.check, GroupedCheck):
+        # `GroupedCheck`'s two methods, looked up directly: a runtime Protocol isinstance
+        # check costs 8 µs per alert.
+        group_key = getattr(item.check, "group_key", None)
+        if item.early is None and group_key and hasattr(item.check, "evaluate_group"):
             try:
-                key = item.check.group_key(item.config)
+                key = group_key(item.config)
             except Exception:
                 key = None
         if key is None:
