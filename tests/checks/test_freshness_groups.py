@@ -236,3 +236,41 @@ def test_only_alerts_on_a_table_are_grouped() -> None:
     assert key(datasource_id="other")[0] == "other"
     assert key(filter="status = 'done'") is None
     assert key(table=None, query="select loaded_at from a") is None
+
+
+@pytest.mark.postgres
+def test_after_a_group_is_cut_off_the_run_reads_that_source_alone(
+    harness: Harness, pg_url: str
+) -> None:
+    """A group cut off at its bound means reading those tables together is slow (or one is
+    locked): the rest of the run reads that source's alerts alone, so a slow source pays the
+    group's bound once per run, not once per group."""
+    prefix = f"s{uuid.uuid4().hex[:6]}"
+    statements = []
+    for i in range(150):
+        statements += [
+            f"CREATE TABLE {prefix}_{i} (loaded_at timestamptz)",
+            f"INSERT INTO {prefix}_{i} VALUES ('2026-11-30 11:00:00+00')",
+        ]
+    _run_sql(pg_url, *statements)
+    harness.add_datasource("wh", pg_url)
+    harness.freeze(NOW)
+    alerts = [
+        ("freshness", {**CONFIG, "table": f"{prefix}_{i}", "timeout_seconds": 2})
+        for i in range(150)
+    ]
+    locker = create_engine(pg_url)
+    conn = locker.connect()
+    try:
+        conn.execute(text(f"LOCK TABLE {prefix}_3 IN ACCESS EXCLUSIVE MODE"))
+        before = _settled_transactions(pg_url)
+        results = harness.run_many(alerts, concurrency=1)  # the groups start one after another
+        cost = _settled_transactions(pg_url) - before - 1
+    finally:
+        conn.rollback()
+        conn.close()
+        locker.dispose()
+    assert results[3].outcome == "error", results[3].summary
+    assert [r.outcome for r in results[:3] + results[4:]] == ["ok"] * 149
+    # The first group (cut off), then all 150 alone: its 50 members and the 100 never grouped.
+    assert cost >= 150, cost
