@@ -120,6 +120,9 @@ class SourceEngine:
             pool_timeout=max(1.0, limits.timeout),
         )
         self._local = threading.local()
+        #: Connections between checks, kept checked out of SQLAlchemy's pool.
+        self._idle: list[Any] = []
+        self._idle_lock = threading.Lock()
         self._pg_options: str | None = None
         event.listen(self.engine, "do_connect", self._apply_limits)
 
@@ -142,39 +145,179 @@ class SourceEngine:
         cparams["options"] = options.strip()
 
     @contextmanager
-    def checkout(self, limits: Limits) -> Iterator[Connection]:
+    def checkout(self, limits: Limits) -> Iterator[PooledConnection]:
         """A connection within `limits.timeout` (CheckoutTimeout), invalidated when the body
-        raises, else returned to the pool (rolled back)."""
+        raises or `invalidate()` was called, else kept for the next check (rolled back).
+
+        Connections come from this run's own list of idle ones, else from SQLAlchemy's pool
+        (a new connection is made there, set up read-only): a connection stays checked out of
+        SQLAlchemy's pool between checks, so a check pays for neither `Engine.connect()` nor
+        the pool's checkout and checkin. The gate keeps checkouts ≤ concurrency, and a
+        connection is only ever made when none is idle, so a source never has more sessions
+        than that. One whose check used SQLAlchemy (a statement object, bind parameters)
+        goes back through SQLAlchemy's own checkin instead.
+        """
         if not self.gate.acquire(timeout=limits.timeout):
             raise CheckoutTimeout(
                 f"no connection became free within {limits.timeout:g}s "
                 "(every pooled connection is busy with other checks)"
             )
         try:
-            self._local.limits = limits
-            try:
-                connection = self.engine.connect()
-            finally:
-                self._local.limits = None
-            dbapi = connection.connection.dbapi_connection
-            if hasattr(dbapi, "_read_timeout"):  # PyMySQL: reads are bounded per check
-                dbapi._read_timeout = mysql_read_timeout(limits)
-                dbapi._write_timeout = limits.timeout
+            connection = self._take(limits)
             try:
                 yield connection
             except BaseException:
-                with contextlib.suppress(Exception):
-                    connection.invalidate()
+                connection.invalidate()
                 raise
             finally:
-                # A connection broken by a cancel has nothing left to close; one coming back
-                # after the run ended (a check the runner gave up on) is closed, not pooled.
-                with contextlib.suppress(Exception):
-                    if self.disposed:
-                        connection.invalidate()
-                    connection.close()
+                self._give_back(connection)
         finally:
             self.gate.release()
+
+    def _take(self, limits: Limits) -> PooledConnection:
+        with self._idle_lock:
+            fairy = self._idle.pop() if self._idle else None
+
+        def connect() -> Any:
+            self._local.limits = limits
+            try:
+                return self.engine.raw_connection()
+            finally:
+                self._local.limits = None
+
+        if fairy is None:
+            fairy = connect()
+        dbapi = fairy.dbapi_connection
+        if hasattr(dbapi, "_read_timeout"):  # PyMySQL: reads are bounded per check
+            dbapi._read_timeout = mysql_read_timeout(limits)
+            dbapi._write_timeout = limits.timeout
+        return PooledConnection(self.engine, fairy, connect)
+
+    def _give_back(self, connection: PooledConnection) -> None:
+        """Keep a healthy connection for the next check (its transaction rolled back); close
+        one that was invalidated or comes back after the run ended (a check the runner gave up
+        on). A connection broken by a cancel has nothing left to close."""
+        with contextlib.suppress(Exception):
+            if self.disposed:
+                connection.invalidate()
+            if connection.sqlalchemy_used or connection.invalidated:
+                connection.release()
+                return
+            if not self._reset(connection.fairy.dbapi_connection):
+                connection.invalidate()
+                connection.release()
+                return
+            with self._idle_lock:
+                if not self.disposed:
+                    self._idle.append(connection.fairy)
+                    return
+            connection.invalidate()
+            connection.release()
+
+    def _reset(self, dbapi: Any) -> bool:
+        """End what the check left open (as the pool's reset-on-return does): whether the
+        connection can be used again."""
+        pgconn = getattr(dbapi, "pgconn", None)
+        if pgconn is not None:
+            from psycopg import pq
+
+            status = pgconn.transaction_status
+            if status == pq.TransactionStatus.IDLE:  # the check's ROLLBACK went with it
+                return True
+            if status not in (pq.TransactionStatus.INTRANS, pq.TransactionStatus.INERROR):
+                return False
+        dbapi.rollback()
+        return True
+
+    def close_idle(self) -> None:
+        """Return the idle connections to SQLAlchemy's pool (before `engine.dispose()`)."""
+        with self._idle_lock:
+            idle, self._idle = self._idle, []
+        for fairy in idle:
+            with contextlib.suppress(Exception):
+                fairy.close()
+
+
+class PooledConnection:
+    """One check's connection: the driver's connection (`dbapi`), and a SQLAlchemy
+    `Connection` over it built only when a statement goes through SQLAlchemy (`sqlalchemy`).
+
+    After `invalidate()` the connection is closed; a statement the same check still sends
+    gets a new connection, as a SQLAlchemy `Connection` revalidates after `invalidate()`.
+    """
+
+    __slots__ = ("_connect", "_dead", "_fairy", "_sqlalchemy", "engine", "invalidated")
+
+    def __init__(self, engine: Engine, fairy: Any, connect: Callable[[], Any]) -> None:
+        self.engine = engine
+        self._fairy = fairy  # SQLAlchemy's pooled connection (`PoolProxiedConnection`)
+        self._connect = connect  # a new pooled connection, set up for this check
+        self._dead = False  # `_fairy` was invalidated
+        self._sqlalchemy: Connection | None = None
+        #: Whether this check invalidated a connection (it is then not kept for the next).
+        self.invalidated = False
+
+    @property
+    def fairy(self) -> Any:
+        """The pooled connection in use now."""
+        if self._sqlalchemy is not None:
+            return self._sqlalchemy.connection  # revalidated by SQLAlchemy when invalidated
+        if self._dead:
+            with contextlib.suppress(Exception):
+                self._fairy.close()
+            self._fairy = self._connect()
+            self._dead = False
+        return self._fairy
+
+    @property
+    def dbapi(self) -> Any:
+        """The driver's connection."""
+        if self._sqlalchemy is None and not self._dead:
+            return self._fairy.dbapi_connection
+        return self.fairy.dbapi_connection
+
+    @property
+    def info(self) -> dict[Any, Any]:
+        """What travels with the pooled connection (`ConnectionRecord.info`)."""
+        return self.fairy.info  # type: ignore[no-any-return]
+
+    @property
+    def sqlalchemy_used(self) -> bool:
+        return self._sqlalchemy is not None
+
+    @property
+    def sqlalchemy(self) -> Connection:
+        """A SQLAlchemy `Connection` on this same connection (made on first use)."""
+        if self._sqlalchemy is None:
+            from sqlalchemy import Connection
+
+            fairy = self.fairy
+            self._sqlalchemy = Connection(self.engine, connection=fairy)
+        return self._sqlalchemy
+
+    def rollback(self) -> None:
+        """End the connection's transaction (e.g. a failed one, before the next statement)."""
+        if self._sqlalchemy is not None:
+            self._sqlalchemy.rollback()
+        else:
+            self.dbapi.rollback()
+
+    def invalidate(self) -> None:
+        """Close the connection now: it is never handed to another check."""
+        self.invalidated = True
+        with contextlib.suppress(Exception):
+            if self._sqlalchemy is not None:
+                self._sqlalchemy.invalidate()
+            elif not self._dead:
+                self._dead = True
+                self._fairy.invalidate()
+
+    def release(self) -> None:
+        """Give the connection back to SQLAlchemy's pool (closed there if invalidated)."""
+        if self._sqlalchemy is not None:
+            self._sqlalchemy.close()
+        else:
+            self._fairy.close()
 
 
 class SourcePool:
@@ -275,6 +418,7 @@ class SourcePool:
             http, self._http = self._http, None
         for entry in engines:
             entry.disposed = True
+            entry.close_idle()
             with contextlib.suppress(Exception):
                 entry.engine.dispose()
         if http is not None:
