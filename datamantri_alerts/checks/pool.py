@@ -5,7 +5,9 @@ closes it at the end; `datasources check` makes one of its own). It holds:
 
 - one SQLAlchemy engine per data source URL (SQLite: per URL and timeout, its busy timeout being
   fixed at connect), with at most `concurrency` connections checked out at once. A checkout waits
-  for a free connection no longer than the check's own timeout. Every new connection goes through
+  for a free connection no longer than the check's own timeout. Between checks a healthy
+  connection is kept by the run (rolled back), not returned to SQLAlchemy's pool, so a check does
+  not pay for SQLAlchemy's checkout and checkin. Every new connection goes through
   `checks.readonly` (read-only, UTC, one statement per execute) and gets the timeouts of the
   check that opened it (SQLAlchemy's `do_connect` event); a reused MySQL connection gets the
   socket read timeout of the check now using it. A connection whose statement failed, timed out,
@@ -26,6 +28,7 @@ import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import cache
 from typing import TYPE_CHECKING, Any
 
 from datamantri_alerts.checks.watchdog import Watchdog
@@ -46,6 +49,42 @@ STARTUP_BOUND_KEY = "startup_statement_bound"
 def statement_timeout_ms(seconds: float) -> int:
     """PostgreSQL's statement_timeout for a bound (milliseconds, at least 1: 0 means none)."""
     return max(1, int(seconds * 1000))
+
+
+@dataclass(frozen=True)
+class PsycopgParts:
+    """What `_PgPortal` and the pool use of psycopg, imported once (psycopg is loaded only
+    for a PostgreSQL data source; an import inside a function costs a lookup per call)."""
+
+    errors: Any
+    Transformer: Any
+    send: Any
+    fetch_many: Any
+    IDLE: Any
+    IN_TRANSACTION: tuple[Any, ...]
+    PIPELINE_SYNC: Any
+    FATAL_ERROR: Any
+    TUPLES_OK: Any
+
+
+@cache
+def psycopg_parts() -> PsycopgParts:
+    from psycopg import errors, pq
+    from psycopg.adapt import Transformer
+    from psycopg.generators import fetch_many, send
+
+    status = pq.TransactionStatus
+    return PsycopgParts(
+        errors=errors,
+        Transformer=Transformer,
+        send=send,
+        fetch_many=fetch_many,
+        IDLE=status.IDLE,
+        IN_TRANSACTION=(status.INTRANS, status.INERROR),
+        PIPELINE_SYNC=pq.ExecStatus.PIPELINE_SYNC,
+        FATAL_ERROR=pq.ExecStatus.FATAL_ERROR,
+        TUPLES_OK=pq.ExecStatus.TUPLES_OK,
+    )
 
 
 class CheckoutTimeout(TimeoutError):
@@ -157,20 +196,34 @@ class SourceEngine:
         than that. One whose check used SQLAlchemy (a statement object, bind parameters)
         goes back through SQLAlchemy's own checkin instead.
         """
+        connection = self.acquire(limits)
+        failed = True
+        try:
+            yield connection
+            failed = False
+        finally:
+            self.release(connection, failed=failed)
+
+    def acquire(self, limits: Limits) -> PooledConnection:
+        """`checkout` without the context manager: a connection within `limits.timeout`
+        (CheckoutTimeout); hand it back with `release`."""
         if not self.gate.acquire(timeout=limits.timeout):
             raise CheckoutTimeout(
                 f"no connection became free within {limits.timeout:g}s "
                 "(every pooled connection is busy with other checks)"
             )
         try:
-            connection = self._take(limits)
-            try:
-                yield connection
-            except BaseException:
+            return self._take(limits)
+        except BaseException:
+            self.gate.release()
+            raise
+
+    def release(self, connection: PooledConnection, *, failed: bool) -> None:
+        """Hand back what `acquire` gave: invalidated when its check `failed` (raised)."""
+        try:
+            if failed:
                 connection.invalidate()
-                raise
-            finally:
-                self._give_back(connection)
+            self._give_back(connection)
         finally:
             self.gate.release()
 
@@ -219,12 +272,10 @@ class SourceEngine:
         connection can be used again."""
         pgconn = getattr(dbapi, "pgconn", None)
         if pgconn is not None:
-            from psycopg import pq
-
             status = pgconn.transaction_status
-            if status == pq.TransactionStatus.IDLE:  # the check's ROLLBACK went with it
+            if status == psycopg_parts().IDLE:  # the check's ROLLBACK went with it
                 return True
-            if status not in (pq.TransactionStatus.INTRANS, pq.TransactionStatus.INERROR):
+            if status not in psycopg_parts().IN_TRANSACTION:
                 return False
         dbapi.rollback()
         return True

@@ -17,11 +17,11 @@ from __future__ import annotations
 
 import contextlib
 import itertools
-import threading
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from datamantri_alerts.checks.base import CannotEvaluate, CheckContext
@@ -31,6 +31,7 @@ from datamantri_alerts.checks.pool import (
     Limits,
     PooledConnection,
     SourcePool,
+    psycopg_parts,
     statement_timeout_ms,
 )
 from datamantri_alerts.checks.readonly import (
@@ -76,10 +77,11 @@ class SourceInfo:
     def label(self) -> str:
         return self.id if self.name in ("", self.id) else f"{self.name} ({self.id})"
 
-    @property
+    @cached_property
     def is_http(self) -> bool:
         """Whether the URL, `${VAR}` resolved, is http(s)://; an unset variable is judged on the
-        text as written (using the source then reports the unset variable)."""
+        text as written (using the source then reports the unset variable). Worked out once
+        per `SourceInfo` (one per data source per run, `load_datasource`)."""
         try:
             return is_http_url(resolve_env(self.url.strip()))
         except RuntimeFailure:
@@ -280,10 +282,8 @@ class SourceConnection:
                 f"(it starts with {keyword}; nothing was sent)"
             )
         alarm = None
-        fired = threading.Event()
 
         def cancel() -> None:
-            fired.set()
             # The statement may have ended meanwhile; then there is nothing to cancel.
             with contextlib.suppress(Exception):
                 self._cancel_running()
@@ -306,7 +306,7 @@ class SourceConnection:
         except Exception as exc:
             self._discard()
             duration = time.monotonic() - started
-            cancelled = fired.is_set() or _is_cancellation(exc)
+            cancelled = (alarm is not None and alarm.went_off) or _is_cancellation(exc)
             message = describe_error(exc, self.secrets)
             written = statement if isinstance(statement, str) else ""
             reason = None if cancelled else refusal_reason(exc, written)
@@ -320,7 +320,7 @@ class SourceConnection:
         finally:
             if alarm is not None:
                 alarm.cancel()
-        if fired.is_set():
+        if alarm is not None and alarm.went_off:
             self._discard()
             # Some drivers end a cancelled statement quietly (MySQL's SLEEP returns 1).
             raise SourceError(
@@ -475,12 +475,10 @@ class _PgPortal:
         same round trip (dropping the portal and undoing any session change the query made, as
         the pool's reset would, one round trip later). Raises the driver's error for the
         statement (the first one the server sent)."""
-        from psycopg import pq
-
         encoding = self._conn.pgconn._encoding
         declare = f'DECLARE "{self._name}" NO SCROLL CURSOR WITHOUT HOLD FOR {statement}'
         commands = [declare.encode(encoding), self._fetch_sql(first)]
-        if self._conn.pgconn.transaction_status == pq.TransactionStatus.IDLE:
+        if self._conn.pgconn.transaction_status == psycopg_parts().IDLE:
             commands.insert(0, b"BEGIN")
         if last:
             commands.append(b"ROLLBACK")
@@ -492,9 +490,7 @@ class _PgPortal:
     def _exchange(self, commands: list[bytes], encoding: str) -> list[tuple[Any, ...]]:
         """Send `commands` in one pipeline behind one Sync, read every result; the rows of the
         one result that has rows (the FETCH). Raises the first error the server sent."""
-        from psycopg import errors, pq
-        from psycopg.generators import fetch_many, send
-
+        pg = psycopg_parts()
         conn, pgconn = self._conn, self._conn.pgconn
         results: list[Any] = []
         pgconn.enter_pipeline_mode()
@@ -502,10 +498,10 @@ class _PgPortal:
             for command in commands:
                 pgconn.send_query_params(command, None)
             pgconn.pipeline_sync()
-            conn.wait(send(pgconn))
+            conn.wait(pg.send(pgconn))
             while True:
-                batch = conn.wait(fetch_many(pgconn))
-                if not batch or batch[0].status == pq.ExecStatus.PIPELINE_SYNC:
+                batch = conn.wait(pg.fetch_many(pgconn))
+                if not batch or batch[0].status == pg.PIPELINE_SYNC:
                     break
                 results.extend(batch)
         finally:
@@ -516,28 +512,22 @@ class _PgPortal:
         found = None
         for result in results:
             status = result.status
-            if status == pq.ExecStatus.FATAL_ERROR:
-                raise errors.error_from_result(result, encoding=encoding)
-            if status == pq.ExecStatus.TUPLES_OK:
+            if status == pg.FATAL_ERROR:
+                raise pg.errors.error_from_result(result, encoding=encoding)
+            if status == pg.TUPLES_OK:
                 found = result
         if found is None:
-            raise errors.InternalError("the FETCH of a check's cursor returned no rows result")
+            raise pg.errors.InternalError("the FETCH of a check's cursor returned no rows result")
         if self.description is None:
             self.description = [
                 ((found.fname(i) or b"").decode(encoding), found.ftype(i))
                 for i in range(found.nfields)
             ]
-        transformer = self._transformer()
+        transformer = pg.Transformer(conn)  # psycopg's loaders for this connection
         transformer.set_pgresult(found)
         rows: list[tuple[Any, ...]] = transformer.load_rows(0, found.ntuples, tuple)
         transformer.set_pgresult(None)
         return rows
-
-    def _transformer(self) -> Any:
-        """psycopg's row loader for this connection (its adapters, its encoding)."""
-        from psycopg.adapt import Transformer
-
-        return Transformer(self._conn)
 
     def fetchmany(self, size: int) -> list[tuple[Any, ...]]:
         """The next rows: those fetched with the DECLARE first, then `size` per FETCH."""
@@ -584,29 +574,35 @@ def open_source(
     """
     if source.is_http:
         raise CannotEvaluate(f"data source {source.label} is an HTTP endpoint, not a database")
-    with contextlib.ExitStack() as stack:
-        if pool is None:
-            pool = stack.enter_context(SourcePool(1))
-        url, secrets = pool.resolved(source.url, lambda: resolve_source_url(source))
-        limits = Limits(timeout, query_bound)
-        try:
-            entry = pool.engine_for(url, limits)
-        except Exception as exc:
-            raise CannotEvaluate(
-                f"data source {source.label}: {describe_error(exc, secrets)}"
-            ) from None
-        try:
-            connection = stack.enter_context(entry.checkout(limits))
-        except Exception as exc:
-            raise SourceError(
-                f"cannot connect to {source.label}: {describe_error(exc, secrets)}"
-            ) from None
-        conn = SourceConnection(source, entry.engine, connection, pool.watchdog, secrets)
-        pool.track(conn)
-        try:
+    if pool is None:
+        with (
+            SourcePool(1) as own,
+            open_source(source, timeout, query_bound=query_bound, pool=own) as conn,
+        ):
             yield conn
-        finally:
-            pool.untrack(conn)
+        return
+    url, secrets = pool.resolved(source.url, lambda: resolve_source_url(source))
+    limits = Limits(timeout, query_bound)
+    try:
+        entry = pool.engine_for(url, limits)
+    except Exception as exc:
+        message = describe_error(exc, secrets)
+        raise CannotEvaluate(f"data source {source.label}: {message}") from None
+    try:
+        connection = entry.acquire(limits)
+    except Exception as exc:
+        raise SourceError(
+            f"cannot connect to {source.label}: {describe_error(exc, secrets)}"
+        ) from None
+    conn = SourceConnection(source, entry.engine, connection, pool.watchdog, secrets)
+    pool.track(conn)
+    failed = True
+    try:
+        yield conn
+        failed = False
+    finally:
+        pool.untrack(conn)
+        entry.release(connection, failed=failed)
 
 
 # --------------------------------------------------------------------------- reachability
