@@ -328,6 +328,16 @@ class PooledConnection:
         return self.fairy.dbapi_connection
 
     @property
+    def live_dbapi(self) -> Any:
+        """The driver's connection if one is open now, else None (never connects: for a
+        cancel from another thread)."""
+        if self._sqlalchemy is not None:
+            if self._sqlalchemy.invalidated or self._sqlalchemy.closed:
+                return None
+            return self._sqlalchemy.connection.dbapi_connection
+        return None if self._dead else self._fairy.dbapi_connection
+
+    @property
     def info(self) -> dict[Any, Any]:
         """What travels with the pooled connection (`ConnectionRecord.info`)."""
         return self.fairy.info  # type: ignore[no-any-return]

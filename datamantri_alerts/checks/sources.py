@@ -242,7 +242,9 @@ class SourceConnection:
 
     def _cancel_running(self) -> None:
         """Cancel what this connection is running, from the watchdog thread."""
-        dbapi = self.connection.dbapi
+        dbapi = self.connection.live_dbapi
+        if dbapi is None:  # discarded: nothing runs on it
+            return
         if self.dialect == "postgresql" and hasattr(dbapi, "cancel_safe"):
             dbapi.cancel_safe(timeout=5)
         elif self.dialect == "postgresql" and hasattr(dbapi, "cancel"):
