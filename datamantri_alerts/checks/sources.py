@@ -189,6 +189,8 @@ class SourceConnection:
     secrets: list[str] = field(default_factory=list)
     #: PostgreSQL statement_timeout in force in this checkout's transaction (seconds).
     _pg_bound: float | None = None
+    #: A PostgreSQL `SET statement_timeout` for `_PgPortal` to send in its pipeline.
+    _pg_setting: bytes | None = None
 
     @property
     def dialect(self) -> str:
@@ -204,23 +206,27 @@ class SourceConnection:
         builds itself (`checks.newest`)."""
         return self.engine.dialect.identifier_preparer
 
-    def _set_server_bound(self, seconds: float) -> bool:
+    def _set_server_bound(self, seconds: float, *, in_pipeline: bool = False) -> bool:
         """Ask the server to cancel statements running longer than seconds.
 
         The bound the session already has is not sent again: PostgreSQL connections start
         with the bound of the check that opened them (`checks.pool`, a startup option), and a
-        `SET` there is undone with the transaction when the connection returns to the pool, so
-        it is tracked per checkout; a MySQL session setting outlives the transaction, so it is
-        tracked on the pooled connection (`Connection.info` travels with it).
+        `SET` there is undone with the transaction (the check's ROLLBACK, or the pool's), so
+        it is tracked per transaction; with `in_pipeline` the `SET` is left for `_PgPortal` to
+        send in its pipeline, before its DECLARE (no round trip of its own). A MySQL session
+        setting outlives the transaction, so it is tracked on the pooled connection
+        (`Connection.info` travels with it).
         """
         if self.dialect == "postgresql":
             if self._pg_bound is None:
                 self._pg_bound = self.connection.info.get(STARTUP_BOUND_KEY)
             if self._pg_bound != seconds:
-                # In the check's transaction (begun here), undone with it.
-                self.connection.dbapi.execute(
-                    f"SET statement_timeout = {statement_timeout_ms(seconds)}"
-                )
+                # In the check's transaction, undone with it.
+                setting = f"SET statement_timeout = {statement_timeout_ms(seconds)}"
+                if in_pipeline:
+                    self._pg_setting = setting.encode()
+                else:
+                    self.connection.dbapi.execute(setting)
                 self._pg_bound = seconds
             return True
         if self.dialect == "mysql":
@@ -293,7 +299,9 @@ class SourceConnection:
         started = time.monotonic()
         try:
             if bound is not None:
-                server_side = self._set_server_bound(bound)
+                server_side = self._set_server_bound(
+                    bound, in_pipeline=self._uses_portal(statement, params)
+                )
                 alarm = self.watchdog.schedule(
                     bound + (WATCHDOG_GRACE_SECONDS if server_side else 0.0), cancel
                 )
@@ -338,9 +346,14 @@ class SourceConnection:
             column_types=column_types,
         )
 
+    def _uses_portal(self, statement: str | Executable, params: dict[str, Any] | None) -> bool:
+        """Whether `_fetch` runs this statement through `_PgPortal`."""
+        return isinstance(statement, str) and not params and self.dialect == "postgresql"
+
     def _discard(self) -> None:
         """Never return this connection to the pool: its statement failed, was refused or
         cancelled, so its session state (an aborted transaction, a pending cancel) is unknown."""
+        self._pg_bound = self._pg_setting = None  # a next statement gets a new connection
         with contextlib.suppress(Exception):
             self.connection.invalidate()
 
@@ -362,7 +375,7 @@ class SourceConnection:
         batch = max(1, min(max_rows + 1, FETCH_BATCH_ROWS) if keep_rows else FETCH_BATCH_ROWS)
         reader: Any
         portal = None
-        if isinstance(statement, str) and not params and self.dialect == "postgresql":
+        if self._uses_portal(statement, params):
             reader = dbapi_cursor = None
             portal = _PgPortal(self.connection.dbapi)
         elif isinstance(statement, str) and not params:
@@ -373,7 +386,15 @@ class SourceConnection:
             if portal is not None:
                 # Keeping rows, the first FETCH brings all a check keeps (max_rows + 1), so the
                 # transaction ends in the same round trip; a probe reading to the end keeps it.
-                portal.open(statement, max_rows + 1 if keep_rows else batch, last=keep_rows)
+                setting, self._pg_setting = self._pg_setting, None
+                portal.open(
+                    statement,
+                    max_rows + 1 if keep_rows else batch,
+                    last=keep_rows,
+                    setting=setting,
+                )
+                if keep_rows:  # its transaction ended with it, and a SET with it
+                    self._pg_bound = None
                 reader = dbapi_cursor = portal
                 returns_rows = True
             elif dbapi_cursor is not None:
@@ -471,15 +492,20 @@ class _PgPortal:
         self.description: list[tuple[str, int]] | None = None
         self._pending: list[tuple[Any, ...]] | None = None
 
-    def open(self, statement: str, first: int, *, last: bool = False) -> None:
+    def open(
+        self, statement: str, first: int, *, last: bool = False, setting: bytes | None = None
+    ) -> None:
         """Declare the cursor for `statement` and fetch its first `first` rows (one round
         trip). With `last`, nothing more will be fetched: the transaction is rolled back in the
         same round trip (dropping the portal and undoing any session change the query made, as
         the pool's reset would, one round trip later). Raises the driver's error for the
-        statement (the first one the server sent)."""
+        statement (the first one the server sent). `setting` (a `SET statement_timeout`) goes
+        first in the same transaction, so it bounds the query and ends with the transaction."""
         encoding = self._conn.pgconn._encoding
         declare = f'DECLARE "{self._name}" NO SCROLL CURSOR WITHOUT HOLD FOR {statement}'
         commands = [declare.encode(encoding), self._fetch_sql(first)]
+        if setting is not None:
+            commands.insert(0, setting)
         if self._conn.pgconn.transaction_status == psycopg_parts().IDLE:
             commands.insert(0, b"BEGIN")
         if last:

@@ -511,3 +511,48 @@ def test_a_postgres_check_costs_the_floor_round_trips(
         check = lines[start:end]
         first_answer = next(i for i, f in enumerate(check) if f[0] == "B")
         assert all(f[0] == "B" for f in check[first_answer:]), check
+
+
+@pytest.mark.postgres
+def test_a_check_with_a_bound_of_its_own_still_costs_one_round_trip(
+    harness: Harness, pg_url: str, tmp_path: Path
+) -> None:
+    """A reused connection started with another check's statement bound: the check's own
+    `SET statement_timeout` goes in the same pipeline, inside its transaction (so the query
+    runs under it and the ROLLBACK undoes it), not as round trips of its own."""
+    from psycopg import pq
+    from sqlalchemy import event
+    from sqlalchemy.pool import Pool
+
+    _ = next(_seeded(pg_url))
+    harness.add_datasource("wh", pg_url)
+    trace = tmp_path / "libpq.trace"
+    handle = trace.open("w")
+
+    def traced(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.pgconn.trace(handle.fileno())
+        dbapi_connection.pgconn.set_trace_flags(pq.Trace.SUPPRESS_TIMESTAMPS)
+
+    bound = "select current_setting('statement_timeout') as bound, id from u"
+    event.listen(Pool, "connect", traced)
+    try:
+        results = harness.run_many(
+            [
+                ("sql", {"datasource_id": "wh", "query": bound, "timeout_seconds": t})
+                for t in (7, 3, 3, 7)
+            ],
+            concurrency=1,
+        )
+    finally:
+        event.remove(Pool, "connect", traced)
+        handle.close()
+    assert [r.details["rows"][0]["bound"] for r in results] == ["7s", "3s", "3s", "7s"]
+    sent = [line.split("\t") for line in trace.read_text().splitlines()]
+    sent = [f for f in sent if len(f) > 2 and f[0] == "F"]
+    first_check = next(i for i, f in enumerate(sent) if f[2] == "Parse" and '"BEGIN"' in f[3])
+    checks = sent[first_check:]
+    statements = [f[3] for f in checks if f[2] in ("Parse", "Query")]
+    assert [f[2] for f in checks if f[2] in ("Sync", "Query")] == ["Sync"] * 4, statements
+    sets = [s for s in statements if "SET statement_timeout" in s]
+    assert len(sets) == 2, statements  # the connection started with 7 s: checks 2 and 3
+    assert all(s.startswith(' "" "SET') for s in sets), sets  # Parse: extended protocol
