@@ -38,6 +38,7 @@ from datamantri_alerts.checks.base import CannotEvaluate, CheckConfig, CheckCont
 from datamantri_alerts.checks.base import Severity as SeverityName
 from datamantri_alerts.checks.instants import read_instants
 from datamantri_alerts.checks.values import json_safe, truncate, valid_zone_name, zone_named
+from datamantri_alerts.clock import format_duration
 
 Period = Literal["minute", "hour", "day"]
 
@@ -267,18 +268,19 @@ def judge(
     details: dict[str, Any] | None = None,
 ) -> Outcome:
     """The outcome for a newest load instant (aware, or None: no rows) seen at `now`."""
+    warn_after, error_after = config.warn_after, config.error_after
     base: dict[str, Any] = {
         **(details or {}),
         "table": config.table,
         "schema": config.schema_name,
-        "query": truncate(config.query),
+        "query": truncate(config.query) if config.query else None,
         "timestamp_column": config.timestamp_column,
         "timestamp_timezone": config.timestamp_timezone,
-        "filter": truncate(config.filter),
-        "warn_after": str(config.warn_after) if config.warn_after else None,
-        "error_after": str(config.error_after) if config.error_after else None,
+        "filter": truncate(config.filter) if config.filter else None,
+        "warn_after": str(warn_after) if warn_after else None,
+        "error_after": str(error_after) if error_after else None,
         "now": now.isoformat(),
-        "newest_value": json_safe(newest),
+        "newest_value": newest.isoformat() if type(newest) is datetime else json_safe(newest),
     }
     if newest is None:
         crossed, threshold = _highest(config)
@@ -327,8 +329,6 @@ def _highest(config: FreshnessConfig) -> tuple[str, Threshold]:
 
 def format_age(age: timedelta) -> str:
     """An age as people read it (`clock.format_duration`): `45s`, `12m`, `7h 12m`, `3d 4h`."""
-    from datamantri_alerts.clock import format_duration
-
     return format_duration(int(age.total_seconds()))
 
 

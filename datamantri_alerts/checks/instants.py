@@ -57,6 +57,8 @@ def read_instants(
     timestamp, and SourceError when that extra statement fails.
     """
     rendered = session_rendered_columns(conn, result) & set(columns)
+    if not rendered:  # every dialect but MySQL/MariaDB: the values say what they are
+        return [tuple(parse_timestamp(row[i], naive_zone) for i in columns) for row in result.rows]
     renderings = sorted(
         {row[i] for row in result.rows for i in rendered if isinstance(row[i], datetime)}
     )

@@ -5,7 +5,9 @@ closes it at the end; `datasources check` makes one of its own). It holds:
 
 - one SQLAlchemy engine per data source URL (SQLite: per URL and timeout, its busy timeout being
   fixed at connect), with at most `concurrency` connections checked out at once. A checkout waits
-  for a free connection no longer than the check's own timeout. Every new connection goes through
+  for a free connection no longer than the check's own timeout. Between checks a healthy
+  connection is kept by the run (rolled back), not returned to SQLAlchemy's pool, so a check does
+  not pay for SQLAlchemy's checkout and checkin. Every new connection goes through
   `checks.readonly` (read-only, UTC, one statement per execute) and gets the timeouts of the
   check that opened it (SQLAlchemy's `do_connect` event); a reused MySQL connection gets the
   socket read timeout of the check now using it. A connection whose statement failed, timed out,
@@ -26,6 +28,7 @@ import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import cache
 from typing import TYPE_CHECKING, Any
 
 from datamantri_alerts.checks.watchdog import Watchdog
@@ -46,6 +49,42 @@ STARTUP_BOUND_KEY = "startup_statement_bound"
 def statement_timeout_ms(seconds: float) -> int:
     """PostgreSQL's statement_timeout for a bound (milliseconds, at least 1: 0 means none)."""
     return max(1, int(seconds * 1000))
+
+
+@dataclass(frozen=True)
+class PsycopgParts:
+    """What `_PgPortal` and the pool use of psycopg, imported once (psycopg is loaded only
+    for a PostgreSQL data source; an import inside a function costs a lookup per call)."""
+
+    errors: Any
+    Transformer: Any
+    send: Any
+    fetch_many: Any
+    IDLE: Any
+    IN_TRANSACTION: tuple[Any, ...]
+    PIPELINE_SYNC: Any
+    FATAL_ERROR: Any
+    TUPLES_OK: Any
+
+
+@cache
+def psycopg_parts() -> PsycopgParts:
+    from psycopg import errors, pq
+    from psycopg.adapt import Transformer
+    from psycopg.generators import fetch_many, send
+
+    status = pq.TransactionStatus
+    return PsycopgParts(
+        errors=errors,
+        Transformer=Transformer,
+        send=send,
+        fetch_many=fetch_many,
+        IDLE=status.IDLE,
+        IN_TRANSACTION=(status.INTRANS, status.INERROR),
+        PIPELINE_SYNC=pq.ExecStatus.PIPELINE_SYNC,
+        FATAL_ERROR=pq.ExecStatus.FATAL_ERROR,
+        TUPLES_OK=pq.ExecStatus.TUPLES_OK,
+    )
 
 
 class CheckoutTimeout(TimeoutError):
@@ -120,6 +159,9 @@ class SourceEngine:
             pool_timeout=max(1.0, limits.timeout),
         )
         self._local = threading.local()
+        #: Connections between checks, kept checked out of SQLAlchemy's pool.
+        self._idle: list[Any] = []
+        self._idle_lock = threading.Lock()
         self._pg_options: str | None = None
         event.listen(self.engine, "do_connect", self._apply_limits)
 
@@ -142,39 +184,201 @@ class SourceEngine:
         cparams["options"] = options.strip()
 
     @contextmanager
-    def checkout(self, limits: Limits) -> Iterator[Connection]:
+    def checkout(self, limits: Limits) -> Iterator[PooledConnection]:
         """A connection within `limits.timeout` (CheckoutTimeout), invalidated when the body
-        raises, else returned to the pool (rolled back)."""
+        raises or `invalidate()` was called, else kept for the next check (rolled back).
+
+        Connections come from this run's own list of idle ones, else from SQLAlchemy's pool
+        (a new connection is made there, set up read-only): a connection stays checked out of
+        SQLAlchemy's pool between checks, so a check pays for neither `Engine.connect()` nor
+        the pool's checkout and checkin. The gate keeps checkouts ≤ concurrency, and a
+        connection is only ever made when none is idle, so a source never has more sessions
+        than that. One whose check used SQLAlchemy (a statement object, bind parameters)
+        goes back through SQLAlchemy's own checkin instead.
+        """
+        connection = self.acquire(limits)
+        failed = True
+        try:
+            yield connection
+            failed = False
+        finally:
+            self.release(connection, failed=failed)
+
+    def acquire(self, limits: Limits) -> PooledConnection:
+        """`checkout` without the context manager: a connection within `limits.timeout`
+        (CheckoutTimeout); hand it back with `release`."""
         if not self.gate.acquire(timeout=limits.timeout):
             raise CheckoutTimeout(
                 f"no connection became free within {limits.timeout:g}s "
                 "(every pooled connection is busy with other checks)"
             )
         try:
-            self._local.limits = limits
-            try:
-                connection = self.engine.connect()
-            finally:
-                self._local.limits = None
-            dbapi = connection.connection.dbapi_connection
-            if hasattr(dbapi, "_read_timeout"):  # PyMySQL: reads are bounded per check
-                dbapi._read_timeout = mysql_read_timeout(limits)
-                dbapi._write_timeout = limits.timeout
-            try:
-                yield connection
-            except BaseException:
-                with contextlib.suppress(Exception):
-                    connection.invalidate()
-                raise
-            finally:
-                # A connection broken by a cancel has nothing left to close; one coming back
-                # after the run ended (a check the runner gave up on) is closed, not pooled.
-                with contextlib.suppress(Exception):
-                    if self.disposed:
-                        connection.invalidate()
-                    connection.close()
+            return self._take(limits)
+        except BaseException:
+            self.gate.release()
+            raise
+
+    def release(self, connection: PooledConnection, *, failed: bool) -> None:
+        """Hand back what `acquire` gave: invalidated when its check `failed` (raised)."""
+        try:
+            if failed:
+                connection.invalidate()
+            self._give_back(connection)
         finally:
             self.gate.release()
+
+    def _take(self, limits: Limits) -> PooledConnection:
+        with self._idle_lock:
+            fairy = self._idle.pop() if self._idle else None
+
+        def connect() -> Any:
+            self._local.limits = limits
+            try:
+                return self.engine.raw_connection()
+            finally:
+                self._local.limits = None
+
+        if fairy is None:
+            fairy = connect()
+        dbapi = fairy.dbapi_connection
+        if hasattr(dbapi, "_read_timeout"):  # PyMySQL: reads are bounded per check
+            dbapi._read_timeout = mysql_read_timeout(limits)
+            dbapi._write_timeout = limits.timeout
+        return PooledConnection(self.engine, fairy, connect)
+
+    def _give_back(self, connection: PooledConnection) -> None:
+        """Keep a healthy connection for the next check (its transaction rolled back); close
+        one that was invalidated or comes back after the run ended (a check the runner gave up
+        on). A connection broken by a cancel has nothing left to close."""
+        with contextlib.suppress(Exception):
+            if self.disposed:
+                connection.invalidate()
+            if connection.sqlalchemy_used or connection.invalidated:
+                connection.release()
+                return
+            if not self._reset(connection.fairy.dbapi_connection):
+                connection.invalidate()
+                connection.release()
+                return
+            with self._idle_lock:
+                if not self.disposed:
+                    self._idle.append(connection.fairy)
+                    return
+            connection.invalidate()
+            connection.release()
+
+    def _reset(self, dbapi: Any) -> bool:
+        """End what the check left open (as the pool's reset-on-return does): whether the
+        connection can be used again."""
+        pgconn = getattr(dbapi, "pgconn", None)
+        if pgconn is not None:
+            status = pgconn.transaction_status
+            if status == psycopg_parts().IDLE:  # the check's ROLLBACK went with it
+                return True
+            if status not in psycopg_parts().IN_TRANSACTION:
+                return False
+        dbapi.rollback()
+        return True
+
+    def close_idle(self) -> None:
+        """Return the idle connections to SQLAlchemy's pool (before `engine.dispose()`)."""
+        with self._idle_lock:
+            idle, self._idle = self._idle, []
+        for fairy in idle:
+            with contextlib.suppress(Exception):
+                fairy.close()
+
+
+class PooledConnection:
+    """One check's connection: the driver's connection (`dbapi`), and a SQLAlchemy
+    `Connection` over it built only when a statement goes through SQLAlchemy (`sqlalchemy`).
+
+    After `invalidate()` the connection is closed; a statement the same check still sends
+    gets a new connection, as a SQLAlchemy `Connection` revalidates after `invalidate()`.
+    """
+
+    __slots__ = ("_connect", "_dead", "_fairy", "_sqlalchemy", "engine", "invalidated")
+
+    def __init__(self, engine: Engine, fairy: Any, connect: Callable[[], Any]) -> None:
+        self.engine = engine
+        self._fairy = fairy  # SQLAlchemy's pooled connection (`PoolProxiedConnection`)
+        self._connect = connect  # a new pooled connection, set up for this check
+        self._dead = False  # `_fairy` was invalidated
+        self._sqlalchemy: Connection | None = None
+        #: Whether this check invalidated a connection (it is then not kept for the next).
+        self.invalidated = False
+
+    @property
+    def fairy(self) -> Any:
+        """The pooled connection in use now."""
+        if self._sqlalchemy is not None:
+            return self._sqlalchemy.connection  # revalidated by SQLAlchemy when invalidated
+        if self._dead:
+            with contextlib.suppress(Exception):
+                self._fairy.close()
+            self._fairy = self._connect()
+            self._dead = False
+        return self._fairy
+
+    @property
+    def dbapi(self) -> Any:
+        """The driver's connection."""
+        if self._sqlalchemy is None and not self._dead:
+            return self._fairy.dbapi_connection
+        return self.fairy.dbapi_connection
+
+    @property
+    def live_dbapi(self) -> Any:
+        """The driver's connection if one is open now, else None (never connects: for a
+        cancel from another thread)."""
+        if self._sqlalchemy is not None:
+            if self._sqlalchemy.invalidated or self._sqlalchemy.closed:
+                return None
+            return self._sqlalchemy.connection.dbapi_connection
+        return None if self._dead else self._fairy.dbapi_connection
+
+    @property
+    def info(self) -> dict[Any, Any]:
+        """What travels with the pooled connection (`ConnectionRecord.info`)."""
+        return self.fairy.info  # type: ignore[no-any-return]
+
+    @property
+    def sqlalchemy_used(self) -> bool:
+        return self._sqlalchemy is not None
+
+    @property
+    def sqlalchemy(self) -> Connection:
+        """A SQLAlchemy `Connection` on this same connection (made on first use)."""
+        if self._sqlalchemy is None:
+            from sqlalchemy import Connection
+
+            fairy = self.fairy
+            self._sqlalchemy = Connection(self.engine, connection=fairy)
+        return self._sqlalchemy
+
+    def rollback(self) -> None:
+        """End the connection's transaction (e.g. a failed one, before the next statement)."""
+        if self._sqlalchemy is not None:
+            self._sqlalchemy.rollback()
+        else:
+            self.dbapi.rollback()
+
+    def invalidate(self) -> None:
+        """Close the connection now: it is never handed to another check."""
+        self.invalidated = True
+        with contextlib.suppress(Exception):
+            if self._sqlalchemy is not None:
+                self._sqlalchemy.invalidate()
+            elif not self._dead:
+                self._dead = True
+                self._fairy.invalidate()
+
+    def release(self) -> None:
+        """Give the connection back to SQLAlchemy's pool (closed there if invalidated)."""
+        if self._sqlalchemy is not None:
+            self._sqlalchemy.close()
+        else:
+            self._fairy.close()
 
 
 class SourcePool:
@@ -275,6 +479,7 @@ class SourcePool:
             http, self._http = self._http, None
         for entry in engines:
             entry.disposed = True
+            entry.close_idle()
             with contextlib.suppress(Exception):
                 entry.engine.dispose()
         if http is not None:

@@ -6,7 +6,7 @@ sql, query_slow, sla_breach, datasource_failure and job-runs `sql` paths share i
 
 - PostgreSQL: the startup packet sets `default_transaction_read_only=on` and `TimeZone=UTC`
   (libpq `options`, appended after the URL's own so ours win). Statements that return rows run
-  through a server-side cursor, whose `DECLARE` is sent with its first `FETCH` in psycopg's
+  through a server-side cursor, whose `DECLARE` is sent with its first `FETCH` in libpq's
   pipeline mode (`checks.sources._PgPortal`), always the extended protocol: one statement per
   execute, and only a query (SELECT, WITH, VALUES, TABLE) can be declared.
 - MySQL/MariaDB: at connect, `SET time_zone = '+00:00'`, `SET SESSION TRANSACTION READ ONLY`

@@ -17,11 +17,11 @@ from __future__ import annotations
 
 import contextlib
 import itertools
-import threading
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from datamantri_alerts.checks.base import CannotEvaluate, CheckContext
@@ -29,7 +29,9 @@ from datamantri_alerts.checks.pool import (
     STARTUP_BOUND_KEY,
     WATCHDOG_GRACE_SECONDS,
     Limits,
+    PooledConnection,
     SourcePool,
+    psycopg_parts,
     statement_timeout_ms,
 )
 from datamantri_alerts.checks.readonly import (
@@ -43,7 +45,7 @@ from datamantri_alerts.errors import RuntimeFailure
 from datamantri_alerts.secrets import redact_text, resolve_env
 
 if TYPE_CHECKING:
-    from sqlalchemy import Connection, Engine
+    from sqlalchemy import Engine
     from sqlalchemy.sql import Executable
 
     from datamantri_alerts.checks.watchdog import Watchdog
@@ -75,10 +77,11 @@ class SourceInfo:
     def label(self) -> str:
         return self.id if self.name in ("", self.id) else f"{self.name} ({self.id})"
 
-    @property
+    @cached_property
     def is_http(self) -> bool:
         """Whether the URL, `${VAR}` resolved, is http(s)://; an unset variable is judged on the
-        text as written (using the source then reports the unset variable)."""
+        text as written (using the source then reports the unset variable). Worked out once
+        per `SourceInfo` (one per data source per run, `load_datasource`)."""
         try:
             return is_http_url(resolve_env(self.url.strip()))
         except RuntimeFailure:
@@ -180,11 +183,14 @@ class SourceConnection:
 
     source: SourceInfo
     engine: Engine
-    connection: Connection
+    #: The checked-out connection (`.dbapi` the driver's, `.sqlalchemy` SQLAlchemy's over it).
+    connection: PooledConnection
     watchdog: Watchdog
     secrets: list[str] = field(default_factory=list)
     #: PostgreSQL statement_timeout in force in this checkout's transaction (seconds).
     _pg_bound: float | None = None
+    #: A PostgreSQL `SET statement_timeout` for `_PgPortal` to send in its pipeline.
+    _pg_setting: bytes | None = None
 
     @property
     def dialect(self) -> str:
@@ -200,22 +206,27 @@ class SourceConnection:
         builds itself (`checks.newest`)."""
         return self.engine.dialect.identifier_preparer
 
-    def _set_server_bound(self, seconds: float) -> bool:
+    def _set_server_bound(self, seconds: float, *, in_pipeline: bool = False) -> bool:
         """Ask the server to cancel statements running longer than seconds.
 
         The bound the session already has is not sent again: PostgreSQL connections start
         with the bound of the check that opened them (`checks.pool`, a startup option), and a
-        `SET` there is undone with the transaction when the connection returns to the pool, so
-        it is tracked per checkout; a MySQL session setting outlives the transaction, so it is
-        tracked on the pooled connection (`Connection.info` travels with it).
+        `SET` there is undone with the transaction (the check's ROLLBACK, or the pool's), so
+        it is tracked per transaction; with `in_pipeline` the `SET` is left for `_PgPortal` to
+        send in its pipeline, before its DECLARE (no round trip of its own). A MySQL session
+        setting outlives the transaction, so it is tracked on the pooled connection
+        (`Connection.info` travels with it).
         """
         if self.dialect == "postgresql":
             if self._pg_bound is None:
                 self._pg_bound = self.connection.info.get(STARTUP_BOUND_KEY)
             if self._pg_bound != seconds:
-                self.connection.exec_driver_sql(
-                    f"SET statement_timeout = {statement_timeout_ms(seconds)}"
-                )
+                # In the check's transaction, undone with it.
+                setting = f"SET statement_timeout = {statement_timeout_ms(seconds)}"
+                if in_pipeline:
+                    self._pg_setting = setting.encode()
+                else:
+                    self.connection.dbapi.execute(setting)
                 self._pg_bound = seconds
             return True
         if self.dialect == "mysql":
@@ -223,20 +234,23 @@ class SourceConnection:
                 return True
             self.connection.info.pop(_MYSQL_BOUND_KEY, None)
             if self.is_mariadb:
-                self.connection.exec_driver_sql(
-                    f"SET SESSION max_statement_time = {max(0.001, seconds):.3f}"
-                )
+                setting = f"SET SESSION max_statement_time = {max(0.001, seconds):.3f}"
             else:
-                self.connection.exec_driver_sql(
-                    f"SET SESSION max_execution_time = {max(1, int(seconds * 1000))}"
-                )
+                setting = f"SET SESSION max_execution_time = {max(1, int(seconds * 1000))}"
+            cursor = self.connection.dbapi.cursor()
+            try:
+                cursor.execute(setting)
+            finally:
+                cursor.close()
             self.connection.info[_MYSQL_BOUND_KEY] = seconds
             return True
         return False
 
     def _cancel_running(self) -> None:
         """Cancel what this connection is running, from the watchdog thread."""
-        dbapi = self.connection.connection.dbapi_connection
+        dbapi = self.connection.live_dbapi
+        if dbapi is None:  # discarded: nothing runs on it
+            return
         if self.dialect == "postgresql" and hasattr(dbapi, "cancel_safe"):
             dbapi.cancel_safe(timeout=5)
         elif self.dialect == "postgresql" and hasattr(dbapi, "cancel"):
@@ -276,10 +290,8 @@ class SourceConnection:
                 f"(it starts with {keyword}; nothing was sent)"
             )
         alarm = None
-        fired = threading.Event()
 
         def cancel() -> None:
-            fired.set()
             # The statement may have ended meanwhile; then there is nothing to cancel.
             with contextlib.suppress(Exception):
                 self._cancel_running()
@@ -287,7 +299,9 @@ class SourceConnection:
         started = time.monotonic()
         try:
             if bound is not None:
-                server_side = self._set_server_bound(bound)
+                server_side = self._set_server_bound(
+                    bound, in_pipeline=self._uses_portal(statement, params)
+                )
                 alarm = self.watchdog.schedule(
                     bound + (WATCHDOG_GRACE_SECONDS if server_side else 0.0), cancel
                 )
@@ -302,7 +316,7 @@ class SourceConnection:
         except Exception as exc:
             self._discard()
             duration = time.monotonic() - started
-            cancelled = fired.is_set() or _is_cancellation(exc)
+            cancelled = (alarm is not None and alarm.went_off) or _is_cancellation(exc)
             message = describe_error(exc, self.secrets)
             written = statement if isinstance(statement, str) else ""
             reason = None if cancelled else refusal_reason(exc, written)
@@ -316,7 +330,7 @@ class SourceConnection:
         finally:
             if alarm is not None:
                 alarm.cancel()
-        if fired.is_set():
+        if alarm is not None and alarm.went_off:
             self._discard()
             # Some drivers end a cancelled statement quietly (MySQL's SLEEP returns 1).
             raise SourceError(
@@ -332,9 +346,14 @@ class SourceConnection:
             column_types=column_types,
         )
 
+    def _uses_portal(self, statement: str | Executable, params: dict[str, Any] | None) -> bool:
+        """Whether `_fetch` runs this statement through `_PgPortal`."""
+        return isinstance(statement, str) and not params and self.dialect == "postgresql"
+
     def _discard(self) -> None:
         """Never return this connection to the pool: its statement failed, was refused or
         cancelled, so its session state (an aborted transaction, a pending cancel) is unknown."""
+        self._pg_bound = self._pg_setting = None  # a next statement gets a new connection
         with contextlib.suppress(Exception):
             self.connection.invalidate()
 
@@ -356,9 +375,9 @@ class SourceConnection:
         batch = max(1, min(max_rows + 1, FETCH_BATCH_ROWS) if keep_rows else FETCH_BATCH_ROWS)
         reader: Any
         portal = None
-        if isinstance(statement, str) and not params and self.dialect == "postgresql":
+        if self._uses_portal(statement, params):
             reader = dbapi_cursor = None
-            portal = _PgPortal(self.connection.connection.dbapi_connection)
+            portal = _PgPortal(self.connection.dbapi)
         elif isinstance(statement, str) and not params:
             reader = dbapi_cursor = self._streaming_cursor()
         else:
@@ -367,7 +386,15 @@ class SourceConnection:
             if portal is not None:
                 # Keeping rows, the first FETCH brings all a check keeps (max_rows + 1), so the
                 # transaction ends in the same round trip; a probe reading to the end keeps it.
-                portal.open(statement, max_rows + 1 if keep_rows else batch, last=keep_rows)
+                setting, self._pg_setting = self._pg_setting, None
+                portal.open(
+                    statement,
+                    max_rows + 1 if keep_rows else batch,
+                    last=keep_rows,
+                    setting=setting,
+                )
+                if keep_rows:  # its transaction ended with it, and a SET with it
+                    self._pg_bound = None
                 reader = dbapi_cursor = portal
                 returns_rows = True
             elif dbapi_cursor is not None:
@@ -378,7 +405,7 @@ class SourceConnection:
 
                 stmt = text(statement) if isinstance(statement, str) else statement
                 # yield_per: a fixed buffer of `batch` rows.
-                reader = self.connection.execute(
+                reader = self.connection.sqlalchemy.execute(
                     stmt, params, execution_options={"yield_per": batch}
                 )
                 dbapi_cursor, returns_rows = reader.cursor, reader.returns_rows
@@ -411,7 +438,7 @@ class SourceConnection:
     def _streaming_cursor(self) -> Any:
         """A DB-API cursor that streams: PyMySQL's unbuffered SSCursor; SQLite's own (steps
         lazily). PostgreSQL uses `_PgPortal`."""
-        dbapi = self.connection.connection.dbapi_connection
+        dbapi = self.connection.dbapi
         if self.dialect == "mysql":
             from pymysql.cursors import SSCursor
 
@@ -438,66 +465,107 @@ class SourceConnection:
 
 
 class _PgPortal:
-    """A PostgreSQL server-side cursor opened in one round trip.
+    """A PostgreSQL server-side cursor opened in one round trip, on libpq's pipeline directly.
 
-    `DECLARE name NO SCROLL CURSOR WITHOUT HOLD FOR <query>` and the first `FETCH FORWARD n`
-    are sent together in psycopg's pipeline mode (with the transaction's BEGIN), so a check
-    costs one round trip plus the ROLLBACK its connection gets on return to the pool, where a
-    psycopg named cursor costs five (BEGIN, DECLARE, a portal Describe, FETCH, CLOSE). The
-    guarantees are the named cursor's: pipeline mode sends every statement with the extended
-    protocol (the server refuses a second statement in the text), DECLARE accepts only a query
-    (anything else is a syntax error), and rows come `n` per FETCH, so memory stays bounded.
-    The portal is not closed: the transaction it lives in ends when the connection returns to
-    the pool (rolled back), which drops it; a failed statement's connection is discarded.
+    BEGIN (when no transaction is open), `DECLARE name NO SCROLL CURSOR WITHOUT HOLD FOR
+    <query>`, the first `FETCH FORWARD n` and, when that FETCH brings all a check keeps, the
+    ROLLBACK ending the transaction are queued in libpq's pipeline mode (`psycopg.pq`'s
+    `PGconn`: `send_query_params` each, one `pipeline_sync`) and read back in one wait, so a
+    check costs one round trip where a psycopg named cursor costs six (BEGIN, DECLARE, a portal
+    Describe, FETCH, CLOSE, ROLLBACK). Rows are loaded by psycopg's own `Transformer` (the C
+    loaders the connection's cursors use), so values are exactly what a cursor returns; driving
+    libpq here instead of psycopg's `Connection.pipeline()` costs a fraction of the CPU.
+
+    The guarantees are the named cursor's: every statement goes with the extended protocol
+    (`PQsendQueryParams`), so the server refuses a second statement in the text; DECLARE
+    accepts only a query (anything else is a syntax error); rows come `n` per FETCH, so memory
+    stays bounded. Waiting goes through psycopg's `Connection.wait` (the socket, without the
+    GIL), so the watchdog's cancel and the socket timeouts work as for any psycopg query. The
+    portal is never closed on its own: the transaction it lives in ends with the ROLLBACK sent
+    with it, or the pool's reset; a failed statement's connection is discarded.
     """
 
     def __init__(self, dbapi_connection: Any) -> None:
         self._conn = dbapi_connection
         self._name = f"datamantri_check_{next(_CURSOR_NAMES)}"
-        self._cursor = dbapi_connection.cursor()
-        self.description: Any = None
+        #: (name, type oid) per column, as `cursor.description` items are read.
+        self.description: list[tuple[str, int]] | None = None
+        self._pending: list[tuple[Any, ...]] | None = None
 
-    def open(self, statement: str, first: int, *, last: bool = False) -> None:
+    def open(
+        self, statement: str, first: int, *, last: bool = False, setting: bytes | None = None
+    ) -> None:
         """Declare the cursor for `statement` and fetch its first `first` rows (one round
         trip). With `last`, nothing more will be fetched: the transaction is rolled back in the
         same round trip (dropping the portal and undoing any session change the query made, as
         the pool's reset would, one round trip later). Raises the driver's error for the
-        statement (the first one the server sent)."""
-        import psycopg
-
+        statement (the first one the server sent). `setting` (a `SET statement_timeout`) goes
+        first in the same transaction, so it bounds the query and ends with the transaction."""
+        encoding = self._conn.pgconn._encoding
         declare = f'DECLARE "{self._name}" NO SCROLL CURSOR WITHOUT HOLD FOR {statement}'
-        error: BaseException | None = None
-        try:
-            with self._conn.pipeline():
-                try:
-                    self._cursor.execute(declare)
-                    self._cursor.execute(self._fetch_sql(first))
-                    if last:
-                        self._conn.execute("ROLLBACK")  # its own cursor: rows stay
-                except psycopg.Error as exc:
-                    # Kept, so the pipeline's own "aborted" error at exit does not replace it.
-                    error = exc
-        except psycopg.Error as exc:
-            error = error or exc
-        if error is not None:
-            raise error
-        self.description = self._cursor.description
-        self._pending: list[tuple[Any, ...]] | None = self._cursor.fetchall()
+        commands = [declare.encode(encoding), self._fetch_sql(first)]
+        if setting is not None:
+            commands.insert(0, setting)
+        if self._conn.pgconn.transaction_status == psycopg_parts().IDLE:
+            commands.insert(0, b"BEGIN")
+        if last:
+            commands.append(b"ROLLBACK")
+        self._pending = self._exchange(commands, encoding)
 
-    def _fetch_sql(self, count: int) -> str:
-        return f'FETCH FORWARD {max(1, int(count))} FROM "{self._name}"'
+    def _fetch_sql(self, count: int) -> bytes:
+        return f'FETCH FORWARD {max(1, int(count))} FROM "{self._name}"'.encode()
+
+    def _exchange(self, commands: list[bytes], encoding: str) -> list[tuple[Any, ...]]:
+        """Send `commands` in one pipeline behind one Sync, read every result; the rows of the
+        one result that has rows (the FETCH). Raises the first error the server sent."""
+        pg = psycopg_parts()
+        conn, pgconn = self._conn, self._conn.pgconn
+        results: list[Any] = []
+        pgconn.enter_pipeline_mode()
+        try:
+            for command in commands:
+                pgconn.send_query_params(command, None)
+            pgconn.pipeline_sync()
+            conn.wait(pg.send(pgconn))
+            while True:
+                batch = conn.wait(pg.fetch_many(pgconn))
+                if not batch or batch[0].status == pg.PIPELINE_SYNC:
+                    break
+                results.extend(batch)
+        finally:
+            # After the Sync's result nothing is pending; after a broken read the connection
+            # is discarded, whatever state it is in.
+            with contextlib.suppress(Exception):
+                pgconn.exit_pipeline_mode()
+        found = None
+        for result in results:
+            status = result.status
+            if status == pg.FATAL_ERROR:
+                raise pg.errors.error_from_result(result, encoding=encoding)
+            if status == pg.TUPLES_OK:
+                found = result
+        if found is None:
+            raise pg.errors.InternalError("the FETCH of a check's cursor returned no rows result")
+        if self.description is None:
+            self.description = [
+                ((found.fname(i) or b"").decode(encoding), found.ftype(i))
+                for i in range(found.nfields)
+            ]
+        transformer = pg.Transformer(conn)  # psycopg's loaders for this connection
+        transformer.set_pgresult(found)
+        rows: list[tuple[Any, ...]] = transformer.load_rows(0, found.ntuples, tuple)
+        transformer.set_pgresult(None)
+        return rows
 
     def fetchmany(self, size: int) -> list[tuple[Any, ...]]:
         """The next rows: those fetched with the DECLARE first, then `size` per FETCH."""
         if self._pending is not None:
             rows, self._pending = self._pending, None
             return rows
-        self._cursor.execute(self._fetch_sql(size))
-        return self._cursor.fetchall()
+        return self._exchange([self._fetch_sql(size)], self._conn.pgconn._encoding)
 
     def close(self) -> None:
-        """Release the client cursor (the portal ends with its transaction)."""
-        self._cursor.close()
+        """Nothing to release on the client (the portal ends with its transaction)."""
 
 
 def _is_cancellation(exc: BaseException) -> bool:
@@ -534,29 +602,35 @@ def open_source(
     """
     if source.is_http:
         raise CannotEvaluate(f"data source {source.label} is an HTTP endpoint, not a database")
-    with contextlib.ExitStack() as stack:
-        if pool is None:
-            pool = stack.enter_context(SourcePool(1))
-        url, secrets = pool.resolved(source.url, lambda: resolve_source_url(source))
-        limits = Limits(timeout, query_bound)
-        try:
-            entry = pool.engine_for(url, limits)
-        except Exception as exc:
-            raise CannotEvaluate(
-                f"data source {source.label}: {describe_error(exc, secrets)}"
-            ) from None
-        try:
-            connection = stack.enter_context(entry.checkout(limits))
-        except Exception as exc:
-            raise SourceError(
-                f"cannot connect to {source.label}: {describe_error(exc, secrets)}"
-            ) from None
-        conn = SourceConnection(source, entry.engine, connection, pool.watchdog, secrets)
-        pool.track(conn)
-        try:
+    if pool is None:
+        with (
+            SourcePool(1) as own,
+            open_source(source, timeout, query_bound=query_bound, pool=own) as conn,
+        ):
             yield conn
-        finally:
-            pool.untrack(conn)
+        return
+    url, secrets = pool.resolved(source.url, lambda: resolve_source_url(source))
+    limits = Limits(timeout, query_bound)
+    try:
+        entry = pool.engine_for(url, limits)
+    except Exception as exc:
+        message = describe_error(exc, secrets)
+        raise CannotEvaluate(f"data source {source.label}: {message}") from None
+    try:
+        connection = entry.acquire(limits)
+    except Exception as exc:
+        raise SourceError(
+            f"cannot connect to {source.label}: {describe_error(exc, secrets)}"
+        ) from None
+    conn = SourceConnection(source, entry.engine, connection, pool.watchdog, secrets)
+    pool.track(conn)
+    failed = True
+    try:
+        yield conn
+        failed = False
+    finally:
+        pool.untrack(conn)
+        entry.release(connection, failed=failed)
 
 
 # --------------------------------------------------------------------------- reachability

@@ -110,6 +110,23 @@ def json_safe(value: Any) -> Any:
     data to its first 1024 bytes, so one huge cell cannot bloat history, notifications or
     the time it takes to redact them.
     """
+    kind = type(value)
+    # The common cases first, by exact type (a check's details: a dict of text and numbers).
+    if kind is str:
+        return value if len(value) <= VALUE_LIMIT else clip(value)
+    if kind is dict:
+        out = {}
+        for key, item in value.items():
+            if type(key) is not str or len(key) > VALUE_LIMIT:
+                key = clip(str(key))
+            item_kind = type(item)
+            if item_kind is str:
+                out[key] = item if len(item) <= VALUE_LIMIT else clip(item)
+            elif item is None or item_kind is int or item_kind is bool:
+                out[key] = item
+            else:
+                out[key] = json_safe(item)
+        return out
     if value is None or isinstance(value, bool | int):
         return value
     if isinstance(value, str):

@@ -20,21 +20,26 @@ from collections.abc import Callable
 class Alarm:
     """A scheduled action; `cancel()` before it goes off and it never runs."""
 
-    __slots__ = ("_action", "_lock", "deadline", "fired")
+    __slots__ = ("_action", "_lock", "_went_off", "deadline")
 
-    def __init__(self, deadline: float, action: Callable[[], None]) -> None:
+    def __init__(self, deadline: float, action: Callable[[], None], lock: threading.Lock) -> None:
         self.deadline = deadline  # time.monotonic() value
         self._action: Callable[[], None] | None = action
-        self._lock = threading.Lock()
-        self.fired = threading.Event()
+        self._lock = lock  # the watchdog's, shared by its alarms (held for a few operations)
+        self._went_off = False
 
     def cancel(self) -> bool:
         """Stop the alarm; False when it has already gone off (its action runs or ran)."""
         with self._lock:
-            if self.fired.is_set():
+            if self._went_off:
                 return False
             self._action = None
             return True
+
+    @property
+    def went_off(self) -> bool:
+        """Whether the alarm went off (its action was started)."""
+        return self._went_off
 
     @property
     def armed(self) -> bool:
@@ -46,7 +51,7 @@ class Alarm:
         with self._lock:
             action, self._action = self._action, None
             if action is not None:
-                self.fired.set()
+                self._went_off = True
             return action
 
 
@@ -61,10 +66,11 @@ class Watchdog:
         self._changed = threading.Condition()
         self._thread: threading.Thread | None = None
         self._stopping = False
+        self._alarm_lock = threading.Lock()
 
     def schedule(self, delay: float, action: Callable[[], None]) -> Alarm:
         """Call `action()` in `delay` seconds unless the alarm is cancelled first."""
-        alarm = Alarm(time.monotonic() + max(0.0, delay), action)
+        alarm = Alarm(time.monotonic() + max(0.0, delay), action, self._alarm_lock)
         with self._changed:
             heapq.heappush(self._heap, (alarm.deadline, next(self._order), alarm))
             if self._thread is None:

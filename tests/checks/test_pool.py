@@ -351,6 +351,40 @@ def test_each_check_on_a_reused_connection_has_its_own_statement_bound(
     assert _pid(results[4]) == _pid(results[5])
 
 
+@pytest.mark.postgres
+def test_the_run_keeps_a_connection_for_the_next_check_without_sqlalchemys_checkout(
+    harness: Harness, pg_database: str
+) -> None:
+    """A healthy connection stays with the run between checks: 20 checks at concurrency 1 take
+    a connection out of SQLAlchemy's pool once (its checkout and checkin per check cost about a
+    tenth of a PostgreSQL check's CPU). A check whose statement failed still gets a new one."""
+    from sqlalchemy import event
+    from sqlalchemy.pool import Pool
+
+    checkouts: list[int] = []
+
+    def on_checkout(dbapi: Any, _record: Any, _proxy: Any) -> None:
+        if type(dbapi).__module__.startswith("psycopg"):
+            checkouts.append(id(dbapi))
+
+    harness.add_datasource("pg", pg_database)
+    pid = "SELECT pg_backend_pid()"
+    event.listen(Pool, "checkout", on_checkout)
+    try:
+        results = harness.run_many(
+            [_sql("pg", pid)] * 10 + [_sql("pg", "SELECT 1/0")] + [_sql("pg", pid)] * 9,
+            concurrency=1,
+        )
+    finally:
+        event.remove(Pool, "checkout", on_checkout)
+    assert results[10].outcome == "error" and "division by zero" in results[10].summary
+    before, after = results[:10], results[11:]
+    assert len({_pid(r) for r in before}) == 1, "one connection served the first ten checks"
+    assert len({_pid(r) for r in after}) == 1
+    assert _pid(after[0]) != _pid(before[0]), "the failed check's connection was not reused"
+    assert len(checkouts) == 2, checkouts  # the first connection, and the failed one's successor
+
+
 @pytest.mark.mariadb
 def test_a_reused_mariadb_connection_stays_read_only_and_utc(
     harness: Harness, mariadb_database: str

@@ -363,24 +363,44 @@ def test_a_probe_reads_to_the_end_and_keeps_nothing(harness: Harness, warehouse:
     assert quick.outcome == "ok", quick.summary
 
 
-def _session_is_read_only(conn: Any) -> bool:
-    """Asked on the check's own connection, before its statement runs."""
-    dialect = conn.dialect.name
-    if dialect == "postgresql":
-        return conn.exec_driver_sql("SHOW transaction_read_only").scalar() == "on"
-    if dialect == "mysql":
-        return conn.exec_driver_sql("SELECT @@session.tx_read_only").scalar() == 1
+def _session_is_read_only(dbapi: Any) -> bool:
+    """Asked on the check's own (driver) connection, before its statement runs."""
+    module = type(dbapi).__module__
+    cursor = dbapi.cursor()
     try:
-        conn.exec_driver_sql("CREATE TEMP TABLE probe_write (x)")
-    except Exception:
+        if module.startswith("psycopg"):
+            cursor.execute("SHOW transaction_read_only")
+            return bool(cursor.fetchone()[0] == "on")
+        if module.startswith("pymysql"):
+            cursor.execute("SELECT @@session.tx_read_only")
+            return bool(cursor.fetchone()[0] == 1)
+        try:
+            cursor.execute("CREATE TEMP TABLE probe_write (x)")
+        except Exception:
+            return True
+        return False
+    finally:
+        cursor.close()
+
+
+def _has_runs_table(dbapi: Any) -> bool:
+    cursor = dbapi.cursor()
+    try:
+        cursor.execute("SELECT 1 FROM runs WHERE 1 = 0")
+        cursor.fetchall()
         return True
-    return False
+    except Exception:
+        dbapi.rollback()
+        return False
+    finally:
+        cursor.close()
 
 
 def test_every_check_type_connects_read_only(harness: Harness, warehouse: str) -> None:
     """datasource_failure's SELECT 1, sla_breach's freshness read, sql, query_slow and job-runs
     `sql`: every connection a check opens on the data source is read-only from its start."""
-    from sqlalchemy import Engine, event
+    from sqlalchemy import event
+    from sqlalchemy.pool import Pool
 
     fresh = datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S")
     engine = create_engine(warehouse)
@@ -400,9 +420,11 @@ def test_every_check_type_connects_read_only(harness: Harness, warehouse: str) -
     )
     seen: list[bool] = []
 
-    def check_session(conn: Any) -> None:
-        if conn.engine.url.database and "runs" in inspect(conn).get_table_names():
-            seen.append(_session_is_read_only(conn))
+    def check_session(dbapi: Any, _record: Any, _proxy: Any) -> None:
+        # A connection leaving SQLAlchemy's pool for a check (the run's pool keeps it for
+        # the next check; test_pool's session tests show a reused one stays read-only).
+        if _has_runs_table(dbapi):
+            seen.append(_session_is_read_only(dbapi))
 
     alerts: list[tuple[str, dict[str, Any]]] = [
         ("datasource_failure", {"datasource_id": "wh"}),
@@ -411,15 +433,15 @@ def test_every_check_type_connects_read_only(harness: Harness, warehouse: str) -
         ("query_slow", {"datasource_id": "wh", "threshold_seconds": 5, "query": "select 1"}),
         ("pipeline_failure", {"pipeline_id": "etl"}),
     ]
-    event.listen(Engine, "engine_connect", check_session)
+    event.listen(Pool, "checkout", check_session)
     try:
         results = harness.run_many(alerts, concurrency=1)
     finally:
-        event.remove(Engine, "engine_connect", check_session)
+        event.remove(Pool, "checkout", check_session)
     assert [r.outcome for r in results] == ["ok", "ok", "firing", "ok", "ok"], [
         r.summary for r in results
     ]
-    assert seen == [True] * len(alerts)
+    assert seen and all(seen), seen
 
 
 def test_a_configured_query_runs_as_written(harness: Harness, warehouse: str) -> None:
@@ -434,8 +456,8 @@ def test_a_configured_query_runs_as_written(harness: Harness, warehouse: str) ->
 def test_a_postgres_check_costs_the_floor_round_trips(
     harness: Harness, pg_url: str, tmp_path: Path
 ) -> None:
-    """BEGIN, DECLARE, the first FETCH and the ROLLBACK sent together in one pipeline (two
-    Syncs, one wait): a check whose first FETCH holds all it keeps costs one round trip, less
+    """BEGIN, DECLARE, the first FETCH and the ROLLBACK sent together in one pipeline (one
+    Sync, one wait): a check whose first FETCH holds all it keeps costs one round trip, less
     than a plain `execute` in a transaction (BEGIN, query, ROLLBACK); a psycopg named cursor
     cost six (BEGIN, DECLARE, Describe, FETCH, CLOSE, ROLLBACK).
     Counted in libpq's own protocol trace of every connection the checks open."""
@@ -478,4 +500,59 @@ def test_a_postgres_check_costs_the_floor_round_trips(
     # BEGIN, DECLARE, FETCH and the ROLLBACK in one pipeline: one round trip per check (the
     # pool's reset finds the transaction ended and sends nothing).
     assert sum(s.strip().startswith('"" "ROLLBACK"') for s in statements) == 5, statements
-    assert waits == ["Sync", "Sync"] * 5, statements
+    assert waits == ["Sync"] * 5, statements
+    # One round trip: everything a check sends leaves before the server's first answer to it.
+    lines = [line.split("\t") for line in trace.read_text().splitlines()]
+    lines = [f for f in lines if len(f) > 2 and f[0] in ("F", "B") and f[2] != "Terminate"]
+    starts = [
+        i for i, f in enumerate(lines) if f[0] == "F" and f[2] == "Parse" and '"BEGIN"' in f[3]
+    ]
+    for start, end in zip(starts, [*starts[1:], len(lines)], strict=True):
+        check = lines[start:end]
+        first_answer = next(i for i, f in enumerate(check) if f[0] == "B")
+        assert all(f[0] == "B" for f in check[first_answer:]), check
+
+
+@pytest.mark.postgres
+def test_a_check_with_a_bound_of_its_own_still_costs_one_round_trip(
+    harness: Harness, pg_url: str, tmp_path: Path
+) -> None:
+    """A reused connection started with another check's statement bound: the check's own
+    `SET statement_timeout` goes in the same pipeline, inside its transaction (so the query
+    runs under it and the ROLLBACK undoes it), not as round trips of its own."""
+    from psycopg import pq
+    from sqlalchemy import event
+    from sqlalchemy.pool import Pool
+
+    _ = next(_seeded(pg_url))
+    harness.add_datasource("wh", pg_url)
+    trace = tmp_path / "libpq.trace"
+    handle = trace.open("w")
+
+    def traced(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.pgconn.trace(handle.fileno())
+        dbapi_connection.pgconn.set_trace_flags(pq.Trace.SUPPRESS_TIMESTAMPS)
+
+    bound = "select current_setting('statement_timeout') as bound, id from u"
+    event.listen(Pool, "connect", traced)
+    try:
+        results = harness.run_many(
+            [
+                ("sql", {"datasource_id": "wh", "query": bound, "timeout_seconds": t})
+                for t in (7, 3, 3, 7)
+            ],
+            concurrency=1,
+        )
+    finally:
+        event.remove(Pool, "connect", traced)
+        handle.close()
+    assert [r.details["rows"][0]["bound"] for r in results] == ["7s", "3s", "3s", "7s"]
+    sent = [line.split("\t") for line in trace.read_text().splitlines()]
+    sent = [f for f in sent if len(f) > 2 and f[0] == "F"]
+    first_check = next(i for i, f in enumerate(sent) if f[2] == "Parse" and '"BEGIN"' in f[3])
+    checks = sent[first_check:]
+    statements = [f[3] for f in checks if f[2] in ("Parse", "Query")]
+    assert [f[2] for f in checks if f[2] in ("Sync", "Query")] == ["Sync"] * 4, statements
+    sets = [s for s in statements if "SET statement_timeout" in s]
+    assert len(sets) == 2, statements  # the connection started with 7 s: checks 2 and 3
+    assert all(s.startswith(' "" "SET') for s in sets), sets  # Parse: extended protocol

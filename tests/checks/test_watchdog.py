@@ -27,7 +27,7 @@ def test_an_alarm_goes_off_once_after_its_delay() -> None:
     time.sleep(0.1)
     assert len(calls) == 1
     assert calls[0] >= 0.2
-    assert alarm.fired.is_set()
+    assert alarm.went_off
     assert alarm.cancel() is False  # too late: it went off
     dog.stop()
 

@@ -20,6 +20,7 @@ from typing import Any
 
 import pytest
 from sqlalchemy import Engine, create_engine, event, inspect, text
+from sqlalchemy.pool import Pool
 
 from tests.conftest import Cli
 
@@ -81,10 +82,16 @@ class Sent:
         self.traced: set[int] = set()
         self.tmp_path = tmp_path
 
-    def on_checkout(self, conn: Any) -> None:
-        if _key(self.warehouse) not in str(conn.engine.url):
+    def on_connect(self, _dialect: Any, record: Any, cargs: Any, cparams: Any) -> None:
+        """Mark the warehouse's connections as they are made (the URL is known only here)."""
+        if _key(self.warehouse) in f"{cargs} {cparams}":
+            record.info["traced_warehouse"] = True
+
+    def on_checkout(self, dbapi: Any, record: Any, _proxy: Any) -> None:
+        """Trace a warehouse connection when it leaves SQLAlchemy's pool for a check (the
+        run's pool keeps it for the next checks)."""
+        if not record.info.get("traced_warehouse"):
             return
-        dbapi = conn.connection.dbapi_connection
         if self.sqlite:
             dbapi.set_trace_callback(self.recorded.append)
             return
@@ -135,11 +142,13 @@ CONTROL = ("SET ", "BEGIN", "ROLLBACK", "COMMIT", "FETCH ", "CLOSE ", "PRAGMA ")
 def statements(warehouse: str, tmp_path: Path) -> Iterator[Sent]:
     """Every statement the product sends to the warehouse, in order (call it for the list)."""
     sent = Sent(warehouse, tmp_path)
-    event.listen(Engine, "engine_connect", sent.on_checkout)
+    event.listen(Engine, "do_connect", sent.on_connect)
+    event.listen(Pool, "checkout", sent.on_checkout)
     try:
         yield sent
     finally:
-        event.remove(Engine, "engine_connect", sent.on_checkout)
+        event.remove(Engine, "do_connect", sent.on_connect)
+        event.remove(Pool, "checkout", sent.on_checkout)
         sent.close()
 
 
