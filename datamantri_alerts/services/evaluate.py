@@ -18,8 +18,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import func, insert, select, update
-from sqlalchemy.orm import defer
+from sqlalchemy import Row, bindparam, func, insert, select, update
 
 from datamantri_alerts.clock import Clock
 from datamantri_alerts.logs import set_run_id
@@ -236,14 +235,35 @@ def run_evaluation(
     return summary
 
 
-#: Columns the evaluator writes but never reads: not loaded (each is decoded and redacted on
-#: load, twice per alert per run); reading one of them from these rows raises instead of
-#: quietly loading it row by row.
-_UNREAD = (
-    defer(Alert.last_summary, raiseload=True),
-    defer(Alert.last_details, raiseload=True),
+#: What writing a check's result reads of its alert (`_apply_results_once`, the hold rules of
+#: `services.signal.hold` and the message of `outbox.message_payload`), as rows, not ORM
+#: objects: no other column is decoded (the check's last summary and details, written here,
+#: are never read), and reading one that is not listed fails instead of loading it.
+_APPLY_COLUMNS = (
+    Alert.id,
+    Alert.name,
+    Alert.description,
+    Alert.condition_type,
+    Alert.condition_config,
+    Alert.channels,
+    Alert.recipients,
+    Alert.labels,
+    Alert.mute_during,
+    Alert.muted_until,
+    Alert.mute_reason,
+    Alert.flap_detection,
+    Alert.state,
+    Alert.consecutive_hits,
+    Alert.pending_evaluations,
+    Alert.repeat_interval_minutes,
+    Alert.notify_on_resolve,
+    Alert.last_evaluated_at,
+    Alert.last_notified_at,
+    Alert.trigger_count,
+    Alert.flap_history,
+    Alert.flapping,
+    Alert.current_episode_id,
 )
-
 
 #: What `AlertSnapshot.of` reads from a claimed alert.
 _SNAPSHOT_COLUMNS = (
@@ -359,16 +379,19 @@ def _apply_results_once(
     *,
     started: Mapping[int, datetime] | None = None,
 ) -> None:
+    from datamantri_alerts.secrets import environment_read_once
+
     started = started or {}
     by_id = {r.id: r for r in results if r.id is not None}
-    with store.transaction() as session:
+    # The environment's secrets are read once for the batch's redaction, not per value written
+    # (secrets registered meanwhile still count).
+    with store.transaction() as session, environment_read_once():
         query = (
-            select(Alert)
+            select(*_APPLY_COLUMNS)
             .where(Alert.id.in_(list(by_id)), Alert.lease_holder == me.id)
-            .options(*_UNREAD)
             .order_by(Alert.id)
         )
-        alerts = list(session.scalars(lock_rows(session, query)))
+        alerts = list(session.execute(lock_rows(session, query)))
         lost = set(by_id) - {a.id for a in alerts}
         if lost:
             # An alert disabled or deleted meanwhile gave up its lease (`stand_down`): its result
@@ -380,10 +403,10 @@ def _apply_results_once(
         episodes = _open_episodes(session, alerts)
         signals = Signals.load(session, now)
 
-        plans: list[tuple[Alert, CheckResult, Transition]] = []
+        plans: list[tuple[Row[Any], CheckResult, Transition]] = []
         #: alert id -> (updated outcome history, flap verdict)
         flaps: dict[int, tuple[str, flapping.Verdict]] = {}
-        for alert in sorted(alerts, key=lambda a: a.id):
+        for alert in alerts:  # in id order
             result = by_id[alert.id]
             episode = episodes.get(alert.current_episode_id or -1)
             flap = flapping.settings(alert.flap_detection)
@@ -519,29 +542,19 @@ def _apply_results_once(
                     )
                 )
             alert_updates.append(
-                {
-                    "id": alert.id,
-                    "state": transition.state,
-                    "consecutive_hits": transition.consecutive_hits,
-                    "check_state": result.check_state
-                    if result.check_state is not None
-                    else alert.check_state,
-                    "last_summary": result.summary,
-                    "last_details": result.details,
-                    "last_evaluated_at": now,
-                    "next_due_at": next_due_after(
+                _alert_update(
+                    alert,
+                    result,
+                    transition,
+                    now=now,
+                    next_due=next_due_after(
                         started.get(alert.id, now), check_interval(alert.condition_config)
                     ),
-                    "current_episode_id": episode_id,
-                    "trigger_count": (alert.trigger_count or 0)
-                    + (1 if transition.triggered else 0),
-                    "last_triggered_at": now if transition.triggered else alert.last_triggered_at,
-                    "last_notified_at": now if notified else alert.last_notified_at,
-                    "flap_history": history,
-                    "flapping": verdict.flapping,
-                    "lease_holder": None,
-                    "lease_expires_at": None,
-                }
+                    episode_id=episode_id,
+                    notified=notified,
+                    history=history,
+                    flapping=verdict.flapping,
+                )
             )
             summary.results.append(
                 AlertResult(
@@ -560,8 +573,7 @@ def _apply_results_once(
             summary.errors += result.outcome == "error"
         queued = enqueue(session, events, now)
         summary.suppressed += sum(1 for row in queued if row["status"] == "suppressed")
-        if alert_updates:
-            session.execute(update(Alert), alert_updates)
+        _write_alerts(session, alert_updates)
         settled = _settle_flapping(session, now, host, plans, flaps, signals)
         queued = enqueue(session, settled, now)
         summary.suppressed += sum(1 for row in queued if row["status"] == "suppressed")
@@ -571,6 +583,64 @@ def _apply_results_once(
             queue_resolved(session, [row["id"] for row in closing], now)
 
 
+def _alert_update(
+    alert: Row[Any],
+    result: CheckResult,
+    transition: Transition,
+    *,
+    now: datetime,
+    next_due: datetime,
+    episode_id: int | None,
+    notified: bool,
+    history: str,
+    flapping: bool,
+) -> dict[str, Any]:
+    """The parameters of the UPDATE writing `result` to `alert` (`_id` its key): what every
+    evaluation writes (summary, details, times, lease given up), and of the other bookkeeping
+    only what changes from the values read in this transaction, under the row's lock (a column
+    written with the value it holds is left out: the same row either way)."""
+    values: dict[str, Any] = {
+        "_id": alert.id,
+        "last_summary": result.summary,
+        "last_details": result.details,
+        "last_evaluated_at": now,
+        "next_due_at": next_due,
+        "lease_holder": None,
+        "lease_expires_at": None,
+    }
+    trigger_count = (alert.trigger_count or 0) + (1 if transition.triggered else 0)
+    if transition.state != alert.state:
+        values["state"] = transition.state
+    if transition.consecutive_hits != alert.consecutive_hits:
+        values["consecutive_hits"] = transition.consecutive_hits
+    if episode_id != alert.current_episode_id:
+        values["current_episode_id"] = episode_id
+    if trigger_count != alert.trigger_count:
+        values["trigger_count"] = trigger_count
+    if history != alert.flap_history:
+        values["flap_history"] = history
+    if flapping != alert.flapping:
+        values["flapping"] = flapping
+    if transition.triggered:
+        values["last_triggered_at"] = now
+    if notified:
+        values["last_notified_at"] = now
+    if result.check_state is not None:  # None: the check keeps what is stored
+        values["check_state"] = result.check_state
+    return values
+
+
+def _write_alerts(session: Any, updates: Sequence[dict[str, Any]]) -> None:
+    """The alerts' UPDATEs (`_alert_update`), one Core executemany per set of columns written:
+    rows sharing a set of changed columns (most of a batch) share one statement."""
+    table = Alert.__table__
+    by_columns: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+    for row in updates:
+        by_columns.setdefault(tuple(row), []).append(row)
+    for rows in by_columns.values():
+        session.execute(update(table).where(table.c.id == bindparam("_id")), rows)
+
+
 #: At most this many flips are kept per episode (the newest).
 MAX_FLIPS = 500
 
@@ -578,7 +648,7 @@ MAX_FLIPS = 500
 def _record_flips(
     session: Any,
     now: datetime,
-    plans: Sequence[tuple[Alert, CheckResult, Transition]],
+    plans: Sequence[tuple[Row[Any], CheckResult, Transition]],
     flaps: Mapping[int, tuple[str, flapping.Verdict]],
     episodes: Mapping[int, Any],
 ) -> None:
@@ -621,7 +691,7 @@ def _latest_episode(session: Any, alert_id: int) -> int | None:
 
 def _flap_event(
     session: Any,
-    alert: Alert,
+    alert: Row[Any],
     result: CheckResult,
     host: str,
     now: datetime,
@@ -658,7 +728,7 @@ def _settle_flapping(
     session: Any,
     now: datetime,
     host: str,
-    plans: Sequence[tuple[Alert, CheckResult, Transition]],
+    plans: Sequence[tuple[Row[Any], CheckResult, Transition]],
     flaps: Mapping[int, tuple[str, flapping.Verdict]],
     signals: Signals,
 ) -> list[Event]:
@@ -700,7 +770,7 @@ def _release_after_mutes(store: Store, clock: Clock) -> None:
 
 
 def _opening_for_new_destinations(
-    alert: Alert,
+    alert: Row[Any],
     episode_id: int,
     result: CheckResult,
     host: str,
@@ -729,7 +799,7 @@ def _opening_for_new_destinations(
 
 
 def _alert_event(
-    alert: Alert,
+    alert: Row[Any],
     result: CheckResult,
     kind: str,
     episode_id: int,
@@ -770,7 +840,7 @@ def _alert_event(
 
 
 def _open_episodes(
-    session: Any, alerts: Sequence[Alert]
+    session: Any, alerts: Sequence[Row[Any]]
 ) -> dict[int, tuple[str, datetime, str, datetime | None, datetime | None]]:
     """id -> (kind, triggered_at, severity, acknowledged_at, ack_until) of the alerts' open
     episodes."""
