@@ -235,22 +235,14 @@ def run_evaluation(
     return summary
 
 
-#: What writing a check's result reads of its alert (`_apply_results_once`, the hold rules of
-#: `services.signal.hold` and the message of `outbox.message_payload`), as rows, not ORM
-#: objects: no other column is decoded (the check's last summary and details, written here,
-#: are never read), and reading one that is not listed fails instead of loading it.
-_APPLY_COLUMNS = (
+#: What deciding an alert's next state and writing its result read of it (`_apply_results_once`),
+#: as rows, not ORM objects: no other column is decoded (the check's last summary and details,
+#: written here, are never read), and reading one that is not listed fails instead of loading it.
+_STATE_COLUMNS = (
     Alert.id,
     Alert.name,
-    Alert.description,
     Alert.condition_type,
     Alert.condition_config,
-    Alert.channels,
-    Alert.recipients,
-    Alert.labels,
-    Alert.mute_during,
-    Alert.muted_until,
-    Alert.mute_reason,
     Alert.flap_detection,
     Alert.state,
     Alert.consecutive_hits,
@@ -264,6 +256,23 @@ _APPLY_COLUMNS = (
     Alert.flapping,
     Alert.current_episode_id,
 )
+
+#: What telling about an alert reads of it: the hold rules of `services.signal.hold` and the
+#: message and destinations of `_alert_event`; read only for the alerts of a batch that may
+#: have something to tell (`_telling`).
+_MESSAGE_COLUMNS = (
+    Alert.id,
+    Alert.name,
+    Alert.description,
+    Alert.condition_type,
+    Alert.labels,
+    Alert.mute_during,
+    Alert.muted_until,
+    Alert.mute_reason,
+    Alert.channels,
+    Alert.recipients,
+)
+
 
 #: What `AlertSnapshot.of` reads from a claimed alert.
 _SNAPSHOT_COLUMNS = (
@@ -387,7 +396,7 @@ def _apply_results_once(
     # (secrets registered meanwhile still count).
     with store.transaction() as session, environment_read_once():
         query = (
-            select(*_APPLY_COLUMNS)
+            select(*_STATE_COLUMNS)
             .where(Alert.id.in_(list(by_id)), Alert.lease_holder == me.id)
             .order_by(Alert.id)
         )
@@ -401,7 +410,6 @@ def _apply_results_once(
         for alert_id in sorted(lost):
             summary.problems.append(f"alert {alert_id}: lease lost before its result was written")
         episodes = _open_episodes(session, alerts)
-        signals = Signals.load(session, now)
 
         plans: list[tuple[Row[Any], CheckResult, Transition]] = []
         #: alert id -> (updated outcome history, flap verdict)
@@ -433,6 +441,15 @@ def _apply_results_once(
             )
             plans.append((alert, result, next_state(book, result.outcome, now, severity=graded)))
 
+        # The hold rules and the message columns, of the alerts that may have something to tell.
+        telling = [a.id for a, r, t in plans if _telling(a, r, t, flaps[a.id][1], episodes)]
+        messages: dict[int, Row[Any]] = {}
+        signals = Signals()
+        if telling:
+            query = select(*_MESSAGE_COLUMNS).where(Alert.id.in_(telling))
+            messages = {row.id: row for row in session.execute(query)}
+            signals = Signals.load(session, now)
+
         # Close and refresh existing episodes.
         closing = [
             {"id": a.current_episode_id, "resolved_at": t.resolved_at or now}
@@ -440,13 +457,17 @@ def _apply_results_once(
             if t.close_episode and a.current_episode_id in episodes
         ]
         if closing:
-            session.execute(update(AlertHistory), closing)
+            _write_by_id(
+                session,
+                AlertHistory.__table__,
+                [{"_id": row["id"], "resolved_at": row["resolved_at"]} for row in closing],
+            )
             # Nothing is sent for an episode after its RESOLVED: an acknowledgement still
             # waiting (a 429, say) is withdrawn with it (delivery also refuses it).
             withdraw_pending(session, [row["id"] for row in closing], RESOLVED_FIRST)
         refreshing = [
             {
-                "id": a.current_episode_id,
+                "_id": a.current_episode_id,
                 "summary": r.summary,
                 "details": r.details,
                 # An escalated episode keeps the highest severity it reached.
@@ -455,8 +476,7 @@ def _apply_results_once(
             for a, r, t in plans
             if t.refresh_episode and a.current_episode_id in episodes
         ]
-        if refreshing:
-            session.execute(update(AlertHistory), refreshing)
+        _write_by_id(session, AlertHistory.__table__, refreshing)
         _record_flips(session, now, plans, flaps, episodes)
 
         # Open new episodes (ids back in input order).
@@ -500,7 +520,8 @@ def _apply_results_once(
             else:
                 episode_id, triggered_at = old_episode, old_triggered_at
             history, verdict = flaps[alert.id]
-            outside = hold_reason(alert, now, signals)
+            message = messages.get(alert.id)  # None: nothing to tell (`_telling`)
+            outside = None if message is None else hold_reason(message, now, signals)
             reason = outside or (verdict.notice() if verdict.flapping else None)
             notified = False
             for kind in transition.notify:
@@ -512,7 +533,7 @@ def _apply_results_once(
                     severity = old_severity  # what was resolved, not the ok outcome's
                 events.append(
                     _alert_event(
-                        alert,
+                        messages[alert.id],
                         result,
                         kind,
                         target,
@@ -532,13 +553,22 @@ def _apply_results_once(
                 and result.outcome != "ok"  # a recovery being confirmed: nothing new to tell
             ):
                 events.append(
-                    _opening_for_new_destinations(alert, old_episode, result, host, now, episodes)
+                    _opening_for_new_destinations(
+                        messages[alert.id], old_episode, result, host, now, episodes
+                    )
                 )
             if verdict.started:
                 target = episode_id or old_episode or _latest_episode(session, alert.id)
                 events.append(
                     _flap_event(
-                        session, alert, result, host, now, target, verdict.notice(), outside
+                        session,
+                        messages[alert.id],
+                        result,
+                        host,
+                        now,
+                        target,
+                        verdict.notice(),
+                        outside,
                     )
                 )
             alert_updates.append(
@@ -573,8 +603,8 @@ def _apply_results_once(
             summary.errors += result.outcome == "error"
         queued = enqueue(session, events, now)
         summary.suppressed += sum(1 for row in queued if row["status"] == "suppressed")
-        _write_alerts(session, alert_updates)
-        settled = _settle_flapping(session, now, host, plans, flaps, signals)
+        _write_by_id(session, Alert.__table__, alert_updates)
+        settled = _settle_flapping(session, now, host, plans, flaps, signals, messages)
         queued = enqueue(session, settled, now)
         summary.suppressed += sum(1 for row in queued if row["status"] == "suppressed")
         if closing:
@@ -630,15 +660,34 @@ def _alert_update(
     return values
 
 
-def _write_alerts(session: Any, updates: Sequence[dict[str, Any]]) -> None:
-    """The alerts' UPDATEs (`_alert_update`), one Core executemany per set of columns written:
-    rows sharing a set of changed columns (most of a batch) share one statement."""
-    table = Alert.__table__
+def _telling(
+    alert: Row[Any],
+    result: CheckResult,
+    transition: Transition,
+    verdict: flapping.Verdict,
+    episodes: Mapping[int, Any],
+) -> bool:
+    """Whether writing `result` may queue a message about `alert`: a notification of the
+    transition, the opening message of its still-open episode for new destinations, a flap
+    starting or stopping. Only these alerts' hold rules and messages are read."""
+    return bool(
+        transition.notify
+        or verdict.started
+        or verdict.stopped
+        or (alert.current_episode_id in episodes and result.outcome != "ok")
+    )
+
+
+def _write_by_id(session: Any, table: Any, rows: Sequence[dict[str, Any]]) -> None:
+    """UPDATE `table`'s rows by their `id` (each row's `_id`, its other keys the columns to
+    write): one Core executemany per set of columns written, so rows sharing one (most of a
+    batch) share a statement. The ORM's bulk UPDATE by primary key cost several times as much
+    per row."""
     by_columns: dict[tuple[str, ...], list[dict[str, Any]]] = {}
-    for row in updates:
+    for row in rows:
         by_columns.setdefault(tuple(row), []).append(row)
-    for rows in by_columns.values():
-        session.execute(update(table).where(table.c.id == bindparam("_id")), rows)
+    for group in by_columns.values():
+        session.execute(update(table).where(table.c.id == bindparam("_id")), group)
 
 
 #: At most this many flips are kept per episode (the newest).
@@ -669,11 +718,12 @@ def _record_flips(
         select(AlertHistory.id, AlertHistory.flips).where(AlertHistory.id.in_(list(flipped)))
     ).all()
     stamp = now.isoformat()
-    session.execute(
-        update(AlertHistory),
+    _write_by_id(
+        session,
+        AlertHistory.__table__,
         [
             {
-                "id": row.id,
+                "_id": row.id,
                 "flips": [*(row.flips or []), {"at": stamp, "outcome": flipped[row.id]}][
                     -MAX_FLIPS:
                 ],
@@ -731,14 +781,19 @@ def _settle_flapping(
     plans: Sequence[tuple[Row[Any], CheckResult, Transition]],
     flaps: Mapping[int, tuple[str, flapping.Verdict]],
     signals: Signals,
+    messages: Mapping[int, Row[Any]],
 ) -> list[Event]:
     """One notification for each alert that stopped flapping (and nothing else holds): what
     flapping held back and the user is owed, as at the end of a mute (`release_after_mute`),
-    or else a line saying where it settled (firing or resolved)."""
+    or else a line saying where it settled (firing or resolved). `messages`: the alerts'
+    `_MESSAGE_COLUMNS`."""
     events: list[Event] = []
-    for alert, result, transition in plans:
-        verdict = flaps[alert.id][1]
-        if not verdict.stopped or hold_reason(alert, now, signals) is not None:
+    for state, result, transition in plans:
+        verdict = flaps[state.id][1]
+        if not verdict.stopped:
+            continue
+        alert = messages[state.id]
+        if hold_reason(alert, now, signals) is not None:
             continue
         if release_after_mute(session, now, only=[alert.id]):
             continue
