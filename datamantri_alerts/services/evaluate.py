@@ -235,53 +235,56 @@ def run_evaluation(
     return summary
 
 
-#: What deciding an alert's next state and writing its result read of it (`_apply_results_once`),
-#: as rows, not ORM objects: no other column is decoded (the check's last summary and details,
-#: written here, are never read), and reading one that is not listed fails instead of loading it.
-_STATE_COLUMNS = (
-    Alert.id,
-    Alert.name,
-    Alert.condition_type,
-    Alert.condition_config,
-    Alert.flap_detection,
-    Alert.state,
-    Alert.consecutive_hits,
-    Alert.pending_evaluations,
-    Alert.repeat_interval_minutes,
-    Alert.notify_on_resolve,
-    Alert.last_evaluated_at,
-    Alert.last_notified_at,
-    Alert.trigger_count,
-    Alert.flap_history,
-    Alert.flapping,
-    Alert.current_episode_id,
+#: What deciding an alert's next state and writing its result read of it
+#: (`_apply_results_once`), as rows (Core, not ORM objects): no other column is decoded (the
+#: check's last summary and details, written here, are never read), and reading one that is
+#: not listed fails instead of loading it.
+_STATE_COLUMNS = tuple(
+    Alert.__table__.c[name]
+    for name in (
+        "id",
+        "name",
+        "condition_type",
+        "condition_config",
+        "flap_detection",
+        "state",
+        "consecutive_hits",
+        "pending_evaluations",
+        "repeat_interval_minutes",
+        "notify_on_resolve",
+        "last_evaluated_at",
+        "last_notified_at",
+        "trigger_count",
+        "flap_history",
+        "flapping",
+        "current_episode_id",
+    )
 )
 
 #: What telling about an alert reads of it: the hold rules of `services.signal.hold` and the
 #: message and destinations of `_alert_event`; read only for the alerts of a batch that may
 #: have something to tell (`_telling`).
-_MESSAGE_COLUMNS = (
-    Alert.id,
-    Alert.name,
-    Alert.description,
-    Alert.condition_type,
-    Alert.labels,
-    Alert.mute_during,
-    Alert.muted_until,
-    Alert.mute_reason,
-    Alert.channels,
-    Alert.recipients,
+_MESSAGE_COLUMNS = tuple(
+    Alert.__table__.c[name]
+    for name in (
+        "id",
+        "name",
+        "description",
+        "condition_type",
+        "labels",
+        "mute_during",
+        "muted_until",
+        "mute_reason",
+        "channels",
+        "recipients",
+    )
 )
 
 
 #: What `AlertSnapshot.of` reads from a claimed alert.
-_SNAPSHOT_COLUMNS = (
-    Alert.id,
-    Alert.name,
-    Alert.condition_type,
-    Alert.condition_config,
-    Alert.severity,
-    Alert.check_state,
+_SNAPSHOT_COLUMNS = tuple(
+    Alert.__table__.c[name]
+    for name in ("id", "name", "condition_type", "condition_config", "severity", "check_state")
 )
 
 
@@ -333,7 +336,9 @@ def _evaluate_due(
                 # Rows of the columns a check needs, not ORM objects: the recipients are not
                 # decrypted, nor every JSON column decoded, for each claimed alert.
                 alerts = session.execute(
-                    select(*_SNAPSHOT_COLUMNS).where(Alert.id.in_(ids)).order_by(Alert.id)
+                    select(*_SNAPSHOT_COLUMNS)
+                    .where(Alert.__table__.c.id.in_(ids))
+                    .order_by(Alert.__table__.c.id)
                 ).all()
             cursor = max(ids)
             claimed_at.update(dict.fromkeys(ids, now))
@@ -395,10 +400,11 @@ def _apply_results_once(
     # The environment's secrets are read once for the batch's redaction, not per value written
     # (secrets registered meanwhile still count).
     with store.transaction() as session, environment_read_once():
+        columns = Alert.__table__.c
         query = (
             select(*_STATE_COLUMNS)
-            .where(Alert.id.in_(list(by_id)), Alert.lease_holder == me.id)
-            .order_by(Alert.id)
+            .where(columns.id.in_(list(by_id)), columns.lease_holder == me.id)
+            .order_by(columns.id)
         )
         alerts = list(session.execute(lock_rows(session, query)))
         lost = set(by_id) - {a.id for a in alerts}
@@ -446,7 +452,7 @@ def _apply_results_once(
         messages: dict[int, Row[Any]] = {}
         signals = Signals()
         if telling:
-            query = select(*_MESSAGE_COLUMNS).where(Alert.id.in_(telling))
+            query = select(*_MESSAGE_COLUMNS).where(columns.id.in_(telling))
             messages = {row.id: row for row in session.execute(query)}
             signals = Signals.load(session, now)
 
@@ -902,15 +908,16 @@ def _open_episodes(
     ids = [a.current_episode_id for a in alerts if a.current_episode_id is not None]
     if not ids:
         return {}
+    history = AlertHistory.__table__.c  # Core: rows, no ORM loading
     rows = session.execute(
         select(
-            AlertHistory.id,
-            AlertHistory.kind,
-            AlertHistory.triggered_at,
-            AlertHistory.severity,
-            AlertHistory.acknowledged_at,
-            AlertHistory.ack_until,
-        ).where(AlertHistory.id.in_(ids), AlertHistory.resolved_at.is_(None))
+            history.id,
+            history.kind,
+            history.triggered_at,
+            history.severity,
+            history.acknowledged_at,
+            history.ack_until,
+        ).where(history.id.in_(ids), history.resolved_at.is_(None))
     ).all()
     return {
         row.id: (row.kind, row.triggered_at, row.severity, row.acknowledged_at, row.ack_until)
