@@ -15,7 +15,9 @@ import json
 import os
 import re
 import threading
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any
 from urllib.parse import parse_qsl, quote, unquote, urlsplit, urlunsplit
 
@@ -141,7 +143,8 @@ def _redact_with(index: _KnownIndex, text: str) -> str:
     # Each rule runs only when the literal text it needs is there (a substring test in C):
     # most strings (summaries, detail values) match none, and six regex passes per string
     # were most of the store's redaction cost.
-    out = index.mask(text)
+    # Nothing known (most strings of most runs) costs no call.
+    out = index.mask(text) if index.registry or index.extra else text
     if "[parameters: " in out:
         out = _PARAMETERS.sub(_mask_parameters, out)
     for needed, rule, replacement in _STRUCTURAL_RULES:
@@ -361,10 +364,28 @@ class _KnownIndex:
         return self.registry.mask(text, self.extra)
 
 
+#: The environment's secrets as read by the innermost `environment_read_once` of this thread
+#: (None: outside one, the environment is read at each redaction).
+_environment_read: ContextVar[tuple[str, ...] | None] = ContextVar("environment_read", default=None)
+
+
+@contextmanager
+def environment_read_once() -> Iterator[None]:
+    """Within it, redaction in this thread (and context) takes the environment's secrets as
+    read on entering, not again at every value (a batch of writes: thousands of values). The
+    registry is still read at each value: a secret registered meanwhile is masked at once."""
+    token = _environment_read.set(tuple(secrets_from_env()))
+    try:
+        yield
+    finally:
+        _environment_read.reset(token)
+
+
 def _known_index(extra: tuple[str, ...]) -> _KnownIndex:
     """The registry's index (kept up to date as secrets are registered) with the index of
     `extra` and the environment's secrets (cached per their values)."""
-    key = extra + tuple(secrets_from_env())
+    environment = _environment_read.get()
+    key = extra + (tuple(secrets_from_env()) if environment is None else environment)
     with _registry_lock:  # delivery threads register while others print
         registry = _registry_index
         cached = _index_cache.get(key)
@@ -404,6 +425,22 @@ _STRUCTURAL_RULES: tuple[tuple[str, re.Pattern[str], str], ...] = (
     # MySQL/MariaDB: Duplicate entry 'value' for key 'name'.
     ("Duplicate entry ", re.compile(r"(Duplicate entry )'(?:[^'\\]|\\.|'')*'"), r"\1'***'"),
 )
+
+#: Every literal a rule of `_redact_with` needs in a string: printable ASCII, no quote, no
+#: backslash, so JSON text (`json.dumps`) holds one exactly when a string of its value (or a key)
+#: does.
+_RULE_LITERALS = ("[parameters: ", "[SQL: ", *(needed for needed, _, _ in _STRUCTURAL_RULES))
+
+
+def redaction_possible(text: str) -> bool:
+    """False when `redact_known` provably leaves every string in `text` as it is: no secret is
+    known now (registry, environment) and `text` holds none of the literals a structural rule
+    needs. `text` may be a JSON value's `json.dumps` text: then every string of the value."""
+    index = _known_index(())
+    if index.registry or index.extra:
+        return True
+    return any(literal in text for literal in _RULE_LITERALS)
+
 
 # SQLAlchemy's statement parameters: one line, however long, closed by the line's last `]`.
 _PARAMETERS = re.compile(r"\[parameters: [^\n]*")

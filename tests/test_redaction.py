@@ -205,6 +205,73 @@ def test_a_json_value_is_redacted_like_each_of_its_strings(
     assert known_redactor(["onlyHEREsecret1"])("x onlyHEREsecret1 y") == f"x {MASK} y"
 
 
+def test_the_redacted_json_column_binds_what_the_full_walk_makes(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """`RedactedJSON` skips the walk over a value only when nothing in it can change (no known
+    secret, no literal a structural rule needs, no NUL or lone surrogate): for every value,
+    with and without known secrets, it binds what redacting and making storable each string
+    makes."""
+    from sqlalchemy.dialects import sqlite
+
+    from datamantri_alerts.store.types import RedactedJSON, storable
+
+    sql_error = forced_insert_error(("paramSECRET77", "other"), tmp_path)
+    values: list[object] = [
+        {"table": "t_00001", "age_seconds": 12.5, "status": "pass", "filter": None},
+        {"url": "postgresql://u:pw12345678@h/db"},
+        {"error": sql_error},
+        {"e": "Max retries exceeded with url: /hook/tok?x=1 (Caused by x)"},
+        {"e": "DETAIL:  Key (email)=(someone@example.com) already exists."},
+        {"e": "Duplicate entry 'someone@example.com' for key 'email'"},
+        {"e": "[SQL: SELECT 'literal' FROM t]"},
+        {"[SQL: key": "value", "://": ["a", ("b", "c")]},
+        {"nul": "core\x00dump", "bad": b"\xff".decode("utf-8", "surrogateescape")},
+        ["emoji \U0001f600", "ünïcode", 1, True, None, 2.5],
+        {"deep": [{"deeper": {"v": "regSECRETvalue9 and envSLACKtok2"}}]},
+        "a string alone",
+    ]
+    column = RedactedJSON()
+    dialect = sqlite.dialect()
+
+    def full_walk(value: object) -> object:
+        return storable(redact_value(value, known_redactor()))
+
+    def bound(value: object) -> str:
+        return json.dumps(column.process_bind_param(value, dialect))
+
+    for value in values:  # nothing known: the structural rules and storable alone
+        assert bound(value) == json.dumps(full_walk(value)), value
+    assert "pw12345678" not in bound(values[1])
+    assert "paramSECRET77" not in bound(values[2])
+    assert "someone@example.com" not in bound(values[4]) + bound(values[5])
+
+    register_secret("regSECRETvalue9")
+    monkeypatch.setenv("SLACK_WEBHOOK_URL", "https://hooks.slack.com/services/T/B/envSLACKtok2")
+    for value in values:
+        assert bound(value) == json.dumps(full_walk(value)), value
+    assert bound(values[10]) == json.dumps({"deep": [{"deeper": {"v": f"{MASK} and {MASK}"}}]})
+
+
+def test_environment_read_once_keeps_registered_secrets_live(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Inside `environment_read_once` the environment's secrets are those read on entering it;
+    a secret registered meanwhile is masked at once, and outside it the environment is read
+    at each redaction again."""
+    from datamantri_alerts.secrets import environment_read_once
+
+    monkeypatch.setenv("SMTP_PASSWORD", "envPASSWORD123")
+    with environment_read_once():
+        assert redact_known("pw envPASSWORD123") == f"pw {MASK}"
+        register_secret("registeredINSIDE42")
+        assert redact_known("x registeredINSIDE42") == f"x {MASK}"
+        assert known_redactor()("y registeredINSIDE42") == f"y {MASK}"
+        monkeypatch.setenv("SMTP_PASSWORD", "changedPASSWORD456")
+        assert redact_known("changedPASSWORD456") == "changedPASSWORD456"  # read on entering
+    assert redact_known("changedPASSWORD456") == MASK
+
+
 # --------------------------------------------------------------------------- output streams
 
 

@@ -18,8 +18,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import func, insert, select, update
-from sqlalchemy.orm import defer
+from sqlalchemy import Row, bindparam, func, insert, select, update
 
 from datamantri_alerts.clock import Clock
 from datamantri_alerts.logs import set_run_id
@@ -236,23 +235,56 @@ def run_evaluation(
     return summary
 
 
-#: Columns the evaluator writes but never reads: not loaded (each is decoded and redacted on
-#: load, twice per alert per run); reading one of them from these rows raises instead of
-#: quietly loading it row by row.
-_UNREAD = (
-    defer(Alert.last_summary, raiseload=True),
-    defer(Alert.last_details, raiseload=True),
+#: What deciding an alert's next state and writing its result read of it
+#: (`_apply_results_once`), as rows (Core, not ORM objects): no other column is decoded (the
+#: check's last summary and details, written here, are never read), and reading one that is
+#: not listed fails instead of loading it.
+_STATE_COLUMNS = tuple(
+    Alert.__table__.c[name]
+    for name in (
+        "id",
+        "name",
+        "condition_type",
+        "condition_config",
+        "flap_detection",
+        "state",
+        "consecutive_hits",
+        "pending_evaluations",
+        "repeat_interval_minutes",
+        "notify_on_resolve",
+        "last_evaluated_at",
+        "last_notified_at",
+        "trigger_count",
+        "flap_history",
+        "flapping",
+        "current_episode_id",
+    )
+)
+
+#: What telling about an alert reads of it: the hold rules of `services.signal.hold` and the
+#: message and destinations of `_alert_event`; read only for the alerts of a batch that may
+#: have something to tell (`_telling`).
+_MESSAGE_COLUMNS = tuple(
+    Alert.__table__.c[name]
+    for name in (
+        "id",
+        "name",
+        "description",
+        "condition_type",
+        "labels",
+        "mute_during",
+        "muted_until",
+        "mute_reason",
+        "channels",
+        "recipients",
+    )
 )
 
 
 #: What `AlertSnapshot.of` reads from a claimed alert.
-_SNAPSHOT_COLUMNS = (
-    Alert.id,
-    Alert.name,
-    Alert.condition_type,
-    Alert.condition_config,
-    Alert.severity,
-    Alert.check_state,
+_SNAPSHOT_COLUMNS = tuple(
+    Alert.__table__.c[name]
+    for name in ("id", "name", "condition_type", "condition_config", "severity", "check_state")
 )
 
 
@@ -304,7 +336,9 @@ def _evaluate_due(
                 # Rows of the columns a check needs, not ORM objects: the recipients are not
                 # decrypted, nor every JSON column decoded, for each claimed alert.
                 alerts = session.execute(
-                    select(*_SNAPSHOT_COLUMNS).where(Alert.id.in_(ids)).order_by(Alert.id)
+                    select(*_SNAPSHOT_COLUMNS)
+                    .where(Alert.__table__.c.id.in_(ids))
+                    .order_by(Alert.__table__.c.id)
                 ).all()
             cursor = max(ids)
             claimed_at.update(dict.fromkeys(ids, now))
@@ -359,16 +393,20 @@ def _apply_results_once(
     *,
     started: Mapping[int, datetime] | None = None,
 ) -> None:
+    from datamantri_alerts.secrets import environment_read_once
+
     started = started or {}
     by_id = {r.id: r for r in results if r.id is not None}
-    with store.transaction() as session:
+    # The environment's secrets are read once for the batch's redaction, not per value written
+    # (secrets registered meanwhile still count).
+    with store.transaction() as session, environment_read_once():
+        columns = Alert.__table__.c
         query = (
-            select(Alert)
-            .where(Alert.id.in_(list(by_id)), Alert.lease_holder == me.id)
-            .options(*_UNREAD)
-            .order_by(Alert.id)
+            select(*_STATE_COLUMNS)
+            .where(columns.id.in_(list(by_id)), columns.lease_holder == me.id)
+            .order_by(columns.id)
         )
-        alerts = list(session.scalars(lock_rows(session, query)))
+        alerts = list(session.execute(lock_rows(session, query)))
         lost = set(by_id) - {a.id for a in alerts}
         if lost:
             # An alert disabled or deleted meanwhile gave up its lease (`stand_down`): its result
@@ -378,12 +416,11 @@ def _apply_results_once(
         for alert_id in sorted(lost):
             summary.problems.append(f"alert {alert_id}: lease lost before its result was written")
         episodes = _open_episodes(session, alerts)
-        signals = Signals.load(session, now)
 
-        plans: list[tuple[Alert, CheckResult, Transition]] = []
+        plans: list[tuple[Row[Any], CheckResult, Transition]] = []
         #: alert id -> (updated outcome history, flap verdict)
         flaps: dict[int, tuple[str, flapping.Verdict]] = {}
-        for alert in sorted(alerts, key=lambda a: a.id):
+        for alert in alerts:  # in id order
             result = by_id[alert.id]
             episode = episodes.get(alert.current_episode_id or -1)
             flap = flapping.settings(alert.flap_detection)
@@ -410,6 +447,15 @@ def _apply_results_once(
             )
             plans.append((alert, result, next_state(book, result.outcome, now, severity=graded)))
 
+        # The hold rules and the message columns, of the alerts that may have something to tell.
+        telling = [a.id for a, r, t in plans if _telling(a, r, t, flaps[a.id][1], episodes)]
+        messages: dict[int, Row[Any]] = {}
+        signals = Signals()
+        if telling:
+            query = select(*_MESSAGE_COLUMNS).where(columns.id.in_(telling))
+            messages = {row.id: row for row in session.execute(query)}
+            signals = Signals.load(session, now)
+
         # Close and refresh existing episodes.
         closing = [
             {"id": a.current_episode_id, "resolved_at": t.resolved_at or now}
@@ -417,13 +463,17 @@ def _apply_results_once(
             if t.close_episode and a.current_episode_id in episodes
         ]
         if closing:
-            session.execute(update(AlertHistory), closing)
+            _write_by_id(
+                session,
+                AlertHistory.__table__,
+                [{"_id": row["id"], "resolved_at": row["resolved_at"]} for row in closing],
+            )
             # Nothing is sent for an episode after its RESOLVED: an acknowledgement still
             # waiting (a 429, say) is withdrawn with it (delivery also refuses it).
             withdraw_pending(session, [row["id"] for row in closing], RESOLVED_FIRST)
         refreshing = [
             {
-                "id": a.current_episode_id,
+                "_id": a.current_episode_id,
                 "summary": r.summary,
                 "details": r.details,
                 # An escalated episode keeps the highest severity it reached.
@@ -432,8 +482,7 @@ def _apply_results_once(
             for a, r, t in plans
             if t.refresh_episode and a.current_episode_id in episodes
         ]
-        if refreshing:
-            session.execute(update(AlertHistory), refreshing)
+        _write_by_id(session, AlertHistory.__table__, refreshing)
         _record_flips(session, now, plans, flaps, episodes)
 
         # Open new episodes (ids back in input order).
@@ -477,7 +526,8 @@ def _apply_results_once(
             else:
                 episode_id, triggered_at = old_episode, old_triggered_at
             history, verdict = flaps[alert.id]
-            outside = hold_reason(alert, now, signals)
+            message = messages.get(alert.id)  # None: nothing to tell (`_telling`)
+            outside = None if message is None else hold_reason(message, now, signals)
             reason = outside or (verdict.notice() if verdict.flapping else None)
             notified = False
             for kind in transition.notify:
@@ -489,7 +539,7 @@ def _apply_results_once(
                     severity = old_severity  # what was resolved, not the ok outcome's
                 events.append(
                     _alert_event(
-                        alert,
+                        messages[alert.id],
                         result,
                         kind,
                         target,
@@ -509,39 +559,38 @@ def _apply_results_once(
                 and result.outcome != "ok"  # a recovery being confirmed: nothing new to tell
             ):
                 events.append(
-                    _opening_for_new_destinations(alert, old_episode, result, host, now, episodes)
+                    _opening_for_new_destinations(
+                        messages[alert.id], old_episode, result, host, now, episodes
+                    )
                 )
             if verdict.started:
                 target = episode_id or old_episode or _latest_episode(session, alert.id)
                 events.append(
                     _flap_event(
-                        session, alert, result, host, now, target, verdict.notice(), outside
+                        session,
+                        messages[alert.id],
+                        result,
+                        host,
+                        now,
+                        target,
+                        verdict.notice(),
+                        outside,
                     )
                 )
             alert_updates.append(
-                {
-                    "id": alert.id,
-                    "state": transition.state,
-                    "consecutive_hits": transition.consecutive_hits,
-                    "check_state": result.check_state
-                    if result.check_state is not None
-                    else alert.check_state,
-                    "last_summary": result.summary,
-                    "last_details": result.details,
-                    "last_evaluated_at": now,
-                    "next_due_at": next_due_after(
+                _alert_update(
+                    alert,
+                    result,
+                    transition,
+                    now=now,
+                    next_due=next_due_after(
                         started.get(alert.id, now), check_interval(alert.condition_config)
                     ),
-                    "current_episode_id": episode_id,
-                    "trigger_count": (alert.trigger_count or 0)
-                    + (1 if transition.triggered else 0),
-                    "last_triggered_at": now if transition.triggered else alert.last_triggered_at,
-                    "last_notified_at": now if notified else alert.last_notified_at,
-                    "flap_history": history,
-                    "flapping": verdict.flapping,
-                    "lease_holder": None,
-                    "lease_expires_at": None,
-                }
+                    episode_id=episode_id,
+                    notified=notified,
+                    history=history,
+                    flapping=verdict.flapping,
+                )
             )
             summary.results.append(
                 AlertResult(
@@ -560,15 +609,91 @@ def _apply_results_once(
             summary.errors += result.outcome == "error"
         queued = enqueue(session, events, now)
         summary.suppressed += sum(1 for row in queued if row["status"] == "suppressed")
-        if alert_updates:
-            session.execute(update(Alert), alert_updates)
-        settled = _settle_flapping(session, now, host, plans, flaps, signals)
+        _write_by_id(session, Alert.__table__, alert_updates)
+        settled = _settle_flapping(session, now, host, plans, flaps, signals, messages)
         queued = enqueue(session, settled, now)
         summary.suppressed += sum(1 for row in queued if row["status"] == "suppressed")
         if closing:
             # A tracker's incident closes whatever held people's messages back, and also for
             # an alert that does not notify on resolve (services.signal.closing).
             queue_resolved(session, [row["id"] for row in closing], now)
+
+
+def _alert_update(
+    alert: Row[Any],
+    result: CheckResult,
+    transition: Transition,
+    *,
+    now: datetime,
+    next_due: datetime,
+    episode_id: int | None,
+    notified: bool,
+    history: str,
+    flapping: bool,
+) -> dict[str, Any]:
+    """The parameters of the UPDATE writing `result` to `alert` (`_id` its key): what every
+    evaluation writes (summary, details, times, lease given up), and of the other bookkeeping
+    only what changes from the values read in this transaction, under the row's lock (a column
+    written with the value it holds is left out: the same row either way)."""
+    values: dict[str, Any] = {
+        "_id": alert.id,
+        "last_summary": result.summary,
+        "last_details": result.details,
+        "last_evaluated_at": now,
+        "next_due_at": next_due,
+        "lease_holder": None,
+        "lease_expires_at": None,
+    }
+    trigger_count = (alert.trigger_count or 0) + (1 if transition.triggered else 0)
+    if transition.state != alert.state:
+        values["state"] = transition.state
+    if transition.consecutive_hits != alert.consecutive_hits:
+        values["consecutive_hits"] = transition.consecutive_hits
+    if episode_id != alert.current_episode_id:
+        values["current_episode_id"] = episode_id
+    if trigger_count != alert.trigger_count:
+        values["trigger_count"] = trigger_count
+    if history != alert.flap_history:
+        values["flap_history"] = history
+    if flapping != alert.flapping:
+        values["flapping"] = flapping
+    if transition.triggered:
+        values["last_triggered_at"] = now
+    if notified:
+        values["last_notified_at"] = now
+    if result.check_state is not None:  # None: the check keeps what is stored
+        values["check_state"] = result.check_state
+    return values
+
+
+def _telling(
+    alert: Row[Any],
+    result: CheckResult,
+    transition: Transition,
+    verdict: flapping.Verdict,
+    episodes: Mapping[int, Any],
+) -> bool:
+    """Whether writing `result` may queue a message about `alert`: a notification of the
+    transition, the opening message of its still-open episode for new destinations, a flap
+    starting or stopping. Only these alerts' hold rules and messages are read."""
+    return bool(
+        transition.notify
+        or verdict.started
+        or verdict.stopped
+        or (alert.current_episode_id in episodes and result.outcome != "ok")
+    )
+
+
+def _write_by_id(session: Any, table: Any, rows: Sequence[dict[str, Any]]) -> None:
+    """UPDATE `table`'s rows by their `id` (each row's `_id`, its other keys the columns to
+    write): one Core executemany per set of columns written, so rows sharing one (most of a
+    batch) share a statement. The ORM's bulk UPDATE by primary key cost several times as much
+    per row."""
+    by_columns: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+    for row in rows:
+        by_columns.setdefault(tuple(row), []).append(row)
+    for group in by_columns.values():
+        session.execute(update(table).where(table.c.id == bindparam("_id")), group)
 
 
 #: At most this many flips are kept per episode (the newest).
@@ -578,7 +703,7 @@ MAX_FLIPS = 500
 def _record_flips(
     session: Any,
     now: datetime,
-    plans: Sequence[tuple[Alert, CheckResult, Transition]],
+    plans: Sequence[tuple[Row[Any], CheckResult, Transition]],
     flaps: Mapping[int, tuple[str, flapping.Verdict]],
     episodes: Mapping[int, Any],
 ) -> None:
@@ -599,11 +724,12 @@ def _record_flips(
         select(AlertHistory.id, AlertHistory.flips).where(AlertHistory.id.in_(list(flipped)))
     ).all()
     stamp = now.isoformat()
-    session.execute(
-        update(AlertHistory),
+    _write_by_id(
+        session,
+        AlertHistory.__table__,
         [
             {
-                "id": row.id,
+                "_id": row.id,
                 "flips": [*(row.flips or []), {"at": stamp, "outcome": flipped[row.id]}][
                     -MAX_FLIPS:
                 ],
@@ -621,7 +747,7 @@ def _latest_episode(session: Any, alert_id: int) -> int | None:
 
 def _flap_event(
     session: Any,
-    alert: Alert,
+    alert: Row[Any],
     result: CheckResult,
     host: str,
     now: datetime,
@@ -658,17 +784,22 @@ def _settle_flapping(
     session: Any,
     now: datetime,
     host: str,
-    plans: Sequence[tuple[Alert, CheckResult, Transition]],
+    plans: Sequence[tuple[Row[Any], CheckResult, Transition]],
     flaps: Mapping[int, tuple[str, flapping.Verdict]],
     signals: Signals,
+    messages: Mapping[int, Row[Any]],
 ) -> list[Event]:
     """One notification for each alert that stopped flapping (and nothing else holds): what
     flapping held back and the user is owed, as at the end of a mute (`release_after_mute`),
-    or else a line saying where it settled (firing or resolved)."""
+    or else a line saying where it settled (firing or resolved). `messages`: the alerts'
+    `_MESSAGE_COLUMNS`."""
     events: list[Event] = []
-    for alert, result, transition in plans:
-        verdict = flaps[alert.id][1]
-        if not verdict.stopped or hold_reason(alert, now, signals) is not None:
+    for state, result, transition in plans:
+        verdict = flaps[state.id][1]
+        if not verdict.stopped:
+            continue
+        alert = messages[state.id]
+        if hold_reason(alert, now, signals) is not None:
             continue
         if release_after_mute(session, now, only=[alert.id]):
             continue
@@ -700,7 +831,7 @@ def _release_after_mutes(store: Store, clock: Clock) -> None:
 
 
 def _opening_for_new_destinations(
-    alert: Alert,
+    alert: Row[Any],
     episode_id: int,
     result: CheckResult,
     host: str,
@@ -729,7 +860,7 @@ def _opening_for_new_destinations(
 
 
 def _alert_event(
-    alert: Alert,
+    alert: Row[Any],
     result: CheckResult,
     kind: str,
     episode_id: int,
@@ -770,22 +901,23 @@ def _alert_event(
 
 
 def _open_episodes(
-    session: Any, alerts: Sequence[Alert]
+    session: Any, alerts: Sequence[Row[Any]]
 ) -> dict[int, tuple[str, datetime, str, datetime | None, datetime | None]]:
     """id -> (kind, triggered_at, severity, acknowledged_at, ack_until) of the alerts' open
     episodes."""
     ids = [a.current_episode_id for a in alerts if a.current_episode_id is not None]
     if not ids:
         return {}
+    history = AlertHistory.__table__.c  # Core: rows, no ORM loading
     rows = session.execute(
         select(
-            AlertHistory.id,
-            AlertHistory.kind,
-            AlertHistory.triggered_at,
-            AlertHistory.severity,
-            AlertHistory.acknowledged_at,
-            AlertHistory.ack_until,
-        ).where(AlertHistory.id.in_(ids), AlertHistory.resolved_at.is_(None))
+            history.id,
+            history.kind,
+            history.triggered_at,
+            history.severity,
+            history.acknowledged_at,
+            history.ack_until,
+        ).where(history.id.in_(ids), history.resolved_at.is_(None))
     ).all()
     return {
         row.id: (row.kind, row.triggered_at, row.severity, row.acknowledged_at, row.ack_until)

@@ -8,7 +8,9 @@ encode the lone surrogates that bytes which were not UTF-8 decode to).
 
 from __future__ import annotations
 
+import json
 import re
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -64,6 +66,8 @@ def storable_text(value: str) -> str:
     that were not UTF-8) as U+FFFD. Text without either comes back as the same object."""
     if "\x00" in value:
         value = value.replace("\x00", NUL_SHOWN_AS)
+    if value.isascii():  # no surrogate then, and no copy made to find out
+        return value
     try:
         value.encode("utf-8")
     except UnicodeEncodeError:
@@ -154,6 +158,24 @@ def _redact_json(value: Any) -> Any:
     return redact_value(value, known_redactor())
 
 
+def _redacted_storable(value: Any, redact: Callable[[str], str]) -> Any:
+    """`storable(redact_value(value, redact))` in one pass over the value: every string
+    redacted then made storable, mapping keys made storable (not redacted), tuples as lists."""
+    if isinstance(value, str):
+        return storable_text(redact(value))
+    if isinstance(value, Mapping):
+        # A string item (most of them) is done here, not in a call of its own.
+        return {
+            storable(key): storable_text(redact(item))
+            if isinstance(item, str)
+            else _redacted_storable(item, redact)
+            for key, item in value.items()
+        }
+    if isinstance(value, list | tuple):
+        return [_redacted_storable(item, redact) for item in value]
+    return value
+
+
 class RedactedText(StoredText):
     """Free text written by the product (summaries, errors, notes, messages).
 
@@ -183,7 +205,25 @@ class RedactedJSON(StoredJSON):
     cache_ok = True
 
     def process_bind_param(self, value: Any, dialect: Dialect) -> Any:
-        return storable(_redact_json(value))
+        if value is None:
+            return None
+        from datamantri_alerts.secrets import known_redactor, redaction_possible
+
+        try:
+            # ASCII JSON: a NUL is `\u0000` in it, a lone surrogate `\udXXX` (an astral
+            # character's pair too, which only costs the walk below).
+            text = json.dumps(value)
+        except (TypeError, ValueError, RecursionError):
+            text = None
+        if (
+            text is not None
+            and "\\u0000" not in text
+            and "\\ud" not in text
+            and not redaction_possible(text)
+        ):
+            return value  # no string in it that redaction or `storable` would change
+        # One snapshot of the known secrets per value, not one per string in it.
+        return _redacted_storable(value, known_redactor())
 
     def process_result_value(self, value: Any, dialect: Dialect) -> Any:
         return _redact_json(value)
