@@ -11,8 +11,9 @@ since 0.29; the last release without pydantic (0.28) predates the parameter mode
 `skip_needless_coercion` gives each parameter a runtime coercion that returns such a value as
 typer's adapter would (the same object; a list of the same strings for a `list[str]` option)
 and hands every other value to typer's own adapter, built at that moment and kept on the
-parameter: a value that does need converting or checking (`--repeat-interval 30`, a path, a
-bounded number, a parser) is converted and refused exactly as typer does.
+parameter: a value that does need converting or checking (`--repeat-interval 30` as text, a
+path, a number outside its `min`/`max`, anything with a parser) is converted and refused exactly
+as typer does.
 `tests/cli/test_coercion.py` compares both on every annotation the CLI uses, and
 `tests/cli/test_lazy_imports.py` checks that `alerts list` no longer imports pydantic.
 
