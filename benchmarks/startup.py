@@ -4,7 +4,8 @@ Every command is a fresh process, run --runs times interleaved (so background lo
 them alike) after one warm-up each (warm disk cache); the median is reported. Reference points
 measured in the same run: `python -c pass`, `python -c "import typer"`, and
 `python -c "import typer, sqlalchemy.orm"` (what any command that reads the store through
-SQLAlchemy's ORM must import). Targets: `--help` ≤ 150 ms, `list` ≤ 350 ms.
+SQLAlchemy's ORM must import). Targets: `--help` ≤ 150 ms, `list` ≤ 350 ms, and (issue 12)
+`list` ≤ 1.3 times `import typer, sqlalchemy.orm` measured in the same run.
 
     .venv/bin/python benchmarks/startup.py [--alerts 1000] [--runs 15]
 """
@@ -22,6 +23,8 @@ from pathlib import Path
 from _common import insert_alerts, median, verdict
 
 TARGETS = {"alerts --help": 0.150, "alerts list": 0.350}
+#: `alerts list` against `python -c "import typer, sqlalchemy.orm"` in the same run (issue 12).
+ORM_RATIO_TARGET = 1.3
 
 
 def main() -> int:
@@ -82,6 +85,13 @@ def main() -> int:
                 f"{m / floor:.1f}x `import typer`"
             )
         print(line)
+    orm_floor = median(timings["python -c 'import typer, sqlalchemy.orm'"])
+    ratio = median(timings["alerts list"]) / orm_floor
+    failed |= ratio > ORM_RATIO_TARGET
+    print(
+        f"  alerts list / import typer, sqlalchemy.orm  {ratio:.2f}x   target ≤ "
+        f"{ORM_RATIO_TARGET}x {verdict(ratio, ORM_RATIO_TARGET)}"
+    )
     return 1 if failed else 0
 
 

@@ -272,7 +272,12 @@ _register()
 def main() -> None:
     """The `alerts` entry point: output redacted for the life of the process, so what Python
     prints after the command (an uncaught exception's traceback) is redacted too."""
+    from datamantri_alerts.cli.startup import pause_gc, resume_gc
     from datamantri_alerts.logs import install_redacted_output
 
-    install_redacted_output()
-    app(prog_name="alerts")
+    pause_gc()  # start-up's imports are not collected over and over (`cli.startup`)
+    try:
+        install_redacted_output()
+        app(prog_name="alerts")
+    finally:
+        resume_gc()

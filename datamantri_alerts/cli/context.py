@@ -113,6 +113,9 @@ class AppContext:
             self._store = open_store(self.settings.database_url)
             with self._store.session() as session:
                 register_stored_secrets(session)
+            from datamantri_alerts.cli.startup import resume_gc
+
+            resume_gc()  # the command's imports are done; its work runs with the collector
         return self._store
 
     def close(self) -> None:

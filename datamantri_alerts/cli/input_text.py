@@ -27,7 +27,17 @@ def _label(param: Any) -> str:
 
 
 class CheckedContext(typer.Context):
-    """A command's context that refuses control characters in its parameters' text."""
+    """A command's context that refuses control characters in its parameters' text.
+
+    It also gives the command's parameters (its help option included) the coercion that
+    returns values needing no conversion as they are (`cli.coercion`), before they are parsed.
+    """
+
+    def __init__(self, command: Any, *args: Any, **kwargs: Any) -> None:
+        super().__init__(command, *args, **kwargs)
+        from datamantri_alerts.cli.coercion import skip_needless_coercion
+
+        skip_needless_coercion(command.get_params(self))
 
     def invoke(self, callback: Callable[..., V], /, *args: Any, **kwargs: Any) -> V:
         for param in self.command.params:

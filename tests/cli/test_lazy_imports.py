@@ -88,6 +88,16 @@ def test_list_imports_nothing_heavy(child_env: dict[str, str]) -> None:
     # print the table.
     assert "datamantri_alerts.schema" not in modules
     assert not [m for m in modules if m.startswith(("datamantri_alerts.checks", "rich"))]
+    # Option values that need no conversion skip typer's pydantic adapters (`cli.coercion`).
+    assert heavy_in(modules, ("pydantic", "pydantic_core", "annotated_types")) == []
+
+
+def test_list_with_options_imports_no_pydantic(child_env: dict[str, str]) -> None:
+    # Text options, a repeated option, a count and a flag: none needs converting.
+    args = ["-v", "list", "--state", "ok", "--label", "team=data", "--active", "--muted"]
+    modules = modules_after(args, child_env)
+    assert "datamantri_alerts.services.alerts" in modules
+    assert heavy_in(modules, ("pydantic", "pydantic_core", "annotated_types")) == []
 
 
 def test_list_json_imports_nothing_heavy(child_env: dict[str, str]) -> None:

@@ -1,0 +1,122 @@
+"""`cli.startup`: a command's start-up runs without the cyclic garbage collector, which is back
+on (with start-up's objects frozen out of later collections) once the command opens the store."""
+
+from __future__ import annotations
+
+import gc
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from datamantri_alerts.cli.context import AppContext
+from datamantri_alerts.cli.startup import pause_gc, resume_gc
+from datamantri_alerts.settings import build_settings
+
+#: Runs `alerts ARGS` through the real entry point and reports what the collector did.
+RUN_AND_REPORT = """
+import gc, json, sys
+collections = {0: 0, 1: 0, 2: 0}
+def count(phase, info):
+    if phase == "start":
+        collections[info["generation"]] += 1
+gc.callbacks.append(count)
+sys.argv = ["alerts", *sys.argv[1:]]
+from datamantri_alerts.cli import main
+try:
+    main()
+except SystemExit:
+    pass
+report = {"collections": collections, "enabled": gc.isenabled(), "frozen": gc.get_freeze_count()}
+sys.stderr.write("\\nGC=" + json.dumps(report) + "\\n")
+"""
+
+
+def gc_report(args: list[str], env: dict[str, str]) -> dict[str, object]:
+    done = subprocess.run(
+        [sys.executable, "-c", RUN_AND_REPORT, *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    line = next(x for x in done.stderr.splitlines() if x.startswith("GC="))
+    report: dict[str, object] = json.loads(line.removeprefix("GC="))
+    return report
+
+
+@pytest.fixture
+def child_env(tmp_path: Path, sqlite_url: str) -> dict[str, str]:
+    from tests.conftest import Cli
+
+    config = tmp_path / "alerts.yaml"
+    config.write_text(
+        "datasources:\n"
+        "  - {id: wh, name: Warehouse, url: 'sqlite:///wh.db'}\n"
+        "alerts:\n"
+        + "".join(
+            f"  - name: warehouse down {i}\n"
+            "    condition_type: datasource_failure\n"
+            "    condition_config: {datasource_id: wh}\n"
+            for i in range(50)
+        )
+    )
+    synced = Cli(sqlite_url)("sync", str(config))
+    assert synced.exit_code == 0, synced.output
+    return {**os.environ, "ALERTS_DATABASE_URL": sqlite_url}
+
+
+def test_list_starts_without_collecting_and_ends_with_the_collector_on(
+    child_env: dict[str, str],
+) -> None:
+    report = gc_report(["list"], child_env)
+    # Importing typer, SQLAlchemy and the models used to traverse every survivor at least once
+    # (a generation-2 collection); now start-up collects nothing, and once the store is open
+    # only what the command itself allocates is collected.
+    assert report["collections"]["2"] == 0  # type: ignore[index]
+    assert report["enabled"] is True
+    assert isinstance(report["frozen"], int) and report["frozen"] > 10_000
+
+
+def test_a_command_without_the_store_ends_with_the_collector_on(
+    child_env: dict[str, str],
+) -> None:
+    report = gc_report(["--help"], child_env)
+    assert report["collections"]["2"] == 0  # type: ignore[index]
+    assert report["enabled"] is True  # `main` resumes on the way out
+
+
+@pytest.fixture
+def paused() -> Iterator[None]:
+    assert gc.isenabled()
+    pause_gc()
+    try:
+        yield
+    finally:
+        resume_gc()
+        gc.unfreeze()  # give the test process's objects back to the collector
+        gc.enable()
+
+
+def test_opening_the_store_turns_the_collector_back_on(paused: None, sqlite_url: str) -> None:
+    assert not gc.isenabled()
+    app = AppContext(settings=build_settings(db=sqlite_url, env_file=None, verbose=0))
+    try:
+        assert app.store is not None
+        assert gc.isenabled()  # an evaluator run after this collects as usual
+        assert gc.get_freeze_count() > 0
+    finally:
+        app.close()
+
+
+def test_a_collector_the_cli_did_not_pause_is_left_alone() -> None:
+    # The tests run the CLI in-process (through `app`, never `main`): nothing is frozen.
+    before = gc.get_freeze_count()
+    resume_gc()
+    assert gc.isenabled()
+    assert gc.get_freeze_count() == before
