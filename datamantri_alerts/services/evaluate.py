@@ -299,6 +299,7 @@ def _evaluate_due(
 ) -> None:
     from datamantri_alerts.services.checking import AlertSnapshot, run_check_batches
     from datamantri_alerts.services.checking import store_context_factory as contexts
+    from datamantri_alerts.services.result_writer import ResultWriter
 
     now = clock.now()
     if options.ref is not None:
@@ -344,13 +345,21 @@ def _evaluate_due(
             claimed_at.update(dict.fromkeys(ids, now))
             yield [AlertSnapshot.of(a) for a in alerts]
 
-    # One pool of check slots across batches: batch k+1 is claimed and started while the last
-    # checks of batch k finish, and batch k's results are written as soon as it is complete.
-    for results in run_check_batches(
-        claimed_batches(), contexts(store, clock), concurrency=options.concurrency, sources=sources
-    ):
+    def write(results: list[CheckResult]) -> None:
         apply_results(store, clock.now(), me, options.host, results, summary, started=claimed_at)
         progress.on_checked(len(results))
+
+    # One pool of check slots across batches: batch k+1 is claimed and started while the last
+    # checks of batch k finish, and batch k's results are written as soon as it is complete, on
+    # the writer's thread, while this one keeps the slots busy.
+    with ResultWriter(write) as writer:
+        for results in run_check_batches(
+            claimed_batches(),
+            contexts(store, clock),
+            concurrency=options.concurrency,
+            sources=sources,
+        ):
+            writer.put(results)
     if options.ref is not None and not summary.results:
         summary.problems.append(
             f"alert {options.ref!r} is being evaluated by another process right now"

@@ -1,0 +1,71 @@
+"""The evaluator's result writer (services/result_writer.py): batches written on a thread of
+their own, in order; a failed write stops it and is raised in the caller; an interrupted run
+writes nothing after the batch being written."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+from datamantri_alerts.services.result_writer import ResultWriter
+
+
+def test_batches_are_written_in_order_off_the_callers_thread() -> None:
+    written: list[tuple[int, str]] = []
+
+    def write(batch: int) -> None:
+        written.append((batch, threading.current_thread().name))
+
+    with ResultWriter(write) as writer:
+        for batch in range(50):
+            writer.put(batch)
+    # Leaving the block waited for every batch.
+    assert [b for b, _ in written] == list(range(50))
+    assert {name for _, name in written} == {"result-writer"}
+
+
+def test_a_failed_write_stops_the_writer_and_is_raised_in_the_caller() -> None:
+    written: list[int] = []
+    failed = threading.Event()
+
+    def write(batch: int) -> None:
+        if batch == 1:
+            failed.set()
+            raise RuntimeError("the store went away")
+        written.append(batch)
+
+    writer = ResultWriter(write)
+    writer.put(0)
+    writer.put(1)
+    assert failed.wait(5)
+    with pytest.raises(RuntimeError, match="the store went away"):
+        for batch in range(2, 100):  # raised at the next put once the failure is known
+            writer.put(batch)
+            time.sleep(0.01)
+    with pytest.raises(RuntimeError, match="the store went away"):
+        writer.close()
+    assert written == [0]
+
+
+def test_an_interrupted_run_writes_nothing_after_the_batch_being_written() -> None:
+    started, release = threading.Event(), threading.Event()
+    written: list[int] = []
+
+    def write(batch: int) -> None:
+        if batch == 0:
+            started.set()
+            assert release.wait(5)
+        written.append(batch)
+
+    with pytest.raises(KeyboardInterrupt), ResultWriter(write) as writer:
+        writer.put(0)
+        writer.put(1)
+        writer.put(2)
+        assert started.wait(5)
+        threading.Timer(0.2, release.set).start()
+        raise KeyboardInterrupt
+    # The batch being written was finished (its transaction is whole); the queued ones were
+    # not written: their leases are released by the run and the next run checks them again.
+    assert written == [0]
