@@ -22,11 +22,13 @@ import re
 import time
 from collections import Counter
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 from sqlalchemy import select, update
 
+from datamantri_alerts.services.due import EARLY_ALLOWANCE, grid_point
 from datamantri_alerts.store.engine import Store, open_store
 from datamantri_alerts.store.models import Alert, AlertHistory, Notification
 from tests.evaluator.conftest import Flags, Sink, alerts_process, make_alerts
@@ -92,10 +94,31 @@ def event_of(body: Any) -> str:
     return found.pop()
 
 
+#: How long a round may take, at most, on a loaded machine (they take 5-10 s).
+ROUND_SECONDS = 30
+
+
+def clear_of_a_tick(interval: timedelta = timedelta(minutes=5)) -> None:
+    """Wait, when needed, so that the round about to start ends before the next grid point of
+    the alerts' interval comes within EARLY_ALLOWANCE.
+
+    "Exactly once per round" is exactly once per schedule tick: an evaluation that started
+    just before a grid point served the previous one, so a process claiming a moment later,
+    within the early allowance of the new point, rightly evaluates the alert again for that
+    point (`services.due.next_due_after`). A round straddling 12:05:00 would see every alert
+    twice, by the product's own schedule, not by a lost lease.
+    """
+    now = datetime.now(UTC)
+    upcoming = grid_point(now, interval) + interval - EARLY_ALLOWANCE
+    if (upcoming - now).total_seconds() < ROUND_SECONDS:
+        time.sleep((upcoming - now).total_seconds() + 2 * EARLY_ALLOWANCE.total_seconds())
+
+
 def run_round(
     url: str, hosts: list[str], sink: Sink, prefix: str, names: list[str], event: str
 ) -> tuple[Counter[str], list[str], list[int]]:
     """Start len(hosts) evaluators together; check exactly-once; return per-process stderr."""
+    clear_of_a_tick()
     first = len(sink.received)
     procs = [
         alerts_process(url, "-vv", "--hostname", host, "evaluate", "--json", "--concurrency", "8")
