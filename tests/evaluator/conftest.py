@@ -273,7 +273,8 @@ def alerts_process(
 
 
 def make_alerts(store: Any, flags: Flags, specs: list[dict[str, Any]]) -> list[int]:
-    """Create many `flag` alerts in one transaction."""
+    """Create many `flag` alerts in one transaction (a spec's `config`: more of the
+    condition's settings)."""
     from datamantri_alerts.clock import SystemClock
     from datamantri_alerts.schema import validate_alert
     from datamantri_alerts.services.alerts import create_alert
@@ -283,7 +284,11 @@ def make_alerts(store: Any, flags: Flags, specs: list[dict[str, Any]]) -> list[i
     with store.transaction() as session:
         for spec in specs:
             spec = dict(spec)
-            config = {"file": str(flags.path), "key": spec.pop("key", spec["name"])}
+            config = {
+                "file": str(flags.path),
+                "key": spec.pop("key", spec["name"]),
+                **spec.pop("config", {}),
+            }
             document = {"condition_type": "flag", "condition_config": config, **spec}
             ids.append(create_alert(session, validate_alert(document), clock).id)
     return ids

@@ -216,6 +216,41 @@ def test_a_late_run_evaluates_once_then_returns_to_the_grid(store: Any, flags: F
         assert alert.next_due_at == T0 + timedelta(hours=1, minutes=15)
 
 
+def test_overlapping_runs_check_once_unless_they_straddle_an_early_edge(
+    store: Any, flags: Flags
+) -> None:
+    """Two runs 2 s apart check a due alert once, by whichever claims it first; but when the
+    first reads its clock just before a grid point's early edge (the point minus
+    EARLY_ALLOWANCE) and the second just after, the first serves the point before (late) and
+    the second the point itself (early): both check it. The overlap test
+    (tests/reliability/test_overlap.py) keeps its rounds clear of such an edge."""
+    alert_id = make_alert(store, flags, "edge", config={"check_interval_minutes": 5})
+    point = T0 + timedelta(minutes=5)
+
+    def checked(at: datetime) -> bool:
+        return [r.name for r in run(store, FrozenClock(at)).results] == ["edge"]
+
+    def next_due() -> datetime | None:
+        with store.session() as session:
+            alert = session.get(Alert, alert_id)
+            assert alert is not None
+            return alert.next_due_at
+
+    assert checked(T0 + timedelta(seconds=20))
+    assert not checked(T0 + timedelta(seconds=22))
+    assert next_due() == point
+    # Created, edited or enabled meanwhile (next_due_at NULL), then two runs across the edge.
+    with store.transaction() as session:
+        alert = session.get(Alert, alert_id)
+        assert alert is not None
+        alert.next_due_at = None
+    edge = point - EARLY_ALLOWANCE
+    assert checked(edge - timedelta(seconds=1))
+    assert next_due() == point
+    assert checked(edge + timedelta(seconds=1))
+    assert next_due() == point + timedelta(minutes=5)
+
+
 def test_edited_interval_is_due_at_once_then_on_its_new_grid(store: Any, flags: Flags) -> None:
     from datamantri_alerts.services.alerts import update_alert
 
