@@ -108,6 +108,14 @@ class RecipientPacer:
             self._next[key] = slot + interval
             return slot - now
 
+    def sent(self, key: str, interval: float, now: float) -> None:
+        """A send to key ended at `now`: the next one starts no sooner than `interval` after
+        it. Counted from the end, so the service sees its requests at least `interval` apart
+        however long one took to reach it (a slot counted from the start alone let a slow first
+        request arrive less than `interval` before the next)."""
+        with self._lock:
+            self._next[key] = max(self._next.get(key, now), now + interval)
+
     def clear(self) -> None:
         with self._lock:
             self._next.clear()
@@ -290,12 +298,21 @@ def deliver(
 
     def attempt() -> None:
         nonlocal attempts
-        if chan.min_send_interval > 0:
-            delay = pacer.reserve(f"{chan.name}:{target}", chan.min_send_interval, monotonic())
+        paced = chan.min_send_interval > 0
+        pacing_key = f"{chan.name}:{target}"
+        if paced:
+            delay = pacer.reserve(pacing_key, chan.min_send_interval, monotonic())
             if delay > 0:
                 waits.append(delay)
                 sleep(delay)
         attempts += 1
+        try:
+            _send()
+        finally:
+            if paced:
+                pacer.sent(pacing_key, chan.min_send_interval, monotonic())
+
+    def _send() -> None:
         try:
             if isinstance(message, Digest):
                 if not isinstance(chan, DigestChannel):
