@@ -10,7 +10,8 @@ after another on one thread, in the order they came, so the main thread keeps ev
 
 - A write that fails stops the writer: later batches are not written (their alerts keep their
   leases until they expire, as when a run crashes) and the failure is raised in the main thread
-  at its next `put` and at `close`.
+  at its next `put`, `raise_failure` (the evaluator calls it before claiming another batch) and
+  at `close`.
 - Leaving the `with` block normally waits for every batch to be written. Leaving it with an
   exception (Ctrl-C, SIGTERM, a crash), or interrupted during that wait, lets the batch being
   written finish, writes no other, and lets the exception go on: the caller then releases the
@@ -46,7 +47,7 @@ class ResultWriter(Generic[T]):
 
     def put(self, batch: T) -> None:
         """Queue a batch to be written; raises the failure of an earlier write, if any."""
-        self._raise_failure()
+        self.raise_failure()
         self._batches.put(batch)
 
     def close(self) -> None:
@@ -59,7 +60,7 @@ class ResultWriter(Generic[T]):
         except BaseException:
             self.abandon()
             raise
-        self._raise_failure()
+        self.raise_failure()
 
     def abandon(self) -> None:
         """Write no batch after the one being written; wait for that one."""
@@ -96,6 +97,8 @@ class ResultWriter(Generic[T]):
         finally:
             self._done.set()
 
-    def _raise_failure(self) -> None:
+    def raise_failure(self) -> None:
+        """Raise the failure of an earlier write, if any (e.g. before claiming more work whose
+        results could not be written)."""
         if self._failure is not None:
             raise self._failure
