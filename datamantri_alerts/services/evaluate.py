@@ -320,6 +320,8 @@ def _evaluate_due(
         """Claim the next batch when the check runner has a free slot for it."""
         cursor = 0
         while True:
+            # A batch whose results could not be written stops the run: claim no more.
+            writer.raise_failure()
             now = clock.now()
             with store.transaction() as session:
                 ids = claim(

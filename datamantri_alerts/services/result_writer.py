@@ -10,12 +10,13 @@ after another on one thread, in the order they came, so the main thread keeps ev
 
 - A write that fails stops the writer: later batches are not written (their alerts keep their
   leases until they expire, as when a run crashes) and the failure is raised in the main thread
-  at its next `put` and at `close`.
+  at its next `put`, `raise_failure` (the evaluator calls it before claiming another batch) and
+  at `close`.
 - Leaving the `with` block normally waits for every batch to be written. Leaving it with an
-  exception (Ctrl-C, SIGTERM, a crash) lets the batch being written finish, writes no other,
-  and lets the exception go on: the caller then releases the run's leases
-  (`services.evaluate._stop_cleanly`), so the alerts whose results were not written are
-  evaluated again by the next run.
+  exception (Ctrl-C, SIGTERM, a crash), or interrupted during that wait, lets the batch being
+  written finish, writes no other, and lets the exception go on: the caller then releases the
+  run's leases (`services.evaluate._stop_cleanly`), so the alerts whose results were not
+  written are evaluated again by the next run.
 """
 
 from __future__ import annotations
@@ -37,25 +38,35 @@ class ResultWriter(Generic[T]):
         self._batches: queue.SimpleQueue[T | None] = queue.SimpleQueue()
         self._failure: BaseException | None = None
         self._stopping = False
+        #: Set when the writer's thread is done. Waited on instead of `Thread.join`: on
+        #: Python 3.11 a join interrupted by a signal marks a running thread as stopped
+        #: (CPython's bpo-45274 handling), so a second join returns at once.
+        self._done = threading.Event()
         self._thread = threading.Thread(target=self._serve, name=name, daemon=True)
         self._thread.start()
 
     def put(self, batch: T) -> None:
         """Queue a batch to be written; raises the failure of an earlier write, if any."""
-        self._raise_failure()
+        self.raise_failure()
         self._batches.put(batch)
 
     def close(self) -> None:
-        """Wait until every batch put has been written; raise the first write's failure."""
+        """Wait until every batch put has been written; raise the first write's failure.
+        Interrupted while waiting (Ctrl-C, SIGTERM), it abandons the batches not yet written
+        and waits for the one being written before the interrupt goes on."""
         self._batches.put(None)
-        self._thread.join()
-        self._raise_failure()
+        try:
+            self._done.wait()
+        except BaseException:
+            self.abandon()
+            raise
+        self.raise_failure()
 
     def abandon(self) -> None:
         """Write no batch after the one being written; wait for that one."""
         self._stopping = True
         self._batches.put(None)
-        self._thread.join()
+        self._done.wait()
 
     def __enter__(self) -> ResultWriter[T]:
         return self
@@ -72,17 +83,22 @@ class ResultWriter(Generic[T]):
             self.abandon()
 
     def _serve(self) -> None:
-        while True:
-            batch = self._batches.get()
-            if batch is None:
-                return
-            if self._failure is not None or self._stopping:
-                continue
-            try:
-                self._write(batch)
-            except BaseException as exc:  # raised again in the main thread
-                self._failure = exc
+        try:
+            while True:
+                batch = self._batches.get()
+                if batch is None:
+                    return
+                if self._failure is not None or self._stopping:
+                    continue
+                try:
+                    self._write(batch)
+                except BaseException as exc:  # raised again in the main thread
+                    self._failure = exc
+        finally:
+            self._done.set()
 
-    def _raise_failure(self) -> None:
+    def raise_failure(self) -> None:
+        """Raise the failure of an earlier write, if any (e.g. before claiming more work whose
+        results could not be written)."""
         if self._failure is not None:
             raise self._failure

@@ -69,3 +69,33 @@ def test_an_interrupted_run_writes_nothing_after_the_batch_being_written() -> No
     # The batch being written was finished (its transaction is whole); the queued ones were
     # not written: their leases are released by the run and the next run checks them again.
     assert written == [0]
+
+
+def test_a_run_interrupted_while_waiting_for_its_last_writes_writes_no_more() -> None:
+    """Ctrl-C or SIGTERM (`interrupts.stop_on_signals`) most often arrives while the run waits
+    at the end of the `with` block for the batches still queued: those are not written either,
+    and the writer is done when the interrupt goes on (the run then releases its leases and
+    records itself as interrupted; a write after that would race with both)."""
+    import signal
+
+    main = threading.main_thread().ident
+    assert main is not None
+    written: list[int] = []
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+
+    def write(batch: int) -> None:
+        if batch == 0:
+            time.sleep(0.3)  # the main thread is waiting in close() by now
+            signal.pthread_kill(main, signal.SIGINT)
+            time.sleep(0.3)
+        written.append(batch)
+
+    try:
+        with pytest.raises(KeyboardInterrupt), ResultWriter(write) as writer:
+            for batch in range(3):
+                writer.put(batch)
+        assert written == [0]
+        time.sleep(0.5)  # nothing is written later on either
+        assert written == [0]
+    finally:
+        signal.signal(signal.SIGINT, previous)
