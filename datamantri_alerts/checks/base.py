@@ -118,7 +118,6 @@ class Check(Protocol):
     def evaluate(self, config: Any, ctx: CheckContext) -> Outcome: ...
 
 
-@runtime_checkable
 class GroupedCheck(Protocol):
     """An alert type whose evaluations on one data source can be read together.
 

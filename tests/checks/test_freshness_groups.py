@@ -5,7 +5,6 @@ group at most the group's bound."""
 
 from __future__ import annotations
 
-import threading
 import time
 import uuid
 from pathlib import Path
@@ -138,18 +137,25 @@ def _settled_transactions(url: str) -> int:
     return _transactions(url)
 
 
-@pytest.mark.postgres
-def test_a_hundred_alerts_on_one_source_cost_a_few_statements_not_a_hundred(
-    harness: Harness, pg_url: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    prefix = f"c{uuid.uuid4().hex[:6]}"
+def _pg_tables(pg_url: str, count: int) -> str:
+    """`count` PostgreSQL tables `<prefix>_<i>` (loaded_at timestamptz), each loaded at 11:00
+    UTC (fresh at NOW); returns the prefix."""
+    prefix = f"t{uuid.uuid4().hex[:6]}"
     statements = []
-    for i in range(100):
+    for i in range(count):
         statements += [
             f"CREATE TABLE {prefix}_{i} (loaded_at timestamptz)",
             f"INSERT INTO {prefix}_{i} VALUES ('2026-11-30 11:00:00+00')",
         ]
     _run_sql(pg_url, *statements)
+    return prefix
+
+
+@pytest.mark.postgres
+def test_a_hundred_alerts_on_one_source_cost_a_few_statements_not_a_hundred(
+    harness: Harness, pg_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    prefix = _pg_tables(pg_url, 100)
     harness.add_datasource("wh", pg_url)
     harness.freeze(NOW)
     alerts = [("freshness", {**CONFIG, "table": f"{prefix}_{i}"}) for i in range(100)]
@@ -174,14 +180,7 @@ def test_a_locked_table_holds_its_group_back_no_longer_than_the_group_bound(
     """A table locked by a migration (ACCESS EXCLUSIVE, as `ALTER` or a dbt table swap takes)
     blocks every read of it. Its group gives up after GROUP_BOUND_SECONDS; the healthy members
     are then read alone at once, and only the locked table waits for its own timeout."""
-    prefix = f"l{uuid.uuid4().hex[:6]}"
-    statements = []
-    for i in range(40):
-        statements += [
-            f"CREATE TABLE {prefix}_{i} (loaded_at timestamptz)",
-            f"INSERT INTO {prefix}_{i} VALUES ('2026-11-30 11:00:00+00')",
-        ]
-    _run_sql(pg_url, *statements)
+    prefix = _pg_tables(pg_url, 40)
     harness.add_datasource("wh", pg_url)
     harness.freeze(NOW)
     timeout = 4
@@ -191,14 +190,12 @@ def test_a_locked_table_holds_its_group_back_no_longer_than_the_group_bound(
     ]
     locker = create_engine(pg_url)
     conn = locker.connect()
-    release = threading.Event()
     try:
         conn.execute(text(f"LOCK TABLE {prefix}_7 IN ACCESS EXCLUSIVE MODE"))
         started = time.monotonic()
         results = harness.run_many(alerts, concurrency=4)
         wall = time.monotonic() - started
     finally:
-        release.set()
         conn.rollback()
         conn.close()
         locker.dispose()
@@ -245,14 +242,7 @@ def test_after_a_group_is_cut_off_the_run_reads_that_source_alone(
     """A group cut off at its bound means reading those tables together is slow (or one is
     locked): the rest of the run reads that source's alerts alone, so a slow source pays the
     group's bound once per run, not once per group."""
-    prefix = f"s{uuid.uuid4().hex[:6]}"
-    statements = []
-    for i in range(150):
-        statements += [
-            f"CREATE TABLE {prefix}_{i} (loaded_at timestamptz)",
-            f"INSERT INTO {prefix}_{i} VALUES ('2026-11-30 11:00:00+00')",
-        ]
-    _run_sql(pg_url, *statements)
+    prefix = _pg_tables(pg_url, 150)
     harness.add_datasource("wh", pg_url)
     harness.freeze(NOW)
     alerts = [
