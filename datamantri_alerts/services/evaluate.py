@@ -24,7 +24,7 @@ from datamantri_alerts.clock import Clock
 from datamantri_alerts.logs import set_run_id
 from datamantri_alerts.services.delivery import DeliveryTally, count_overdue, deliver_pending
 from datamantri_alerts.services.due import check_interval, due_condition, next_due_after
-from datamantri_alerts.services.leases import Holder, claim, lock_rows
+from datamantri_alerts.services.leases import Holder, claim, dead_holders, lock_rows
 from datamantri_alerts.services.metrics import export_after_run
 from datamantri_alerts.services.mute import release_after_mute
 from datamantri_alerts.services.outbox import Event, enqueue, message_payload
@@ -319,11 +319,14 @@ def _evaluate_due(
     def claimed_batches() -> Iterator[list[AlertSnapshot]]:
         """Claim the next batch when the check runner has a free slot for it."""
         cursor = 0
+        dead: list[str] | None = None  # looked up with the first batch (`dead_holders`)
         while True:
             # A batch whose results could not be written stops the run: claim no more.
             writer.raise_failure()
             now = clock.now()
             with store.transaction() as session:
+                if dead is None:
+                    dead = dead_holders(session, Alert, where=where, me=me, now=now)
                 ids = claim(
                     session,
                     Alert,
@@ -333,6 +336,7 @@ def _evaluate_due(
                     now=now,
                     ttl=options.lease_ttl,
                     limit=options.batch_size,
+                    dead=dead,
                 )
                 if not ids:
                     return

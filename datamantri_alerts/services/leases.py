@@ -100,6 +100,28 @@ def claimable(model: Any, now: datetime, dead: Sequence[str]) -> ColumnElement[b
     return or_(*conditions)
 
 
+def dead_holders(
+    session: Session,
+    model: Any,
+    *,
+    where: Sequence[ColumnElement[bool]],
+    me: Holder,
+    now: datetime,
+) -> list[str]:
+    """The holders of unexpired leases on model's rows matching where that are processes of
+    this host no longer running (`dead_local_holders`): their rows may be claimed at once.
+
+    It reads every leased row matching where (no index covers the lease columns), so a run
+    claiming many batches looks once (`claim`'s `dead`), not once per batch: a holder dying
+    during the run keeps its rows until their leases expire, as on another host."""
+    held = session.scalars(
+        select(model.lease_holder)
+        .where(*where, model.lease_holder.is_not(None), model.lease_expires_at > now)
+        .distinct()
+    ).all()
+    return dead_local_holders(held, me)
+
+
 def claim(
     session: Session,
     model: Any,
@@ -110,17 +132,16 @@ def claim(
     now: datetime,
     ttl: timedelta,
     limit: int,
+    dead: Sequence[str] | None = None,
 ) -> list[int]:
     """Lease up to `limit` rows of model matching where; returns their ids.
 
-    Must run inside `Store.transaction()`.
+    `dead`: the holders whose live-looking leases may be taken over (`dead_holders`), when
+    the caller already knows them; None: looked up here. Must run inside
+    `Store.transaction()`.
     """
-    held = session.scalars(
-        select(model.lease_holder)
-        .where(*where, model.lease_holder.is_not(None), model.lease_expires_at > now)
-        .distinct()
-    ).all()
-    dead = dead_local_holders(held, me)
+    if dead is None:
+        dead = dead_holders(session, model, where=where, me=me, now=now)
     query = (
         select(model.id).where(*where, claimable(model, now, dead)).order_by(*order_by).limit(limit)
     )
