@@ -3,7 +3,8 @@
 typer 0.29 converts every parameter's value through a pydantic `TypeAdapter` built on first use
 (`typer._coercion.build_runtime_param`), so the first parameter any command parses imports
 pydantic (≈ 0.1 s of every command's start-up), even when the value already is what the
-annotation asks for: text for a `str` option, a count's or a default's `int`, a flag's `bool`.
+annotation asks for: text for a `str` option, a count's or a default's `int`, a flag's `bool`,
+or is as plain as `--concurrency 16`, digits for an `int`.
 typer offers no public way around it: `parser=` builds an adapter too, and `click_type=` is gone
 since 0.29; the last release without pydantic (0.28) predates the parameter model our help
 (`cli.helptext`) is written against.
@@ -11,8 +12,8 @@ since 0.29; the last release without pydantic (0.28) predates the parameter mode
 `skip_needless_coercion` gives each parameter a runtime coercion that returns such a value as
 typer's adapter would (the same object; a list of the same strings for a `list[str]` option)
 and hands every other value to typer's own adapter, built at that moment and kept on the
-parameter: a value that does need converting or checking (`--repeat-interval 30` as text, a
-path, a number outside its `min`/`max`, anything with a parser) is converted and refused exactly
+parameter: a value that does need converting or checking (`--repeat-interval +30`, a path, a
+number outside its `min`/`max`, anything with a parser) is converted and refused exactly
 as typer does.
 `tests/cli/test_coercion.py` compares both on every annotation the CLI uses, and
 `tests/cli/test_lazy_imports.py` checks that `alerts list` no longer imports pydantic.
@@ -23,6 +24,7 @@ with a typer that does not, nothing is changed and typer's own coercion runs.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, get_args, get_origin
@@ -34,6 +36,11 @@ except ImportError:  # pragma: no cover - another typer: its own coercion runs
 
 #: Annotations whose value is returned as it is when it already has exactly this type.
 PLAIN_TYPES = (str, int, float, bool)
+
+#: Text that an `int` parameter converts here, as typer's adapter would (`--concurrency 16`):
+#: plain ASCII decimal digits, no sign, space, underscore or leading zero. Any other text
+#: (`+16`, ` 16`, `1_000`, `016`, `٣`) goes to typer's adapter, which converts or refuses it.
+_DECIMAL = re.compile(r"(?:0|[1-9][0-9]{0,17})", re.ASCII)
 
 
 def _plain(annotation: Any, parameter_info: Any) -> bool:
@@ -87,6 +94,13 @@ if RuntimeParam is not None:
                 if not self.is_list:
                     if type(value) is plain and _within_bounds(value, self.parameter_info):
                         return value
+                    if (
+                        plain is int
+                        and type(value) is str
+                        and _DECIMAL.fullmatch(value)
+                        and _within_bounds(number := int(value), self.parameter_info)
+                    ):
+                        return number
                 elif isinstance(value, list | tuple) and all(
                     type(v) is plain and _within_bounds(v, self.parameter_info) for v in value
                 ):
