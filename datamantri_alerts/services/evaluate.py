@@ -435,12 +435,23 @@ def _apply_results_once(
         plans: list[tuple[Row[Any], CheckResult, Transition]] = []
         #: alert id -> (updated outcome history, flap verdict)
         flaps: dict[int, tuple[str, flapping.Verdict]] = {}
+        #: (history, was flapping) -> verdict under the default settings (most alerts'): a
+        #: verdict is a pure function of them, and immutable, so alerts alike share one.
+        default_verdicts: dict[tuple[str, bool], flapping.Verdict] = {}
         for alert in alerts:  # in id order
             result = by_id[alert.id]
             episode = episodes.get(alert.current_episode_id or -1)
             flap = flapping.settings(alert.flap_detection)
             history = flapping.record(alert.flap_history or "", result.outcome, flap.window)
-            flaps[alert.id] = (history, flapping.assess(history, bool(alert.flapping), flap))
+            was_flapping = bool(alert.flapping)
+            if flap is flapping.DEFAULTS:
+                verdict = default_verdicts.get((history, was_flapping))
+                if verdict is None:
+                    verdict = flapping.assess(history, was_flapping, flap)
+                    default_verdicts[history, was_flapping] = verdict
+            else:
+                verdict = flapping.assess(history, was_flapping, flap)
+            flaps[alert.id] = (history, verdict)
             book = AlertBook(
                 state=alert.state,
                 consecutive_hits=alert.consecutive_hits or 0,
@@ -529,6 +540,9 @@ def _apply_results_once(
         # Queue notifications and build the alert updates.
         events: list[Event] = []
         alert_updates: list[dict[str, Any]] = []
+        #: (check start, interval) -> next due time: a pure function of the two, and a batch's
+        #: alerts share one start (their claim) and mostly one interval.
+        due_after: dict[tuple[datetime, timedelta], datetime] = {}
         for alert, result, transition in plans:
             old_episode = alert.current_episode_id if alert.current_episode_id in episodes else None
             old_triggered_at = episodes[old_episode][1] if old_episode is not None else None
@@ -592,15 +606,17 @@ def _apply_results_once(
                         outside,
                     )
                 )
+            grid = (started.get(alert.id, now), check_interval(alert.condition_config))
+            next_due = due_after.get(grid)
+            if next_due is None:
+                next_due = due_after[grid] = next_due_after(*grid)
             alert_updates.append(
                 _alert_update(
                     alert,
                     result,
                     transition,
                     now=now,
-                    next_due=next_due_after(
-                        started.get(alert.id, now), check_interval(alert.condition_config)
-                    ),
+                    next_due=next_due,
                     episode_id=episode_id,
                     notified=notified,
                     history=history,
