@@ -222,3 +222,60 @@ def test_redacted_json_quick_path_stores_the_general_paths_rows(any_dialect_url:
     finally:
         table.drop(engine)
         engine.dispose()
+
+
+def test_utc_datetime_binds_a_datetime_bound_again_as_the_general_path_does() -> None:
+    """`UTCDateTime` keeps the parameter of the last datetime object bound for that object:
+    every value, the same object again or not, binds what SQLAlchemy's general path binds."""
+    from datetime import timedelta, timezone
+
+    from sqlalchemy.dialects import mysql, postgresql, sqlite
+
+    from datamantri_alerts.store.types import UTCDateTime
+
+    now = datetime(2026, 11, 30, 15, 17, 11, 775145, tzinfo=UTC)
+    same_instant = now.astimezone(timezone(timedelta(hours=5, minutes=30)))
+    later = now + timedelta(seconds=1)
+    sequence = [now, now, same_instant, same_instant, now, None, None, later, now, later, later]
+    for dialect in (sqlite.dialect(), mysql.dialect(), postgresql.psycopg.dialect()):
+        column = UTCDateTime().dialect_impl(dialect)
+        quick = column.bind_processor(dialect)
+        general = TypeDecorator.bind_processor(column, dialect)
+        assert quick is not None and general is not None
+        assert [quick(v) for v in sequence] == [general(v) for v in sequence], dialect.name
+        with pytest.raises(ValueError, match="naive"):
+            quick(now.replace(tzinfo=None))
+        assert quick(now) == general(now)
+
+
+def test_utc_datetime_rows_written_with_one_datetime_object(any_dialect_url: str) -> None:
+    """An executemany binding one datetime object for every row (a batch's `now`) stores it on
+    every row, next to rows given other objects of other offsets, on every dialect."""
+    from datetime import timedelta, timezone
+
+    from datamantri_alerts.store.types import UTCDateTime
+
+    table = Table(
+        f"times_{uuid.uuid4().hex[:10]}",
+        MetaData(),
+        Column("id", Integer, primary_key=True),
+        Column("at", UTCDateTime),
+    )
+    now = datetime(2026, 11, 30, 15, 17, 11, 775145, tzinfo=UTC)
+    other = (now + timedelta(minutes=5)).astimezone(timezone(timedelta(hours=-7)))
+    given = [now, now, other, now, None, other, now]
+    engine = create_engine(normalize_url(any_dialect_url))
+    table.create(engine)
+    try:
+        with engine.begin() as conn:
+            conn.execute(table.insert(), [{"id": i} for i in range(1, len(given) + 1)])
+            conn.execute(
+                table.update().where(table.c.id == bindparam("_id")),
+                [{"_id": i, "at": at} for i, at in enumerate(given, start=1)],
+            )
+        with engine.connect() as conn:
+            stored = conn.execute(select(table.c.at).order_by(table.c.id)).scalars().all()
+        assert stored == given
+    finally:
+        table.drop(engine)
+        engine.dispose()

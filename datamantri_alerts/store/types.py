@@ -22,6 +22,10 @@ from sqlalchemy.types import TypeDecorator, TypeEngine
 MYSQL_DIALECTS = frozenset({"mysql", "mariadb"})
 
 
+#: How many datetime objects' parameters `UTCDateTime` keeps (a batch binds a handful).
+_BOUND_DATETIMES_KEPT = 16
+
+
 class UTCDateTime(TypeDecorator[datetime]):
     """Timezone-aware UTC datetimes on every dialect (SQLite and MariaDB keep no offset)."""
 
@@ -46,6 +50,34 @@ class UTCDateTime(TypeDecorator[datetime]):
         if dialect.name != "postgresql":
             return value.replace(tzinfo=None)
         return value
+
+    def bind_processor(self, dialect: Dialect) -> Callable[[Any], Any] | None:
+        """`process_bind_param` then the dialect's own processing (SQLAlchemy's general path),
+        the parameters of the last few datetime objects bound kept for those same objects: a
+        datetime is immutable, so the same object binds the same parameter. An executemany
+        binds one `now` (and one next due time per interval) for every row of a batch, through
+        the one processor of every datetime column."""
+        general = super().bind_processor(dialect)
+        if general is None:
+            return None
+        #: id -> (the datetime object, its parameter): the object is held, so its id is not
+        #: another's while it is here; an entry is one tuple, so threads sharing this
+        #: processor never see one object with another's parameter.
+        bound: dict[int, tuple[Any, Any]] = {}
+
+        def process(value: Any) -> Any:
+            if value is None:
+                return general(value)
+            entry = bound.get(id(value))
+            if entry is not None and entry[0] is value:
+                return entry[1]
+            parameter = general(value)
+            if len(bound) >= _BOUND_DATETIMES_KEPT:
+                bound.clear()
+            bound[id(value)] = (value, parameter)
+            return parameter
+
+        return process
 
     def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
         if value is None:
