@@ -289,7 +289,10 @@ class RedactedJSON(StoredJSON):
             or not isinstance(impl, JSON)
             or type(impl).bind_processor is not JSON.bind_processor
             or type(impl)._make_bind_processor is not JSON._make_bind_processor
-            or impl._str_impl.bind_processor(dialect) is not None
+            # SQLAlchemy's private string type of JSON: a version without it takes the general
+            # path, as one whose strings are processed does.
+            or (str_impl := getattr(impl, "_str_impl", None)) is None
+            or str_impl.bind_processor(dialect) is not None
             or general is None
         ):
             return general
