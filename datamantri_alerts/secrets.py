@@ -129,7 +129,7 @@ def redact_known(text: str, secrets: Iterable[str] = ()) -> str:
     """
     if not text:
         return text
-    return _redact_with(_known_index(tuple(s for s in secrets if s)), text)
+    return _redact_with(_known_index(tuple(s for s in secrets if s) if secrets else ()), text)
 
 
 def known_redactor(secrets: Iterable[str] = ()) -> Callable[[str], str]:
@@ -364,9 +364,11 @@ class _KnownIndex:
         return self.registry.mask(text, self.extra)
 
 
-#: The environment's secrets as read by the innermost `environment_read_once` of this thread
-#: (None: outside one, the environment is read at each redaction).
-_environment_read: ContextVar[tuple[str, ...] | None] = ContextVar("environment_read", default=None)
+#: The environment's secrets as read by the innermost `environment_read_once` of this thread,
+#: with their index (None: outside one, the environment is read at each redaction).
+_environment_read: ContextVar[tuple[tuple[str, ...], _SecretIndex] | None] = ContextVar(
+    "environment_read", default=None
+)
 
 
 @contextmanager
@@ -374,7 +376,8 @@ def environment_read_once() -> Iterator[None]:
     """Within it, redaction in this thread (and context) takes the environment's secrets as
     read on entering, not again at every value (a batch of writes: thousands of values). The
     registry is still read at each value: a secret registered meanwhile is masked at once."""
-    token = _environment_read.set(tuple(secrets_from_env()))
+    environment = tuple(secrets_from_env())
+    token = _environment_read.set((environment, _extra_index(environment)))
     try:
         yield
     finally:
@@ -385,9 +388,18 @@ def _known_index(extra: tuple[str, ...]) -> _KnownIndex:
     """The registry's index (kept up to date as secrets are registered) with the index of
     `extra` and the environment's secrets (cached per their values)."""
     environment = _environment_read.get()
-    key = extra + (tuple(secrets_from_env()) if environment is None else environment)
+    if environment is not None and not extra:
+        # Inside `environment_read_once` (a batch's every value): its index, no lookup.
+        return _KnownIndex(_registry_index, environment[1])
+    key = extra + (tuple(secrets_from_env()) if environment is None else environment[0])
     with _registry_lock:  # delivery threads register while others print
         registry = _registry_index
+    return _KnownIndex(registry, _extra_index(key))
+
+
+def _extra_index(key: tuple[str, ...]) -> _SecretIndex:
+    """The index of the secrets `key` (caller's, environment's) in every spelling, cached."""
+    with _registry_lock:
         cached = _index_cache.get(key)
     if cached is None:
         values: set[str] = set()
@@ -400,7 +412,7 @@ def _known_index(extra: tuple[str, ...]) -> _KnownIndex:
             if len(_index_cache) > 64:
                 _index_cache.clear()
             _index_cache[key] = cached
-    return _KnownIndex(registry, cached)
+    return cached
 
 
 # --------------------------------------------------------------------------- structural rules
@@ -439,7 +451,11 @@ def redaction_possible(text: str) -> bool:
     index = _known_index(())
     if index.registry or index.extra:
         return True
-    return any(literal in text for literal in _RULE_LITERALS)
+    # A loop, not `any` over a generator: this runs for every JSON value written.
+    for literal in _RULE_LITERALS:  # noqa: SIM110
+        if literal in text:
+            return True
+    return False
 
 
 # SQLAlchemy's statement parameters: one line, however long, closed by the line's last `]`.

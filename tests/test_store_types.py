@@ -8,11 +8,18 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from sqlalchemy import Column, Integer, MetaData, Table, create_engine, select
+from sqlalchemy import Column, Integer, MetaData, Table, bindparam, create_engine, select
+from sqlalchemy.types import TypeDecorator
 
 from datamantri_alerts.store.engine import normalize_url
 from datamantri_alerts.store.models import AlertHistory, JobRun, Notification
-from datamantri_alerts.store.types import JSONType, StoredText, storable, storable_text
+from datamantri_alerts.store.types import (
+    JSONType,
+    RedactedJSON,
+    StoredText,
+    storable,
+    storable_text,
+)
 from tests.conftest import MARIADB_URL, require_service
 
 NUL_TEXT = "Segfault\x00core"
@@ -123,3 +130,152 @@ def test_every_model_column_of_outside_text_is_storable(store: Any) -> None:
         notification = session.scalars(select(Notification)).one()
         assert notification.last_error == "HTTP 500: Segfault\\x00core"
         assert notification.payload == {"summary": "Segfault\\x00core"}
+
+
+class _GeneralRedactedJSON(RedactedJSON):
+    """`RedactedJSON` binding through SQLAlchemy's general `TypeDecorator` path only
+    (`process_bind_param`, then the JSON type's own processing): what its quick path must match."""
+
+    cache_ok = True
+    bind_processor = TypeDecorator.bind_processor  # type: ignore[assignment]
+
+
+#: Values for the quick path and the general one: clean JSON, a registered secret, NUL, a lone
+#: surrogate, a structural rule's literal, an astral character, scalars, None, unserialisable.
+_REDACTED_JSON_VALUES: list[Any] = [
+    {"table": "t_00001", "age_seconds": 12.5, "status": "pass", "filter": None},
+    {"error": "hook https://hooks.example.com/services/regSECRETvalue9 refused", "n": 3},
+    {"nul": NUL_TEXT, "nested": [{"x": "regSECRETvalue9\x00tail"}]},
+    {"bad": BAD_UTF8, BAD_UTF8: ["k"]},
+    {"e": "DETAIL:  Key (email)=(someone@example.com) already exists."},
+    ["emoji \U0001f600", "ünïcode", 1, True, None, 2.5],
+    "regSECRETvalue9 alone",
+    "plain",
+    17,
+    None,
+]
+
+
+def test_redacted_json_quick_path_binds_what_the_general_path_binds() -> None:
+    """On SQLite and MySQL/MariaDB `RedactedJSON` binds the JSON text it made to check a value,
+    not a second `json.dumps`: for every value, secrets known or not, the same parameter as
+    `process_bind_param` followed by the JSON type's processing. PostgreSQL's is the general
+    one."""
+    from sqlalchemy.dialects import mysql, postgresql, sqlite
+
+    from datamantri_alerts.secrets import MASK, register_secret
+
+    for registered in (False, True):
+        if registered:
+            register_secret("regSECRETvalue9")
+        for dialect in (sqlite.dialect(), mysql.dialect(), postgresql.psycopg.dialect()):
+            quick = RedactedJSON().dialect_impl(dialect).bind_processor(dialect)
+            general = _GeneralRedactedJSON().dialect_impl(dialect).bind_processor(dialect)
+            assert quick is not None and general is not None
+            for value in _REDACTED_JSON_VALUES:
+                assert repr(quick(value)) == repr(general(value)), (dialect.name, value)
+            if registered and dialect.name != "postgresql":
+                assert "regSECRETvalue9" not in quick(_REDACTED_JSON_VALUES[1])
+                assert f"{MASK}\\\\x00tail" in quick(_REDACTED_JSON_VALUES[2])
+    with pytest.raises(TypeError):
+        RedactedJSON().dialect_impl(sqlite.dialect()).bind_processor(sqlite.dialect())({1, 2})
+
+
+def test_redacted_json_quick_path_stores_the_general_paths_rows(any_dialect_url: str) -> None:
+    """The same stored JSON text from `RedactedJSON` as from SQLAlchemy's general path, on every
+    dialect, with a registered secret masked and NUL and lone surrogates made storable."""
+    from sqlalchemy import Text, cast
+
+    from datamantri_alerts.secrets import register_secret
+
+    register_secret("regSECRETvalue9")
+    table = Table(
+        f"redacted_{uuid.uuid4().hex[:10]}",
+        MetaData(),
+        Column("id", Integer, primary_key=True),
+        Column("quick", RedactedJSON),
+        Column("general", _GeneralRedactedJSON),
+    )
+    engine = create_engine(normalize_url(any_dialect_url))
+    table.create(engine)
+    try:
+        rows = [
+            {"id": i, "quick": value, "general": value}
+            for i, value in enumerate(_REDACTED_JSON_VALUES, start=1)
+        ]
+        with engine.begin() as conn:
+            conn.execute(table.insert(), rows)
+            # An executemany UPDATE too, as the result writer writes.
+            conn.execute(
+                table.update().where(table.c.id == bindparam("_id")),
+                [{"_id": 1, "quick": rows[2]["quick"], "general": rows[2]["general"]}],
+            )
+        with engine.connect() as conn:
+            stored = conn.execute(
+                select(table.c.id, cast(table.c.quick, Text), cast(table.c.general, Text))
+            ).all()
+        assert len(stored) == len(rows)
+        for row_id, quick, general in stored:
+            assert quick == general, row_id
+            assert "regSECRETvalue9" not in (quick or "")
+            assert "\\u0000" not in (quick or "") and "\x00" not in (quick or "")
+    finally:
+        table.drop(engine)
+        engine.dispose()
+
+
+def test_utc_datetime_binds_a_datetime_bound_again_as_the_general_path_does() -> None:
+    """`UTCDateTime` keeps the parameter of the last datetime object bound for that object:
+    every value, the same object again or not, binds what SQLAlchemy's general path binds."""
+    from datetime import timedelta, timezone
+
+    from sqlalchemy.dialects import mysql, postgresql, sqlite
+
+    from datamantri_alerts.store.types import UTCDateTime
+
+    now = datetime(2026, 11, 30, 15, 17, 11, 775145, tzinfo=UTC)
+    same_instant = now.astimezone(timezone(timedelta(hours=5, minutes=30)))
+    later = now + timedelta(seconds=1)
+    sequence = [now, now, same_instant, same_instant, now, None, None, later, now, later, later]
+    for dialect in (sqlite.dialect(), mysql.dialect(), postgresql.psycopg.dialect()):
+        column = UTCDateTime().dialect_impl(dialect)
+        quick = column.bind_processor(dialect)
+        general = TypeDecorator.bind_processor(column, dialect)
+        assert quick is not None and general is not None
+        assert [quick(v) for v in sequence] == [general(v) for v in sequence], dialect.name
+        with pytest.raises(ValueError, match="naive"):
+            quick(now.replace(tzinfo=None))
+        assert quick(now) == general(now)
+
+
+def test_utc_datetime_rows_written_with_one_datetime_object(any_dialect_url: str) -> None:
+    """An executemany binding one datetime object for every row (a batch's `now`) stores it on
+    every row, next to rows given other objects of other offsets, on every dialect."""
+    from datetime import timedelta, timezone
+
+    from datamantri_alerts.store.types import UTCDateTime
+
+    table = Table(
+        f"times_{uuid.uuid4().hex[:10]}",
+        MetaData(),
+        Column("id", Integer, primary_key=True),
+        Column("at", UTCDateTime),
+    )
+    now = datetime(2026, 11, 30, 15, 17, 11, 775145, tzinfo=UTC)
+    other = (now + timedelta(minutes=5)).astimezone(timezone(timedelta(hours=-7)))
+    given = [now, now, other, now, None, other, now]
+    engine = create_engine(normalize_url(any_dialect_url))
+    table.create(engine)
+    try:
+        with engine.begin() as conn:
+            conn.execute(table.insert(), [{"id": i} for i in range(1, len(given) + 1)])
+            conn.execute(
+                table.update().where(table.c.id == bindparam("_id")),
+                [{"_id": i, "at": at} for i, at in enumerate(given, start=1)],
+            )
+        with engine.connect() as conn:
+            stored = conn.execute(select(table.c.at).order_by(table.c.id)).scalars().all()
+        assert stored == given
+    finally:
+        table.drop(engine)
+        engine.dispose()

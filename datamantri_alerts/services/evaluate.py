@@ -18,7 +18,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Row, bindparam, func, insert, or_, select, update
+from sqlalchemy import Row, bindparam, func, insert, or_, select, type_coerce, update
+from sqlalchemy.engine import Dialect
 
 from datamantri_alerts.clock import Clock
 from datamantri_alerts.logs import set_run_id
@@ -38,6 +39,7 @@ from datamantri_alerts.services.signal.closing import queue_resolved
 from datamantri_alerts.services.signal.hold import Signals, held_alert_ids, hold_reason
 from datamantri_alerts.services.states import AlertBook, Transition, next_state
 from datamantri_alerts.store.models import Alert, AlertHistory, EvaluatorRun
+from datamantri_alerts.store.types import PortableJSON
 
 if TYPE_CHECKING:
     from datamantri_alerts.channels.retry import RetryPolicy
@@ -238,30 +240,83 @@ def run_evaluation(
     return summary
 
 
+#: `check_interval` of a condition configuration that does not set it.
+_DEFAULT_INTERVAL = check_interval(None)
+
+
+class _CheckIntervalOf(PortableJSON):
+    """Read as `check_interval` of the `condition_config` read: the one thing the result writer
+    needs of it. JSON text (SQLite, MySQL/MariaDB) of an object in which neither
+    `check_interval_minutes` nor an escape occurs has no such key, so the default interval,
+    and is not decoded; anything else (PostgreSQL's JSONB comes decoded by the driver) is
+    decoded as the column's type does, then given to `check_interval`."""
+
+    cache_ok = True
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> timedelta:
+        return check_interval(value)
+
+    def result_processor(self, dialect: Dialect, coltype: Any) -> Callable[[Any], Any]:
+        general = super().result_processor(dialect, coltype)
+        assert general is not None  # process_result_value is this type's own
+
+        def process(value: Any) -> Any:
+            if (
+                type(value) is str
+                and value.startswith("{")
+                and "check_interval_minutes" not in value
+                and "\\" not in value
+            ):
+                return _DEFAULT_INTERVAL
+            return general(value)
+
+        return process
+
+
+class _NullableJSON(PortableJSON):
+    """The column's JSON as its type reads it, JSON `null` text (an unset `flap_detection`,
+    most alerts') read as None without a `json.loads`."""
+
+    cache_ok = True
+
+    def result_processor(self, dialect: Dialect, coltype: Any) -> Callable[[Any], Any] | None:
+        general = super().result_processor(dialect, coltype)
+        if general is None:  # decoded by the driver (PostgreSQL)
+            return None
+
+        def process(value: Any) -> Any:
+            return None if value == "null" else general(value)
+
+        return process
+
+
 #: What deciding an alert's next state and writing its result read of it
 #: (`_apply_results_once`), as rows (Core, not ORM objects): no other column is decoded (the
 #: check's last summary and details, written here, are never read), and reading one that is
-#: not listed fails instead of loading it.
-_STATE_COLUMNS = tuple(
-    Alert.__table__.c[name]
-    for name in (
-        "id",
-        "name",
-        "condition_type",
-        "condition_config",
-        "flap_detection",
-        "state",
-        "consecutive_hits",
-        "pending_evaluations",
-        "repeat_interval_minutes",
-        "notify_on_resolve",
-        "last_evaluated_at",
-        "last_notified_at",
-        "trigger_count",
-        "flap_history",
-        "flapping",
-        "current_episode_id",
-    )
+#: not listed fails instead of loading it. Of `condition_config` only its interval is read
+#: (`check_interval`, `_CheckIntervalOf`).
+_STATE_COLUMNS = (
+    Alert.__table__.c.id,
+    Alert.__table__.c.name,
+    Alert.__table__.c.condition_type,
+    type_coerce(Alert.__table__.c.condition_config, _CheckIntervalOf()).label("check_interval"),
+    type_coerce(Alert.__table__.c.flap_detection, _NullableJSON()).label("flap_detection"),
+    *(
+        Alert.__table__.c[name]
+        for name in (
+            "state",
+            "consecutive_hits",
+            "pending_evaluations",
+            "repeat_interval_minutes",
+            "notify_on_resolve",
+            "last_evaluated_at",
+            "last_notified_at",
+            "trigger_count",
+            "flap_history",
+            "flapping",
+            "current_episode_id",
+        )
+    ),
 )
 
 #: What telling about an alert reads of it: the hold rules of `services.signal.hold` and the
@@ -563,12 +618,23 @@ def _apply_results_once(
         plans: list[tuple[Row[Any], CheckResult, Transition]] = []
         #: alert id -> (updated outcome history, flap verdict)
         flaps: dict[int, tuple[str, flapping.Verdict]] = {}
+        #: (history, was flapping) -> verdict under the default settings (most alerts'): a
+        #: verdict is a pure function of them, and immutable, so alerts alike share one.
+        default_verdicts: dict[tuple[str, bool], flapping.Verdict] = {}
         for alert in alerts:  # in id order
             result = by_id[alert.id]
             episode = episodes.get(alert.current_episode_id or -1)
             flap = flapping.settings(alert.flap_detection)
             history = flapping.record(alert.flap_history or "", result.outcome, flap.window)
-            flaps[alert.id] = (history, flapping.assess(history, bool(alert.flapping), flap))
+            was_flapping = bool(alert.flapping)
+            if flap is flapping.DEFAULTS:
+                verdict = default_verdicts.get((history, was_flapping))
+                if verdict is None:
+                    verdict = flapping.assess(history, was_flapping, flap)
+                    default_verdicts[history, was_flapping] = verdict
+            else:
+                verdict = flapping.assess(history, was_flapping, flap)
+            flaps[alert.id] = (history, verdict)
             book = AlertBook(
                 state=alert.state,
                 consecutive_hits=alert.consecutive_hits or 0,
@@ -657,6 +723,9 @@ def _apply_results_once(
         # Queue notifications and build the alert updates.
         events: list[Event] = []
         alert_updates: list[dict[str, Any]] = []
+        #: (check start, interval) -> next due time: a pure function of the two, and a batch's
+        #: alerts share one start (their claim) and mostly one interval.
+        due_after: dict[tuple[datetime, timedelta], datetime] = {}
         for alert, result, transition in plans:
             old_episode = alert.current_episode_id if alert.current_episode_id in episodes else None
             old_triggered_at = episodes[old_episode][1] if old_episode is not None else None
@@ -720,15 +789,17 @@ def _apply_results_once(
                         outside,
                     )
                 )
+            grid = (started.get(alert.id, now), alert.check_interval)
+            next_due = due_after.get(grid)
+            if next_due is None:
+                next_due = due_after[grid] = next_due_after(*grid)
             alert_updates.append(
                 _alert_update(
                     alert,
                     result,
                     transition,
                     now=now,
-                    next_due=next_due_after(
-                        started.get(alert.id, now), check_interval(alert.condition_config)
-                    ),
+                    next_due=next_due,
                     episode_id=episode_id,
                     notified=notified,
                     history=history,

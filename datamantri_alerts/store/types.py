@@ -22,6 +22,10 @@ from sqlalchemy.types import TypeDecorator, TypeEngine
 MYSQL_DIALECTS = frozenset({"mysql", "mariadb"})
 
 
+#: How many datetime objects' parameters `UTCDateTime` keeps (a batch binds a handful).
+_BOUND_DATETIMES_KEPT = 16
+
+
 class UTCDateTime(TypeDecorator[datetime]):
     """Timezone-aware UTC datetimes on every dialect (SQLite and MariaDB keep no offset)."""
 
@@ -46,6 +50,34 @@ class UTCDateTime(TypeDecorator[datetime]):
         if dialect.name != "postgresql":
             return value.replace(tzinfo=None)
         return value
+
+    def bind_processor(self, dialect: Dialect) -> Callable[[Any], Any] | None:
+        """`process_bind_param` then the dialect's own processing (SQLAlchemy's general path),
+        the parameters of the last few datetime objects bound kept for those same objects: a
+        datetime is immutable, so the same object binds the same parameter. An executemany
+        binds one `now` (and one next due time per interval) for every row of a batch, through
+        the one processor of every datetime column."""
+        general = super().bind_processor(dialect)
+        if general is None:
+            return None
+        #: id -> (the datetime object, its parameter): the object is held, so its id is not
+        #: another's while it is here; an entry is one tuple, so threads sharing this
+        #: processor never see one object with another's parameter.
+        bound: dict[int, tuple[Any, Any]] = {}
+
+        def process(value: Any) -> Any:
+            if value is None:
+                return general(value)
+            entry = bound.get(id(value))
+            if entry is not None and entry[0] is value:
+                return entry[1]
+            parameter = general(value)
+            if len(bound) >= _BOUND_DATETIMES_KEPT:
+                bound.clear()
+            bound[id(value)] = (value, parameter)
+            return parameter
+
+        return process
 
     def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
         if value is None:
@@ -176,6 +208,38 @@ def _redacted_storable(value: Any, redact: Callable[[str], str]) -> Any:
     return value
 
 
+_NOT_SET = object()
+
+
+def _json_text(value: Any) -> str | None:
+    """`json.dumps(value)` (ASCII: a NUL is `\\u0000` in it, a lone surrogate `\\udXXX`, an
+    astral character's pair too), None for a value it cannot serialise."""
+    try:
+        return json.dumps(value)
+    except (TypeError, ValueError, RecursionError):
+        return None
+
+
+def _kept_as_is(text: str | None) -> bool:
+    """Whether the value whose `_json_text` is `text` has no string that redaction or
+    `storable` would change (an astral character's surrogate pair only costs the walk)."""
+    from datamantri_alerts.secrets import redaction_possible
+
+    return (
+        text is not None
+        and "\\u0000" not in text
+        and "\\ud" not in text
+        and not redaction_possible(text)
+    )
+
+
+def _redact_storable_json(value: Any) -> Any:
+    from datamantri_alerts.secrets import known_redactor
+
+    # One snapshot of the known secrets per value, not one per string in it.
+    return _redacted_storable(value, known_redactor())
+
+
 class RedactedText(StoredText):
     """Free text written by the product (summaries, errors, notes, messages).
 
@@ -207,23 +271,42 @@ class RedactedJSON(StoredJSON):
     def process_bind_param(self, value: Any, dialect: Dialect) -> Any:
         if value is None:
             return None
-        from datamantri_alerts.secrets import known_redactor, redaction_possible
-
-        try:
-            # ASCII JSON: a NUL is `\u0000` in it, a lone surrogate `\udXXX` (an astral
-            # character's pair too, which only costs the walk below).
-            text = json.dumps(value)
-        except (TypeError, ValueError, RecursionError):
-            text = None
-        if (
-            text is not None
-            and "\\u0000" not in text
-            and "\\ud" not in text
-            and not redaction_possible(text)
-        ):
+        if _kept_as_is(_json_text(value)):
             return value  # no string in it that redaction or `storable` would change
-        # One snapshot of the known secrets per value, not one per string in it.
-        return _redacted_storable(value, known_redactor())
+        return _redact_storable_json(value)
+
+    def bind_processor(self, dialect: Dialect) -> Callable[[Any], Any] | None:
+        """`process_bind_param` then the JSON type's own bind processing, as SQLAlchemy's
+        `TypeDecorator` does; where that processing is plain `json.dumps(value)` (SQLite,
+        MySQL/MariaDB: no serializer of the engine's, no string processing), a value kept as
+        it is binds the JSON text already made to check it, not a second `json.dumps` of it.
+        PostgreSQL (psycopg serialises JSONB itself) and anything else take the general path."""
+        general = super().bind_processor(dialect)
+        impl = self.impl_instance
+        if (
+            getattr(dialect, "_json_serializer", _NOT_SET) is not None
+            or dialect.supports_native_json_serialization
+            or not isinstance(impl, JSON)
+            or type(impl).bind_processor is not JSON.bind_processor
+            or type(impl)._make_bind_processor is not JSON._make_bind_processor
+            # SQLAlchemy's private string type of JSON: a version without it takes the general
+            # path, as one whose strings are processed does.
+            or (str_impl := getattr(impl, "_str_impl", None)) is None
+            or str_impl.bind_processor(dialect) is not None
+            or general is None
+        ):
+            return general
+        json_process = impl.bind_processor(dialect)
+
+        def process(value: Any) -> Any:
+            if value is None:
+                return general(value)
+            text = _json_text(value)
+            if _kept_as_is(text):
+                return text  # what `json_process(value)` makes: `json.dumps(value)`
+            return json_process(_redact_storable_json(value))
+
+        return process
 
     def process_result_value(self, value: Any, dialect: Dialect) -> Any:
         return _redact_json(value)

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from itertools import pairwise
+from operator import ne
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -72,7 +72,7 @@ def record(history: str, outcome: str, window: int) -> str:
 
 def changes(history: str) -> int:
     """How many times the recorded outcome changed between neighbouring evaluations."""
-    return sum(1 for a, b in pairwise(history) if a != b)
+    return sum(map(ne, history, history[1:]))
 
 
 def percent_state_change(history: str, window: int) -> float:
@@ -85,6 +85,8 @@ def percent_state_change(history: str, window: int) -> float:
     if possible <= 0:
         return 0.0
     recent = history[-window:]
+    if recent.count(recent[:1]) == len(recent):  # steady (most alerts): no change, 0 %
+        return 0.0
     offset = window - len(recent)
     step = (HIGH_WEIGHT - LOW_WEIGHT) / max(1, possible - 1)
     total = 0.0
