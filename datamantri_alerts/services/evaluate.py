@@ -377,9 +377,6 @@ def _evaluate_due(
         processes.process_count(options.processes, count, options.concurrency),
     )
     if len(slots) > 1:
-        with store.session() as session:
-            types = session.scalars(select(Alert.condition_type).where(*where).distinct())
-            processes.preload(session, list(types))
         # Each process walks the alerts in id order with a cursor of its own; what one of them
         # wrote since the run began is not claimed again by another (`--all` selects it still).
         where = [

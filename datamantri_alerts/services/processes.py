@@ -28,7 +28,7 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection, Pipe
 from typing import Any, NoReturn
@@ -67,36 +67,6 @@ def process_count(requested: int, due: int, concurrency: int) -> int:
     if requested == 0:
         requested = 2 if due >= AUTO_MIN_DUE and usable_cpus() >= 2 else 1
     return max(1, min(requested, MAX_PROCESSES, concurrency))
-
-
-def preload(session: Any, condition_types: Iterable[str]) -> None:
-    """Import, before forking, what the run's checks will import: the modules of the alert
-    types due, the check runner, and the SQLAlchemy dialect and driver of every database data
-    source (psycopg, PyMySQL). Imported after the fork they were imported twice, once per
-    process: ~0.3 s of CPU for a run on PostgreSQL, more than the helper saved at 1,000 alerts.
-
-    `session`: a store session. Nothing here connects anywhere; a type or URL that cannot be
-    loaded is left for its check to report.
-    """
-    from sqlalchemy import select
-    from sqlalchemy.engine import make_url
-
-    import datamantri_alerts.services.checking
-    import datamantri_alerts.services.result_writer  # noqa: F401
-    from datamantri_alerts.checks import get_check
-    from datamantri_alerts.checks.sources import is_http_url
-    from datamantri_alerts.secrets import resolve_env
-    from datamantri_alerts.store.engine import normalize_url
-    from datamantri_alerts.store.models import DataSource
-
-    for name in set(condition_types):
-        with contextlib.suppress(Exception):
-            get_check(name)
-    for configured in session.scalars(select(DataSource.url)):
-        with contextlib.suppress(Exception):
-            url = resolve_env(str(configured).strip())
-            if not is_http_url(url):
-                make_url(normalize_url(url)).get_dialect().import_dbapi()
 
 
 def shares(concurrency: int, processes: int) -> list[int]:

@@ -228,39 +228,3 @@ def test_the_runs_sessions_on_a_source_stay_within_concurrency(
     assert len(results) == 300 and {r["outcome"] for r in results} == {"firing"}
     opened = _sessions_opened(pg_database, settle) - before
     assert 1 <= opened <= 4, f"{opened} sessions for 300 checks at concurrency 4, 2 processes"
-
-
-PRELOAD = """
-import sys
-from datamantri_alerts.store.engine import open_store
-from datamantri_alerts.services.processes import preload
-store = open_store(sys.argv[1], migrate=False)
-assert "psycopg" not in sys.modules and "datamantri_alerts.checks.freshness" not in sys.modules
-with store.session() as session:
-    preload(session, ["freshness", "no-such-type"])
-print(" ".join(sorted(m for m in ("psycopg", "pymysql", "datamantri_alerts.checks.freshness")
-                      if m in sys.modules)))
-"""
-
-
-def test_preload_imports_the_types_and_drivers_a_run_needs_before_the_fork(
-    sqlite_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """What the helper would otherwise import a second time: the alert types' modules and the
-    data sources' drivers (the URL given as `${VAR}`, resolved; nothing connects)."""
-    import subprocess
-    import sys
-
-    cli = Cli(sqlite_url)
-    monkeypatch.setenv("PRELOAD_WH_URL", "postgresql://nobody@127.0.0.1:9/none")
-    add = cli("datasources", "add", "wh", "--name", "WH", "--url", "${PRELOAD_WH_URL}")
-    assert add.exit_code == 0, add.output
-    done = subprocess.run(
-        [sys.executable, "-c", PRELOAD, sqlite_url],
-        capture_output=True,
-        text=True,
-        env={**os.environ},
-        timeout=60,
-    )
-    assert done.returncode == 0, done.stderr
-    assert done.stdout.split() == ["datamantri_alerts.checks.freshness", "psycopg"]
