@@ -8,9 +8,7 @@ one row each; every 10th table is stale (i % 20 == 0: 2 days old, past error_aft
 i % 20 == 10: 13 h old, past warn_after 12 h only), the rest 10 minutes old. Then, interleaved
 over `--rounds` rounds, each as a fresh process (start-up included, as a cron run pays it):
 
-- `alerts evaluate --all --json` with one `freshness` alert per table (warn 12 h, error 24 h),
-  as cron runs it (at N >= 1,000 with a helper process, see README "Large runs use two
-  processes"), and with `--one-process-too` also with `--processes 1`;
+- `alerts evaluate --all --json` with one `freshness` alert per table (warn 12 h, error 24 h);
 - the same with one `sql` alert per table (`... having max(loaded_at) < now() - 12 h`);
 - the floor: a plain psycopg script, `--concurrency` threads with one connection each, the same
   N `select max(loaded_at)` queries;
@@ -173,11 +171,6 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--dbt-venv", type=Path, default=None)
-    parser.add_argument(
-        "--one-process-too",
-        action="store_true",
-        help="also time the freshness run with --processes 1 (what the helper process buys)",
-    )
     options = parser.parse_args()
     n, concurrency = options.n, options.concurrency
     from _common import PG_ADMIN_URL
@@ -203,13 +196,7 @@ def main() -> None:
         if dbt is not None:
             dbt_project(tmp / "dbt", wh, n)
 
-        times: dict[str, list[float]] = {
-            "freshness": [],
-            "freshness-1p": [],
-            "sql": [],
-            "floor": [],
-            "dbt": [],
-        }
+        times: dict[str, list[float]] = {"freshness": [], "sql": [], "floor": [], "dbt": []}
         session_counts: list[int] = []
         last_json: Any = None
         dbt_results: Any = None
@@ -220,9 +207,6 @@ def main() -> None:
             session_counts.append(sessions(PG_ADMIN_URL, database) - before)
             times["freshness"].append(elapsed)
             last_json = json.loads(out)
-            if options.one_process_too:
-                one = alerts_cmd(stores["freshness"], *evaluate, "--processes", "1")
-                times["freshness-1p"].append(timed_run(one, env)[0])
             times["sql"].append(timed_run(alerts_cmd(stores["sql"], *evaluate), env)[0])
             floor_cmd = [sys.executable, "-c", FLOOR_SCRIPT, psycopg_url, str(n), str(concurrency)]
             times["floor"].append(timed_run(floor_cmd, env)[0])
@@ -264,9 +248,6 @@ def main() -> None:
     ok = True
     print(f"\nN = {n}, concurrency {concurrency}, {options.rounds} rounds, medians:")
     print(f"  alerts evaluate (freshness) {product:.2f} s; (sql) {sql:.2f} s; floor {floor:.2f} s")
-    if times["freshness-1p"]:
-        one = median(times["freshness-1p"])
-        print(f"  the same with --processes 1: {one:.2f} s ({one / floor:.1f}x the floor)")
     target = 3.0 if n <= 1000 else 2.0
     ratio = product / floor
     print(f"  product/floor {ratio:.1f}x (target <= {target:g}x): {verdict(ratio, target)}")
