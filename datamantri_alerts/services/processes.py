@@ -178,16 +178,9 @@ def _serve(work: Callable[[Callable[[int], None]], Any], out: Connection) -> NoR
     """The helper's life: run `work`, send its outcome, leave without running the parent's
     exit handlers or finalizers (`os._exit`)."""
     code = 1
-
-    def progress(n: int) -> None:
-        # The run that started it is gone (killed): the work written so far stands, and what
-        # is left is finished all the same.
-        with contextlib.suppress(OSError):
-            out.send(("checked", n))
-
     try:
         try:
-            value = work(progress)
+            value = work(lambda n: out.send(("checked", n)))
             out.send(("done", value))
             code = 0
         except KeyboardInterrupt as exc:
