@@ -34,15 +34,6 @@ def evaluate(
     concurrency: int = typer.Option(
         16, "--concurrency", min=1, max=512, help="Checks running at the same time."
     ),
-    processes: int = typer.Option(
-        0,
-        "--processes",
-        min=0,
-        max=8,
-        help="Processes sharing the run's checks and --concurrency. 0 (default): two when "
-        "1,000 or more alerts are due and two CPUs are free to use, else one.",
-        show_default=False,
-    ),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Print nothing unless it fails."),
     metrics_file: str | None = typer.Option(
         None,
@@ -67,15 +58,7 @@ def evaluate(
     try:
         with stop_on_signals():
             _evaluate(
-                ctx,
-                dry_run,
-                all_alerts,
-                alert_ref,
-                concurrency,
-                quiet,
-                as_json,
-                metrics_file,
-                processes,
+                ctx, dry_run, all_alerts, alert_ref, concurrency, quiet, as_json, metrics_file
             )
     except KeyboardInterrupt as exc:  # the queries in flight were cancelled on the way out
         from datamantri_alerts.interrupts import exit_code_for
@@ -98,7 +81,6 @@ def _evaluate(
     quiet: bool,
     as_json: bool,
     metrics_file: str | None,
-    processes: int = 0,
 ) -> None:
     if not dry_run:
         run_and_report(
@@ -109,7 +91,6 @@ def _evaluate(
             quiet=quiet,
             as_json=as_json,
             metrics_file=metrics_file,
-            processes=processes,
         )
         return
     report = dry_run_report(ctx, all_alerts=all_alerts, ref=alert_ref, concurrency=concurrency)
@@ -230,7 +211,6 @@ def run_and_report(
     quiet: bool,
     as_json: bool,
     metrics_file: str | None = None,
-    processes: int = 0,
 ) -> None:
     """Evaluate, deliver and record; exit 1 unless every due alert was evaluated and every
     due notification delivered."""
@@ -246,7 +226,6 @@ def run_and_report(
         host=app.settings.hostname,
         lease_ttl=app.settings.lease_ttl,
         metrics_file=metrics_file or os.environ.get("ALERTS_METRICS_FILE") or None,
-        processes=processes,
     )
     show_progress = not quiet and not as_json and app.err.is_terminal
     if show_progress:

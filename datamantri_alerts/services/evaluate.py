@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Row, bindparam, func, insert, or_, select, type_coerce, update
+from sqlalchemy import Row, bindparam, func, insert, select, type_coerce, update
 from sqlalchemy.engine import Dialect
 
 from datamantri_alerts.clock import Clock
@@ -69,9 +69,6 @@ class RunOptions:
     sleep: Callable[[float], None] | None = None
     #: Where to write Prometheus metrics after the run (ALERTS_METRICS_FILE), if anywhere.
     metrics_file: str | None = None
-    #: Processes evaluating the run (`services.processes.process_count`): 0 chooses, 1 is this
-    #: process alone, 2 or more fork helpers that share `concurrency` with it.
-    processes: int = 0
 
 
 @dataclass
@@ -355,9 +352,9 @@ def _evaluate_due(
     progress: Progress,
     sources: SourcePool,
 ) -> None:
-    """Evaluate the due alerts (or `options.ref`): in this process, and in a helper process as
-    well when the run is large (`services.processes`), their results merged into `summary`."""
-    from datamantri_alerts.services import processes
+    from datamantri_alerts.services.checking import AlertSnapshot, run_check_batches
+    from datamantri_alerts.services.checking import store_context_factory as contexts
+    from datamantri_alerts.services.result_writer import ResultWriter
 
     now = clock.now()
     if options.ref is not None:
@@ -367,133 +364,9 @@ def _evaluate_due(
             target = get_alert(session, options.ref).id
         where: list[Any] = [Alert.id == target]
         progress.on_total(1)
-        count = 1
     else:
         where = due_condition(now, options.all)
-        progress.on_total(count := count_due(store, now, options.all))
-
-    slots = processes.shares(
-        options.concurrency,
-        processes.process_count(options.processes, count, options.concurrency),
-    )
-    if len(slots) > 1:
-        # Each process walks the alerts in id order with a cursor of its own; what one of them
-        # wrote since the run began is not claimed again by another (`--all` selects it still).
-        where = [
-            *where,
-            or_(Alert.last_evaluated_at.is_(None), Alert.last_evaluated_at < now),
-        ]
-    helpers = [
-        processes.fork_helper(
-            _helper_work(store, clock, options, summary.run_id, where, share), progress.on_checked
-        )
-        for share in slots[1:]
-    ]
-    try:
-        _claim_check_write(store, clock, options, me, summary, progress, sources, where, slots[0])
-        for helper in helpers:
-            # A helper runs the same checks with the same timeouts; one still at work a lease's
-            # lifetime after this process finished is stuck, not slow.
-            if not helper.wait(options.lease_ttl.total_seconds()):
-                helper.stop()
-    except BaseException:  # interrupted (a signal), or this process failed: stop the helpers
-        for helper in helpers:
-            helper.stop()
-            _after_helper(store, options, helper, summary)
-        raise
-    for helper in helpers:
-        _after_helper(store, options, helper, summary)
-    if helpers:
-        summary.results.sort(key=lambda r: r.id)
-    if options.ref is not None and not summary.results:
-        summary.problems.append(
-            f"alert {options.ref!r} is being evaluated by another process right now"
-        )
-
-
-def _helper_work(
-    store: Store,
-    clock: Clock,
-    options: RunOptions,
-    run_id: int | None,
-    where: list[Any],
-    concurrency: int,
-) -> Callable[[Callable[[int], None]], RunSummary]:
-    """What a helper process does (`processes.fork_helper`): claim, check and write batches of
-    the same due alerts with `concurrency` slots of its own, as a lease holder of its own, on
-    connections of its own; its summary is what it returns. Interrupted, it cancels its queries
-    and releases its leases, as an interrupted run does."""
-
-    def work(on_checked: Callable[[int], None]) -> RunSummary:
-        from datamantri_alerts.checks.pool import SourcePool
-
-        # The store connections came with the fork: left to the parent, never used or closed
-        # here (SQLAlchemy's "Using Connection Pools with Multiprocessing or os.fork()").
-        store.engine.dispose(close=False)
-        me = Holder.current(options.host)
-        summary = RunSummary(run_id=run_id)
-        sources = SourcePool(concurrency)
-        try:
-            _claim_check_write(
-                store,
-                clock,
-                options,
-                me,
-                summary,
-                Progress(on_checked=on_checked),
-                sources,
-                where,
-                concurrency,
-            )
-        except KeyboardInterrupt:
-            _stop_cleanly(store, me, sources)
-            raise
-        finally:
-            sources.close()
-        return summary
-
-    return work
-
-
-def _after_helper(store: Store, options: RunOptions, helper: Any, summary: RunSummary) -> None:
-    """Merge a finished helper's summary into this run's; a helper that did not finish is a
-    problem of the run, and the leases it may still hold are released at once."""
-    from datamantri_alerts.services.leases import release_all
-
-    failure = helper.describe_failure()
-    if failure is None:
-        theirs: RunSummary = helper.outcome[1]
-        summary.results.extend(theirs.results)
-        summary.problems.extend(theirs.problems)
-        summary.firing += theirs.firing
-        summary.resolved += theirs.resolved
-        summary.errors += theirs.errors
-        summary.suppressed += theirs.suppressed
-        return
-    summary.problems.append(failure)
-    try:
-        with store.transaction() as session:
-            release_all(session, Alert, Holder(host=options.host, pid=helper.pid))
-    except Exception as exc:  # the store went away too; the leases expire on their own
-        log.info("could not release the leases of helper %d: %s", helper.pid, type(exc).__name__)
-
-
-def _claim_check_write(
-    store: Store,
-    clock: Clock,
-    options: RunOptions,
-    me: Holder,
-    summary: RunSummary,
-    progress: Progress,
-    sources: SourcePool,
-    where: list[Any],
-    concurrency: int,
-) -> None:
-    """Claim batches of the alerts matching `where`, run their checks with `concurrency` slots,
-    write each batch's results as it completes."""
-    from datamantri_alerts.services.checking import AlertSnapshot, run_check_batches
-    from datamantri_alerts.services.checking import store_context_factory as contexts
-    from datamantri_alerts.services.result_writer import ResultWriter
+        progress.on_total(count_due(store, now, options.all))
 
     #: alert id -> when its check was claimed: the evaluation's start, which places it on its grid.
     claimed_at: dict[int, datetime] = {}
@@ -522,9 +395,10 @@ def _claim_check_write(
                 )
             if not ids:
                 return
-            # Read once the claim is committed, outside the write lock (the rows are ours now):
-            # rows of the columns a check needs, not ORM objects, so the recipients are not
-            # decrypted, nor every JSON column decoded, for each claimed alert.
+            # Read once the claim is committed, so the write transaction (which the run's result
+            # writer waits for) is no longer than the claim: rows of the columns a check needs,
+            # not ORM objects, so the recipients are not decrypted, nor every JSON column
+            # decoded, for each claimed alert. The rows are leased to this run by then.
             with store.session() as session:
                 alerts = session.execute(
                     select(*_SNAPSHOT_COLUMNS)
@@ -546,10 +420,14 @@ def _claim_check_write(
         for results in run_check_batches(
             claimed_batches(),
             contexts(store, clock),
-            concurrency=concurrency,
+            concurrency=options.concurrency,
             sources=sources,
         ):
             writer.put(results)
+    if options.ref is not None and not summary.results:
+        summary.problems.append(
+            f"alert {options.ref!r} is being evaluated by another process right now"
+        )
 
 
 def apply_results(
