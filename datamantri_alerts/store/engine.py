@@ -18,7 +18,6 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 from datamantri_alerts.store.types import MYSQL_DIALECTS
-from datamantri_alerts.store.write_lock import WriteLock
 
 log = logging.getLogger(__name__)
 
@@ -301,12 +300,6 @@ class Store:
         self._write_sessions = sessionmaker(
             self.engine.execution_options(sqlite_begin="IMMEDIATE"), expire_on_commit=False
         )
-        #: SQLite: writers of this and other processes take turns (`store.write_lock`).
-        self._write_lock: WriteLock | None = None
-        if self.engine.dialect.name == "sqlite":
-            path = sqlite_store_path(self.engine.url)
-            if path is not None:
-                self._write_lock = WriteLock(path, SQLITE_BUSY_TIMEOUT_MS / 1000)
 
     @property
     def dialect(self) -> str:
@@ -322,15 +315,10 @@ class Store:
     def transaction(self) -> Iterator[Session]:
         """A write transaction: committed on success, rolled back on any error.
 
-        On SQLite it starts with BEGIN IMMEDIATE so concurrent writers queue instead of failing
-        with "database is locked" on lock upgrade: on `store.write_lock` first (woken when the
-        other writer commits), then on the busy timeout.
+        On SQLite it starts with BEGIN IMMEDIATE so concurrent writers queue on the busy timeout
+        instead of failing with "database is locked" on lock upgrade.
         """
-        if self._write_lock is None:
-            with self._write_sessions() as session, session.begin():
-                yield session
-            return
-        with self._write_lock.held(), self._write_sessions() as session, session.begin():
+        with self._write_sessions() as session, session.begin():
             yield session
 
     def dispose(self) -> None:
