@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from sqlalchemy import Column, Integer, MetaData, Table, bindparam, create_engine, select
+from sqlalchemy import Column, Engine, Integer, MetaData, Table, bindparam, create_engine, select
 from sqlalchemy.types import TypeDecorator
 
 from datamantri_alerts.store.engine import normalize_url
@@ -50,17 +51,29 @@ def any_dialect_url(request: pytest.FixtureRequest, tmp_path: Any) -> Iterator[s
         yield MARIADB_URL
 
 
-def test_text_and_json_columns_store_outside_text_on_every_dialect(any_dialect_url: str) -> None:
+@contextmanager
+def scratch_table(url: str, prefix: str, *columns: Column[Any]) -> Iterator[tuple[Engine, Table]]:
+    """A new table `<prefix>_<random>` of `id` plus `columns` on the store at `url`, and an
+    engine to it; dropped and disposed afterwards."""
     table = Table(
-        f"outside_{uuid.uuid4().hex[:10]}",
+        f"{prefix}_{uuid.uuid4().hex[:10]}",
         MetaData(),
         Column("id", Integer, primary_key=True),
-        Column("text", StoredText),
-        Column("doc", JSONType),
+        *columns,
     )
-    engine = create_engine(normalize_url(any_dialect_url))
+    engine = create_engine(normalize_url(url))
     table.create(engine)
     try:
+        yield engine, table
+    finally:
+        table.drop(engine)
+        engine.dispose()
+
+
+def test_text_and_json_columns_store_outside_text_on_every_dialect(any_dialect_url: str) -> None:
+    with scratch_table(
+        any_dialect_url, "outside", Column("text", StoredText), Column("doc", JSONType)
+    ) as (engine, table):
         with engine.begin() as conn:
             conn.execute(
                 table.insert(),
@@ -78,9 +91,6 @@ def test_text_and_json_columns_store_outside_text_on_every_dialect(any_dialect_u
             (2, "bad \ufffd\ufffd bytes", {"bad \ufffd\ufffd bytes": "x\\x00"}),
             (3, "late\\x00", None),
         ]
-    finally:
-        table.drop(engine)
-        engine.dispose()
 
 
 def test_every_model_column_of_outside_text_is_storable(store: Any) -> None:
@@ -189,16 +199,12 @@ def test_redacted_json_quick_path_stores_the_general_paths_rows(any_dialect_url:
     from datamantri_alerts.secrets import register_secret
 
     register_secret("regSECRETvalue9")
-    table = Table(
-        f"redacted_{uuid.uuid4().hex[:10]}",
-        MetaData(),
-        Column("id", Integer, primary_key=True),
+    with scratch_table(
+        any_dialect_url,
+        "redacted",
         Column("quick", RedactedJSON),
         Column("general", _GeneralRedactedJSON),
-    )
-    engine = create_engine(normalize_url(any_dialect_url))
-    table.create(engine)
-    try:
+    ) as (engine, table):
         rows = [
             {"id": i, "quick": value, "general": value}
             for i, value in enumerate(_REDACTED_JSON_VALUES, start=1)
@@ -219,9 +225,6 @@ def test_redacted_json_quick_path_stores_the_general_paths_rows(any_dialect_url:
             assert quick == general, row_id
             assert "regSECRETvalue9" not in (quick or "")
             assert "\\u0000" not in (quick or "") and "\x00" not in (quick or "")
-    finally:
-        table.drop(engine)
-        engine.dispose()
 
 
 def test_utc_datetime_binds_a_datetime_bound_again_as_the_general_path_does() -> None:
@@ -255,18 +258,10 @@ def test_utc_datetime_rows_written_with_one_datetime_object(any_dialect_url: str
 
     from datamantri_alerts.store.types import UTCDateTime
 
-    table = Table(
-        f"times_{uuid.uuid4().hex[:10]}",
-        MetaData(),
-        Column("id", Integer, primary_key=True),
-        Column("at", UTCDateTime),
-    )
     now = datetime(2026, 11, 30, 15, 17, 11, 775145, tzinfo=UTC)
     other = (now + timedelta(minutes=5)).astimezone(timezone(timedelta(hours=-7)))
     given = [now, now, other, now, None, other, now]
-    engine = create_engine(normalize_url(any_dialect_url))
-    table.create(engine)
-    try:
+    with scratch_table(any_dialect_url, "times", Column("at", UTCDateTime)) as (engine, table):
         with engine.begin() as conn:
             conn.execute(table.insert(), [{"id": i} for i in range(1, len(given) + 1)])
             conn.execute(
@@ -276,6 +271,3 @@ def test_utc_datetime_rows_written_with_one_datetime_object(any_dialect_url: str
         with engine.connect() as conn:
             stored = conn.execute(select(table.c.at).order_by(table.c.id)).scalars().all()
         assert stored == given
-    finally:
-        table.drop(engine)
-        engine.dispose()
