@@ -52,6 +52,9 @@ log = logging.getLogger(__name__)
 #: How long claimed alerts stay leased: longer than a batch of checks can take.
 ALERT_LEASE_TTL = timedelta(minutes=10)
 DEFAULT_BATCH_SIZE = 100
+#: At most this many results are written in one transaction when batches queued up behind a
+#: write (`services.result_writer`): the claims of the run wait for the transaction.
+WRITE_MERGE_LIMIT = 500
 
 
 @dataclass
@@ -416,7 +419,7 @@ def _evaluate_due(
     # One pool of check slots across batches: batch k+1 is claimed and started while the last
     # checks of batch k finish, and batch k's results are written as soon as it is complete, on
     # the writer's thread, while this one keeps the slots busy.
-    with ResultWriter(write) as writer:
+    with ResultWriter(write, merge=_concatenated, merge_limit=WRITE_MERGE_LIMIT) as writer:
         for results in run_check_batches(
             claimed_batches(),
             contexts(store, clock),
@@ -428,6 +431,10 @@ def _evaluate_due(
         summary.problems.append(
             f"alert {options.ref!r} is being evaluated by another process right now"
         )
+
+
+def _concatenated(batches: list[list[CheckResult]]) -> list[CheckResult]:
+    return [result for batch in batches for result in batch]
 
 
 def apply_results(

@@ -12,6 +12,11 @@ after another on one thread, in the order they came, so the main thread keeps ev
   leases until they expire, as when a run crashes) and the failure is raised in the main thread
   at its next `put`, `raise_failure` (the evaluator calls it before claiming another batch) and
   at `close`.
+- Batches that queued up while a write was in progress are written together, in one call of
+  `write` (with `merge`: up to `merge_limit` items of them; without it, one at a time): a run
+  whose checks end faster than their results are written pays each transaction's fixed cost
+  (statements compiled, rows locked, episodes and silences read, the commit) once per queue,
+  not once per batch, and a run that keeps up writes each batch as soon as it is complete.
 - Leaving the `with` block normally waits for every batch to be written. Leaving it with an
   exception (Ctrl-C, SIGTERM, a crash), or interrupted during that wait, lets the batch being
   written finish, writes no other, and lets the exception go on: the caller then releases the
@@ -23,18 +28,27 @@ from __future__ import annotations
 
 import queue
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sized
 from types import TracebackType
 from typing import Generic, TypeVar
 
-T = TypeVar("T")
+T = TypeVar("T", bound=Sized)
 
 
 class ResultWriter(Generic[T]):
     """Calls `write(batch)` on a thread of its own for every batch `put`, in order."""
 
-    def __init__(self, write: Callable[[T], None], *, name: str = "result-writer") -> None:
+    def __init__(
+        self,
+        write: Callable[[T], None],
+        *,
+        name: str = "result-writer",
+        merge: Callable[[list[T]], T] | None = None,
+        merge_limit: int = 0,
+    ) -> None:
         self._write = write
+        self._merge = merge
+        self._merge_limit = merge_limit
         self._batches: queue.SimpleQueue[T | None] = queue.SimpleQueue()
         self._failure: BaseException | None = None
         self._stopping = False
@@ -84,10 +98,12 @@ class ResultWriter(Generic[T]):
 
     def _serve(self) -> None:
         try:
-            while True:
+            last = False
+            while not last:
                 batch = self._batches.get()
                 if batch is None:
                     return
+                batch, last = self._queued_with(batch)
                 if self._failure is not None or self._stopping:
                     continue
                 try:
@@ -96,6 +112,23 @@ class ResultWriter(Generic[T]):
                     self._failure = exc
         finally:
             self._done.set()
+
+    def _queued_with(self, batch: T) -> tuple[T, bool]:
+        """`batch` merged with the batches queued behind it (up to `merge_limit` items), and
+        whether the end of the queue (`close`, `abandon`) was among them."""
+        if self._merge is None:
+            return batch, False
+        taken, size = [batch], len(batch)
+        while size < self._merge_limit:
+            try:
+                more = self._batches.get_nowait()
+            except queue.Empty:
+                break
+            if more is None:
+                return self._merge(taken), True
+            taken.append(more)
+            size += len(more)
+        return (self._merge(taken) if len(taken) > 1 else batch), False
 
     def raise_failure(self) -> None:
         """Raise the failure of an earlier write, if any (e.g. before claiming more work whose

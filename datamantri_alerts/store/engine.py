@@ -18,6 +18,7 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 from datamantri_alerts.store.types import MYSQL_DIALECTS
+from datamantri_alerts.store.write_turns import turn_key, write_turn
 
 log = logging.getLogger(__name__)
 
@@ -300,6 +301,12 @@ class Store:
         self._write_sessions = sessionmaker(
             self.engine.execution_options(sqlite_begin="IMMEDIATE"), expire_on_commit=False
         )
+        #: SQLite: this process's threads take turns writing the file (`store.write_turns`).
+        self._turn_key: str | None = None
+        if self.engine.dialect.name == "sqlite":
+            path = sqlite_store_path(self.engine.url)
+            if path is not None:
+                self._turn_key = turn_key(path)
 
     @property
     def dialect(self) -> str:
@@ -316,9 +323,18 @@ class Store:
         """A write transaction: committed on success, rolled back on any error.
 
         On SQLite it starts with BEGIN IMMEDIATE so concurrent writers queue on the busy timeout
-        instead of failing with "database is locked" on lock upgrade.
+        instead of failing with "database is locked" on lock upgrade; the threads of this process
+        queue on `store.write_turns` first, each woken as the one before it ends.
         """
-        with self._write_sessions() as session, session.begin():
+        if self._turn_key is None:
+            with self._write_sessions() as session, session.begin():
+                yield session
+            return
+        with (
+            write_turn(self._turn_key),
+            self._write_sessions() as session,
+            session.begin(),
+        ):
             yield session
 
     def dispose(self) -> None:

@@ -99,3 +99,54 @@ def test_a_run_interrupted_while_waiting_for_its_last_writes_writes_no_more() ->
         assert written == [0]
     finally:
         signal.signal(signal.SIGINT, previous)
+
+
+def test_batches_queued_behind_a_write_are_written_together_up_to_the_limit() -> None:
+    """A run whose checks end faster than their results are written pays one transaction per
+    queue of batches (`merge_limit` items at most), not one per batch; in order, and the end
+    of the queue among them ends the writer once they are written."""
+    started, release = threading.Event(), threading.Event()
+    written: list[list[int]] = []
+
+    def write(batch: list[int]) -> None:
+        if batch == [0]:
+            started.set()
+            assert release.wait(5)
+        written.append(batch)
+
+    def merge(batches: list[list[int]]) -> list[int]:
+        return [item for batch in batches for item in batch]
+
+    with ResultWriter(write, merge=merge, merge_limit=3) as writer:
+        writer.put([0])
+        assert started.wait(5)
+        for batch in range(1, 6):  # queued while batch 0 is being written
+            writer.put([batch])
+        release.set()
+    assert written == [[0], [1, 2, 3], [4, 5]]
+
+
+def test_an_interrupted_run_writes_no_queued_batch_merged_or_not() -> None:
+    started, release = threading.Event(), threading.Event()
+    written: list[list[int]] = []
+
+    def write(batch: list[int]) -> None:
+        if batch == [0]:
+            started.set()
+            assert release.wait(5)
+        written.append(batch)
+
+    def merge(batches: list[list[int]]) -> list[int]:
+        return [item for batch in batches for item in batch]
+
+    with (
+        pytest.raises(KeyboardInterrupt),
+        ResultWriter(write, merge=merge, merge_limit=100) as writer,
+    ):
+        writer.put([0])
+        assert started.wait(5)
+        writer.put([1])
+        writer.put([2])
+        threading.Timer(0.2, release.set).start()
+        raise KeyboardInterrupt
+    assert written == [[0]]

@@ -75,7 +75,9 @@ def test_a_quiet_batch_reads_and_writes_only_what_its_results_need(
     # The run's release of ended mutes reads them once; the 3 batches do not.
     assert len([s for s in executed if "FROM maintenance_windows" in s]) <= 1
     updates = [s for s in executed if s.startswith("UPDATE alerts SET") and "last_summary" in s]
-    assert len(updates) == 3  # one executemany per batch
+    # One executemany per write: one per batch, or fewer when batches queued up behind a write
+    # and were written together (`services.result_writer`).
+    assert 1 <= len(updates) <= 3
     for statement in updates:
         written = {
             part.split("=")[0].strip()
