@@ -887,9 +887,8 @@ def _settle_flapping(
 ) -> list[Event]:
     """One notification for each alert that stopped flapping (and nothing else holds): what
     flapping held back and the user is owed, as at the end of a mute (`release_after_mute`),
-    or else a line saying where it settled (firing or resolved; not resolved for an alert
-    with `notify_on_resolve: false`, which asked for no word of a recovery). `messages`: the
-    alerts' `_MESSAGE_COLUMNS`."""
+    or else a line saying where it settled (firing or resolved). `messages`: the alerts'
+    `_MESSAGE_COLUMNS`."""
     events: list[Event] = []
     for state, result, transition in plans:
         verdict = flaps[state.id][1]
@@ -901,8 +900,6 @@ def _settle_flapping(
         if release_after_mute(session, now, only=[alert.id]):
             continue
         firing = transition.state == "firing"
-        if not firing and state.notify_on_resolve is False:
-            continue
         where = "firing" if firing else "resolved"
         events.append(
             _flap_event(

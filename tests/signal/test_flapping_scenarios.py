@@ -93,28 +93,6 @@ def test_two_incidents_two_hours_apart(
     assert states(sink, "twice") == ["FIRING", "RESOLVED", "FIRING", "RESOLVED"]
 
 
-def test_settling_resolved_says_nothing_to_an_alert_that_does_not_notify_on_resolve(
-    store: Any, flags: Flags, sink: Sink, clock: FrozenClock
-) -> None:
-    """`notify_on_resolve: false` asked for no word of a recovery: a flap that settles
-    resolved is one, so it is not told either (it was sent as a RESOLVED before)."""
-    make_alert(
-        store,
-        flags,
-        "quiet-recovery",
-        recipients={"slack": sink.hook("quiet-recovery")},
-        notify_on_resolve=False,
-    )
-    run(store, clock)
-    drive(store, clock, flags, "quiet-recovery", flipping_for_an_hour, 4 * 60)
-    assert states(sink, "quiet-recovery") == ["FIRING", "FLAPPING"]
-    with store.session() as session:
-        alert = session.scalars(select(Alert).where(Alert.name == "quiet-recovery")).one()
-        assert alert.flapping is False and alert.state == "ok"
-        episodes = session.scalars(select(AlertHistory)).all()
-    assert [e.resolved_at is not None for e in episodes] == [True]
-
-
 @SERVER_DIALECTS_SLOW
 def test_settling_while_firing_says_so(
     store: Any, flags: Flags, sink: Sink, clock: FrozenClock
