@@ -55,6 +55,7 @@ def evaluate(
     """
     from datamantri_alerts.interrupts import stop_on_signals
 
+    created = _store_to_create(ctx)
     try:
         with stop_on_signals():
             _evaluate(
@@ -70,6 +71,27 @@ def evaluate(
         )
         typer.echo(f"alerts evaluate: {exc or 'interrupted'}; stopped ({done})", err=True)
         raise typer.Exit(exit_code_for(exc)) from None
+    finally:
+        if created is not None and created.exists():
+            # A mistyped --db or ALERTS_DATABASE_URL in a crontab would otherwise evaluate an
+            # empty store every minute, quietly, and never tell anyone anything.
+            app_context(ctx).warn(
+                f"there was no store at {created}: this run created an empty one, with no "
+                "alerts (check --db and ALERTS_DATABASE_URL)"
+            )
+
+
+def _store_to_create(ctx: typer.Context) -> Any:
+    """The SQLite file of the store that does not exist yet (opening it creates it), or None."""
+    from sqlalchemy.engine import make_url
+
+    from datamantri_alerts.store.engine import normalize_url, sqlite_store_path
+
+    url = make_url(normalize_url(app_context(ctx).settings.database_url))
+    if url.get_backend_name() != "sqlite":
+        return None
+    path = sqlite_store_path(url)
+    return path if path is not None and not path.exists() else None
 
 
 def _evaluate(
