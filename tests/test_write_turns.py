@@ -131,3 +131,33 @@ def test_another_process_still_meets_sqlites_lock(tmp_path: Path) -> None:
             outsider.close()
     finally:
         store.dispose()
+
+
+def test_a_symlink_loop_in_a_file_uri_is_a_one_line_store_error(tmp_path: Path) -> None:
+    """Naming the turns does not resolve the path strictly: SQLite refuses the loop when the
+    store opens, in one line (review: an internal error from `Path.resolve`)."""
+    from tests.conftest import Cli
+
+    loop = tmp_path / "alerts.db"
+    loop.symlink_to(loop)
+    result = Cli(f"sqlite:///file:{loop}?mode=rwc&uri=true")("list")
+    assert result.exit_code == 1
+    assert "internal error" not in result.stderr, result.stderr
+    assert "cannot open the store" in result.stderr, result.stderr
+
+
+def test_the_turn_wait_is_read_when_a_transaction_waits(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """TURN_WAIT_SECONDS bounds the wait for a turn, read when the transaction starts: past it
+    the thread goes on to SQLite's lock (here refused after the 50 ms busy timeout)."""
+    from datamantri_alerts.store import write_turns
+
+    monkeypatch.setattr(store_engine, "SQLITE_BUSY_TIMEOUT_MS", 50)
+    monkeypatch.setattr(write_turns, "TURN_WAIT_SECONDS", 0.1)
+    store = Store(f"sqlite:///{tmp_path / 'alerts.db'}")
+    try:
+        with pytest.raises(OperationalError, match="locked"):
+            _hold_then_write(store, store)
+    finally:
+        store.dispose()

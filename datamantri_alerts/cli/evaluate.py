@@ -75,9 +75,15 @@ def evaluate(
         if created is not None and created.exists():
             # A mistyped --db or ALERTS_DATABASE_URL in a crontab would otherwise evaluate an
             # empty store every minute, quietly, and never tell anyone anything.
-            app_context(ctx).warn(
-                f"there was no store at {created}: this run created an empty one, with no "
-                "alerts (check --db and ALERTS_DATABASE_URL)"
+            app = app_context(ctx)
+            which = (
+                "the default store; give --db or ALERTS_DATABASE_URL for another"
+                if app.settings.database_is_default and not ctx.find_root().params.get("db")
+                else "check --db and ALERTS_DATABASE_URL"
+            )
+            app.warn(
+                f"there was no store at {created.absolute()}: this run created an empty one, "
+                f"with no alerts ({which})"
             )
 
 

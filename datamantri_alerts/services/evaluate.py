@@ -452,15 +452,21 @@ def apply_results(
     `now` is when the results are written; `started` maps alert ids to when their checks began
     (default `now`), which decides their next grid point (`services.due.next_due_after`).
     A transaction the store rolled back to break a deadlock (concurrent runs on MariaDB) is
-    written again, the summary's counts of the failed try taken back first.
+    written again, the summary's counts of the failed try taken back first; a write that fails
+    for good takes its counts back before the error goes on (the run's record counts only what
+    was written).
     """
     from datamantri_alerts.store.engine import retry_write_conflicts
 
     mark = summary.mark()
-    retry_write_conflicts(
-        lambda: _apply_results_once(store, now, me, host, results, summary, started=started),
-        undo=lambda: summary.rewind(mark),
-    )
+    try:
+        retry_write_conflicts(
+            lambda: _apply_results_once(store, now, me, host, results, summary, started=started),
+            undo=lambda: summary.rewind(mark),
+        )
+    except BaseException:
+        summary.rewind(mark)  # nothing of the failed transaction was written: nor is it counted
+        raise
 
 
 def _apply_results_once(

@@ -17,6 +17,8 @@ after another on one thread, in the order they came, so the main thread keeps ev
   whose checks end faster than their results are written pays each transaction's fixed cost
   (statements compiled, rows locked, episodes and silences read, the commit) once per queue,
   not once per batch, and a run that keeps up writes each batch as soon as it is complete.
+  When such a call fails (one call must be one transaction), its batches are written again one
+  at a time, so the failure stops the batch it is in and the later ones, as without merging.
 - Leaving the `with` block normally waits for every batch to be written. Leaving it with an
   exception (Ctrl-C, SIGTERM, a crash), or interrupted during that wait, lets the batch being
   written finish, writes no other, and lets the exception go on: the caller then releases the
@@ -30,9 +32,9 @@ import queue
 import threading
 from collections.abc import Callable, Sized
 from types import TracebackType
-from typing import Generic, TypeVar
+from typing import Generic, TypeVar, cast
 
-T = TypeVar("T", bound=Sized)
+T = TypeVar("T")
 
 
 class ResultWriter(Generic[T]):
@@ -103,32 +105,50 @@ class ResultWriter(Generic[T]):
                 batch = self._batches.get()
                 if batch is None:
                     return
-                batch, last = self._queued_with(batch)
+                taken, last = self._queued_behind(batch)
                 if self._failure is not None or self._stopping:
                     continue
                 try:
-                    self._write(batch)
+                    self._write_all(taken)
                 except BaseException as exc:  # raised again in the main thread
                     self._failure = exc
+        except BaseException as exc:  # the writer itself failed: never silently
+            self._failure = self._failure or exc
         finally:
             self._done.set()
 
-    def _queued_with(self, batch: T) -> tuple[T, bool]:
-        """`batch` merged with the batches queued behind it (up to `merge_limit` items), and
-        whether the end of the queue (`close`, `abandon`) was among them."""
+    def _queued_behind(self, batch: T) -> tuple[list[T], bool]:
+        """`batch` and the batches queued behind it (up to `merge_limit` items in all, with
+        `merge`), and whether the end of the queue (`close`, `abandon`) was among them."""
+        taken: list[T] = [batch]
         if self._merge is None:
-            return batch, False
-        taken, size = [batch], len(batch)
+            return taken, False
+        size = len(cast(Sized, batch))  # batches that are merged have a size
         while size < self._merge_limit:
             try:
                 more = self._batches.get_nowait()
             except queue.Empty:
                 break
             if more is None:
-                return self._merge(taken), True
+                return taken, True
             taken.append(more)
-            size += len(more)
-        return (self._merge(taken) if len(taken) > 1 else batch), False
+            size += len(cast(Sized, more))
+        return taken, False
+
+    def _write_all(self, taken: list[T]) -> None:
+        """Write batches taken together in one call; if that fails, each alone, in order, up to
+        the one that fails: a bad result stops its own batch and the later ones, as without
+        merging, never the batches before it (one call is one transaction: nothing of the
+        failed call was kept)."""
+        if len(taken) == 1 or self._merge is None:
+            for batch in taken:
+                self._write(batch)
+            return
+        try:
+            self._write(self._merge(taken))
+        except Exception:
+            for batch in taken:
+                self._write(batch)
 
     def raise_failure(self) -> None:
         """Raise the failure of an earlier write, if any (e.g. before claiming more work whose

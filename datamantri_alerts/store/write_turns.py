@@ -36,14 +36,18 @@ _TURNS: dict[str, threading.RLock] = {}
 
 
 def turn_key(database: Path) -> str:
-    """What names the turns of the SQLite file `database`: its real path."""
-    return str(database.resolve())
+    """What names the turns of the SQLite file `database`: its real path (as far as it resolves:
+    a symlink loop is left for SQLite to refuse when the store is opened)."""
+    return os.path.realpath(database)
 
 
 @contextmanager
-def write_turn(key: str, timeout: float = TURN_WAIT_SECONDS) -> Iterator[None]:
+def write_turn(key: str, timeout: float | None = None) -> Iterator[None]:
     """Hold this process's lock of the file `key` (`turn_key`) for a write transaction; after
-    `timeout` seconds without it, go on anyway (SQLite's own lock and busy timeout decide)."""
+    `timeout` seconds without it (default `TURN_WAIT_SECONDS`), go on anyway (SQLite's own
+    lock and busy timeout decide)."""
+    if timeout is None:
+        timeout = TURN_WAIT_SECONDS
     lock = _TURNS.get(key)
     if lock is None:  # setdefault on a str key is atomic: two first writers share one lock
         lock = _TURNS.setdefault(key, threading.RLock())

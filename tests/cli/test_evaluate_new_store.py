@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import Cli
 
 
@@ -17,7 +19,7 @@ def test_evaluate_says_when_it_created_the_store(tmp_path: Path) -> None:
     lines = first.stderr.splitlines()
     assert len(lines) == 1, first.stderr
     assert lines[0].startswith(f"warning: there was no store at {path}: this run created")
-    assert "check --db and ALERTS_DATABASE_URL" in lines[0]
+    assert lines[0].endswith("(check --db and ALERTS_DATABASE_URL)")
     # The store exists now: the next run has nothing to say.
     second = cli("evaluate", "--quiet")
     assert (second.exit_code, second.stdout, second.stderr) == (0, "", "")
@@ -35,3 +37,27 @@ def test_an_existing_store_says_nothing(cli: Cli) -> None:
     assert cli("list").exit_code == 0  # creates it, as any command does
     result = cli("evaluate", "--quiet")
     assert (result.exit_code, result.stdout, result.stderr) == (0, "", "")
+
+
+def test_a_relative_path_is_named_in_full(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    result = Cli("sqlite:///rel.db")("evaluate", "--quiet")
+    assert result.exit_code == 0, result.output
+    assert f"there was no store at {tmp_path / 'rel.db'}:" in result.stderr
+
+
+def test_the_default_store_is_named_as_such(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from typer.testing import CliRunner
+
+    from datamantri_alerts.cli import app
+
+    monkeypatch.delenv("ALERTS_DATABASE_URL", raising=False)
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path))
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(app, ["evaluate", "--quiet"])
+    assert result.exit_code == 0, result.output
+    default = tmp_path / "datamantri-alerts" / "alerts.db"
+    assert f"there was no store at {default}:" in result.stderr
+    assert "(the default store; give --db or ALERTS_DATABASE_URL for another)" in result.stderr

@@ -150,3 +150,55 @@ def test_an_interrupted_run_writes_no_queued_batch_merged_or_not() -> None:
         threading.Timer(0.2, release.set).start()
         raise KeyboardInterrupt
     assert written == [[0]]
+
+
+def test_a_merge_that_fails_writes_each_batch_alone() -> None:
+    started, release = threading.Event(), threading.Event()
+    written: list[list[int]] = []
+
+    def write(batch: list[int]) -> None:
+        if batch == [0]:
+            started.set()
+            assert release.wait(5)
+        written.append(batch)
+
+    def merge(batches: list[list[int]]) -> list[int]:
+        raise MemoryError("merging failed")
+
+    with ResultWriter(write, merge=merge, merge_limit=100) as writer:
+        writer.put([0])
+        assert started.wait(5)
+        writer.put([1])
+        writer.put([2])
+        release.set()
+    assert written == [[0], [1], [2]]
+
+
+def test_a_failed_merged_write_keeps_the_batches_before_the_bad_one() -> None:
+    """One call is one transaction, so a merged write that fails kept nothing: its batches are
+    written again one at a time, and the failure stops the batch it is in and the later ones,
+    as without merging (review of the merge: a bad result took 499 good ones down with it)."""
+    started, release = threading.Event(), threading.Event()
+    written: list[list[int]] = []
+
+    def write(batch: list[int]) -> None:
+        if batch == [0]:
+            started.set()
+            assert release.wait(5)
+        if 3 in batch:
+            raise RuntimeError("the store refused result 3")
+        written.append(batch)
+
+    def merge(batches: list[list[int]]) -> list[int]:
+        return [item for batch in batches for item in batch]
+
+    with (
+        pytest.raises(RuntimeError, match="result 3"),
+        ResultWriter(write, merge=merge, merge_limit=100) as writer,
+    ):
+        writer.put([0])
+        assert started.wait(5)
+        for batch in range(1, 5):
+            writer.put([batch])
+        release.set()
+    assert written == [[0], [1], [2]]

@@ -41,3 +41,56 @@ def test_a_failed_write_stops_the_claims(sqlite_store: Any, flags: Flags) -> Non
     # their leases until they expire; no batch is claimed once the failure is known (before:
     # batch 3 was claimed and checked too, 6 alerts leased).
     assert leased == 4
+
+
+def _run_with_a_refused_result(
+    store: Any, flags: Flags, monkeypatch: pytest.MonkeyPatch, merge_limit: int
+) -> list[int]:
+    """Six alerts in batches of 2; the store refuses the last alert's result; batch 1's write
+    is held 1.5 s (the real write, late), so batches 2 and 3 queue up behind it."""
+    import threading
+    import time
+
+    from datamantri_alerts.services import evaluate as evaluate_module
+
+    monkeypatch.setattr(evaluate_module, "WRITE_MERGE_LIMIT", merge_limit)
+    make_alerts(store, flags, [{"name": f"a-{i}", "key": "k", "channels": []} for i in range(6)])
+    with store.session() as session:
+        ids = sorted(session.scalars(select(Alert.id)))
+    with store.transaction() as session:
+        session.execute(
+            text(
+                "CREATE TRIGGER refuse_one BEFORE UPDATE OF last_evaluated_at ON alerts "
+                f"WHEN NEW.id = {ids[-1]} BEGIN SELECT RAISE(ABORT, 'result refused'); END"
+            )
+        )
+    real = evaluate_module.apply_results
+    first = threading.Event()
+
+    def first_write_late(*args: Any, **kwargs: Any) -> None:
+        if not first.is_set():
+            first.set()
+            time.sleep(1.5)
+        real(*args, **kwargs)
+
+    monkeypatch.setattr(evaluate_module, "apply_results", first_write_late)
+    with pytest.raises(Exception, match="result refused"):
+        run_evaluation(store, SystemClock(), RunOptions(host="h", batch_size=2, concurrency=2))
+    return ids
+
+
+@pytest.mark.parametrize("merge_limit", [0, 500])
+def test_a_refused_result_keeps_the_batches_before_it_and_the_run_counts_what_was_written(
+    sqlite_store: Any, flags: Flags, monkeypatch: pytest.MonkeyPatch, merge_limit: int
+) -> None:
+    """Batch 2 was checked before batch 3 and is written whether or not it was merged with it;
+    the run's record counts the results written, not the ones rolled back (review: 2 written
+    with merging, and `evaluated` said 6 either way)."""
+    from datamantri_alerts.store.models import EvaluatorRun
+
+    ids = _run_with_a_refused_result(sqlite_store, flags, monkeypatch, merge_limit)
+    with sqlite_store.session() as session:
+        written = set(session.scalars(select(Alert.id).where(Alert.last_evaluated_at.is_not(None))))
+        recorded = session.scalar(select(EvaluatorRun.evaluated).order_by(EvaluatorRun.id.desc()))
+    assert written == set(ids[:4])
+    assert recorded == len(written)
