@@ -28,6 +28,9 @@ class Settings:
     env_file: Path | None
     verbose: int
     hostname: str
+    #: Where database_url came from, as a problem with it names it: `--db`,
+    #: `ALERTS_DATABASE_URL`, or the default store.
+    database_field: str = "--db"
 
     @property
     def database_is_default(self) -> bool:
@@ -95,4 +98,11 @@ def build_settings(
         env_file=loaded,
         verbose=verbose,
         hostname=host,
+        database_field=(
+            "--db"
+            if db
+            else "ALERTS_DATABASE_URL"
+            if os.environ.get("ALERTS_DATABASE_URL")
+            else "store"
+        ),
     )

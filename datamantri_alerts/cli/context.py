@@ -110,13 +110,21 @@ class AppContext:
             from datamantri_alerts.store.crypto import register_stored_secrets
             from datamantri_alerts.store.engine import open_store
 
-            self._store = open_store(self.settings.database_url)
+            self._store = open_store(self.store_url())
             with self._store.session() as session:
                 register_stored_secrets(session)
             from datamantri_alerts.cli.startup import resume_gc
 
             resume_gc()  # the command's imports are done; its work runs with the collector
         return self._store
+
+    def store_url(self) -> str:
+        """The store's URL; one line naming where it came from (`--db`, ALERTS_DATABASE_URL),
+        exit 2, when it does not parse (`store.engine.parse_store_url`)."""
+        from datamantri_alerts.store.engine import parse_store_url
+
+        parse_store_url(self.settings.database_url, self.settings.database_field)
+        return self.settings.database_url
 
     def close(self) -> None:
         if self._store is not None:

@@ -17,7 +17,7 @@ def upgrade(ctx: typer.Context) -> None:
     from datamantri_alerts.store.migrate import upgrade as run_upgrade
 
     app_ctx = app_context(ctx)
-    store = Store(app_ctx.settings.database_url)
+    store = Store(app_ctx.store_url())
     try:
         before, after = run_upgrade(store.engine)
     finally:
@@ -36,7 +36,7 @@ def current(ctx: typer.Context) -> None:
     from datamantri_alerts.store.migrate import SCHEMA_HEAD, current_revision, refuse_newer
 
     app_ctx = app_context(ctx)
-    store = Store(app_ctx.settings.database_url)
+    store = Store(app_ctx.store_url())
     try:
         revision = current_revision(store.engine)
     finally:

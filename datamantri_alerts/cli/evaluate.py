@@ -89,11 +89,13 @@ def evaluate(
 
 def _store_to_create(ctx: typer.Context) -> Any:
     """The SQLite file of the store that does not exist yet (opening it creates it), or None."""
-    from sqlalchemy.engine import make_url
+    from datamantri_alerts.store.engine import parse_store_url, sqlite_store_path
 
-    from datamantri_alerts.store.engine import normalize_url, sqlite_store_path
-
-    url = make_url(normalize_url(app_context(ctx).settings.database_url))
+    settings = app_context(ctx).settings
+    try:
+        url = parse_store_url(settings.database_url, settings.database_field)
+    except InputError:
+        return None  # said when the store is opened
     if url.get_backend_name() != "sqlite":
         return None
     path = sqlite_store_path(url)

@@ -122,13 +122,11 @@ def store_entity_ids(url: str) -> dict[str, set[str]]:
 
     Read-only: a store that does not exist is an InputError (validate never creates one, nor
     migrates it)."""
-    from sqlalchemy.engine import make_url
-
     from datamantri_alerts.services.entities import known_ids
-    from datamantri_alerts.store.engine import Store, normalize_url
+    from datamantri_alerts.store.engine import Store, parse_store_url
     from datamantri_alerts.store.migrate import current_revision
 
-    parsed = make_url(normalize_url(url))
+    parsed = parse_store_url(url, "--db")
     if parsed.get_backend_name() == "sqlite":
         database = parsed.database or ""
         if database in ("", ":memory:") or not Path(database).expanduser().is_file():

@@ -48,6 +48,28 @@ def normalize_url(url: str) -> str:
     return parsed.render_as_string(hide_password=False)
 
 
+#: What is said of a store URL that does not parse; the URL itself is never repeated, since
+#: the parser's own text (SQLAlchemy's "invalid literal for int(): '...'") can be its password
+#: when the `@host` is missing (`postgresql://user:password/db`).
+STORE_URL_PROBLEM = (
+    "not a database URL that SQLAlchemy can read (dialect, then user, password, host, port and "
+    "database, as in sqlite:///path or postgresql://host/db); not repeated, it may hold a password"
+)
+
+
+def parse_store_url(url: str, field: str) -> URL:
+    """The store URL, parsed, with our drivers (`normalize_url`); InputError on `field`
+    (STORE_URL_PROBLEM: one line, exit 2, the URL not repeated) when it does not parse."""
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        return make_url(normalize_url(url))
+    except (ArgumentError, ValueError):
+        from datamantri_alerts.errors import InputError
+
+        raise InputError(STORE_URL_PROBLEM, field=field) from None
+
+
 #: How long a process waits for another one's schema migration or WAL conversion (seconds).
 LOCK_WAIT_SECONDS = 300
 
@@ -206,8 +228,8 @@ def _sqlite_on_begin(conn: Any) -> None:
 def make_engine(url: str) -> Engine:
     """The store's engine. `hide_parameters`: statement parameters (webhook URLs, data source
     URLs) never appear in SQLAlchemy's error text or logs."""
-    url = normalize_url(url)
-    parsed = make_url(url)
+    parsed = parse_store_url(url, "store URL")  # the CLI checks it first, naming its field
+    url = parsed.render_as_string(hide_password=False)
     if parsed.get_backend_name() == "sqlite":
         # A `file:` URI's options (mode=ro, mode=rw) decide whether the file may be created.
         path = sqlite_store_path(parsed)

@@ -210,3 +210,65 @@ def test_history_rows_written_before_the_fix_are_shown_clean(cli: Cli, sqlite_ur
     episode = cli("history", "show", "1", "--json").json()  # still valid JSON
     assert episode["summary"].endswith("with url: /*** [parameters: ***]")
     assert episode["details"] == {"error": episode["summary"]}
+
+
+# A store URL whose `@host` is missing: SQLAlchemy reads the password as the port and its error
+# was `invalid literal for int() with base 10: '<password>'`, printed as an internal error
+# (and in full at -v): the password was not registered, since the URL has no userinfo.
+UNPARSED_STORE_URL = f"postgresql://alerts:{DB_PASSWORD}/alerts"
+
+
+@pytest.mark.parametrize("verbosity", [[], ["-v"], ["-vv"]])
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["list"],
+        ["evaluate", "--quiet"],
+        ["db", "upgrade"],
+        ["db", "current"],
+        ["validate", "--db", UNPARSED_STORE_URL, "FILE"],
+    ],
+)
+def test_a_store_url_that_does_not_parse_is_one_line_without_its_password(
+    tmp_path: Path, verbosity: list[str], command: list[str]
+) -> None:
+    definitions = tmp_path / "alerts.yaml"
+    definitions.write_text("alerts: []\n")
+    command = [str(definitions) if part == "FILE" else part for part in command]
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "datamantri_alerts",
+            *verbosity,
+            "--db",
+            UNPARSED_STORE_URL,
+            *command,
+        ],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(REPO_ROOT)},
+        timeout=60,
+    )
+    assert done.returncode == 2, done.stderr
+    assert DB_PASSWORD not in done.stdout + done.stderr
+    problems = [line for line in done.stderr.splitlines() if line.startswith("error:")]
+    assert len(problems) == 1, done.stderr
+    assert problems[0].startswith("error: --db: not a database URL that SQLAlchemy can read")
+    assert "Traceback" not in done.stderr
+
+
+def test_the_environment_variable_is_named_when_it_holds_the_url(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from typer.testing import CliRunner
+
+    from datamantri_alerts.cli import app
+
+    monkeypatch.setenv("ALERTS_DATABASE_URL", UNPARSED_STORE_URL)
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(app, ["list"])
+    assert result.exit_code == 2
+    assert DB_PASSWORD not in result.output
+    assert result.stderr.startswith("error: ALERTS_DATABASE_URL: not a database URL")
