@@ -232,10 +232,33 @@ def set_active(session: Session, alert: Alert, active: bool, clock: Clock) -> bo
 
 def delete_alert(session: Session, alert: Alert, *, keep_history: bool, now: datetime) -> int:
     """Delete an alert; returns how many history rows were removed. With `keep_history` its
-    episodes stay, closed with the note "alert deleted" (see `stand_down`)."""
+    episodes stay, closed with the note "alert deleted" (see `stand_down`).
+
+    Without it, an incident tracker still owed a RESOLVED (an episode whose FIRING reached
+    PagerDuty or a webhook) refuses the purge (InputError, nothing written): the RESOLVED
+    queued by `stand_down` would be purged with the history and the incident left open for
+    ever. Deleted with its history kept, the next `alerts evaluate` sends it."""
     stand_down(session, alert, DELETED_NOTE, now)
     removed = 0
     if not keep_history:
+        owed = sorted(
+            set(
+                session.scalars(
+                    select(Notification.channel).where(
+                        Notification.alert_id == alert.id,
+                        Notification.status == "pending",
+                        Notification.kind == "resolved",
+                    )
+                )
+            )
+        )
+        if owed:
+            raise InputError(
+                f"alert {alert.id} has an incident open on {', '.join(owed)} that is still to be "
+                "sent its RESOLVED, which purging its history would drop: delete it with "
+                "--keep-history (the next `alerts evaluate` sends the RESOLVED)",
+                field="--purge-history",
+            )
         removed = (
             session.scalar(
                 select(func.count())

@@ -206,6 +206,49 @@ def test_disabling_or_deleting_the_alert_resolves_its_incident(
     assert stage.slack_states() == ["FIRING"]
 
 
+def test_purging_the_history_of_an_alert_whose_incident_is_open_is_refused(
+    store: Any,
+    store_url: str,
+    flags: Flags,
+    sink: Sink,
+    pagerduty_server: PagerDutyStandIn,
+) -> None:
+    """`delete --purge-history` deleted the RESOLVED that deleting queued for PagerDuty along
+    with the history: the incident stayed open for ever. Refused (exit 2, nothing written);
+    deleted with its history kept, the incident closes; a purge with nothing owed goes on."""
+    stage = Stage(store, flags, sink, pagerduty_server)
+    stage.run(0, "firing")
+    key = stage.key()
+    cli = Cli(store_url)
+    refused = cli("delete", "etl", "--yes", "--purge-history")
+    assert refused.exit_code == 2, refused.output
+    assert refused.stderr.startswith("error: --purge-history: alert ")
+    assert "incident open on pagerduty" in refused.stderr
+    assert len(refused.stderr.splitlines()) == 1
+    with store.session() as session:  # nothing written: the alert and its episode are as they were
+        assert session.scalars(select(AlertHistory.resolved_at)).all() == [None]
+        assert not session.scalars(
+            select(Notification.id).where(Notification.kind == "resolved")
+        ).all()
+    done = cli("delete", "etl", "--yes")
+    assert done.exit_code == 0, done.output
+    stage.run(1, "firing")
+    assert stage.pd.actions == {key: ["trigger", "resolve"]}
+    assert stage.open_incidents() == []
+
+
+def test_purging_an_alert_that_owes_no_tracker_anything(
+    store: Any, store_url: str, flags: Flags, sink: Sink
+) -> None:
+    make_alert(store, flags, "plain", recipients={"slack": sink.hook("plain")})
+    run_evaluation(store, ScenarioClock(), RunOptions(host="test-host"))
+    done = Cli(store_url)("delete", "plain", "--yes", "--purge-history")
+    assert done.exit_code == 0, done.output
+    assert "history rows removed" in done.stdout
+    with store.session() as session:
+        assert session.scalars(select(AlertHistory.id)).all() == []
+
+
 def test_webhooks_of_both_formats_track_incidents_slack_does_not(
     store: Any, flags: Flags, sink: Sink
 ) -> None:
