@@ -134,6 +134,12 @@ def test_a_new_alert_with_reused_ids_does_not_touch_the_deleted_alerts_incident(
     assert old_key == (
         f"datamantri-alerts/{old.alert_id}/{old.id}/{int(old.triggered_at.timestamp())}"
     )
+    # Its history cannot be purged while PagerDuty is owed the RESOLVED (the incident would stay
+    # open for ever): resolved by hand and told, then it can.
+    assert cli("delete", "etl", "--yes", "--purge-history").exit_code == 2
+    assert cli("history", "resolve", str(old.id)).exit_code == 0
+    scene.run(1, "ok")
+    assert scene.pd.actions == {old_key: ["trigger", "resolve"]}
     gone = cli("delete", "etl", "--yes", "--purge-history")
     assert gone.exit_code == 0, gone.output
     make_alert(
@@ -151,12 +157,15 @@ def test_a_new_alert_with_reused_ids_does_not_touch_the_deleted_alerts_incident(
     new_key = f"datamantri-alerts/{new.alert_id}/{new.id}/{int(new.triggered_at.timestamp())}"
     assert new_key != old_key
     # The deleted alert's incident is untouched; the new one was opened and acknowledged.
-    assert scene.pd.actions == {old_key: ["trigger"], new_key: ["trigger", "acknowledge"]}
+    assert scene.pd.actions == {
+        old_key: ["trigger", "resolve"],
+        new_key: ["trigger", "acknowledge"],
+    }
     assert scene.pd.opened == 2
     scene.run(35, "ok")
     scene.run(40, "ok")
     assert scene.pd.actions[new_key] == ["trigger", "acknowledge", "resolve"]
-    assert scene.pd.incidents[old_key]["status"] == "triggered"
+    assert scene.pd.actions[old_key] == ["trigger", "resolve"]
 
 
 def test_ack_makes_one_attempt_and_never_waits_out_retry_after(
