@@ -73,6 +73,58 @@ def pytest_configure(config: pytest.Config) -> None:
         "serial: timing-sensitive or server-wide; scripts/test.sh runs it alone, after the "
         "parallel phase",
     )
+    _run_as_from_a_terminal()
+    _terminal_size_as_in_the_controller(config)
+
+
+#: Signals a shell ignores in the commands it starts in the background (SIGINT, SIGQUIT) or
+#: that `nohup` ignores (SIGHUP). An ignored signal stays ignored in every child, and a shell
+#: started with it ignored cannot trap it: a test that forwards it to a job would wait forever.
+_LAUNCHER_IGNORED_SIGNALS = ("SIGINT", "SIGQUIT", "SIGHUP")
+
+
+def _run_as_from_a_terminal() -> None:
+    """Signals the launcher ignored get their usual handling back (SIGINT: KeyboardInterrupt),
+    so the suite and the processes it starts behave the same however it was launched: from a
+    terminal, in the background (`./scripts/test.sh &`), by a CI runner or nohup."""
+    import signal
+
+    for name in _LAUNCHER_IGNORED_SIGNALS:
+        signum = getattr(signal, name)
+        if signal.getsignal(signum) == signal.SIG_IGN:
+            signal.signal(
+                signum, signal.default_int_handler if name == "SIGINT" else signal.SIG_DFL
+            )
+
+
+#: Set by GNU readline (which pytest imports) in the process environment but not in
+#: os.environ, so a pytest process's children inherit COLUMNS=80 and LINES=24 while the
+#: process's own os.environ has neither. A pytest-xdist worker is such a child: its os.environ
+#: has them, and the CLI, run in-process by the tests, would then fit its output to 80 columns
+#: instead of the 160 it uses when piped.
+_TERMINAL_SIZE_VARIABLES = ("COLUMNS", "LINES")
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_configure_node(node: Any) -> None:
+    """(pytest-xdist, in the controller) Tell each worker which terminal size variables the
+    controller's own os.environ has."""
+    node.workerinput["alerts_terminal_environ"] = {
+        name: os.environ.get(name) for name in _TERMINAL_SIZE_VARIABLES
+    }
+
+
+def _terminal_size_as_in_the_controller(config: pytest.Config) -> None:
+    """In a pytest-xdist worker: the variables the controller's os.environ lacks leave this
+    os.environ too, and stay in the process environment (os.putenv), as in a plain pytest
+    process, so tests see the same on a worker as without pytest-xdist."""
+    workerinput = getattr(config, "workerinput", None)
+    if workerinput is None:
+        return
+    for name, value in workerinput.get("alerts_terminal_environ", {}).items():
+        if value is None and name in os.environ:
+            inherited = os.environ.pop(name)
+            os.putenv(name, inherited)
 
 
 @pytest.hookimpl(tryfirst=True)
