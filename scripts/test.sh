@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Sets up .venv with the project and its test extras, then runs the test suite in two phases:
 #   1. every test not marked `serial`, on several pytest-xdist workers (ALERTS_TEST_WORKERS,
-#      default 3: the tests mostly wait on subprocesses, servers and timeouts, not the CPU);
+#      default 3; on 2 cores this phase keeps both busy, and 4 workers were slower than 3);
 #   2. the tests marked `serial` (wall-clock bounds, racing processes, server-wide settings),
 #      alone in one process, so nothing else competes with them for the machine.
 # Arguments go to pytest in both phases (e.g. scripts/test.sh -k sync, scripts/test.sh -m slow);
