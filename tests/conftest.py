@@ -43,16 +43,94 @@ SERVER_DIALECTS_SLOW = pytest.mark.server_dialects_slow
 STORE_PARAMS = ("store_url", "any_store")
 
 
+#: Marks a test that must not share the machine with other tests: it asserts a wall-clock bound
+#: ("cut off within N s", "not delayed"), paces or races processes against each other (overlap,
+#: crash-kill), or changes a server-wide setting (MariaDB's global time zone). scripts/test.sh
+#: runs these alone in one process after the parallel phase (`--phase serial`).
+SERIAL = pytest.mark.serial
+#: Fixtures that change a database server for every session on it, not only the test's own
+#: database: a test using one is serial (it would change what a parallel test's session sees).
+SERVER_WIDE_FIXTURES = frozenset({"mariadb_server_zone"})
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--phase",
+        choices=("all", "parallel", "serial"),
+        default="all",
+        help="run all tests (default), only those not marked serial (the part scripts/test.sh "
+        "runs on several workers), or only those marked serial (run alone afterwards)",
+    )
+
+
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers",
         "server_dialects_slow: the PostgreSQL and MariaDB variants of this store test are slow",
     )
+    config.addinivalue_line(
+        "markers",
+        "serial: timing-sensitive or server-wide; scripts/test.sh runs it alone, after the "
+        "parallel phase",
+    )
+    _run_as_from_a_terminal()
+    _terminal_size_as_in_the_controller(config)
+
+
+#: Signals a shell ignores in the commands it starts in the background (SIGINT, SIGQUIT) or
+#: that `nohup` ignores (SIGHUP). An ignored signal stays ignored in every child, and a shell
+#: started with it ignored cannot trap it: a test that forwards it to a job would wait forever.
+_LAUNCHER_IGNORED_SIGNALS = ("SIGINT", "SIGQUIT", "SIGHUP")
+
+
+def _run_as_from_a_terminal() -> None:
+    """Signals the launcher ignored get their usual handling back (SIGINT: KeyboardInterrupt),
+    so the suite and the processes it starts behave the same however it was launched: from a
+    terminal, in the background (`./scripts/test.sh &`), by a CI runner or nohup."""
+    import signal
+
+    for name in _LAUNCHER_IGNORED_SIGNALS:
+        signum = getattr(signal, name)
+        if signal.getsignal(signum) == signal.SIG_IGN:
+            signal.signal(
+                signum, signal.default_int_handler if name == "SIGINT" else signal.SIG_DFL
+            )
+
+
+#: Set by GNU readline (which pytest imports) in the process environment but not in
+#: os.environ, so a pytest process's children inherit COLUMNS=80 and LINES=24 while the
+#: process's own os.environ has neither. A pytest-xdist worker is such a child: its os.environ
+#: has them, and the CLI, run in-process by the tests, would then fit its output to 80 columns
+#: instead of the 160 it uses when piped.
+_TERMINAL_SIZE_VARIABLES = ("COLUMNS", "LINES")
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_configure_node(node: Any) -> None:
+    """(pytest-xdist, in the controller) Tell each worker which terminal size variables the
+    controller's own os.environ has."""
+    node.workerinput["alerts_terminal_environ"] = {
+        name: os.environ.get(name) for name in _TERMINAL_SIZE_VARIABLES
+    }
+
+
+def _terminal_size_as_in_the_controller(config: pytest.Config) -> None:
+    """In a pytest-xdist worker: the variables the controller's os.environ lacks leave this
+    os.environ too, and stay in the process environment (os.putenv), as in a plain pytest
+    process, so tests see the same on a worker as without pytest-xdist."""
+    workerinput = getattr(config, "workerinput", None)
+    if workerinput is None:
+        return
+    for name, value in workerinput.get("alerts_terminal_environ", {}).items():
+        if value is None and name in os.environ:
+            inherited = os.environ.pop(name)
+            os.putenv(name, inherited)
 
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Mark `slow` the server variants of tests marked server_dialects_slow.
+    """Mark `slow` the server variants of tests marked server_dialects_slow, and `serial` the
+    tests using a server-wide fixture; then keep only the tests of the `--phase` asked for.
 
     Runs before pytest's own `-m` deselection (tryfirst), so `-m 'not slow'` leaves them out.
     """
@@ -64,6 +142,35 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             and {callspec.params.get(name) for name in STORE_PARAMS} & {"postgres", "mariadb"}
         ):
             item.add_marker(pytest.mark.slow)
+        if SERVER_WIDE_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(SERIAL)
+    phase = config.getoption("--phase")
+    if phase != "all":
+        keep, other = [], []
+        for item in items:
+            serial = item.get_closest_marker("serial") is not None
+            (keep if serial == (phase == "serial") else other).append(item)
+        if other:
+            config.hook.pytest_deselected(items=other)
+            items[:] = keep
+
+
+#: The sockets `closed_port` keeps bound, open until the process ends.
+_CLOSED_PORT_SOCKETS: list[socket.socket] = []
+
+
+def closed_port() -> int:
+    """A loopback port on which connections are refused at once.
+
+    The port stays bound (never listening) by this process until it ends, so nothing else can
+    listen on it meanwhile: a port found free and closed again could be handed to the next
+    `bind(("127.0.0.1", 0))` of this test, or of a test on another pytest-xdist worker, and
+    then accept the connection the test expects to be refused.
+    """
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind(("127.0.0.1", 0))
+    _CLOSED_PORT_SOCKETS.append(sock)
+    return int(sock.getsockname()[1])
 
 
 def _port_open(host: str, port: int) -> bool:

@@ -409,6 +409,7 @@ def test_history_and_outbox_columns_are_redacted_on_write(sqlite_url: str) -> No
     assert raw.count(MASK) >= 4
 
 
+@pytest.mark.serial  # wall-clock bound: linear time
 def test_redacting_a_long_word_takes_linear_time() -> None:
     """URL rules are bounded: a scheme pattern tried from every letter of a 2 MB word was
     quadratic (minutes). The bound here is generous; the quadratic run would take hours."""

@@ -20,6 +20,10 @@ from datamantri_alerts.store import engine as store_engine
 from datamantri_alerts.store.engine import Store
 from datamantri_alerts.store.write_turns import turn_key
 
+#: Serial (scripts/test.sh runs it alone): a writer holds the store HOLD_SECONDS against a
+#: short busy timeout, and a bound of 5 s; other load would stretch both.
+pytestmark = pytest.mark.serial
+
 HOLD_SECONDS = 0.4
 
 

@@ -177,10 +177,10 @@ def test_no_secret_when_the_server_is_unreachable(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     """Connection errors name the host, never the webhook path or a credential."""
-    from tests.channels.conftest import free_port
+    from tests.conftest import closed_port
 
     caplog.set_level(logging.DEBUG, logger="datamantri_alerts")
-    closed = free_port()
+    closed = closed_port()
     environ = dict(harness.environ)
     recipient = harness.recipient
     if harness.name == "email":

@@ -109,6 +109,7 @@ def test_a_huge_reply_body_is_read_only_up_to_the_limit() -> None:
     assert len(reply.text) == REPLY_LIMIT
 
 
+@pytest.mark.serial  # wall-clock bound on a trickling reply
 def test_a_trickling_reply_body_ends_at_the_timeout() -> None:
     """One byte every 0.2 s never trips the socket's read timeout; the reply is cut at
     connect + read timeout instead of being read for minutes."""
@@ -132,6 +133,7 @@ def test_a_reply_body_cut_short_keeps_what_arrived() -> None:
     assert (reply.status, reply.text) == (503, "busy")
 
 
+@pytest.mark.serial  # wall-clock bound on a trickling reply
 def test_a_heartbeat_reply_is_never_read() -> None:
     """A heartbeat answering 200 and then trickling (or flooding) its body does not hold the
     run: the ping ends with the status line."""

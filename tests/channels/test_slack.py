@@ -220,6 +220,7 @@ def test_recipient_is_masked_for_display(slack_server: LoopbackHTTPServer) -> No
     assert SLACK_TOKEN not in str(result.as_json())
 
 
+@pytest.mark.serial  # wall-clock bound on the real timeout
 def test_real_clock_timeout_is_bounded() -> None:
     """A webhook that accepts the connection but never answers: the read timeout ends it."""
     import socket

@@ -210,6 +210,7 @@ def test_invalid_recipient_is_permanent(twilio_server: LoopbackHTTPServer) -> No
     assert twilio_server.requests == []
 
 
+@pytest.mark.serial  # wall-clock bound on a trickling reply
 def test_a_trickling_or_huge_twilio_reply_is_cut_within_the_timeout() -> None:
     """The twilio client reads a reply whole and its timeout bounds each socket read only: a
     reply sending a byte every 0.2 s (2 minutes in all) is cut within the request's timeout."""

@@ -151,13 +151,21 @@ def mariadb_database() -> Iterator[str]:
 
 
 @pytest.fixture
-def mariadb_server_zone(mariadb_database: str) -> Iterator[Callable[[str], None]]:
+def mariadb_server_zone(
+    mariadb_database: str, request: pytest.FixtureRequest
+) -> Iterator[Callable[[str], None]]:
     """Sets the server's default session time zone (`SET GLOBAL time_zone`), as a DBA would.
 
     Checks must not depend on it (a data source URL cannot carry `init_command`: check sessions
-    are read-only). The previous default is restored afterwards.
+    are read-only). The previous default is restored afterwards. The setting is the server's,
+    seen by every new session of every test, so a test using it must be marked `serial`
+    (tests/conftest.py marks those that name it; one asking for it through
+    `request.getfixturevalue` carries the mark itself).
     """
     from sqlalchemy import create_engine, text
+
+    if request.node.get_closest_marker("serial") is None:
+        pytest.fail("a test that sets MariaDB's global time zone must be marked serial")
 
     engine = create_engine(mariadb_database)
     with engine.connect() as conn:

@@ -92,10 +92,11 @@ def black_hole() -> Iterator[int]:
 
 
 def closed_port() -> int:
-    """A loopback port nothing listens on (connections are refused at once)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    """A loopback port nothing listens on (connections are refused at once); kept bound by
+    this process, see tests.conftest.closed_port."""
+    from tests.conftest import closed_port
+
+    return closed_port()
 
 
 @contextmanager

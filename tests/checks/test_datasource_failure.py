@@ -84,6 +84,7 @@ def test_http_2xx_ok_and_5xx_fires(harness: Harness, http_base: str) -> None:
     assert "503" in down.summary
 
 
+@pytest.mark.serial  # wall-clock bound (refused at once, black hole cut off)
 @pytest.mark.parametrize("scheme", ["postgresql", "mysql", "http"])
 def test_closed_port_fails_fast_without_leaking_the_password(
     harness: Harness, refused_port: int, scheme: str
@@ -104,6 +105,7 @@ def test_closed_port_fails_fast_without_leaking_the_password(
     assert "refused" in everything.lower()
 
 
+@pytest.mark.serial  # wall-clock bound (refused at once, black hole cut off)
 @pytest.mark.parametrize("scheme", ["http", "postgresql", "mysql"])
 def test_black_hole_is_cut_off_by_the_timeout(
     harness: Harness, black_hole_port: int, http_base: str, scheme: str

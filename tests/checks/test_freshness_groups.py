@@ -35,7 +35,8 @@ def _stamp(url: str, value: str) -> str:
     params=[
         "sqlite",
         pytest.param("postgres", marks=pytest.mark.postgres),
-        pytest.param("mariadb", marks=pytest.mark.mariadb),
+        # Sets MariaDB's global time zone (mariadb_server_zone): serial.
+        pytest.param("mariadb", marks=[pytest.mark.mariadb, pytest.mark.serial]),
     ]
 )
 def tables(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[str, str, dict[str, str]]:
@@ -151,6 +152,7 @@ def _pg_tables(pg_url: str, count: int) -> str:
     return prefix
 
 
+@pytest.mark.serial  # wall-clock bounds; server statistics settle after a sleep
 @pytest.mark.postgres
 def test_a_hundred_alerts_on_one_source_cost_a_few_statements_not_a_hundred(
     harness: Harness, pg_url: str, monkeypatch: pytest.MonkeyPatch
@@ -173,6 +175,7 @@ def test_a_hundred_alerts_on_one_source_cost_a_few_statements_not_a_hundred(
     assert grouped_cost <= 12, grouped_cost  # two groups of 50 (and session set-up)
 
 
+@pytest.mark.serial  # wall-clock bounds; server statistics settle after a sleep
 @pytest.mark.postgres
 def test_a_locked_table_holds_its_group_back_no_longer_than_the_group_bound(
     harness: Harness, pg_url: str
@@ -235,6 +238,7 @@ def test_only_alerts_on_a_table_are_grouped() -> None:
     assert key(table=None, query="select loaded_at from a") is None
 
 
+@pytest.mark.serial  # server statistics settle after a sleep; 150 reads with a 2 s bound
 @pytest.mark.postgres
 def test_after_a_group_is_cut_off_the_run_reads_that_source_alone(
     harness: Harness, pg_url: str

@@ -10,13 +10,12 @@ from collections.abc import Iterator
 import pytest
 
 from tests.checks.conftest import Harness
+from tests.conftest import closed_port as held_closed_port
 
 
 @pytest.fixture
 def closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    return held_closed_port()
 
 
 @pytest.fixture

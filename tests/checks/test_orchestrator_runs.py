@@ -155,7 +155,8 @@ class Airflow:
     params=[
         "sqlite",
         pytest.param("postgres", marks=pytest.mark.postgres),
-        pytest.param("mariadb", marks=pytest.mark.mariadb),
+        # Sets MariaDB's global time zone (mariadb_server_zone): serial.
+        pytest.param("mariadb", marks=[pytest.mark.mariadb, pytest.mark.serial]),
     ]
 )
 def airflow(request: pytest.FixtureRequest, tmp_path: Path) -> Airflow:

@@ -72,6 +72,7 @@ def _sql(source: str, query: str, timeout: float = 10) -> tuple[str, dict[str, A
     return ("sql", {"datasource_id": source, "query": query, "timeout_seconds": timeout})
 
 
+@pytest.mark.serial  # counts sessions from server statistics, flushed as backends end
 @pytest.mark.postgres
 def test_sessions_per_run_are_bounded_by_concurrency_counted_on_the_server(
     harness: Harness, pg_database: str
@@ -131,6 +132,7 @@ def _every_type(harness: Harness, url: str) -> list[tuple[str, dict[str, Any]]]:
     ]
 
 
+@pytest.mark.serial  # counts sessions from server statistics, flushed as backends end
 @pytest.mark.postgres
 def test_every_database_type_reads_through_the_runs_pool(
     harness: Harness, pg_database: str
@@ -228,6 +230,7 @@ def test_a_session_change_does_not_outlive_its_check(
     assert _pid(first) == _pid(last), "the probe ran on the same pooled connection"
 
 
+@pytest.mark.serial  # wall-clock bounds on a hung query, a busy pool, cancelling
 @pytest.mark.postgres
 def test_a_hung_query_and_a_black_hole_do_not_delay_200_healthy_checks(
     harness: Harness, pg_database: str, black_hole_port: int, tmp_path: Path
@@ -268,6 +271,7 @@ def test_a_hung_query_and_a_black_hole_do_not_delay_200_healthy_checks(
     assert _eventually(lambda: _check_backends(pg_database)) == []
 
 
+@pytest.mark.serial  # wall-clock bounds on a hung query, a busy pool, cancelling
 @pytest.mark.postgres
 def test_a_checkout_waits_no_longer_than_the_check_timeout(pg_database: str) -> None:
     """With every pooled connection of a source busy, the next check gets a clear error after
@@ -302,6 +306,7 @@ def test_the_pool_refuses_work_after_close(tmp_path: Path) -> None:
         pass
 
 
+@pytest.mark.serial  # wall-clock bounds on a hung query, a busy pool, cancelling
 @pytest.mark.postgres
 def test_cancel_all_stops_the_statements_in_flight(harness: Harness, pg_database: str) -> None:
     """The hook for SIGTERM: the caller holds the run's pool and cancels what runs on it."""

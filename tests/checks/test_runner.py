@@ -10,10 +10,13 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
+
 from tests.checks.conftest import Harness
 from tests.conftest import REPO_ROOT
 
 
+@pytest.mark.serial  # wall-clock bounds on concurrency and hung checks
 def test_a_hung_check_is_cut_off_and_does_not_delay_the_others(
     harness: Harness, third_party_checks: Path, http_base: str, black_hole_port: int
 ) -> None:
@@ -39,6 +42,7 @@ def test_a_hung_check_is_cut_off_and_does_not_delay_the_others(
     assert max(w.duration_ms for w in webs) < 1000
 
 
+@pytest.mark.serial  # wall-clock bounds on concurrency and hung checks
 def test_results_keep_input_order_and_concurrency_is_honoured(
     harness: Harness, http_base: str
 ) -> None:
@@ -76,6 +80,7 @@ def test_bad_alerts_become_error_outcomes(harness: Harness, third_party_checks: 
     assert "sup3rs3cret" not in crash.summary
 
 
+@pytest.mark.serial  # wall-clock bounds on concurrency and hung checks
 def test_abandoned_threads_do_not_keep_the_process_alive(third_party_checks: Path) -> None:
     script = textwrap.dedent(
         """
@@ -148,6 +153,7 @@ def test_checks_run_on_persistent_workers_with_one_watchdog(
     assert len(names) == len(workers) + 1, names  # no thread per check, no timer per statement
 
 
+@pytest.mark.serial  # wall-clock bounds on concurrency and hung checks
 def test_a_worker_abandoned_to_a_hung_check_is_replaced(
     harness: Harness, third_party_checks: Path, tmp_path: Path
 ) -> None:

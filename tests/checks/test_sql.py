@@ -107,6 +107,7 @@ def test_alert_severity_overrides_the_default(harness: Harness, tmp_path: Path) 
     assert result.severity == "critical"
 
 
+@pytest.mark.serial  # wall-clock bound: cancelled at its timeout
 @pytest.mark.postgres
 def test_postgres_query_is_cancelled_at_its_timeout(harness: Harness, pg_database: str) -> None:
     harness.add_datasource("pg", pg_database)

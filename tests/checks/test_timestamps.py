@@ -195,7 +195,8 @@ NY_SLA = {
     params=[
         "sqlite",
         pytest.param("postgres", marks=pytest.mark.postgres),
-        pytest.param("mariadb", marks=pytest.mark.mariadb),
+        # Sets MariaDB's global time zone (mariadb_server_zone): serial.
+        pytest.param("mariadb", marks=[pytest.mark.mariadb, pytest.mark.serial]),
     ]
 )
 def naive_warehouse(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[str, str]:

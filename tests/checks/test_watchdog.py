@@ -5,7 +5,13 @@ from __future__ import annotations
 import threading
 import time
 
+import pytest
+
 from datamantri_alerts.checks.watchdog import Watchdog
+
+#: Serial (scripts/test.sh runs it alone): alarms are checked against their delays on the
+#: real clock.
+pytestmark = pytest.mark.serial
 
 
 def _watchdog_threads() -> list[threading.Thread]:

@@ -174,6 +174,7 @@ def test_due_selection_all_and_one_alert(
     assert "nope" in unknown.stderr
 
 
+@pytest.mark.serial  # wall-clock bound: a black hole does not delay
 def test_black_hole_does_not_delay_the_other_alerts(cli: Cli, tmp_path: Path, web: str) -> None:
     with servers.black_hole() as port:
         _sync(

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -14,7 +13,7 @@ from typing import Any
 import pytest
 
 from tests.cli.test_runs import _pipeline_with_alert
-from tests.conftest import Cli
+from tests.conftest import Cli, closed_port
 
 
 def _job_with_alert(cli: Cli, tmp_path: Path) -> None:
@@ -32,9 +31,7 @@ def _wrap(db_url: str, *args: Any, timeout: float = 60) -> subprocess.CompletedP
 
 
 def _closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    return closed_port()
 
 
 # --------------------------------------------------------------------------- outside text
@@ -222,6 +219,7 @@ def test_a_bad_evaluator_setting_does_not_stop_the_job(cli: Cli, tmp_path: Path)
     assert "ALERTS_LEASE_SECONDS must be a number of seconds" in refused.stderr
 
 
+@pytest.mark.serial  # the job must finish within the store's busy timeout
 def test_a_locked_store_does_not_delay_the_job(cli: Cli, sqlite_url: str, tmp_path: Path) -> None:
     """The start is recorded beside the job, not before it: a store busy with another writer
     (here a held SQLite write lock) neither delays nor stops the job; the run is recorded once

@@ -9,7 +9,7 @@ from sqlalchemy import select
 
 from datamantri_alerts.store.engine import open_store
 from datamantri_alerts.store.models import Alert, Notification
-from tests.conftest import Cli
+from tests.conftest import Cli, closed_port
 from tests.evaluator.conftest import Flags, Sink, make_alert
 
 
@@ -61,12 +61,7 @@ def test_heartbeat_start_and_success_then_fail(
 def test_heartbeat_down_never_fails_the_run(
     store: Any, cli: Cli, flags: Flags, sink: Sink, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        closed_port = s.getsockname()[1]
-    monkeypatch.setenv("ALERTS_HEARTBEAT_URL", f"http://127.0.0.1:{closed_port}/ping/TOKEN123")
+    monkeypatch.setenv("ALERTS_HEARTBEAT_URL", f"http://127.0.0.1:{closed_port()}/ping/TOKEN123")
     make_alert(store, flags, "fine", recipients={"slack": sink.hook("fine")})
     result = cli("evaluate")
     assert result.exit_code == 0, result.output

@@ -26,6 +26,7 @@ def test_batches_are_written_in_order_off_the_callers_thread() -> None:
     assert {name for _, name in written} == {"result-writer"}
 
 
+@pytest.mark.serial  # threads synchronised by sleeps
 def test_a_failed_write_stops_the_writer_and_is_raised_in_the_caller() -> None:
     written: list[int] = []
     failed = threading.Event()
@@ -71,6 +72,7 @@ def test_an_interrupted_run_writes_nothing_after_the_batch_being_written() -> No
     assert written == [0]
 
 
+@pytest.mark.serial  # threads synchronised by sleeps
 def test_a_run_interrupted_while_waiting_for_its_last_writes_writes_no_more() -> None:
     """Ctrl-C or SIGTERM (`interrupts.stop_on_signals`) most often arrives while the run waits
     at the end of the `with` block for the batches still queued: those are not written either,

@@ -14,6 +14,7 @@ from datamantri_alerts.store.models import Alert
 from tests.evaluator.conftest import Flags, make_alerts
 
 
+@pytest.mark.serial  # claims and writes raced with check delays and a 1.5 s late write
 def test_a_failed_write_stops_the_claims(sqlite_store: Any, flags: Flags) -> None:
     flags.set(slow="ok", delay="0.5")
     make_alerts(
@@ -79,6 +80,7 @@ def _run_with_a_refused_result(
     return ids
 
 
+@pytest.mark.serial  # claims and writes raced with check delays and a 1.5 s late write
 @pytest.mark.parametrize("merge_limit", [0, 500])
 def test_a_refused_result_keeps_the_batches_before_it_and_the_run_counts_what_was_written(
     sqlite_store: Any, flags: Flags, monkeypatch: pytest.MonkeyPatch, merge_limit: int

@@ -19,6 +19,10 @@ from datamantri_alerts.store.models import EvaluatorRun, Notification
 from tests.conftest import PG_ADMIN_URL, Cli, dump_store
 from tests.evaluator.conftest import Flags, Sink, alerts_process, make_alerts
 
+#: Serial (scripts/test.sh runs it alone): signals reach processes at moments found by
+#: polling, racing their checks and deliveries.
+pytestmark = pytest.mark.serial
+
 
 def _sleeping_queries(pg_url: str) -> int:
     """Backends of the test database sleeping in pg_sleep right now (the query text may show

@@ -84,6 +84,7 @@ def test_sink_down_for_ten_fake_minutes_then_recovers_gets_the_message_once(
 # --------------------------------------------------------------------------- a stalled channel
 
 
+@pytest.mark.serial  # wall-clock bounds; a store dropped within a check's delay
 def test_a_stalled_teams_webhook_does_not_delay_slack(
     sqlite_url: str, flags: Flags, sink: Sink
 ) -> None:
@@ -149,6 +150,7 @@ def test_a_stalled_teams_webhook_does_not_delay_slack(
 # --------------------------------------------------------------------------- a hanging source
 
 
+@pytest.mark.serial  # wall-clock bounds; a store dropped within a check's delay
 def test_a_hanging_data_source_is_cut_off_by_its_timeout(
     sqlite_url: str, flags: Flags, sink: Sink
 ) -> None:
@@ -232,6 +234,7 @@ def pg_scratch_url() -> Iterator[tuple[str, Any]]:
         admin.dispose()
 
 
+@pytest.mark.serial  # wall-clock bounds; a store dropped within a check's delay
 def test_store_unreachable_mid_run_exits_1_with_one_line_then_next_run_recovers(
     pg_scratch_url: tuple[str, Any], flags: Flags, sink: Sink
 ) -> None:

@@ -38,10 +38,9 @@ from tests.channels.conftest import (
     LoopbackHTTPServer,
     Reply,
     SMTPServer,
-    free_port,
     twilio_error,
 )
-from tests.conftest import REPO_ROOT, Cli
+from tests.conftest import REPO_ROOT, Cli, closed_port
 from tests.evaluator.conftest import Flags, Sink
 
 SLACK_TOKEN = "CANARYslackTOKEN7f3a91"
@@ -174,7 +173,7 @@ def test_canaries_never_leave_the_configuration(
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    closed = free_port()
+    closed = closed_port()
     slack_url = echoing["slack"].url(f"/services/T0LEAK/B0LEAK/{SLACK_TOKEN}")
     teams_url = echoing["teams"].url(f"/workflows/abc/triggers/manual/paths/invoke?sig={TEAMS_SIG}")
     sink.on("heartbeat", *[(500, {}, f"bad ping {sink.hook('heartbeat')}")] * 50)

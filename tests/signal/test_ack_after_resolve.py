@@ -168,6 +168,7 @@ def test_a_new_alert_with_reused_ids_does_not_touch_the_deleted_alerts_incident(
     assert scene.pd.actions[old_key] == ["trigger", "resolve"]
 
 
+@pytest.mark.serial  # wall-clock bound: one attempt, one request timeout
 def test_ack_makes_one_attempt_and_never_waits_out_retry_after(
     scene: Scene, cli: Cli, store_url: str
 ) -> None:
@@ -326,6 +327,7 @@ def test_a_webhook_acknowledgement_left_pending_never_goes_after_the_resolve(
     assert [tuple(r) for r in rows] == [("suppressed", RESOLVED_FIRST)]
 
 
+@pytest.mark.serial  # wall-clock bound: one attempt, one request timeout
 def test_ack_against_a_hanging_webhook_returns_after_one_request_timeout(
     store: Any, flags: Flags, sink: Sink, cli: Cli
 ) -> None:
