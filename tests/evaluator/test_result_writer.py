@@ -128,6 +128,13 @@ def test_batches_queued_behind_a_write_are_written_together_up_to_the_limit() ->
     assert written == [[0], [1, 2, 3], [4, 5]]
 
 
+def _release_when_stopping(writer: ResultWriter[list[int]], release: threading.Event) -> None:
+    deadline = time.monotonic() + 30
+    while not writer._stopping and time.monotonic() < deadline:
+        time.sleep(0.005)
+    release.set()
+
+
 def test_an_interrupted_run_writes_no_queued_batch_merged_or_not() -> None:
     started, release = threading.Event(), threading.Event()
     written: list[list[int]] = []
@@ -149,7 +156,8 @@ def test_an_interrupted_run_writes_no_queued_batch_merged_or_not() -> None:
         assert started.wait(5)
         writer.put([1])
         writer.put([2])
-        threading.Timer(0.2, release.set).start()
+        # Batch 0's write ends only once the writer was told to stop, however slow the machine.
+        threading.Thread(target=_release_when_stopping, args=(writer, release)).start()
         raise KeyboardInterrupt
     assert written == [[0]]
 
