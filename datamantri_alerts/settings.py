@@ -29,7 +29,7 @@ class Settings:
     verbose: int
     hostname: str
     #: Where database_url came from, as a problem with it names it: `--db`,
-    #: `ALERTS_DATABASE_URL`, or the default store.
+    #: `ALERTS_DATABASE_URL`, or `store` (the default store).
     database_field: str = "--db"
 
     @property

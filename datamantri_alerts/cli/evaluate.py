@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import Any
 
 import typer
@@ -78,8 +79,8 @@ def evaluate(
             app = app_context(ctx)
             which = (
                 "the default store; give --db or ALERTS_DATABASE_URL for another"
-                if app.settings.database_is_default and not ctx.find_root().params.get("db")
-                else "check --db and ALERTS_DATABASE_URL"
+                if app.settings.database_field == "store"
+                else f"check {app.settings.database_field}"
             )
             app.warn(
                 f"there was no store at {created.absolute()}: this run created an empty one, "
@@ -87,7 +88,7 @@ def evaluate(
             )
 
 
-def _store_to_create(ctx: typer.Context) -> Any:
+def _store_to_create(ctx: typer.Context) -> Path | None:
     """The SQLite file of the store that does not exist yet (opening it creates it), or None."""
     from datamantri_alerts.store.engine import parse_store_url, sqlite_store_path
 

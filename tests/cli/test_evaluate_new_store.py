@@ -19,7 +19,7 @@ def test_evaluate_says_when_it_created_the_store(tmp_path: Path) -> None:
     lines = first.stderr.splitlines()
     assert len(lines) == 1, first.stderr
     assert lines[0].startswith(f"warning: there was no store at {path}: this run created")
-    assert lines[0].endswith("(check --db and ALERTS_DATABASE_URL)")
+    assert lines[0].endswith("with no alerts (check --db)")
     # The store exists now: the next run has nothing to say.
     second = cli("evaluate", "--quiet")
     assert (second.exit_code, second.stdout, second.stderr) == (0, "", "")
@@ -44,6 +44,20 @@ def test_a_relative_path_is_named_in_full(tmp_path: Path, monkeypatch: pytest.Mo
     result = Cli("sqlite:///rel.db")("evaluate", "--quiet")
     assert result.exit_code == 0, result.output
     assert f"there was no store at {tmp_path / 'rel.db'}:" in result.stderr
+
+
+def test_the_environment_variable_is_named_when_the_url_came_from_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from typer.testing import CliRunner
+
+    from datamantri_alerts.cli import app
+
+    monkeypatch.setenv("ALERTS_DATABASE_URL", f"sqlite:///{tmp_path / 'typo.db'}")
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(app, ["evaluate", "--quiet"])
+    assert result.exit_code == 0, result.output
+    assert result.stderr.rstrip().endswith("with no alerts (check ALERTS_DATABASE_URL)")
 
 
 def test_the_default_store_is_named_as_such(
