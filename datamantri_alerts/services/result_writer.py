@@ -140,9 +140,8 @@ class ResultWriter(Generic[T]):
         the one that fails: a bad result stops its own batch and the later ones, as without
         merging, never the batches before it (one call is one transaction: nothing of the
         failed call was kept)."""
-        if len(taken) == 1 or self._merge is None:
-            for batch in taken:
-                self._write(batch)
+        if len(taken) == 1 or self._merge is None:  # nothing merged (`_queued_behind`)
+            self._write(taken[0])
             return
         try:
             self._write(self._merge(taken))

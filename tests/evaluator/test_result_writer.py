@@ -103,29 +103,40 @@ def test_a_run_interrupted_while_waiting_for_its_last_writes_writes_no_more() ->
         signal.signal(signal.SIGINT, previous)
 
 
+class HeldFirstWrite:
+    """A `write` for merged batches (lists) that holds batch `[0]` until `release` is set, so
+    the batches put meanwhile queue up behind it; a batch holding `refused` fails."""
+
+    def __init__(self, refused: int | None = None) -> None:
+        self.started, self.release = threading.Event(), threading.Event()
+        self.written: list[list[int]] = []
+        self.refused = refused
+
+    def __call__(self, batch: list[int]) -> None:
+        if batch == [0]:
+            self.started.set()
+            assert self.release.wait(5)
+        if self.refused is not None and self.refused in batch:
+            raise RuntimeError(f"the store refused result {self.refused}")
+        self.written.append(batch)
+
+
+def concatenated(batches: list[list[int]]) -> list[int]:
+    return [item for batch in batches for item in batch]
+
+
 def test_batches_queued_behind_a_write_are_written_together_up_to_the_limit() -> None:
     """A run whose checks end faster than their results are written pays one transaction per
     queue of batches (`merge_limit` items at most), not one per batch; in order, and the end
     of the queue among them ends the writer once they are written."""
-    started, release = threading.Event(), threading.Event()
-    written: list[list[int]] = []
-
-    def write(batch: list[int]) -> None:
-        if batch == [0]:
-            started.set()
-            assert release.wait(5)
-        written.append(batch)
-
-    def merge(batches: list[list[int]]) -> list[int]:
-        return [item for batch in batches for item in batch]
-
-    with ResultWriter(write, merge=merge, merge_limit=3) as writer:
+    write = HeldFirstWrite()
+    with ResultWriter(write, merge=concatenated, merge_limit=3) as writer:
         writer.put([0])
-        assert started.wait(5)
+        assert write.started.wait(5)
         for batch in range(1, 6):  # queued while batch 0 is being written
             writer.put([batch])
-        release.set()
-    assert written == [[0], [1, 2, 3], [4, 5]]
+        write.release.set()
+    assert write.written == [[0], [1, 2, 3], [4, 5]]
 
 
 def _release_when_stopping(writer: ResultWriter[list[int]], release: threading.Event) -> None:
@@ -136,79 +147,48 @@ def _release_when_stopping(writer: ResultWriter[list[int]], release: threading.E
 
 
 def test_an_interrupted_run_writes_no_queued_batch_merged_or_not() -> None:
-    started, release = threading.Event(), threading.Event()
-    written: list[list[int]] = []
-
-    def write(batch: list[int]) -> None:
-        if batch == [0]:
-            started.set()
-            assert release.wait(5)
-        written.append(batch)
-
-    def merge(batches: list[list[int]]) -> list[int]:
-        return [item for batch in batches for item in batch]
-
+    write = HeldFirstWrite()
     with (
         pytest.raises(KeyboardInterrupt),
-        ResultWriter(write, merge=merge, merge_limit=100) as writer,
+        ResultWriter(write, merge=concatenated, merge_limit=100) as writer,
     ):
         writer.put([0])
-        assert started.wait(5)
+        assert write.started.wait(5)
         writer.put([1])
         writer.put([2])
         # Batch 0's write ends only once the writer was told to stop, however slow the machine.
-        threading.Thread(target=_release_when_stopping, args=(writer, release)).start()
+        threading.Thread(target=_release_when_stopping, args=(writer, write.release)).start()
         raise KeyboardInterrupt
-    assert written == [[0]]
+    assert write.written == [[0]]
 
 
 def test_a_merge_that_fails_writes_each_batch_alone() -> None:
-    started, release = threading.Event(), threading.Event()
-    written: list[list[int]] = []
-
-    def write(batch: list[int]) -> None:
-        if batch == [0]:
-            started.set()
-            assert release.wait(5)
-        written.append(batch)
+    write = HeldFirstWrite()
 
     def merge(batches: list[list[int]]) -> list[int]:
         raise MemoryError("merging failed")
 
     with ResultWriter(write, merge=merge, merge_limit=100) as writer:
         writer.put([0])
-        assert started.wait(5)
+        assert write.started.wait(5)
         writer.put([1])
         writer.put([2])
-        release.set()
-    assert written == [[0], [1], [2]]
+        write.release.set()
+    assert write.written == [[0], [1], [2]]
 
 
 def test_a_failed_merged_write_keeps_the_batches_before_the_bad_one() -> None:
     """One call is one transaction, so a merged write that fails kept nothing: its batches are
     written again one at a time, and the failure stops the batch it is in and the later ones,
     as without merging (review of the merge: a bad result took 499 good ones down with it)."""
-    started, release = threading.Event(), threading.Event()
-    written: list[list[int]] = []
-
-    def write(batch: list[int]) -> None:
-        if batch == [0]:
-            started.set()
-            assert release.wait(5)
-        if 3 in batch:
-            raise RuntimeError("the store refused result 3")
-        written.append(batch)
-
-    def merge(batches: list[list[int]]) -> list[int]:
-        return [item for batch in batches for item in batch]
-
+    write = HeldFirstWrite(refused=3)
     with (
         pytest.raises(RuntimeError, match="result 3"),
-        ResultWriter(write, merge=merge, merge_limit=100) as writer,
+        ResultWriter(write, merge=concatenated, merge_limit=100) as writer,
     ):
         writer.put([0])
-        assert started.wait(5)
+        assert write.started.wait(5)
         for batch in range(1, 5):
             writer.put([batch])
-        release.set()
-    assert written == [[0], [1], [2]]
+        write.release.set()
+    assert write.written == [[0], [1], [2]]
