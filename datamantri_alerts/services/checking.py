@@ -22,11 +22,12 @@ from __future__ import annotations
 
 import itertools
 import logging
+import math
 import queue
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -325,6 +326,12 @@ def run_check_batches(
     batch boundary waiting for the slowest check of the previous batch. Each batch's results
     come out in its input order, batches in the order they were drawn, as soon as a batch and
     every batch before it are complete.
+
+    When `batches` is a generator, every batch after the first is asked for with
+    `send(hint)`: how many alerts make `BATCH_ROUNDS` rounds of the slots, at the number of
+    alerts per unit (a check alone, or a group read together) seen so far in the run. A
+    generator may size its next batch by it (`services.evaluate` claims that many, within its
+    bounds) or ignore it.
     """
     if concurrency < 1:
         raise ValueError("concurrency must be at least 1")
@@ -423,6 +430,19 @@ class _Workers:
             self.finished.put((job.key, outcome, time.monotonic() - job.started))
 
 
+#: A batch asked of a generator (`run_check_batches`) holds about this many rounds of the check
+#: slots: the size of the evaluator's fixed batches before (100 alerts at 16 slots). A batch
+#: ends within this many rounds of its slowest unit, well within the alerts' lease.
+BATCH_ROUNDS = 6
+
+
+def batch_hint(concurrency: int, alerts: int, units: int) -> int:
+    """How many alerts make `BATCH_ROUNDS` rounds of `concurrency` slots, when `alerts` alerts
+    drawn so far formed `units` units (a check alone, or up to `GROUP_SIZE` read together): 96
+    at 16 slots for checks read alone, 50 times that for checks read in full groups."""
+    return max(1, math.ceil(BATCH_ROUNDS * concurrency * alerts / max(1, units)))
+
+
 def _run(
     batches: Iterable[Sequence[AlertSnapshot]],
     make_context: Callable[[AlertSnapshot], CheckContext],
@@ -432,6 +452,9 @@ def _run(
     workers: _Workers,
 ) -> Iterator[list[CheckResult]]:
     source = iter(batches)
+    # A generator is told how many alerts the next batch should hold (`batch_hint`).
+    send = source.send if isinstance(source, Generator) else None
+    drawn_alerts = drawn_units = 0
     drawn: deque[_Batch] = deque()
     # job key -> (batch, job, cutoff) of the checks being waited for
     running: dict[int, tuple[_Batch, _Job, float]] = {}
@@ -466,6 +489,7 @@ def _run(
         workers.submit(job)
 
     def start_next() -> bool:
+        nonlocal drawn_alerts, drawn_units
         while True:
             if alone:
                 batch, prepared = alone.popleft()
@@ -481,13 +505,22 @@ def _run(
                     continue
                 submit(batch, unit)
                 return True
-            alerts = next(source, None)
+            if send is None or not drawn_units:
+                alerts = next(source, None)
+            else:
+                try:
+                    alerts = send(batch_hint(concurrency, drawn_alerts, drawn_units))
+                except StopIteration:
+                    alerts = None
             if alerts is None:
                 return False
             prepared_batch = [_prepare(index, alert) for index, alert in enumerate(alerts)]
             batch = _Batch(prepared_batch, [None] * len(prepared_batch), len(prepared_batch))
             drawn.append(batch)
-            waiting.extend((batch, unit) for unit in _grouped(prepared_batch))
+            units = _grouped(prepared_batch)
+            drawn_alerts += len(prepared_batch)
+            drawn_units += len(units)
+            waiting.extend((batch, unit) for unit in units)
 
     def finish(batch: _Batch, job: _Job, outcome: Any, duration: float) -> None:
         if job.group is None:

@@ -13,7 +13,7 @@ primary key, multi-row INSERT ... RETURNING), not one round trip per alert and c
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Generator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -51,7 +51,11 @@ log = logging.getLogger(__name__)
 
 #: How long claimed alerts stay leased: longer than a batch of checks can take.
 ALERT_LEASE_TTL = timedelta(minutes=10)
+#: The first claim of a run; later claims take what the check runner asks for
+#: (`services.checking.batch_hint`: about six rounds of the check slots), within these bounds:
+#: 100 for checks read alone at 16 slots, up to MAX_BATCH_SIZE for checks read in groups.
 DEFAULT_BATCH_SIZE = 100
+MAX_BATCH_SIZE = 500
 #: At most this many results are written in one transaction when batches queued up behind a
 #: write (`services.result_writer`): the claims of the run wait for the transaction.
 WRITE_MERGE_LIMIT = 500
@@ -62,7 +66,9 @@ class RunOptions:
     all: bool = False
     ref: str | None = None
     concurrency: int = 16
-    batch_size: int = DEFAULT_BATCH_SIZE
+    #: Alerts claimed at a time; None: DEFAULT_BATCH_SIZE, then as the check runner asks,
+    #: up to MAX_BATCH_SIZE.
+    batch_size: int | None = None
     host: str = "localhost"
     #: How long claimed alerts and notifications stay leased (ALERTS_LEASE_SECONDS).
     lease_ttl: timedelta = ALERT_LEASE_TTL
@@ -374,10 +380,13 @@ def _evaluate_due(
     #: alert id -> when its check was claimed: the evaluation's start, which places it on its grid.
     claimed_at: dict[int, datetime] = {}
 
-    def claimed_batches() -> Iterator[list[AlertSnapshot]]:
-        """Claim the next batch when the check runner has a free slot for it."""
+    def claimed_batches() -> Generator[list[AlertSnapshot], int | None, None]:
+        """Claim the next batch when the check runner has a free slot for it, as many alerts as
+        it asks for (`run_check_batches`), within DEFAULT_BATCH_SIZE..MAX_BATCH_SIZE; exactly
+        `options.batch_size` when that is set."""
         cursor = 0
         dead: list[str] | None = None  # looked up with the first batch (`dead_holders`)
+        limit = options.batch_size or DEFAULT_BATCH_SIZE
         while True:
             # A batch whose results could not be written stops the run: claim no more.
             writer.raise_failure()
@@ -393,7 +402,7 @@ def _evaluate_due(
                     me=me,
                     now=now,
                     ttl=options.lease_ttl,
-                    limit=options.batch_size,
+                    limit=limit,
                     dead=dead,
                 )
             if not ids:
@@ -410,7 +419,9 @@ def _evaluate_due(
                 ).all()
             cursor = max(ids)
             claimed_at.update(dict.fromkeys(ids, now))
-            yield [AlertSnapshot.of(a) for a in alerts]
+            hint = yield [AlertSnapshot.of(a) for a in alerts]
+            if hint is not None and options.batch_size is None:
+                limit = min(max(hint, DEFAULT_BATCH_SIZE), MAX_BATCH_SIZE)
 
     def write(results: list[CheckResult]) -> None:
         apply_results(store, clock.now(), me, options.host, results, summary, started=claimed_at)

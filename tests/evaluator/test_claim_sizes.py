@@ -1,0 +1,117 @@
+"""How many alerts a run claims at a time: about six rounds of the check slots, counted in
+units (a check alone, or a group read together), so alerts read in groups are claimed up to
+500 at a time and alerts read alone 100 at a time, as before; a set batch size is kept."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import create_engine, event, text
+
+from datamantri_alerts.clock import SystemClock
+from datamantri_alerts.services.checking import batch_hint
+from datamantri_alerts.services.evaluate import (
+    DEFAULT_BATCH_SIZE,
+    MAX_BATCH_SIZE,
+    RunOptions,
+    run_evaluation,
+)
+from tests.evaluator.conftest import Flags, make_alerts
+
+
+def claim_limits(store: Any, options: RunOptions) -> tuple[list[int], Any]:
+    """The LIMIT of every claim the run made, in order, and the run's summary."""
+    limits: list[int] = []
+
+    def record(conn: Any, cursor: Any, statement: str, parameters: Any, *args: Any) -> None:
+        found = re.search(r"LIMIT\s+(?:%\((\w+)\)s|\S+)", statement)
+        if statement.lstrip().startswith("SELECT alerts.id") and found:
+            # A named parameter (PostgreSQL), else the positional one after those before it
+            # (`?` on SQLite, `%s` on MariaDB).
+            name, before = found.group(1), statement[: found.start()]
+            index = before.count("?") + before.count("%s")
+            limits.append(int(parameters[name] if name else parameters[index]))
+
+    event.listen(store.engine, "before_cursor_execute", record)
+    try:
+        summary = run_evaluation(store, SystemClock(), options)
+    finally:
+        event.remove(store.engine, "before_cursor_execute", record)
+    return limits, summary
+
+
+def test_the_hint_is_six_rounds_of_the_slots_in_units() -> None:
+    assert batch_hint(16, 100, 100) == 96  # checks read alone
+    assert batch_hint(16, 100, 2) == 4800  # full groups of 50
+    assert batch_hint(4, 150, 6) == 600
+    assert batch_hint(1, 1, 1) == 6
+    assert batch_hint(4, 0, 0) == 1  # nothing seen yet: never zero
+
+
+def test_alerts_read_in_groups_are_claimed_up_to_the_maximum(
+    store: Any, tmp_path: Path
+) -> None:
+    from datamantri_alerts.schema import DataSourceSpec, validate_alert
+    from datamantri_alerts.services.alerts import create_alert
+    from datamantri_alerts.services.entities import add_entity
+
+    warehouse = f"sqlite:///{tmp_path / 'wh.db'}"
+    engine = create_engine(warehouse)
+    with engine.begin() as conn:
+        conn.execute(text("CREATE TABLE orders (loaded_at TEXT)"))
+        conn.execute(text("INSERT INTO orders VALUES (datetime('now'))"))
+    engine.dispose()
+    count = DEFAULT_BATCH_SIZE + MAX_BATCH_SIZE + 50
+    with store.transaction() as session:
+        add_entity(
+            session, "datasource", DataSourceSpec(id="wh", name="W", url=warehouse), SystemClock()
+        )
+        for i in range(count):
+            document = {
+                "name": f"fresh-{i}",
+                "condition_type": "freshness",
+                "condition_config": {
+                    "datasource_id": "wh",
+                    "table": "orders",
+                    "timestamp_column": "loaded_at",
+                    "warn_after": {"count": 2, "period": "hour"},
+                },
+            }
+            create_alert(session, validate_alert(document), SystemClock())
+
+    limits, summary = claim_limits(store, RunOptions(host="h", all=True, concurrency=4))
+
+    assert len(summary.results) == count
+    assert {r.outcome for r in summary.results} == {"ok"}
+    # The first claim knows nothing of the checks; 100 alerts made 2 groups of 50, so the
+    # next claims take what 6 rounds of 4 slots of such groups hold (1,200), at most 500.
+    assert limits[:3] == [DEFAULT_BATCH_SIZE, MAX_BATCH_SIZE, MAX_BATCH_SIZE], limits
+
+
+def test_alerts_read_alone_are_claimed_a_hundred_at_a_time(store: Any, flags: Flags) -> None:
+    flags.set(alone="ok")
+    make_alerts(
+        store, flags, [{"name": f"alone-{i}", "key": "alone", "channels": []} for i in range(250)]
+    )
+
+    limits, summary = claim_limits(store, RunOptions(host="h", all=True, concurrency=16))
+
+    assert len(summary.results) == 250
+    # 6 rounds of 16 slots of single checks is 96 alerts: the 100 of before stands.
+    assert limits == [DEFAULT_BATCH_SIZE] * 4, limits
+
+
+def test_a_batch_size_that_is_set_is_kept(store: Any, tmp_path: Path, flags: Flags) -> None:
+    flags.set(set_size="ok")
+    make_alerts(
+        store, flags, [{"name": f"set-{i}", "key": "set_size", "channels": []} for i in range(25)]
+    )
+
+    limits, summary = claim_limits(
+        store, RunOptions(host="h", all=True, concurrency=16, batch_size=10)
+    )
+
+    assert len(summary.results) == 25
+    assert limits == [10, 10, 10, 10], limits
