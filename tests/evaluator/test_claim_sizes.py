@@ -50,9 +50,7 @@ def test_the_hint_is_six_rounds_of_the_slots_in_units() -> None:
     assert batch_hint(4, 0, 0) == 1  # nothing seen yet: never zero
 
 
-def test_alerts_read_in_groups_are_claimed_up_to_the_maximum(
-    store: Any, tmp_path: Path
-) -> None:
+def test_alerts_read_in_groups_are_claimed_up_to_the_maximum(store: Any, tmp_path: Path) -> None:
     from datamantri_alerts.schema import DataSourceSpec, validate_alert
     from datamantri_alerts.services.alerts import create_alert
     from datamantri_alerts.services.entities import add_entity
