@@ -499,6 +499,7 @@ def _run(
                 batch, unit = waiting.popleft()
                 if len(unit) > 1 and _group_key(unit[0]) in cut_off:
                     waiting.extendleft((batch, [p]) for p in reversed(unit))
+                    drawn_units += len(unit) - 1  # read alone after all: the hint shrinks
                     continue
                 if unit[0].early is not None:
                     record(batch, unit[0], _result(unit[0], unit[0].early, 0.0))
@@ -523,6 +524,7 @@ def _run(
             waiting.extend((batch, unit) for unit in units)
 
     def finish(batch: _Batch, job: _Job, outcome: Any, duration: float) -> None:
+        nonlocal drawn_units
         if job.group is None:
             record(batch, job.prepared, _result(job.prepared, outcome, duration))
             return
@@ -535,6 +537,7 @@ def _run(
             if member_outcome is None:
                 member.spent = duration
                 alone.append((batch, member))
+                drawn_units += 1  # one more unit: the next batches are sized for it
             else:
                 record(batch, member, _result(member, member_outcome, duration))
 

@@ -50,7 +50,8 @@ def test_the_hint_is_six_rounds_of_the_slots_in_units() -> None:
     assert batch_hint(4, 0, 0) == 1  # nothing seen yet: never zero
 
 
-def test_alerts_read_in_groups_are_claimed_up_to_the_maximum(store: Any, tmp_path: Path) -> None:
+def freshness_alerts(store: Any, tmp_path: Path, count: int, table: str) -> None:
+    """`count` freshness alerts on `table` of a SQLite data source holding a fresh `orders`."""
     from datamantri_alerts.schema import DataSourceSpec, validate_alert
     from datamantri_alerts.services.alerts import create_alert
     from datamantri_alerts.services.entities import add_entity
@@ -61,7 +62,6 @@ def test_alerts_read_in_groups_are_claimed_up_to_the_maximum(store: Any, tmp_pat
         conn.execute(text("CREATE TABLE orders (loaded_at TEXT)"))
         conn.execute(text("INSERT INTO orders VALUES (datetime('now'))"))
     engine.dispose()
-    count = DEFAULT_BATCH_SIZE + MAX_BATCH_SIZE + 50
     with store.transaction() as session:
         add_entity(
             session, "datasource", DataSourceSpec(id="wh", name="W", url=warehouse), SystemClock()
@@ -72,12 +72,17 @@ def test_alerts_read_in_groups_are_claimed_up_to_the_maximum(store: Any, tmp_pat
                 "condition_type": "freshness",
                 "condition_config": {
                     "datasource_id": "wh",
-                    "table": "orders",
+                    "table": table,
                     "timestamp_column": "loaded_at",
                     "warn_after": {"count": 2, "period": "hour"},
                 },
             }
             create_alert(session, validate_alert(document), SystemClock())
+
+
+def test_alerts_read_in_groups_are_claimed_up_to_the_maximum(store: Any, tmp_path: Path) -> None:
+    count = DEFAULT_BATCH_SIZE + MAX_BATCH_SIZE + 50
+    freshness_alerts(store, tmp_path, count, "orders")
 
     limits, summary = claim_limits(store, RunOptions(host="h", all=True, concurrency=4))
 
@@ -113,3 +118,20 @@ def test_a_batch_size_that_is_set_is_kept(store: Any, tmp_path: Path, flags: Fla
 
     assert len(summary.results) == 25
     assert limits == [10, 10, 10, 10], limits
+
+
+def test_groups_that_fall_back_to_checks_alone_count_as_those_checks(
+    store: Any, tmp_path: Path
+) -> None:
+    """A group whose statement fails hands its members back to be read alone: each is a unit
+    then, so the next claims are sized for checks read alone (one slot: every unit of a batch
+    has started before the next claim, so the count is exact)."""
+    freshness_alerts(store, tmp_path, 250, "missing_table")
+
+    limits, summary = claim_limits(store, RunOptions(host="h", all=True, concurrency=1))
+
+    assert len(summary.results) == 250
+    assert {r.outcome for r in summary.results} == {"error"}
+    # 100, 100, then 50 left, then none. Counted as 2 groups, the next claims would be 6
+    # rounds of 50: 300.
+    assert limits == [DEFAULT_BATCH_SIZE] * 4, limits
