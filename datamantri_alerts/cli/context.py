@@ -152,10 +152,29 @@ def print_json(data: Any) -> None:
     as `\\uXXXX` escapes, so data cannot drive the terminal)."""
     from datamantri_alerts.escaping import json_text
 
-    dumped = json.dumps(data, indent=2, default=_json_default, ensure_ascii=False)
-    sys.stdout.write(json_text(dumped))
+    sys.stdout.write(json_text(json_dumps(data)))
     sys.stdout.write("\n")
     sys.stdout.flush()
+
+
+def json_dumps(data: Any) -> str:
+    """`json.dumps(data, indent=2, ensure_ascii=False, default=_json_default)`, made by orjson:
+    Python's indenting encoder is pure Python (0.1 s for the results of 5,000 alerts). Times,
+    dates and dataclasses still go through `_json_default`, as with `json`; a value orjson
+    refuses (an integer beyond 64 bits, say) is left to `json`. Floats that are not finite are
+    written as `null` (valid JSON), not `NaN`."""
+    import orjson
+
+    options = (
+        orjson.OPT_INDENT_2
+        | orjson.OPT_NON_STR_KEYS
+        | orjson.OPT_PASSTHROUGH_DATETIME
+        | orjson.OPT_PASSTHROUGH_DATACLASS
+    )
+    try:
+        return orjson.dumps(data, default=_json_default, option=options).decode()
+    except orjson.JSONEncodeError:
+        return json.dumps(data, indent=2, default=_json_default, ensure_ascii=False)
 
 
 def _json_default(value: Any) -> Any:
