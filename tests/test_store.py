@@ -6,6 +6,7 @@ import os
 import stat
 from pathlib import Path
 
+import pytest
 from sqlalchemy import text
 
 from datamantri_alerts.store.engine import open_store
@@ -148,3 +149,24 @@ def test_long_text_is_stored_whole(store_url: str) -> None:
     finally:
         store.dispose()
     assert stored == error
+
+
+def test_a_store_path_under_the_home_folder_is_the_file_that_is_opened(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`sqlite:///~/alerts.db`: the file is made under $HOME and SQLite opens that file, not a
+    path under a folder named `~` in the current directory (it does not expand `~`)."""
+    home, elsewhere = tmp_path / "home", tmp_path / "cwd"
+    elsewhere.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.chdir(elsewhere)
+
+    result = Cli("sqlite:///~/alerts.db")("list")
+
+    assert result.exit_code == 0, result.output
+    store = open_store(f"sqlite:///{home / 'alerts.db'}")
+    try:
+        assert current_revision(store.engine) == SCHEMA_HEAD
+    finally:
+        store.dispose()
+    assert not (elsewhere / "~").exists()

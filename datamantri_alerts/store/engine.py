@@ -235,6 +235,9 @@ def make_engine(url: str) -> Engine:
         path = sqlite_store_path(parsed)
         if path is not None and not str(parsed.database).startswith("file:"):
             _prepare_sqlite_file(path)
+            # SQLite does not expand `~`: it opens the file just made (`sqlite_store_path`), not
+            # a path under a folder named `~` in the current directory.
+            url = parsed.set(database=str(path)).render_as_string(hide_password=False)
         engine = create_engine(
             url,
             connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000},
