@@ -162,7 +162,7 @@ def json_dumps(data: Any) -> str:
     Python's indenting encoder is pure Python (0.1 s for the results of 5,000 alerts). Times,
     dates and dataclasses still go through `_json_default`, as with `json`; a value orjson
     refuses (an integer beyond 64 bits, say) is left to `json`. Floats that are not finite are
-    written as `null` (valid JSON), not `NaN`."""
+    written as `null` (valid JSON), not `NaN`; an exponent as `1e-7`, not `1e-07`."""
     import orjson
 
     options = (
@@ -182,6 +182,8 @@ def _json_default(value: Any) -> Any:
         return value.isoformat()
     if isinstance(value, set | frozenset | tuple):
         return list(value)
+    if isinstance(value, float):  # a subclass, which orjson leaves to us: a number, as json
+        return float(value)
     return str(value)
 
 

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import itertools
 import logging
-import math
 import queue
 import threading
 import time
@@ -328,10 +327,11 @@ def run_check_batches(
     every batch before it are complete.
 
     When `batches` is a generator, every batch after the first is asked for with
-    `send(hint)`: how many alerts make `BATCH_ROUNDS` rounds of the slots, at the number of
-    alerts per unit (a check alone, or a group read together) seen so far in the run. A
-    generator may size its next batch by it (`services.evaluate` claims that many, within its
-    bounds) or ignore it.
+    `send(alerts_per_unit(...))`: how many alerts one unit started (a check alone, or a group
+    read together) has stood for so far in the run, a group counted as its members until it
+    answers. A generator may size its next batch by it (`services.evaluate` claims that many
+    times its batch of checks read alone, so a batch holds no more units than before) or
+    ignore it.
     """
     if concurrency < 1:
         raise ValueError("concurrency must be at least 1")
@@ -430,17 +430,11 @@ class _Workers:
             self.finished.put((job.key, outcome, time.monotonic() - job.started))
 
 
-#: A batch asked of a generator (`run_check_batches`) holds about this many rounds of the check
-#: slots: the size of the evaluator's fixed batches before (100 alerts at 16 slots). A batch
-#: ends within this many rounds of its slowest unit, well within the alerts' lease.
-BATCH_ROUNDS = 6
-
-
-def batch_hint(concurrency: int, alerts: int, units: int) -> int:
-    """How many alerts make `BATCH_ROUNDS` rounds of `concurrency` slots, when `alerts` alerts
-    drawn so far formed `units` units (a check alone, or up to `GROUP_SIZE` read together): 96
-    at 16 slots for checks read alone, 50 times that for checks read in full groups."""
-    return max(1, math.ceil(BATCH_ROUNDS * concurrency * alerts / max(1, units)))
+def alerts_per_unit(alerts: int, units: int) -> float:
+    """How many alerts a unit stood for, when `alerts` alerts drawn so far made `units` units
+    (a check alone, or up to `GROUP_SIZE` read together): 1.0 for checks read alone, 50.0 for
+    checks read in full groups that answered; at least 1.0."""
+    return max(1.0, alerts / max(1, units))
 
 
 def _run(
@@ -452,7 +446,9 @@ def _run(
     workers: _Workers,
 ) -> Iterator[list[CheckResult]]:
     source = iter(batches)
-    # A generator is told how many alerts the next batch should hold (`batch_hint`).
+    # A generator is told how many alerts a unit stands for (`alerts_per_unit`). A group
+    # counts as its members until it answers, then as one unit plus the members it handed back
+    # to be read alone: a batch claimed before the groups answered is not sized on trust.
     send = source.send if isinstance(source, Generator) else None
     drawn_alerts = drawn_units = 0
     drawn: deque[_Batch] = deque()
@@ -499,7 +495,6 @@ def _run(
                 batch, unit = waiting.popleft()
                 if len(unit) > 1 and _group_key(unit[0]) in cut_off:
                     waiting.extendleft((batch, [p]) for p in reversed(unit))
-                    drawn_units += len(unit) - 1  # read alone after all: the hint shrinks
                     continue
                 if unit[0].early is not None:
                     record(batch, unit[0], _result(unit[0], unit[0].early, 0.0))
@@ -510,7 +505,7 @@ def _run(
                 alerts = next(source, None)
             else:
                 try:
-                    alerts = send(batch_hint(concurrency, drawn_alerts, drawn_units))
+                    alerts = send(alerts_per_unit(drawn_alerts, drawn_units))
                 except StopIteration:
                     alerts = None
             if alerts is None:
@@ -520,7 +515,7 @@ def _run(
             drawn.append(batch)
             units = _grouped(prepared_batch)
             drawn_alerts += len(prepared_batch)
-            drawn_units += len(units)
+            drawn_units += len(prepared_batch)  # each group as its members, until it answers
             waiting.extend((batch, unit) for unit in units)
 
     def finish(batch: _Batch, job: _Job, outcome: Any, duration: float) -> None:
@@ -528,6 +523,9 @@ def _run(
         if job.group is None:
             record(batch, job.prepared, _result(job.prepared, outcome, duration))
             return
+        answered = sum(o is not None for o in outcome)
+        if answered:
+            drawn_units -= answered - 1  # one unit read them all
         if all(o is None for o in outcome) and duration >= 0.9 * GROUP_BOUND_SECONDS:
             # The group was cut off at its bound: these tables are slow to read together (or
             # one is locked). The rest of the run reads this key's alerts alone, so a slow
@@ -537,7 +535,6 @@ def _run(
             if member_outcome is None:
                 member.spent = duration
                 alone.append((batch, member))
-                drawn_units += 1  # one more unit: the next batches are sized for it
             else:
                 record(batch, member, _result(member, member_outcome, duration))
 

@@ -1,5 +1,6 @@
-"""`--json` output is made by orjson: the same text `json.dumps(indent=2, ensure_ascii=False)`
-made with our default for times, sets and dataclasses; what orjson refuses is still written."""
+"""`--json` output is made by orjson: the text `json.dumps(indent=2, ensure_ascii=False)` made
+with our default for times, sets and dataclasses (floats with an exponent aside: `1e-7`, not
+`1e-07`); what orjson refuses is still written."""
 
 from __future__ import annotations
 
@@ -13,6 +14,10 @@ from datamantri_alerts.cli.context import _json_default, json_dumps
 @dataclass
 class Point:
     x: int
+
+
+class Ratio(float):
+    pass
 
 
 def reference(data: object) -> str:
@@ -33,6 +38,7 @@ def test_the_text_is_what_json_made() -> None:
         "channels": {"slack"},
         "pair": (1, "two"),
         "point": Point(3),
+        "ratio": Ratio(1.5),
         7: "an integer key",
         "control": "a\x00b\x1bc\n",
     }
@@ -47,3 +53,9 @@ def test_what_orjson_refuses_is_still_written() -> None:
 
 def test_a_float_that_is_not_finite_is_null_not_invalid_json() -> None:
     assert json.loads(json_dumps({"x": float("nan"), "y": float("inf")})) == {"x": None, "y": None}
+
+
+def test_a_float_with_an_exponent_is_the_same_number() -> None:
+    """orjson writes `1e-7` where json wrote `1e-07`: the same number, valid JSON."""
+    data = {"tiny": 1e-07, "huge": 1.5e300, "ratio": 0.1}
+    assert json.loads(json_dumps(data)) == data

@@ -1,6 +1,7 @@
-"""How many alerts a run claims at a time: about six rounds of the check slots, counted in
-units (a check alone, or a group read together), so alerts read in groups are claimed up to
-500 at a time and alerts read alone 100 at a time, as before; a set batch size is kept."""
+"""How many alerts a run claims at a time: 100 units' worth (a unit is a check read alone, or a
+group read together, counted as its members until it answers), so alerts read in groups are
+claimed up to 500 at a time once their groups answer, and alerts read alone 100 at a time, as
+before; a set batch size is kept."""
 
 from __future__ import annotations
 
@@ -8,10 +9,11 @@ import re
 from pathlib import Path
 from typing import Any
 
+import pytest
 from sqlalchemy import create_engine, event, text
 
 from datamantri_alerts.clock import SystemClock
-from datamantri_alerts.services.checking import batch_hint
+from datamantri_alerts.services.checking import alerts_per_unit
 from datamantri_alerts.services.evaluate import (
     DEFAULT_BATCH_SIZE,
     MAX_BATCH_SIZE,
@@ -42,12 +44,21 @@ def claim_limits(store: Any, options: RunOptions) -> tuple[list[int], Any]:
     return limits, summary
 
 
-def test_the_hint_is_six_rounds_of_the_slots_in_units() -> None:
-    assert batch_hint(16, 100, 100) == 96  # checks read alone
-    assert batch_hint(16, 100, 2) == 4800  # full groups of 50
-    assert batch_hint(4, 150, 6) == 600
-    assert batch_hint(1, 1, 1) == 6
-    assert batch_hint(4, 0, 0) == 1  # nothing seen yet: never zero
+def test_alerts_per_unit() -> None:
+    assert alerts_per_unit(100, 100) == 1.0  # checks read alone
+    assert alerts_per_unit(100, 2) == 50.0  # full groups of 50
+    assert alerts_per_unit(0, 0) == 1.0  # nothing seen yet: never below one
+
+
+@pytest.fixture
+def patient_groups(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A group is cut off after 30 s, not 1 s: a loaded machine does not send a group of this
+    test to be read alone (which would size the next claims, rightly, for checks alone)."""
+    import datamantri_alerts.checks.base as base
+    import datamantri_alerts.services.checking as checking
+
+    monkeypatch.setattr(base, "GROUP_BOUND_SECONDS", 30.0)
+    monkeypatch.setattr(checking, "GROUP_BOUND_SECONDS", 30.0)
 
 
 def freshness_alerts(store: Any, tmp_path: Path, count: int, table: str) -> None:
@@ -80,17 +91,38 @@ def freshness_alerts(store: Any, tmp_path: Path, count: int, table: str) -> None
             create_alert(session, validate_alert(document), SystemClock())
 
 
-def test_alerts_read_in_groups_are_claimed_up_to_the_maximum(store: Any, tmp_path: Path) -> None:
+def test_alerts_read_in_groups_are_claimed_up_to_the_maximum(
+    store: Any, tmp_path: Path, patient_groups: None
+) -> None:
     count = DEFAULT_BATCH_SIZE + MAX_BATCH_SIZE + 50
+    freshness_alerts(store, tmp_path, count, "orders")
+
+    # One slot: every group of a batch has answered before the next claim.
+    limits, summary = claim_limits(store, RunOptions(host="h", all=True, concurrency=1))
+
+    assert len(summary.results) == count
+    assert {r.outcome for r in summary.results} == {"ok"}
+    # The first claim knows nothing of the checks; its 100 alerts were read in 2 groups of
+    # 50 (50 alerts a unit), so the next claims take 100 units' worth: 5,000, at most 500.
+    assert limits[:3] == [DEFAULT_BATCH_SIZE, MAX_BATCH_SIZE, MAX_BATCH_SIZE], limits
+
+
+def test_groups_that_have_not_answered_count_as_their_members(
+    store: Any, tmp_path: Path, patient_groups: None
+) -> None:
+    """Four slots: the first batch's 2 groups start and the runner claims again at once, before
+    either answered: 100 alerts, not the 500 that 2 groups of 50 would suggest (a group that
+    fails hands its 50 members back to be read alone). The claims grow as groups answer."""
+    count = 1200
     freshness_alerts(store, tmp_path, count, "orders")
 
     limits, summary = claim_limits(store, RunOptions(host="h", all=True, concurrency=4))
 
     assert len(summary.results) == count
-    assert {r.outcome for r in summary.results} == {"ok"}
-    # The first claim knows nothing of the checks; 100 alerts made 2 groups of 50, so the
-    # next claims take what 6 rounds of 4 slots of such groups hold (1,200), at most 500.
-    assert limits[:3] == [DEFAULT_BATCH_SIZE, MAX_BATCH_SIZE, MAX_BATCH_SIZE], limits
+    assert limits[:2] == [DEFAULT_BATCH_SIZE, DEFAULT_BATCH_SIZE], limits
+    # The last claim (none left) comes with at most 3 groups still out: by then at least
+    # 1,050 alerts answered in 21 groups, 7 alerts a unit or more.
+    assert limits[-1] == MAX_BATCH_SIZE, limits
 
 
 def test_alerts_read_alone_are_claimed_a_hundred_at_a_time(store: Any, flags: Flags) -> None:
@@ -99,10 +131,10 @@ def test_alerts_read_alone_are_claimed_a_hundred_at_a_time(store: Any, flags: Fl
         store, flags, [{"name": f"alone-{i}", "key": "alone", "channels": []} for i in range(250)]
     )
 
-    limits, summary = claim_limits(store, RunOptions(host="h", all=True, concurrency=16))
+    limits, summary = claim_limits(store, RunOptions(host="h", all=True, concurrency=32))
 
     assert len(summary.results) == 250
-    # 6 rounds of 16 slots of single checks is 96 alerts: the 100 of before stands.
+    # One alert a unit: 100, as before, at any number of slots.
     assert limits == [DEFAULT_BATCH_SIZE] * 4, limits
 
 
@@ -121,7 +153,7 @@ def test_a_batch_size_that_is_set_is_kept(store: Any, tmp_path: Path, flags: Fla
 
 
 def test_groups_that_fall_back_to_checks_alone_count_as_those_checks(
-    store: Any, tmp_path: Path
+    store: Any, tmp_path: Path, patient_groups: None
 ) -> None:
     """A group whose statement fails hands its members back to be read alone: each is a unit
     then, so the next claims are sized for checks read alone (one slot: every unit of a batch
@@ -132,6 +164,5 @@ def test_groups_that_fall_back_to_checks_alone_count_as_those_checks(
 
     assert len(summary.results) == 250
     assert {r.outcome for r in summary.results} == {"error"}
-    # 100, 100, then 50 left, then none. Counted as 2 groups, the next claims would be 6
-    # rounds of 50: 300.
+    # 100, 100, then 50 left, then none. Counted as 2 groups, the next claims would be 500.
     assert limits == [DEFAULT_BATCH_SIZE] * 4, limits
