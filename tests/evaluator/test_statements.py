@@ -6,9 +6,15 @@ from typing import Any
 
 from sqlalchemy import event
 
-from datamantri_alerts.clock import SystemClock
+from datamantri_alerts.clock import FrozenClock, SystemClock
 from datamantri_alerts.services.evaluate import RunOptions, run_evaluation
+from tests.conftest import utc
 from tests.evaluator.conftest import Flags, make_alerts
+
+#: Both runs of `statements_for` happen at this instant, 50 s before the next minute: the
+#: first run's alerts are not due again in the second, as they were when a slow machine's
+#: second run began past the minute the first one ended in (310 results, not 300).
+AT = utc(2026, 11, 30, 12, 0, 10)
 
 
 def statements_for(store: Any, flags: Flags, count: int, tag: str) -> tuple[int, int]:
@@ -24,7 +30,7 @@ def statements_for(store: Any, flags: Flags, count: int, tag: str) -> tuple[int,
 
     event.listen(store.engine, "before_cursor_execute", count_statement)
     try:
-        summary = run_evaluation(store, SystemClock(), RunOptions(host="h", batch_size=100))
+        summary = run_evaluation(store, FrozenClock(AT), RunOptions(host="h", batch_size=100))
     finally:
         event.remove(store.engine, "before_cursor_execute", count_statement)
     assert len(summary.results) == count
