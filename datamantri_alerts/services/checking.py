@@ -26,7 +26,7 @@ import queue
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -313,6 +313,8 @@ def run_check_batches(
     concurrency: int = DEFAULT_CONCURRENCY,
     grace: float = TIMEOUT_GRACE_SECONDS,
     sources: SourcePool | None = None,
+    keep_alive: Callable[[], None] | None = None,
+    keep_alive_every: float = 60.0,
 ) -> Iterator[list[CheckResult]]:
     """Run batches of alerts through one set of `concurrency` slots; yield each batch's results.
 
@@ -320,11 +322,22 @@ def run_check_batches(
     `cancel_all()` on SIGTERM) and close it itself; else the runner makes one and closes it at
     the end.
 
+    `keep_alive`: called from the runner's own loop every `keep_alive_every` seconds (it wakes
+    for it while it waits for checks), so only while the runner is alive and running, never by
+    a thread that would outlive a stuck one (`services.evaluate` renews the run's leases).
+
     The next batch is drawn from `batches` (which may claim it from the store) only when a slot
     is free and every check of the batches drawn so far has started, so slots never idle at a
     batch boundary waiting for the slowest check of the previous batch. Each batch's results
     come out in its input order, batches in the order they were drawn, as soon as a batch and
     every batch before it are complete.
+
+    When `batches` is a generator, every batch after the first is asked for with
+    `send(alerts_per_unit(...))`: how many alerts one unit started (a check alone, or a group
+    read together) has stood for so far in the run, a group counted as its members until it
+    answers. A generator may size its next batch by it (`services.evaluate` claims that many
+    times its batch of checks read alone, so a batch holds no more units than before) or
+    ignore it.
     """
     if concurrency < 1:
         raise ValueError("concurrency must be at least 1")
@@ -334,7 +347,9 @@ def run_check_batches(
 
     owned = SourcePool(concurrency) if sources is None else nullcontext(sources)
     with owned as pool, _Workers() as workers:
-        yield from _run(batches, make_context, concurrency, grace, pool, workers)
+        yield from _run(
+            batches, make_context, concurrency, grace, pool, workers, keep_alive, keep_alive_every
+        )
 
 
 @dataclass
@@ -423,6 +438,13 @@ class _Workers:
             self.finished.put((job.key, outcome, time.monotonic() - job.started))
 
 
+def alerts_per_unit(alerts: int, units: int) -> float:
+    """How many alerts a unit stood for, when `alerts` alerts drawn so far made `units` units
+    (a check alone, or up to `GROUP_SIZE` read together): 1.0 for checks read alone, 50.0 for
+    checks read in full groups that answered; at least 1.0."""
+    return max(1.0, alerts / max(1, units))
+
+
 def _run(
     batches: Iterable[Sequence[AlertSnapshot]],
     make_context: Callable[[AlertSnapshot], CheckContext],
@@ -430,8 +452,16 @@ def _run(
     grace: float,
     pool: SourcePool,
     workers: _Workers,
+    keep_alive: Callable[[], None] | None = None,
+    keep_alive_every: float = 60.0,
 ) -> Iterator[list[CheckResult]]:
     source = iter(batches)
+    kept_alive = time.monotonic()
+    # A generator is told how many alerts a unit stands for (`alerts_per_unit`). A group
+    # counts as its members until it answers, then as one unit plus the members it handed back
+    # to be read alone: a batch claimed before the groups answered is not sized on trust.
+    send = source.send if isinstance(source, Generator) else None
+    drawn_alerts = drawn_units = 0
     drawn: deque[_Batch] = deque()
     # job key -> (batch, job, cutoff) of the checks being waited for
     running: dict[int, tuple[_Batch, _Job, float]] = {}
@@ -466,6 +496,7 @@ def _run(
         workers.submit(job)
 
     def start_next() -> bool:
+        nonlocal drawn_alerts, drawn_units
         while True:
             if alone:
                 batch, prepared = alone.popleft()
@@ -481,18 +512,31 @@ def _run(
                     continue
                 submit(batch, unit)
                 return True
-            alerts = next(source, None)
+            if send is None or not drawn_units:
+                alerts = next(source, None)
+            else:
+                try:
+                    alerts = send(alerts_per_unit(drawn_alerts, drawn_units))
+                except StopIteration:
+                    alerts = None
             if alerts is None:
                 return False
             prepared_batch = [_prepare(index, alert) for index, alert in enumerate(alerts)]
             batch = _Batch(prepared_batch, [None] * len(prepared_batch), len(prepared_batch))
             drawn.append(batch)
-            waiting.extend((batch, unit) for unit in _grouped(prepared_batch))
+            units = _grouped(prepared_batch)
+            drawn_alerts += len(prepared_batch)
+            drawn_units += len(prepared_batch)  # each group as its members, until it answers
+            waiting.extend((batch, unit) for unit in units)
 
     def finish(batch: _Batch, job: _Job, outcome: Any, duration: float) -> None:
+        nonlocal drawn_units
         if job.group is None:
             record(batch, job.prepared, _result(job.prepared, outcome, duration))
             return
+        answered = sum(o is not None for o in outcome)
+        if answered:
+            drawn_units -= answered - 1  # one unit read them all
         if all(o is None for o in outcome) and duration >= 0.9 * GROUP_BOUND_SECONDS:
             # The group was cut off at its bound: these tables are slow to read together (or
             # one is locked). The rest of the run reads this key's alerts alone, so a slow
@@ -512,12 +556,18 @@ def _run(
 
     more = True
     while more or running or alone:
+        if keep_alive is not None and time.monotonic() - kept_alive >= keep_alive_every:
+            keep_alive()
+            kept_alive = time.monotonic()
         while (more or alone) and len(running) < concurrency:
             more = start_next() and more
         yield from complete()
         if not running:
             continue
-        wait = max(0.0, min(cutoff for *_, cutoff in running.values()) - time.monotonic())
+        wake = min(cutoff for *_, cutoff in running.values())
+        if keep_alive is not None:
+            wake = min(wake, kept_alive + keep_alive_every)
+        wait = max(0.0, wake - time.monotonic())
         try:
             key, outcome, duration = workers.finished.get(timeout=wait)
             if key in running:

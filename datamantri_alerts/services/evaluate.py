@@ -13,9 +13,11 @@ primary key, multi-row INSERT ... RETURNING), not one round trip per alert and c
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator, Mapping, Sequence
+import math
+from collections.abc import Callable, Generator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Row, bindparam, func, insert, select, type_coerce, update
@@ -25,7 +27,7 @@ from datamantri_alerts.clock import Clock
 from datamantri_alerts.logs import set_run_id
 from datamantri_alerts.services.delivery import DeliveryTally, count_overdue, deliver_pending
 from datamantri_alerts.services.due import check_interval, due_condition, next_due_after
-from datamantri_alerts.services.leases import Holder, claim, dead_holders, lock_rows
+from datamantri_alerts.services.leases import Holder, claim, dead_holders, lock_rows, renew
 from datamantri_alerts.services.metrics import export_after_run
 from datamantri_alerts.services.mute import release_after_mute
 from datamantri_alerts.services.outbox import Event, enqueue, message_payload
@@ -49,12 +51,25 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-#: How long claimed alerts stay leased: longer than a batch of checks can take.
+#: How long claimed alerts stay leased without a renewal. A run renews the leases of what it
+#: claimed and has not written yet every RENEW_LEASES_AFTER of it (`_renew_leases`), so a batch
+#: may take longer than this; a run that dies or stops looping loses them after at most this.
 ALERT_LEASE_TTL = timedelta(minutes=10)
+#: Renewed when this fraction of the lease has passed: a live run's leases never have less
+#: than two thirds of their time left.
+RENEW_LEASES_AFTER = 1 / 3
+#: Alerts claimed at a time, for checks read alone. Checks read in groups (`freshness`: up to
+#: 50 in one statement) are claimed that many times the alerts a unit has stood for so far in
+#: the run (`services.checking.alerts_per_unit`, a group counted as its members until it
+#: answers), up to MAX_BATCH_SIZE (the writer's merge limit): a batch never holds more units
+#: (checks alone, or groups) than DEFAULT_BATCH_SIZE checks read alone, so concurrent runs
+#: still share checks read alone 100 at a time, and a batch of groups costs one claim and one
+#: result write per 500 alerts instead of five.
 DEFAULT_BATCH_SIZE = 100
+MAX_BATCH_SIZE = 500
 #: At most this many results are written in one transaction when batches queued up behind a
 #: write (`services.result_writer`): the claims of the run wait for the transaction.
-WRITE_MERGE_LIMIT = 500
+WRITE_MERGE_LIMIT = MAX_BATCH_SIZE
 
 
 @dataclass
@@ -62,7 +77,9 @@ class RunOptions:
     all: bool = False
     ref: str | None = None
     concurrency: int = 16
-    batch_size: int = DEFAULT_BATCH_SIZE
+    #: Alerts claimed at a time; None: DEFAULT_BATCH_SIZE, more for checks read in groups, up
+    #: to MAX_BATCH_SIZE.
+    batch_size: int | None = None
     host: str = "localhost"
     #: How long claimed alerts and notifications stay leased (ALERTS_LEASE_SECONDS).
     lease_ttl: timedelta = ALERT_LEASE_TTL
@@ -374,10 +391,13 @@ def _evaluate_due(
     #: alert id -> when its check was claimed: the evaluation's start, which places it on its grid.
     claimed_at: dict[int, datetime] = {}
 
-    def claimed_batches() -> Iterator[list[AlertSnapshot]]:
-        """Claim the next batch when the check runner has a free slot for it."""
+    def claimed_batches() -> Generator[list[AlertSnapshot], float | None, None]:
+        """Claim the next batch when the check runner has a free slot for it: DEFAULT_BATCH_SIZE
+        units' worth of alerts, by the alerts per unit the runner sends (`run_check_batches`),
+        at most MAX_BATCH_SIZE; exactly `options.batch_size` when that is set."""
         cursor = 0
         dead: list[str] | None = None  # looked up with the first batch (`dead_holders`)
+        limit = options.batch_size or DEFAULT_BATCH_SIZE
         while True:
             # A batch whose results could not be written stops the run: claim no more.
             writer.raise_failure()
@@ -393,7 +413,7 @@ def _evaluate_due(
                     me=me,
                     now=now,
                     ttl=options.lease_ttl,
-                    limit=options.batch_size,
+                    limit=limit,
                     dead=dead,
                 )
             if not ids:
@@ -410,11 +430,19 @@ def _evaluate_due(
                 ).all()
             cursor = max(ids)
             claimed_at.update(dict.fromkeys(ids, now))
-            yield [AlertSnapshot.of(a) for a in alerts]
+            per_unit = yield [AlertSnapshot.of(a) for a in alerts]
+            if per_unit is not None and options.batch_size is None:
+                limit = min(math.ceil(DEFAULT_BATCH_SIZE * max(1.0, per_unit)), MAX_BATCH_SIZE)
 
     def write(results: list[CheckResult]) -> None:
         apply_results(store, clock.now(), me, options.host, results, summary, started=claimed_at)
         progress.on_checked(len(results))
+
+    def keep_leases() -> None:
+        """Renew the leases of the alerts claimed and not written yet, from the runner's loop:
+        a batch whose checks wait for slots or for slow sources outlives no lease, and a
+        stuck run stops renewing (its leases run out and another run takes over)."""
+        _renew_leases(store, clock, me, options.lease_ttl)
 
     # One pool of check slots across batches: batch k+1 is claimed and started while the last
     # checks of batch k finish, and batch k's results are written as soon as it is complete, on
@@ -425,12 +453,32 @@ def _evaluate_due(
             contexts(store, clock),
             concurrency=options.concurrency,
             sources=sources,
+            keep_alive=keep_leases,
+            keep_alive_every=options.lease_ttl.total_seconds() * RENEW_LEASES_AFTER,
         ):
             writer.put(results)
     if options.ref is not None and not summary.results:
         summary.problems.append(
             f"alert {options.ref!r} is being evaluated by another process right now"
         )
+
+
+def _renew_leases(store: Store, clock: Clock, me: Holder, ttl: timedelta) -> None:
+    """Extend this run's unexpired alert leases to a full `ttl` from now. A store that cannot
+    take the write now is logged, not raised: the run goes on, and its leases may expire
+    (another run may then evaluate those alerts too), as before renewing."""
+    from datamantri_alerts.store.engine import retry_write_conflicts
+
+    def renew_once() -> int:
+        with store.transaction() as session:
+            return renew(session, Alert, me=me, now=clock.now(), ttl=ttl)
+
+    try:
+        renewed = retry_write_conflicts(renew_once)
+    except Exception as exc:
+        log.info("could not renew the leases of %s: %s", me.id, type(exc).__name__)
+        return
+    log.debug("renewed %d alert leases of %s", renewed, me.id)
 
 
 def _concatenated(batches: list[list[CheckResult]]) -> list[CheckResult]:
@@ -983,7 +1031,8 @@ def _alert_event(
         alert_id=alert.id,
         episode_id=episode_id,
         kind=kind,
-        payload=message_payload(
+        message=partial(
+            message_payload,
             alert=alert,
             kind=kind,
             at=now,

@@ -172,6 +172,27 @@ def still_held(session: Session, model: Any, ids: Sequence[int], me: Holder) -> 
     return set(session.scalars(lock_rows(session, query)).all())
 
 
+def renew(session: Session, model: Any, *, me: Holder, now: datetime, ttl: timedelta) -> int:
+    """Extend every unexpired lease this process holds on model's rows to `now + ttl`; returns
+    how many. A lease that has already expired is left as it is: another evaluator may be
+    taking it over (`claimable`), and a live holder is never displaced, nor one that lost its
+    lease given it back.
+
+    The rows are locked in id order first (`lock_rows`), as the result writer's transaction
+    locks its batch, so the two transactions of one run never deadlock on PostgreSQL or
+    MySQL/MariaDB. Must run inside `Store.transaction()`."""
+    held = (model.lease_holder == me.id, model.lease_expires_at > now)
+    if session.get_bind().dialect.name in ROW_LOCKING_DIALECTS:
+        session.execute(lock_rows(session, select(model.id).where(*held).order_by(model.id)))
+    result = session.execute(
+        update(model)
+        .where(*held)
+        .values(lease_expires_at=now + ttl)
+        .execution_options(synchronize_session=False)
+    )
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
 def release_all(session: Session, model: Any, me: Holder) -> int:
     """Give up every lease this process holds on model's rows (a run stopping early); returns
     how many. The rows are claimable at once by any evaluator, on any host."""

@@ -9,11 +9,12 @@ queued twice, whichever process evaluates the alert.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from datamantri_alerts.store.models import Notification
@@ -64,16 +65,28 @@ def dedup_key(episode_id: int, kind: str, stamp: str, channel: str, recipient: s
 
 @dataclass
 class Event:
-    """One thing to announce for one alert: kind, the message payload and the episode."""
+    """One thing to announce for one alert: kind, the message payload and the episode.
+
+    `message` builds the payload (`message_payload`); `enqueue` calls it once, and only when
+    the event has a destination not queued yet: an alert without channels, or an episode's
+    opening message queued again for destinations already told, builds no message."""
 
     alert_id: int
     episode_id: int
     kind: str  # firing | repeat | resolved | error | flapping
-    payload: dict[str, Any]
+    message: Callable[[], dict[str, Any]]
     channels: list[str]
     recipients: dict[str, Any]
     #: When set, the notifications are recorded as suppressed with this reason, not sent.
     suppressed: str | None = None
+    _payload: dict[str, Any] | None = field(default=None, init=False, repr=False)
+
+    @property
+    def payload(self) -> dict[str, Any]:
+        """The message payload, built on first use."""
+        if self._payload is None:
+            self._payload = self.message()
+        return self._payload
 
 
 def message_payload(
@@ -152,17 +165,22 @@ def outbox_row(
     }
 
 
-def outbox_rows(events: Sequence[Event], now: datetime) -> list[dict[str, Any]]:
+def outbox_rows(
+    events: Sequence[Event], now: datetime, *, skip: frozenset[str] = frozenset()
+) -> list[dict[str, Any]]:
+    """The `notifications` rows of `events`, one per (event, channel, recipient), but for the
+    dedup keys in `skip`; an event's payload is built only if one of its rows is kept."""
     rows = []
     for event in events:
-        stamp = now.strftime("%Y%m%dT%H%M%S") if event.kind in STAMPED_KINDS else ""
-        for channel, recipient in fan_out(event.channels, event.recipients):
+        for key, channel, recipient in _destinations(event, now):
+            if key in skip:
+                continue
             rows.append(
                 outbox_row(
                     alert_id=event.alert_id,
                     episode_id=event.episode_id,
                     kind=event.kind,
-                    stamp=stamp,
+                    stamp=_stamp(event, now),
                     channel=channel,
                     recipient=recipient,
                     payload=event.payload,
@@ -173,9 +191,48 @@ def outbox_rows(events: Sequence[Event], now: datetime) -> list[dict[str, Any]]:
     return rows
 
 
+def _stamp(event: Event, now: datetime) -> str:
+    return now.strftime("%Y%m%dT%H%M%S") if event.kind in STAMPED_KINDS else ""
+
+
+def _destinations(event: Event, now: datetime) -> list[tuple[str, str, str]]:
+    """(dedup key, channel, recipient as written) of each destination of `event`."""
+    stamp = _stamp(event, now)
+    return [
+        (dedup_key(event.episode_id, event.kind, stamp, channel, recipient), channel, recipient)
+        for channel, recipient in fan_out(event.channels, event.recipients)
+    ]
+
+
+#: Dedup keys looked up per statement by `already_queued` (well under every dialect's limit of
+#: bound parameters).
+_KEYS_PER_LOOKUP = 500
+
+
+def already_queued(session: Session, keys: Sequence[str]) -> frozenset[str]:
+    """Which of `keys` are the dedup keys of notifications already in the outbox."""
+    found: set[str] = set()
+    unique = sorted(set(keys))
+    for start in range(0, len(unique), _KEYS_PER_LOOKUP):
+        chunk = unique[start : start + _KEYS_PER_LOOKUP]
+        found.update(
+            session.scalars(select(Notification.dedup_key).where(Notification.dedup_key.in_(chunk)))
+        )
+    return frozenset(found)
+
+
 def enqueue(session: Session, events: Sequence[Event], now: datetime) -> list[dict[str, Any]]:
-    """Insert the events' notifications (an already queued dedup_key is left alone)."""
-    rows = outbox_rows(events, now)
+    """Insert the events' notifications; returns the rows inserted.
+
+    A dedup key already queued is left alone, and its event's message is not built for it:
+    every evaluation of a firing alert queues its episode's opening message again so that a
+    destination added meanwhile is told (`services.evaluate._opening_for_new_destinations`),
+    and for the destinations told already that is one indexed read, not a message and an
+    INSERT each. The INSERT still skips a key queued meanwhile by another process."""
+    keys = [key for event in events for key, _, _ in _destinations(event, now)]
+    if not keys:
+        return []
+    rows = outbox_rows(events, now, skip=already_queued(session, keys))
     insert_rows(session, rows)
     return rows
 

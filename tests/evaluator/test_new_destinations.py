@@ -155,3 +155,53 @@ def test_a_destination_added_while_muted_is_told_when_the_mute_ends(
     assert _states(sink, "c2") == ["FIRING"]
     _every_minute(store, clock, 30)
     assert len(sink.received) == 2
+
+
+def test_an_opening_message_already_queued_is_not_built_again(
+    any_store: Any, flags: Flags, sink: Sink
+) -> None:
+    """Every evaluation of a firing alert queues its episode's opening message again, for a
+    destination added meanwhile: for the destinations told already the message is not built
+    and nothing is inserted; a new destination gets it, built once for all its rows."""
+    from datamantri_alerts.services.outbox import Event, enqueue
+
+    store, clock = any_store, FrozenClock(T0)
+    alert_id = make_alert(
+        store, flags, "a", channels=["webhook"], recipients={"webhook": sink.hook("old")}
+    )
+    flags.set(a="firing")
+    _run(store, clock)
+    with store.session() as session:
+        episode_id = session.scalar(select(Alert.current_episode_id).where(Alert.id == alert_id))
+    assert episode_id is not None
+    built: list[int] = []
+
+    def event(*hooks: str) -> Event:
+        def message() -> dict[str, Any]:
+            built.append(1)
+            return {"state": "FIRING"}
+
+        return Event(
+            alert_id=alert_id,
+            episode_id=episode_id,
+            kind="firing",
+            message=message,
+            channels=["webhook"],
+            recipients={"webhook": [sink.hook(name) for name in hooks]},
+        )
+
+    with store.transaction() as session:
+        assert enqueue(session, [event("old")], clock.now()) == []
+    assert built == []  # told already: no message built, no row
+    with store.transaction() as session:
+        rows = enqueue(session, [event("old", "new1", "new2")], clock.now())
+    assert sorted(row["recipient"].rsplit("/", 1)[-1] for row in rows) == ["new1", "new2"]
+    assert built == [1]  # one message for the event's two new rows
+    with store.transaction() as session:
+        assert enqueue(session, [event("old", "new1", "new2")], clock.now()) == []
+    assert built == [1]
+    assert [r for r in _outbox(store) if r[0] == "firing"] == [
+        ("firing", "old", "sent"),
+        ("firing", "new1", "pending"),
+        ("firing", "new2", "pending"),
+    ]

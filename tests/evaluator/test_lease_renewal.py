@@ -1,0 +1,102 @@
+"""A run renews the leases of the alerts it claimed and has not written yet, from the loop that
+runs the checks (`services.leases.renew`, `services.evaluate._renew_leases`): a run that takes
+longer than its lease (slow sources, few slots, large claims) keeps its alerts, and another
+evaluator cannot take them over and evaluate them a second time meanwhile."""
+
+from __future__ import annotations
+
+import threading
+import time
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from sqlalchemy import select, update
+
+from datamantri_alerts.clock import SystemClock
+from datamantri_alerts.services.evaluate import RunOptions, run_evaluation
+from datamantri_alerts.services.leases import Holder, claim, renew
+from datamantri_alerts.store.models import Alert
+from tests.conftest import utc
+from tests.evaluator.conftest import Flags, make_alerts
+
+NOW = utc(2026, 11, 30, 12, 0, 0)
+TTL = timedelta(minutes=10)
+
+
+def _leases(store: Any) -> dict[str, tuple[str | None, Any]]:
+    with store.session() as session:
+        rows = session.execute(select(Alert.name, Alert.lease_holder, Alert.lease_expires_at))
+        return {
+            name: (holder, expires.replace(tzinfo=None) if expires else None)
+            for name, holder, expires in rows
+        }
+
+
+def test_renew_extends_only_the_unexpired_leases_of_this_process(
+    any_store: Any, flags: Flags
+) -> None:
+    store = any_store
+    me, other = Holder("h1", 101), Holder("h2", 202)
+    make_alerts(store, flags, [{"name": name} for name in ("mine", "expired", "theirs", "free")])
+    held = {
+        "mine": (me.id, NOW + timedelta(minutes=1)),
+        "expired": (me.id, NOW - timedelta(seconds=1)),
+        "theirs": (other.id, NOW + timedelta(minutes=1)),
+        "free": (None, None),
+    }
+    with store.transaction() as session:
+        for name, (holder, expires) in held.items():
+            session.execute(
+                update(Alert)
+                .where(Alert.name == name)
+                .values(lease_holder=holder, lease_expires_at=expires)
+            )
+
+    with store.transaction() as session:
+        assert renew(session, Alert, me=me, now=NOW, ttl=TTL) == 1
+
+    naive = {name: (h, e.replace(tzinfo=None) if e else None) for name, (h, e) in held.items()}
+    assert _leases(store) == {**naive, "mine": (me.id, (NOW + TTL).replace(tzinfo=None))}
+
+
+@pytest.mark.serial  # a probe claim timed against checks of 1.5 s and a 3 s lease
+def test_a_run_longer_than_its_lease_keeps_its_alerts(sqlite_store: Any, flags: Flags) -> None:
+    """One slot, four checks of 1.5 s: the run takes 6 s, twice its 3 s lease. Another
+    evaluator's claim at 4.5 s finds nothing: the alerts not checked yet were claimed at the
+    start, and without renewal their leases would have run out at 3 s."""
+    store, lease = sqlite_store, timedelta(seconds=3)
+    flags.set(slow="ok", delay="1.5")
+    make_alerts(store, flags, [{"name": f"slow-{i}", "key": "slow"} for i in range(4)])
+    stolen: list[int] = []
+
+    def probe() -> None:
+        time.sleep(4.5)
+        with store.transaction() as session:
+            stolen.extend(
+                claim(
+                    session,
+                    Alert,
+                    where=[],
+                    order_by=[Alert.id],
+                    me=Holder("elsewhere", 1),
+                    now=SystemClock().now(),
+                    ttl=lease,
+                    limit=10,
+                )
+            )
+
+    prober = threading.Thread(target=probe)
+    prober.start()
+    started = time.monotonic()
+    summary = run_evaluation(
+        store, SystemClock(), RunOptions(host="h", all=True, concurrency=1, lease_ttl=lease)
+    )
+    elapsed = time.monotonic() - started
+    prober.join()
+
+    assert elapsed > 4.5, elapsed  # the probe came while the run still held unchecked alerts
+    assert stolen == []
+    assert not summary.problems, summary.problems
+    assert sorted(r.name for r in summary.results) == [f"slow-{i}" for i in range(4)]
+    assert {holder for holder, _ in _leases(store).values()} == {None}  # all written, released
