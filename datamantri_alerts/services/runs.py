@@ -293,16 +293,25 @@ def run_wrapped(argv: Sequence[str], stderr: IO[bytes] | None = None) -> Wrapped
     """Run a command, passing its stderr through while keeping its tail; never raises for the
     command's own failure. Signals that stop the wrapper are forwarded to the command."""
     sink = stderr if stderr is not None else _binary_stderr()
+    # Forwarding is in place before the command starts: a SIGTERM that arrives while it is
+    # being started (systemd stopping the unit, timeout(1)) is handed to it once it runs,
+    # instead of stopping the wrapper and leaving the command running, unrecorded.
+    forwarding = _SignalForwarding()
     try:
         process = subprocess.Popen(list(argv), stderr=subprocess.PIPE)
     except FileNotFoundError:
+        forwarding.restore()
         return WrappedResult(127, "", f"command not found: {argv[0]}", started=False)
     except PermissionError:
+        forwarding.restore()
         return WrappedResult(126, "", f"permission denied: {argv[0]}", started=False)
     except OSError as exc:
+        forwarding.restore()
         return WrappedResult(126, "", f"cannot run {argv[0]}: {exc.strerror or exc}", started=False)
-
-    previous = _forward_signals(process)
+    except BaseException:
+        forwarding.restore()
+        raise
+    forwarding.attach(process)
     tail: deque[bytes] = deque()
     kept = 0
     assert process.stderr is not None
@@ -330,7 +339,7 @@ def run_wrapped(argv: Sequence[str], stderr: IO[bytes] | None = None) -> Wrapped
                 continue
     finally:
         process.stderr.close()
-        _restore_signals(previous)
+        forwarding.restore()
 
     text = _stderr_tail(b"".join(tail)[-STDERR_TAIL_BYTES:])
     if returncode < 0:
@@ -386,34 +395,53 @@ def _in_terminal_foreground() -> bool:
     return False
 
 
-def _forward_signals(process: subprocess.Popen[bytes]) -> dict[int, Any]:
+class _SignalForwarding:
     """Signals sent to the wrapper go to the command too; the wrapper itself keeps running until
     the command exits, so the run is recorded. Ctrl-C on a terminal already reached the
-    command (same process group), so it is not sent twice."""
-    if threading.current_thread() is not threading.main_thread():
-        return {}
-    foreground = _in_terminal_foreground()
-    terminal = {getattr(signal, name) for name in _TERMINAL_SIGNALS}
-    previous: dict[int, Any] = {}
+    command (same process group), so it is not sent twice.
 
-    def forward(signum: int, _frame: Any) -> None:
-        if foreground and signum in terminal:
+    Installed before the command starts (`attach` names it once it runs): a signal that comes
+    before is kept and sent to the command by `attach`. `restore` puts the previous handlers
+    back. Off the main thread (where Python cannot set handlers) it does nothing."""
+
+    def __init__(self) -> None:
+        self._process: subprocess.Popen[bytes] | None = None
+        self._early: list[int] = []
+        self._previous: dict[int, Any] = {}
+        self._foreground = False
+        self._terminal: set[int] = set()
+        if threading.current_thread() is not threading.main_thread():
+            return
+        self._foreground = _in_terminal_foreground()
+        self._terminal = {getattr(signal, name) for name in _TERMINAL_SIGNALS}
+        for name in FORWARDED_SIGNALS:
+            signum = getattr(signal, name, None)
+            if signum is None:
+                continue
+            try:
+                self._previous[signum] = signal.signal(signum, self._forward)
+            except (ValueError, OSError):
+                continue
+
+    def _forward(self, signum: int, _frame: Any) -> None:
+        if self._foreground and signum in self._terminal:
+            return
+        process = self._process
+        if process is None:
+            self._early.append(signum)  # the command is being started
             return
         if process.poll() is None:
             with contextlib.suppress(ProcessLookupError):
                 process.send_signal(signum)
 
-    for name in FORWARDED_SIGNALS:
-        signum = getattr(signal, name, None)
-        if signum is None:
-            continue
-        try:
-            previous[signum] = signal.signal(signum, forward)
-        except (ValueError, OSError):
-            continue
-    return previous
+    def attach(self, process: subprocess.Popen[bytes]) -> None:
+        """The command runs: signals go to it, the ones that came while it started first."""
+        self._process = process
+        while self._early:
+            self._forward(self._early.pop(0), None)
 
-
-def _restore_signals(previous: dict[int, Any]) -> None:
-    for signum, handler in previous.items():
-        signal.signal(signum, handler)
+    def restore(self) -> None:
+        """The handlers from before, back in place."""
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler)
+        self._previous = {}

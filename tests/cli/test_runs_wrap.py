@@ -295,3 +295,32 @@ def test_nul_and_emoji_on_a_mariadb_store(mariadb_store_url: str, tmp_path: Path
     assert run["error"] == "Segfault\\x00core \u2713 \U0001f600"
     [result] = cli("evaluate", "--dry-run", "--json").json()["results"]
     assert result["outcome"] == "firing"
+
+
+def test_a_signal_while_the_job_starts_reaches_the_job(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A SIGTERM that arrives while the wrapper is starting the job (systemd stopping the unit
+    at that moment) is handed to the job once it runs: the job stops, and the wrapper is alive
+    to record it. Before, the wrapper's forwarding was installed only after the start."""
+    from datamantri_alerts.services.runs import run_wrapped
+
+    seen: list[int] = []
+    previous = signal.signal(signal.SIGTERM, lambda signum, _frame: seen.append(signum))
+    real_popen = subprocess.Popen
+
+    def popen_after_a_sigterm(*args: Any, **kwargs: Any) -> Any:
+        os.kill(os.getpid(), signal.SIGTERM)  # handled before the job exists
+        return real_popen(*args, **kwargs)
+
+    monkeypatch.setattr(subprocess, "Popen", popen_after_a_sigterm)
+    try:
+        started = time.monotonic()
+        result = run_wrapped(["sleep", "30"], stderr=open(os.devnull, "wb"))  # noqa: SIM115
+        elapsed = time.monotonic() - started
+        handler_after = signal.getsignal(signal.SIGTERM)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+    assert seen == []  # the wrapper's forwarding took it, not the handler from before
+    assert (result.exit_code, result.error) == (143, "killed by SIGTERM")
+    assert elapsed < 20, elapsed
+    assert handler_after is not signal.SIG_DFL and callable(handler_after)  # ours, restored
