@@ -271,3 +271,58 @@ def test_utc_datetime_rows_written_with_one_datetime_object(any_dialect_url: str
         with engine.connect() as conn:
             stored = conn.execute(select(table.c.at).order_by(table.c.id)).scalars().all()
         assert stored == given
+
+
+#: Texts `json.loads` reads. orjson refuses `NaN`, `Infinity` and the lone surrogate, and reads
+#: the integer beyond 64 bits as a float: `store.engine.json_loads` gives them to json.
+JSON_TEXTS = [
+    '{"datasource_id": "wh", "table": "t_00001", "warn_after": {"count": 12, "period": "hour"}}',
+    '[1, 2.5, -0.0, 1e-07, true, false, null, "\\u00e9\\u20ac\\ud83d\\ude00", "line\\nbreak"]',
+    '{"a": 1, "a": 2}',
+    "NaN",
+    '{"x": [Infinity, -Infinity]}',
+    '{"big": 1180591620717411303424}',
+    '"lone \\ud800 surrogate"',
+    '{"u64": 18446744073709551615, "i64": -9223372036854775808, "digits": "12345678901234567890"}',
+]
+
+
+def test_the_stores_json_reader_reads_what_json_reads() -> None:
+    import json
+    import math
+
+    from datamantri_alerts.store.engine import json_loads
+
+    for text in JSON_TEXTS:
+        ours, theirs = json_loads(text), json.loads(text)
+        assert repr(ours) == repr(theirs) or (
+            isinstance(ours, float) and math.isnan(ours) and math.isnan(theirs)
+        ), text
+        assert type(ours) is type(theirs)
+    with pytest.raises(json.JSONDecodeError):
+        json_loads('{"unterminated": ')
+
+
+def test_json_columns_read_back_through_the_stores_engine(any_dialect_url: str) -> None:
+    """A value orjson reads and one only json reads (an integer beyond 64 bits), through the
+    store's own engine (`make_engine`: `json_deserializer`) on every dialect."""
+    from datamantri_alerts.store.engine import make_engine
+
+    doc = {"nested": {"list": [1, 2.5, "é€😀", None, True]}, "big": 2**70}
+    table = Table(
+        f"jsonread_{uuid.uuid4().hex[:10]}",
+        MetaData(),
+        Column("id", Integer, primary_key=True),
+        Column("doc", JSONType),
+    )
+    engine = make_engine(any_dialect_url)
+    table.create(engine)
+    try:
+        with engine.begin() as conn:
+            conn.execute(table.insert(), [{"id": 1, "doc": doc}, {"id": 2, "doc": {"small": 1}}])
+        with engine.connect() as conn:
+            rows = conn.execute(select(table.c.doc).order_by(table.c.id)).scalars().all()
+        assert rows == [doc, {"small": 1}]
+    finally:
+        table.drop(engine)
+        engine.dispose()
