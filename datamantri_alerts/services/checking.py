@@ -26,7 +26,7 @@ import queue
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -43,6 +43,9 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 DEFAULT_CONCURRENCY = 16
+#: A result finished this many seconds ago goes out without waiting for the rest of its batch
+#: (`run_check_batches`): a slow check holds back no result but its own.
+FLUSH_AFTER_SECONDS = 1.0
 #: Extra seconds granted beyond a check's timeout before the runner stops waiting for it.
 TIMEOUT_GRACE_SECONDS = 1.0
 
@@ -292,7 +295,12 @@ def run_checks(
     (`sources` as for `run_check_batches`)."""
     results: list[CheckResult] = []
     batches = run_check_batches(
-        [alerts], make_context, concurrency=concurrency, grace=grace, sources=sources
+        [alerts],
+        make_context,
+        concurrency=concurrency,
+        grace=grace,
+        sources=sources,
+        flush_after=None,
     )
     for batch in batches:
         results.extend(batch)
@@ -304,6 +312,9 @@ class _Batch:
     prepared: list[_Prepared]
     results: list[CheckResult | None]
     left: int
+    #: Indexes of the results recorded and not yet yielded, and when the first of them was.
+    ready: list[int] = field(default_factory=list)
+    ready_since: float = 0.0
 
 
 def run_check_batches(
@@ -315,8 +326,9 @@ def run_check_batches(
     sources: SourcePool | None = None,
     keep_alive: Callable[[], None] | None = None,
     keep_alive_every: float = 60.0,
+    flush_after: float | None = FLUSH_AFTER_SECONDS,
 ) -> Iterator[list[CheckResult]]:
-    """Run batches of alerts through one set of `concurrency` slots; yield each batch's results.
+    """Run batches of alerts through one set of `concurrency` slots; yield their results.
 
     `sources`: the run's data source pool, when the caller wants to hold it (e.g. to call
     `cancel_all()` on SIGTERM) and close it itself; else the runner makes one and closes it at
@@ -328,16 +340,12 @@ def run_check_batches(
 
     The next batch is drawn from `batches` (which may claim it from the store) only when a slot
     is free and every check of the batches drawn so far has started, so slots never idle at a
-    batch boundary waiting for the slowest check of the previous batch. Each batch's results
-    come out in its input order, batches in the order they were drawn, as soon as a batch and
-    every batch before it are complete.
-
-    When `batches` is a generator, every batch after the first is asked for with
-    `send(alerts_per_unit(...))`: how many alerts one unit started (a check alone, or a group
-    read together) has stood for so far in the run, a group counted as its members until it
-    answers. A generator may size its next batch by it (`services.evaluate` claims that many
-    times its batch of checks read alone, so a batch holds no more units than before) or
-    ignore it.
+    batch boundary waiting for the slowest check of the previous batch. A batch's results come
+    out in its input order as soon as the batch is complete, whatever the batches before it
+    are waiting for; a result that has waited `flush_after` seconds for the rest of its batch
+    comes out without it (with the others of its batch recorded by then, in input order), so
+    a slow check (a probe with a long timeout, a source that stalls) holds back no result but
+    its own. `flush_after=None`: each batch whole, in the order drawn (`run_checks`).
     """
     if concurrency < 1:
         raise ValueError("concurrency must be at least 1")
@@ -348,7 +356,15 @@ def run_check_batches(
     owned = SourcePool(concurrency) if sources is None else nullcontext(sources)
     with owned as pool, _Workers() as workers:
         yield from _run(
-            batches, make_context, concurrency, grace, pool, workers, keep_alive, keep_alive_every
+            batches,
+            make_context,
+            concurrency,
+            grace,
+            pool,
+            workers,
+            keep_alive,
+            keep_alive_every,
+            flush_after,
         )
 
 
@@ -438,13 +454,6 @@ class _Workers:
             self.finished.put((job.key, outcome, time.monotonic() - job.started))
 
 
-def alerts_per_unit(alerts: int, units: int) -> float:
-    """How many alerts a unit stood for, when `alerts` alerts drawn so far made `units` units
-    (a check alone, or up to `GROUP_SIZE` read together): 1.0 for checks read alone, 50.0 for
-    checks read in full groups that answered; at least 1.0."""
-    return max(1.0, alerts / max(1, units))
-
-
 def _run(
     batches: Iterable[Sequence[AlertSnapshot]],
     make_context: Callable[[AlertSnapshot], CheckContext],
@@ -454,14 +463,10 @@ def _run(
     workers: _Workers,
     keep_alive: Callable[[], None] | None = None,
     keep_alive_every: float = 60.0,
+    flush_after: float | None = FLUSH_AFTER_SECONDS,
 ) -> Iterator[list[CheckResult]]:
     source = iter(batches)
     kept_alive = time.monotonic()
-    # A generator is told how many alerts a unit stands for (`alerts_per_unit`). A group
-    # counts as its members until it answers, then as one unit plus the members it handed back
-    # to be read alone: a batch claimed before the groups answered is not sized on trust.
-    send = source.send if isinstance(source, Generator) else None
-    drawn_alerts = drawn_units = 0
     drawn: deque[_Batch] = deque()
     # job key -> (batch, job, cutoff) of the checks being waited for
     running: dict[int, tuple[_Batch, _Job, float]] = {}
@@ -476,6 +481,15 @@ def _run(
     def record(batch: _Batch, job: _Prepared, result: CheckResult) -> None:
         batch.results[job.index] = result
         batch.left -= 1
+        if not batch.ready:
+            batch.ready_since = time.monotonic()
+        batch.ready.append(job.index)
+
+    def keep_alive_if_due() -> None:
+        nonlocal kept_alive
+        if keep_alive is not None and time.monotonic() - kept_alive >= keep_alive_every:
+            keep_alive()
+            kept_alive = time.monotonic()
 
     def context(prepared: _Prepared, cutoff: float) -> CheckContext:
         ctx = make_context(prepared.alert)
@@ -496,7 +510,6 @@ def _run(
         workers.submit(job)
 
     def start_next() -> bool:
-        nonlocal drawn_alerts, drawn_units
         while True:
             if alone:
                 batch, prepared = alone.popleft()
@@ -512,31 +525,19 @@ def _run(
                     continue
                 submit(batch, unit)
                 return True
-            if send is None or not drawn_units:
-                alerts = next(source, None)
-            else:
-                try:
-                    alerts = send(alerts_per_unit(drawn_alerts, drawn_units))
-                except StopIteration:
-                    alerts = None
+            keep_alive_if_due()  # also between claims of batches that start no check
+            alerts = next(source, None)
             if alerts is None:
                 return False
             prepared_batch = [_prepare(index, alert) for index, alert in enumerate(alerts)]
             batch = _Batch(prepared_batch, [None] * len(prepared_batch), len(prepared_batch))
             drawn.append(batch)
-            units = _grouped(prepared_batch)
-            drawn_alerts += len(prepared_batch)
-            drawn_units += len(prepared_batch)  # each group as its members, until it answers
-            waiting.extend((batch, unit) for unit in units)
+            waiting.extend((batch, unit) for unit in _grouped(prepared_batch))
 
     def finish(batch: _Batch, job: _Job, outcome: Any, duration: float) -> None:
-        nonlocal drawn_units
         if job.group is None:
             record(batch, job.prepared, _result(job.prepared, outcome, duration))
             return
-        answered = sum(o is not None for o in outcome)
-        if answered:
-            drawn_units -= answered - 1  # one unit read them all
         if all(o is None for o in outcome) and duration >= 0.9 * GROUP_BOUND_SECONDS:
             # The group was cut off at its bound: these tables are slow to read together (or
             # one is locked). The rest of the run reads this key's alerts alone, so a slow
@@ -550,24 +551,41 @@ def _run(
                 record(batch, member, _result(member, member_outcome, duration))
 
     def complete() -> Iterator[list[CheckResult]]:
-        while drawn and drawn[0].left == 0:
-            batch = drawn.popleft()
-            yield [r for r in batch.results if r is not None]
+        """The results of complete batches, and those that waited `flush_after` for theirs."""
+        if flush_after is None:
+            while drawn and drawn[0].left == 0:
+                yield [r for r in drawn.popleft().results if r is not None]
+            return
+        now = time.monotonic()
+        for batch in list(drawn):
+            if batch.left == 0:
+                drawn.remove(batch)
+            elif not batch.ready or now - batch.ready_since < flush_after:
+                continue
+            if batch.ready:
+                ready, batch.ready = sorted(batch.ready), []
+                yield [r for r in (batch.results[i] for i in ready) if r is not None]
+
+    def wake_at() -> float:
+        """When the loop must look again: a check's cutoff, a renewal, results to flush."""
+        wake = min(cutoff for *_, cutoff in running.values())
+        if keep_alive is not None:
+            wake = min(wake, kept_alive + keep_alive_every)
+        if flush_after is not None:
+            for batch in drawn:
+                if batch.ready:
+                    wake = min(wake, batch.ready_since + flush_after)
+        return wake
 
     more = True
     while more or running or alone:
-        if keep_alive is not None and time.monotonic() - kept_alive >= keep_alive_every:
-            keep_alive()
-            kept_alive = time.monotonic()
+        keep_alive_if_due()
         while (more or alone) and len(running) < concurrency:
             more = start_next() and more
         yield from complete()
         if not running:
             continue
-        wake = min(cutoff for *_, cutoff in running.values())
-        if keep_alive is not None:
-            wake = min(wake, kept_alive + keep_alive_every)
-        wait = max(0.0, wake - time.monotonic())
+        wait = max(0.0, wake_at() - time.monotonic())
         try:
             key, outcome, duration = workers.finished.get(timeout=wait)
             if key in running:

@@ -13,8 +13,7 @@ primary key, multi-row INSERT ... RETURNING), not one round trip per alert and c
 from __future__ import annotations
 
 import logging
-import math
-from collections.abc import Callable, Generator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import partial
@@ -58,18 +57,10 @@ ALERT_LEASE_TTL = timedelta(minutes=10)
 #: Renewed when this fraction of the lease has passed: a live run's leases never have less
 #: than two thirds of their time left.
 RENEW_LEASES_AFTER = 1 / 3
-#: Alerts claimed at a time, for checks read alone. Checks read in groups (`freshness`: up to
-#: 50 in one statement) are claimed that many times the alerts a unit has stood for so far in
-#: the run (`services.checking.alerts_per_unit`, a group counted as its members until it
-#: answers), up to MAX_BATCH_SIZE (the writer's merge limit): a batch never holds more units
-#: (checks alone, or groups) than DEFAULT_BATCH_SIZE checks read alone, so concurrent runs
-#: still share checks read alone 100 at a time, and a batch of groups costs one claim and one
-#: result write per 500 alerts instead of five.
 DEFAULT_BATCH_SIZE = 100
-MAX_BATCH_SIZE = 500
 #: At most this many results are written in one transaction when batches queued up behind a
 #: write (`services.result_writer`): the claims of the run wait for the transaction.
-WRITE_MERGE_LIMIT = MAX_BATCH_SIZE
+WRITE_MERGE_LIMIT = 500
 
 
 @dataclass
@@ -77,9 +68,7 @@ class RunOptions:
     all: bool = False
     ref: str | None = None
     concurrency: int = 16
-    #: Alerts claimed at a time; None: DEFAULT_BATCH_SIZE, more for checks read in groups, up
-    #: to MAX_BATCH_SIZE.
-    batch_size: int | None = None
+    batch_size: int = DEFAULT_BATCH_SIZE
     host: str = "localhost"
     #: How long claimed alerts and notifications stay leased (ALERTS_LEASE_SECONDS).
     lease_ttl: timedelta = ALERT_LEASE_TTL
@@ -391,13 +380,10 @@ def _evaluate_due(
     #: alert id -> when its check was claimed: the evaluation's start, which places it on its grid.
     claimed_at: dict[int, datetime] = {}
 
-    def claimed_batches() -> Generator[list[AlertSnapshot], float | None, None]:
-        """Claim the next batch when the check runner has a free slot for it: DEFAULT_BATCH_SIZE
-        units' worth of alerts, by the alerts per unit the runner sends (`run_check_batches`),
-        at most MAX_BATCH_SIZE; exactly `options.batch_size` when that is set."""
+    def claimed_batches() -> Iterator[list[AlertSnapshot]]:
+        """Claim the next batch when the check runner has a free slot for it."""
         cursor = 0
         dead: list[str] | None = None  # looked up with the first batch (`dead_holders`)
-        limit = options.batch_size or DEFAULT_BATCH_SIZE
         while True:
             # A batch whose results could not be written stops the run: claim no more.
             writer.raise_failure()
@@ -413,7 +399,7 @@ def _evaluate_due(
                     me=me,
                     now=now,
                     ttl=options.lease_ttl,
-                    limit=limit,
+                    limit=options.batch_size,
                     dead=dead,
                 )
             if not ids:
@@ -430,9 +416,7 @@ def _evaluate_due(
                 ).all()
             cursor = max(ids)
             claimed_at.update(dict.fromkeys(ids, now))
-            per_unit = yield [AlertSnapshot.of(a) for a in alerts]
-            if per_unit is not None and options.batch_size is None:
-                limit = min(math.ceil(DEFAULT_BATCH_SIZE * max(1.0, per_unit)), MAX_BATCH_SIZE)
+            yield [AlertSnapshot.of(a) for a in alerts]
 
     def write(results: list[CheckResult]) -> None:
         apply_results(store, clock.now(), me, options.host, results, summary, started=claimed_at)
@@ -445,8 +429,9 @@ def _evaluate_due(
         _renew_leases(store, clock, me, options.lease_ttl)
 
     # One pool of check slots across batches: batch k+1 is claimed and started while the last
-    # checks of batch k finish, and batch k's results are written as soon as it is complete, on
-    # the writer's thread, while this one keeps the slots busy.
+    # checks of batch k finish, and batch k's results are written as soon as it is complete (or
+    # have waited FLUSH_AFTER_SECONDS for a slow check of it), on the writer's thread, while
+    # this one keeps the slots busy.
     with ResultWriter(write, merge=_concatenated, merge_limit=WRITE_MERGE_LIMIT) as writer:
         for results in run_check_batches(
             claimed_batches(),

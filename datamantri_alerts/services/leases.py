@@ -173,15 +173,18 @@ def still_held(session: Session, model: Any, ids: Sequence[int], me: Holder) -> 
 
 
 def renew(session: Session, model: Any, *, me: Holder, now: datetime, ttl: timedelta) -> int:
-    """Extend every unexpired lease this process holds on model's rows to `now + ttl`; returns
-    how many. A lease that has already expired is left as it is: another evaluator may be
-    taking it over (`claimable`), and a live holder is never displaced, nor one that lost its
-    lease given it back.
+    """Extend every lease this process holds on model's rows to `now + ttl`; returns how many.
+
+    A lease that ran out and that nobody took over is still this process's (its results are
+    written: `still_held` asks for the holder only), so it is renewed too. One taken over
+    has another holder: a claim changes the holder under the row's lock (PostgreSQL,
+    MySQL/MariaDB: `FOR UPDATE`, which this waits for and then reads again) or the file's
+    (SQLite), so a live holder is never displaced.
 
     The rows are locked in id order first (`lock_rows`), as the result writer's transaction
     locks its batch, so the two transactions of one run never deadlock on PostgreSQL or
     MySQL/MariaDB. Must run inside `Store.transaction()`."""
-    held = (model.lease_holder == me.id, model.lease_expires_at > now)
+    held = (model.lease_holder == me.id,)
     if session.get_bind().dialect.name in ROW_LOCKING_DIALECTS:
         session.execute(lock_rows(session, select(model.id).where(*held).order_by(model.id)))
     result = session.execute(

@@ -5,9 +5,11 @@ evaluator cannot take them over and evaluate them a second time meanwhile."""
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -33,9 +35,7 @@ def _leases(store: Any) -> dict[str, tuple[str | None, Any]]:
         }
 
 
-def test_renew_extends_only_the_unexpired_leases_of_this_process(
-    any_store: Any, flags: Flags
-) -> None:
+def test_renew_extends_every_lease_this_process_still_holds(any_store: Any, flags: Flags) -> None:
     store = any_store
     me, other = Holder("h1", 101), Holder("h2", 202)
     make_alerts(store, flags, [{"name": name} for name in ("mine", "expired", "theirs", "free")])
@@ -54,17 +54,19 @@ def test_renew_extends_only_the_unexpired_leases_of_this_process(
             )
 
     with store.transaction() as session:
-        assert renew(session, Alert, me=me, now=NOW, ttl=TTL) == 1
+        assert renew(session, Alert, me=me, now=NOW, ttl=TTL) == 2
 
     naive = {name: (h, e.replace(tzinfo=None) if e else None) for name, (h, e) in held.items()}
-    assert _leases(store) == {**naive, "mine": (me.id, (NOW + TTL).replace(tzinfo=None))}
+    renewed = (me.id, (NOW + TTL).replace(tzinfo=None))
+    # A lease that ran out and nobody took over is still this run's: renewed too.
+    assert _leases(store) == {**naive, "mine": renewed, "expired": renewed}
 
 
 @pytest.mark.serial  # a probe claim timed against checks of 1.5 s and a 3 s lease
 def test_a_run_longer_than_its_lease_keeps_its_alerts(sqlite_store: Any, flags: Flags) -> None:
     """One slot, four checks of 1.5 s: the run takes 6 s, twice its 3 s lease. Another
-    evaluator's claim at 4.5 s finds nothing: the alerts not checked yet were claimed at the
-    start, and without renewal their leases would have run out at 3 s."""
+    evaluator's claim at 4.5 s of the alerts not evaluated yet finds nothing: they were
+    claimed at the start, and without renewal their leases would have run out at 3 s."""
     store, lease = sqlite_store, timedelta(seconds=3)
     flags.set(slow="ok", delay="1.5")
     make_alerts(store, flags, [{"name": f"slow-{i}", "key": "slow"} for i in range(4)])
@@ -77,7 +79,7 @@ def test_a_run_longer_than_its_lease_keeps_its_alerts(sqlite_store: Any, flags: 
                 claim(
                     session,
                     Alert,
-                    where=[],
+                    where=[Alert.last_evaluated_at.is_(None)],
                     order_by=[Alert.id],
                     me=Holder("elsewhere", 1),
                     now=SystemClock().now(),
@@ -100,3 +102,43 @@ def test_a_run_longer_than_its_lease_keeps_its_alerts(sqlite_store: Any, flags: 
     assert not summary.problems, summary.problems
     assert sorted(r.name for r in summary.results) == [f"slow-{i}" for i in range(4)]
     assert {holder for holder, _ in _leases(store).values()} == {None}  # all written, released
+
+
+@pytest.mark.serial  # a probe timed against a 6 s check and a 2 s lease
+@pytest.mark.parametrize("batch_size", [1, 100], ids=["batches-of-one", "one-batch"])
+def test_a_slow_check_holds_back_no_other_result(
+    sqlite_store: Any, flags: Flags, tmp_path: Path, batch_size: int
+) -> None:
+    """Two slots, a 2 s lease: the first alert's check takes 6 s (within its timeout), the
+    others are checked at once. Their results are written while the slow one runs, not after
+    it: a later batch's as soon as it is complete (batches used to come out in the order they
+    were drawn), the slow one's own batch's once they waited `FLUSH_AFTER_SECONDS` for it. So
+    renewing the run's leases never keeps an alert whose check is done leased and unwritten;
+    only the slow one is still held, and renewed."""
+    store, lease = sqlite_store, timedelta(seconds=2)
+    slow = tmp_path / "slow.json"
+    slow.write_text(json.dumps({"default": "ok", "delay": 6}))
+    make_alerts(store, flags, [{"name": "slow", "config": {"file": str(slow)}}])
+    make_alerts(store, flags, [{"name": f"fast-{i}"} for i in range(5)])
+    seen: dict[str, tuple[bool, str | None]] = {}
+
+    def probe() -> None:
+        time.sleep(4)
+        with store.session() as session:
+            rows = session.execute(select(Alert.name, Alert.last_evaluated_at, Alert.lease_holder))
+            seen.update({name: (at is not None, holder) for name, at, holder in rows})
+
+    prober = threading.Thread(target=probe)
+    prober.start()
+    summary = run_evaluation(
+        store,
+        SystemClock(),
+        RunOptions(host="h", all=True, concurrency=2, batch_size=batch_size, lease_ttl=lease),
+    )
+    prober.join()
+
+    assert not summary.problems, summary.problems
+    assert seen["slow"][0] is False and seen["slow"][1] is not None  # running, still held
+    assert {name: seen[name] for name in seen if name != "slow"} == {
+        f"fast-{i}": (True, None) for i in range(5)
+    }
