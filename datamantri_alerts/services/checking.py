@@ -26,7 +26,7 @@ import queue
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -244,6 +244,38 @@ def _grouped(prepared: list[_Prepared]) -> list[list[_Prepared]]:
     return units
 
 
+def prepare_batch(alerts: Sequence[AlertSnapshot]) -> list[_Prepared]:
+    """Each alert's check and validated configuration, as the runner starts them:
+    `run_check_batches` takes a batch of these (or a prefix of one) as it is."""
+    return [_prepare(index, alert) for index, alert in enumerate(alerts)]
+
+
+def fit_units(
+    prepared: Sequence[_Prepared], units: int, read_alone: Collection[Any] = ()
+) -> tuple[int, int]:
+    """(n, u): the first n of `prepared` make u units, the most that stay within `units`, as
+    the runner starts them (`_grouped`): a check read alone, or up to `GROUP_SIZE` checks read
+    together; a group key in `read_alone` (`run_check_batches`: its group could not answer)
+    counts as checks read alone. n is at least 1 when `prepared` is not empty."""
+    from datamantri_alerts.checks.base import GROUP_SIZE
+
+    used = 0
+    members: dict[Any, int] = {}  # group key -> members in its last group so far
+    for n, item in enumerate(prepared):
+        key = _group_key(item)
+        if key is not None and key in read_alone:
+            key = None
+        if key is None or members.get(key, GROUP_SIZE) >= GROUP_SIZE:
+            if used == units:
+                return n, used
+            used += 1
+            if key is not None:
+                members[key] = 0
+        if key is not None:
+            members[key] += 1
+    return len(prepared), used
+
+
 def _severity(alert: AlertSnapshot, outcome: Outcome | None, check: Any) -> tuple[str, bool]:
     """(severity, whether the alert's type grades its outcomes).
 
@@ -318,7 +350,7 @@ class _Batch:
 
 
 def run_check_batches(
-    batches: Iterable[Sequence[AlertSnapshot]],
+    batches: Iterable[Sequence[AlertSnapshot] | Sequence[_Prepared]],
     make_context: Callable[[AlertSnapshot], CheckContext],
     *,
     concurrency: int = DEFAULT_CONCURRENCY,
@@ -327,8 +359,13 @@ def run_check_batches(
     keep_alive: Callable[[], None] | None = None,
     keep_alive_every: float = 60.0,
     flush_after: float | None = FLUSH_AFTER_SECONDS,
+    read_alone: set[Any] | None = None,
 ) -> Iterator[list[CheckResult]]:
     """Run batches of alerts through one set of `concurrency` slots; yield their results.
+
+    A batch is alerts (`AlertSnapshot`) or what `prepare_batch` made of them (or a prefix).
+    `read_alone`: the runner adds the key of every group that could not answer (each member
+    then read alone), for a caller that sizes batches by units (`fit_units`).
 
     `sources`: the run's data source pool, when the caller wants to hold it (e.g. to call
     `cancel_all()` on SIGTERM) and close it itself; else the runner makes one and closes it at
@@ -365,6 +402,7 @@ def run_check_batches(
             keep_alive,
             keep_alive_every,
             flush_after,
+            read_alone,
         )
 
 
@@ -455,7 +493,7 @@ class _Workers:
 
 
 def _run(
-    batches: Iterable[Sequence[AlertSnapshot]],
+    batches: Iterable[Sequence[AlertSnapshot] | Sequence[_Prepared]],
     make_context: Callable[[AlertSnapshot], CheckContext],
     concurrency: int,
     grace: float,
@@ -464,6 +502,7 @@ def _run(
     keep_alive: Callable[[], None] | None = None,
     keep_alive_every: float = 60.0,
     flush_after: float | None = FLUSH_AFTER_SECONDS,
+    read_alone: set[Any] | None = None,
 ) -> Iterator[list[CheckResult]]:
     source = iter(batches)
     kept_alive = time.monotonic()
@@ -529,7 +568,10 @@ def _run(
             alerts = next(source, None)
             if alerts is None:
                 return False
-            prepared_batch = [_prepare(index, alert) for index, alert in enumerate(alerts)]
+            prepared_batch = [
+                alert if isinstance(alert, _Prepared) else _prepare(index, alert)
+                for index, alert in enumerate(alerts)
+            ]
             batch = _Batch(prepared_batch, [None] * len(prepared_batch), len(prepared_batch))
             drawn.append(batch)
             waiting.extend((batch, unit) for unit in _grouped(prepared_batch))
@@ -543,6 +585,8 @@ def _run(
             # one is locked). The rest of the run reads this key's alerts alone, so a slow
             # source pays the bound once per run, not once per group.
             cut_off.add(_group_key(job.prepared))
+        if read_alone is not None and all(o is None for o in outcome):
+            read_alone.add(_group_key(job.prepared))
         for member, member_outcome in zip(job.members, outcome, strict=True):
             if member_outcome is None:
                 member.spent = duration

@@ -196,6 +196,20 @@ def renew(session: Session, model: Any, *, me: Holder, now: datetime, ttl: timed
     return int(getattr(result, "rowcount", 0) or 0)
 
 
+def release(session: Session, model: Any, ids: Sequence[int], me: Holder) -> int:
+    """Give up this process's leases on `ids` (claimed, then not wanted); returns how many.
+    The rows are claimable at once by any evaluator. Must run inside `Store.transaction()`."""
+    if not ids:
+        return 0
+    result = session.execute(
+        update(model)
+        .where(model.id.in_(list(ids)), model.lease_holder == me.id)
+        .values(lease_holder=None, lease_expires_at=None)
+        .execution_options(synchronize_session=False)
+    )
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
 def release_all(session: Session, model: Any, me: Holder) -> int:
     """Give up every lease this process holds on model's rows (a run stopping early); returns
     how many. The rows are claimable at once by any evaluator, on any host."""
