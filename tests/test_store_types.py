@@ -306,7 +306,7 @@ def test_the_stores_json_reader_reads_what_json_reads() -> None:
 def test_json_columns_read_back_through_the_stores_engine(any_dialect_url: str) -> None:
     """A value orjson reads and one only json reads (an integer beyond 64 bits), through the
     store's own engine (`make_engine`: `json_deserializer`) on every dialect."""
-    from datamantri_alerts.store.engine import make_engine
+    from datamantri_alerts.store.engine import json_loads, make_engine
 
     doc = {"nested": {"list": [1, 2.5, "é€😀", None, True]}, "big": 2**70}
     table = Table(
@@ -316,6 +316,7 @@ def test_json_columns_read_back_through_the_stores_engine(any_dialect_url: str) 
         Column("doc", JSONType),
     )
     engine = make_engine(any_dialect_url)
+    assert engine.dialect._json_deserializer is json_loads  # type: ignore[attr-defined]
     table.create(engine)
     try:
         with engine.begin() as conn:

@@ -26,7 +26,7 @@ import queue
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -44,8 +44,10 @@ log = logging.getLogger(__name__)
 
 DEFAULT_CONCURRENCY = 16
 #: A result finished this many seconds ago goes out without waiting for the rest of its batch
-#: (`run_check_batches`): a slow check holds back no result but its own.
-FLUSH_AFTER_SECONDS = 1.0
+#: (`run_check_batches`): a slow check holds back no result but its own for longer. Short
+#: enough for an alert evaluated every minute, long enough that a batch of checks of a few
+#: seconds each is written in a few transactions, not one per second.
+FLUSH_AFTER_SECONDS = 5.0
 #: Extra seconds granted beyond a check's timeout before the runner stops waiting for it.
 TIMEOUT_GRACE_SECONDS = 1.0
 
@@ -250,20 +252,43 @@ def prepare_batch(alerts: Sequence[AlertSnapshot]) -> list[_Prepared]:
     return [_prepare(index, alert) for index, alert in enumerate(alerts)]
 
 
+@dataclass
+class GroupRecord:
+    """What a run has learned of its group keys (`_group_key`), for sizing batches by units
+    (`fit_units`): a key counts as read in groups once a group of it answered every member,
+    and as checks read alone before that, and for good once a group of it handed back a
+    member (its statement failed, was cut off, or a value was unreadable: those members are
+    then read alone, each at its own cost). `run_check_batches` records each group's answer.
+    """
+
+    answered: set[Any] = field(default_factory=set)
+    failed: set[Any] = field(default_factory=set)
+
+    def record(self, key: Any, outcome: Sequence[Any]) -> None:
+        """A group of `key` answered with `outcome` (None: a member handed back)."""
+        if all(o is not None for o in outcome):
+            self.answered.add(key)
+        else:
+            self.failed.add(key)
+
+    def read_in_groups(self, key: Any) -> bool:
+        return key in self.answered and key not in self.failed
+
+
 def fit_units(
-    prepared: Sequence[_Prepared], units: int, read_alone: Collection[Any] = ()
+    prepared: Sequence[_Prepared], units: int, groups: GroupRecord | None = None
 ) -> tuple[int, int]:
     """(n, u): the first n of `prepared` make u units, the most that stay within `units`, as
     the runner starts them (`_grouped`): a check read alone, or up to `GROUP_SIZE` checks read
-    together; a group key in `read_alone` (`run_check_batches`: its group could not answer)
-    counts as checks read alone. n is at least 1 when `prepared` is not empty."""
+    together, for a key `groups` knows to answer (`GroupRecord`; None: every key); any other
+    counts as its checks read alone. n is at least 1 when `prepared` is not empty."""
     from datamantri_alerts.checks.base import GROUP_SIZE
 
     used = 0
     members: dict[Any, int] = {}  # group key -> members in its last group so far
     for n, item in enumerate(prepared):
         key = _group_key(item)
-        if key is not None and key in read_alone:
+        if key is not None and groups is not None and not groups.read_in_groups(key):
             key = None
         if key is None or members.get(key, GROUP_SIZE) >= GROUP_SIZE:
             if used == units:
@@ -359,13 +384,13 @@ def run_check_batches(
     keep_alive: Callable[[], None] | None = None,
     keep_alive_every: float = 60.0,
     flush_after: float | None = FLUSH_AFTER_SECONDS,
-    read_alone: set[Any] | None = None,
+    groups: GroupRecord | None = None,
 ) -> Iterator[list[CheckResult]]:
     """Run batches of alerts through one set of `concurrency` slots; yield their results.
 
     A batch is alerts (`AlertSnapshot`) or what `prepare_batch` made of them (or a prefix).
-    `read_alone`: the runner adds the key of every group that could not answer (each member
-    then read alone), for a caller that sizes batches by units (`fit_units`).
+    `groups`: where the runner records how each group answered, for a caller that sizes
+    batches by units (`fit_units`).
 
     `sources`: the run's data source pool, when the caller wants to hold it (e.g. to call
     `cancel_all()` on SIGTERM) and close it itself; else the runner makes one and closes it at
@@ -402,7 +427,7 @@ def run_check_batches(
             keep_alive,
             keep_alive_every,
             flush_after,
-            read_alone,
+            groups,
         )
 
 
@@ -502,7 +527,7 @@ def _run(
     keep_alive: Callable[[], None] | None = None,
     keep_alive_every: float = 60.0,
     flush_after: float | None = FLUSH_AFTER_SECONDS,
-    read_alone: set[Any] | None = None,
+    groups: GroupRecord | None = None,
 ) -> Iterator[list[CheckResult]]:
     source = iter(batches)
     kept_alive = time.monotonic()
@@ -585,8 +610,8 @@ def _run(
             # one is locked). The rest of the run reads this key's alerts alone, so a slow
             # source pays the bound once per run, not once per group.
             cut_off.add(_group_key(job.prepared))
-        if read_alone is not None and all(o is None for o in outcome):
-            read_alone.add(_group_key(job.prepared))
+        if groups is not None:
+            groups.record(_group_key(job.prepared), outcome)
         for member, member_outcome in zip(job.members, outcome, strict=True):
             if member_outcome is None:
                 member.spent = duration

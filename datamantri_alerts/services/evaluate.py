@@ -13,6 +13,7 @@ primary key, multi-row INSERT ... RETURNING), not one round trip per alert and c
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -370,8 +371,10 @@ def _evaluate_due(
     progress: Progress,
     sources: SourcePool,
 ) -> None:
+    from datamantri_alerts.services import checking
     from datamantri_alerts.services.checking import (
         AlertSnapshot,
+        GroupRecord,
         fit_units,
         prepare_batch,
         run_check_batches,
@@ -394,8 +397,11 @@ def _evaluate_due(
     #: alert id -> when its check was claimed: the evaluation's start, which places it on its grid.
     claimed_at: dict[int, datetime] = {}
 
-    #: Group keys whose groups could not answer in this run: their checks are read alone.
-    read_alone: set[Any] = set()
+    #: How the run's groups answered, for sizing claims (`fit_units`).
+    groups = GroupRecord()
+    #: Alerts claimed and kept, not written yet: the leases the run renews (`keep_leases`).
+    held: set[int] = set()
+    held_lock = threading.Lock()
 
     def claimed_batches() -> Iterator[Sequence[Any]]:
         """Claim the next batch when the check runner has a free slot for it: exactly
@@ -403,9 +409,15 @@ def _evaluate_due(
         cursor = 0
         dead: list[str] | None = None  # looked up with the first batch (`dead_holders`)
         limit = options.batch_size or DEFAULT_BATCH_SIZE
+        previous: list[Any] = []  # the last batch kept, prepared
         while True:
             # A batch whose results could not be written stops the run: claim no more.
             writer.raise_failure()
+            if previous:
+                # As many alerts as the last batch made units, by what is known now of its
+                # groups: 100 units' worth, at most MAX_BATCH_SIZE.
+                size, units = fit_units(previous, len(previous), groups)
+                limit = min(MAX_BATCH_SIZE, max(1, size * DEFAULT_BATCH_SIZE // max(1, units)))
             now = clock.now()
             with store.transaction() as session:
                 if dead is None:
@@ -437,31 +449,39 @@ def _evaluate_due(
             if options.batch_size is not None:
                 cursor = max(ids)
                 claimed_at.update(dict.fromkeys(ids, now))
+                with held_lock:
+                    held.update(ids)
                 yield snapshots
                 continue
             if not snapshots:  # deleted since they were claimed
                 cursor = max(ids)
                 continue
             prepared = prepare_batch(snapshots)
-            kept, units = fit_units(prepared, DEFAULT_BATCH_SIZE, read_alone)
+            kept, _ = fit_units(prepared, DEFAULT_BATCH_SIZE, groups)
             if kept < len(prepared):
                 _release(store, me, [p.alert.id for p in prepared[kept:]])
                 prepared = prepared[:kept]
             cursor = prepared[-1].alert.id
-            claimed_at.update(dict.fromkeys((p.alert.id for p in prepared), now))
-            # The next claim: as many alerts as these made units, 100 units' worth.
-            limit = min(MAX_BATCH_SIZE, max(1, kept * DEFAULT_BATCH_SIZE // max(1, units)))
+            kept_ids = [p.alert.id for p in prepared]
+            claimed_at.update(dict.fromkeys(kept_ids, now))
+            with held_lock:
+                held.update(kept_ids)
+            previous = prepared
             yield prepared
 
     def write(results: list[CheckResult]) -> None:
         apply_results(store, clock.now(), me, options.host, results, summary, started=claimed_at)
+        with held_lock:
+            held.difference_update(r.id for r in results)
         progress.on_checked(len(results))
 
     def keep_leases() -> None:
         """Renew the leases of the alerts claimed and not written yet, from the runner's loop:
         a batch whose checks wait for slots or for slow sources outlives no lease, and a
         stuck run stops renewing (its leases run out and another run takes over)."""
-        _renew_leases(store, clock, me, options.lease_ttl)
+        with held_lock:
+            ids = sorted(held)
+        _renew_leases(store, clock, me, ids, options.lease_ttl)
 
     # One pool of check slots across batches: batch k+1 is claimed and started while the last
     # checks of batch k finish, and batch k's results are written as soon as it is complete (or
@@ -473,8 +493,9 @@ def _evaluate_due(
             contexts(store, clock),
             concurrency=options.concurrency,
             sources=sources,
-            read_alone=read_alone,
+            groups=groups,
             keep_alive=keep_leases,
+            flush_after=checking.FLUSH_AFTER_SECONDS,
             keep_alive_every=options.lease_ttl.total_seconds() * RENEW_LEASES_AFTER,
         ):
             writer.put(results)
@@ -496,15 +517,18 @@ def _release(store: Store, me: Holder, ids: list[int]) -> None:
     retry_write_conflicts(release_once)
 
 
-def _renew_leases(store: Store, clock: Clock, me: Holder, ttl: timedelta) -> None:
-    """Extend this run's unexpired alert leases to a full `ttl` from now. A store that cannot
-    take the write now is logged, not raised: the run goes on, and its leases may expire
-    (another run may then evaluate those alerts too), as before renewing."""
+def _renew_leases(store: Store, clock: Clock, me: Holder, ids: list[int], ttl: timedelta) -> None:
+    """Extend this run's leases on `ids` to a full `ttl` from now. A store that cannot take the
+    write now is logged, not raised: the run goes on, and its leases may expire (another run
+    may then evaluate those alerts too), as before renewing."""
     from datamantri_alerts.store.engine import retry_write_conflicts
+
+    if not ids:
+        return
 
     def renew_once() -> int:
         with store.transaction() as session:
-            return renew(session, Alert, me=me, now=clock.now(), ttl=ttl)
+            return renew(session, Alert, ids, me=me, now=clock.now(), ttl=ttl)
 
     try:
         renewed = retry_write_conflicts(renew_once)

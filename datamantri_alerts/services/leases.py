@@ -172,28 +172,45 @@ def still_held(session: Session, model: Any, ids: Sequence[int], me: Holder) -> 
     return set(session.scalars(lock_rows(session, query)).all())
 
 
-def renew(session: Session, model: Any, *, me: Holder, now: datetime, ttl: timedelta) -> int:
-    """Extend every lease this process holds on model's rows to `now + ttl`; returns how many.
+def renew(
+    session: Session,
+    model: Any,
+    ids: Sequence[int],
+    *,
+    me: Holder,
+    now: datetime,
+    ttl: timedelta,
+) -> int:
+    """Extend this process's leases on `ids` to `now + ttl`; returns how many it still held.
 
     A lease that ran out and that nobody took over is still this process's (its results are
-    written: `still_held` asks for the holder only), so it is renewed too. One taken over
-    has another holder: a claim changes the holder under the row's lock (PostgreSQL,
+    written: `still_held` asks for the holder only), so it is renewed too. One taken over has
+    another holder: a claim changes the holder under the row's lock (PostgreSQL,
     MySQL/MariaDB: `FOR UPDATE`, which this waits for and then reads again) or the file's
     (SQLite), so a live holder is never displaced.
 
-    The rows are locked in id order first (`lock_rows`), as the result writer's transaction
-    locks its batch, so the two transactions of one run never deadlock on PostgreSQL or
-    MySQL/MariaDB. Must run inside `Store.transaction()`."""
-    held = (model.lease_holder == me.id,)
-    if session.get_bind().dialect.name in ROW_LOCKING_DIALECTS:
-        session.execute(lock_rows(session, select(model.id).where(*held).order_by(model.id)))
-    result = session.execute(
-        update(model)
-        .where(*held)
-        .values(lease_expires_at=now + ttl)
-        .execution_options(synchronize_session=False)
-    )
-    return int(getattr(result, "rowcount", 0) or 0)
+    Rows are found by primary key, never by scanning for the holder (no index covers it, and a
+    locking scan on MySQL/MariaDB would wait for every row other evaluators hold), and locked in
+    id order first (`lock_rows`), as the result writer's transaction locks its batch, so the
+    two transactions of one run never deadlock. Must run inside `Store.transaction()`."""
+    renewed = 0
+    for start in range(0, len(ids), _IDS_PER_STATEMENT):
+        chunk = sorted(ids[start : start + _IDS_PER_STATEMENT])
+        held = (model.id.in_(chunk), model.lease_holder == me.id)
+        if session.get_bind().dialect.name in ROW_LOCKING_DIALECTS:
+            session.execute(lock_rows(session, select(model.id).where(*held).order_by(model.id)))
+        result = session.execute(
+            update(model)
+            .where(*held)
+            .values(lease_expires_at=now + ttl)
+            .execution_options(synchronize_session=False)
+        )
+        renewed += int(getattr(result, "rowcount", 0) or 0)
+    return renewed
+
+
+#: Ids per statement of `renew` (well under every dialect's limit of bound parameters).
+_IDS_PER_STATEMENT = 500
 
 
 def release(session: Session, model: Any, ids: Sequence[int], me: Holder) -> int:

@@ -300,16 +300,16 @@ def run_wrapped(argv: Sequence[str], stderr: IO[bytes] | None = None) -> Wrapped
     try:
         process = subprocess.Popen(list(argv), stderr=subprocess.PIPE)
     except FileNotFoundError:
-        forwarding.restore()
+        forwarding.not_started()
         return WrappedResult(127, "", f"command not found: {argv[0]}", started=False)
     except PermissionError:
-        forwarding.restore()
+        forwarding.not_started()
         return WrappedResult(126, "", f"permission denied: {argv[0]}", started=False)
     except OSError as exc:
-        forwarding.restore()
+        forwarding.not_started()
         return WrappedResult(126, "", f"cannot run {argv[0]}: {exc.strerror or exc}", started=False)
     except BaseException:
-        forwarding.restore()
+        forwarding.not_started()
         raise
     forwarding.attach(process)
     tail: deque[bytes] = deque()
@@ -401,8 +401,10 @@ class _SignalForwarding:
     command (same process group), so it is not sent twice.
 
     Installed before the command starts (`attach` names it once it runs): a signal that comes
-    before is kept and sent to the command by `attach`. `restore` puts the previous handlers
-    back. Off the main thread (where Python cannot set handlers) it does nothing."""
+    before is kept and sent to the command by `attach`, or, when the command could not start
+    (`not_started`), raised again for the handlers from before. `restore` puts those handlers
+    back with the signals blocked meanwhile, so one arriving then waits for them. Off the main
+    thread (where Python cannot set handlers) it does nothing."""
 
     def __init__(self) -> None:
         self._process: subprocess.Popen[bytes] | None = None
@@ -440,8 +442,25 @@ class _SignalForwarding:
         while self._early:
             self._forward(self._early.pop(0), None)
 
+    def not_started(self) -> None:
+        """The command could not start: the handlers from before, back in place, and the
+        signals that came meanwhile raised again for them (a SIGTERM still stops the wrapper)."""
+        early, self._early = self._early, []
+        self.restore()
+        for signum in early:
+            signal.raise_signal(signum)
+
     def restore(self) -> None:
-        """The handlers from before, back in place."""
-        for signum, handler in self._previous.items():
-            signal.signal(signum, handler)
-        self._previous = {}
+        """The handlers from before, back in place (a signal arriving meanwhile is blocked
+        until they all are, then handled by its own)."""
+        previous, self._previous = self._previous, {}
+        if not previous:
+            return
+        block = getattr(signal, "pthread_sigmask", None)
+        masked = block(signal.SIG_BLOCK, previous) if block is not None else None
+        try:
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
+        finally:
+            if block is not None and masked is not None:
+                block(signal.SIG_SETMASK, masked)

@@ -324,3 +324,27 @@ def test_a_signal_while_the_job_starts_reaches_the_job(monkeypatch: pytest.Monke
     assert (result.exit_code, result.error) == (143, "killed by SIGTERM")
     assert elapsed < 20, elapsed
     assert handler_after is not signal.SIG_DFL and callable(handler_after)  # ours, restored
+
+
+def test_a_signal_while_a_job_fails_to_start_still_stops_the_wrapper(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A SIGTERM kept while the job was being started, when the job then cannot start, goes
+    to the handler from before (the wrapper's own stop), not lost with the job."""
+    from datamantri_alerts.services.runs import run_wrapped
+
+    seen: list[int] = []
+    previous = signal.signal(signal.SIGTERM, lambda signum, _frame: seen.append(signum))
+
+    def popen_that_fails_after_a_sigterm(*args: Any, **kwargs: Any) -> Any:
+        os.kill(os.getpid(), signal.SIGTERM)
+        raise FileNotFoundError(args[0][0])
+
+    monkeypatch.setattr(subprocess, "Popen", popen_that_fails_after_a_sigterm)
+    try:
+        result = run_wrapped(["/nonexistent/job"], stderr=open(os.devnull, "wb"))  # noqa: SIM115
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+    assert result.exit_code == 127 and not result.started
+    assert seen == [signal.SIGTERM]
