@@ -478,7 +478,10 @@ def _evaluate_due(
     def keep_leases() -> None:
         """Renew the leases of the alerts claimed and not written yet, from the runner's loop:
         a batch whose checks wait for slots or for slow sources outlives no lease, and a
-        stuck run stops renewing (its leases run out and another run takes over)."""
+        stuck run stops renewing (its leases run out and another run takes over). Nor after a
+        failed write: those results and the later ones will not be written."""
+        if writer.failed:
+            return
         with held_lock:
             ids = sorted(held)
         _renew_leases(store, clock, me, ids, options.lease_ttl)

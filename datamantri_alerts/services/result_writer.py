@@ -149,6 +149,11 @@ class ResultWriter(Generic[T]):
             for batch in taken:
                 self._write(batch)
 
+    @property
+    def failed(self) -> bool:
+        """Whether a write failed (the batches after it are not written)."""
+        return self._failure is not None
+
     def raise_failure(self) -> None:
         """Raise the failure of an earlier write, if any (e.g. before claiming more work whose
         results could not be written)."""

@@ -226,7 +226,7 @@ def wrap_job(
             log.debug("recording the start of a run of %s failed", job_id, exc_info=True)
 
     recorder = threading.Thread(target=record_start, name="record-run-start", daemon=True)
-    recorder.start()
+    _start_without_signals(recorder)
     result = run_wrapped(argv, stderr)
     recorder.join()
 
@@ -393,6 +393,23 @@ def _in_terminal_foreground() -> bool:
         except (AttributeError, OSError, ValueError):
             continue
     return False
+
+
+def _start_without_signals(thread: threading.Thread) -> None:
+    """Start `thread` with the forwarded signals blocked in it (a new thread inherits its
+    creator's mask), so the kernel hands them to the main thread, where Python runs handlers:
+    one delivered to another thread while `_SignalForwarding.restore` swaps the handlers could
+    otherwise be lost."""
+    block = getattr(signal, "pthread_sigmask", None)
+    signums = {getattr(signal, name) for name in FORWARDED_SIGNALS if hasattr(signal, name)}
+    if block is None or threading.current_thread() is not threading.main_thread():
+        thread.start()
+        return
+    masked = block(signal.SIG_BLOCK, signums)
+    try:
+        thread.start()
+    finally:
+        block(signal.SIG_SETMASK, masked)
 
 
 class _SignalForwarding:

@@ -334,9 +334,15 @@ def test_a_signal_while_a_job_fails_to_start_still_stops_the_wrapper(
     from datamantri_alerts.services.runs import run_wrapped
 
     seen: list[int] = []
-    previous = signal.signal(signal.SIGTERM, lambda signum, _frame: seen.append(signum))
+
+    def record(signum: int, _frame: Any) -> None:
+        seen.append(signum)
+
+    previous = signal.signal(signal.SIGTERM, record)
+    during_start: list[Any] = []
 
     def popen_that_fails_after_a_sigterm(*args: Any, **kwargs: Any) -> Any:
+        during_start.append(signal.getsignal(signal.SIGTERM))
         os.kill(os.getpid(), signal.SIGTERM)
         raise FileNotFoundError(args[0][0])
 
@@ -347,4 +353,5 @@ def test_a_signal_while_a_job_fails_to_start_still_stops_the_wrapper(
         signal.signal(signal.SIGTERM, previous)
 
     assert result.exit_code == 127 and not result.started
-    assert seen == [signal.SIGTERM]
+    assert during_start and during_start[0] is not record  # the wrapper's forwarding took it
+    assert seen == [signal.SIGTERM]  # then handed to the handler from before

@@ -121,7 +121,7 @@ def test_a_slow_check_holds_back_no_other_result(
     it: a later batch's as soon as it is complete (batches used to come out in the order they
     were drawn), the slow one's own batch's once they waited `FLUSH_AFTER_SECONDS` for it. So
     renewing the run's leases never keeps an alert whose check is done leased and unwritten;
-    only the slow one is still held, and renewed."""
+    only the slow one is still held."""
     monkeypatch.setattr(checking, "FLUSH_AFTER_SECONDS", 1.0)
     store, lease = sqlite_store, timedelta(seconds=2)
     slow = tmp_path / "slow.json"
