@@ -403,11 +403,12 @@ def run_check_batches(
     The next batch is drawn from `batches` (which may claim it from the store) only when a slot
     is free and every check of the batches drawn so far has started, so slots never idle at a
     batch boundary waiting for the slowest check of the previous batch. A batch's results come
-    out in its input order as soon as the batch is complete, whatever the batches before it
-    are waiting for; a result that has waited `flush_after` seconds for the rest of its batch
-    comes out without it (with the others of its batch recorded by then, in input order), so
-    a slow check (a probe with a long timeout, a source that stalls) holds back no result but
-    its own. `flush_after=None`: each batch whole, in the order drawn (`run_checks`).
+    out in its input order as soon as it and every batch drawn before it are complete; a
+    result that has waited `flush_after` seconds (for the rest of its batch, or for a batch
+    before it) comes out without them (with the others of its batch recorded by then, in input
+    order), so a slow check (a probe with a long timeout, a source that stalls) holds back
+    other results by `flush_after` at most. `flush_after=None`: each batch whole, in the order
+    drawn (`run_checks`).
     """
     if concurrency < 1:
         raise ValueError("concurrency must be at least 1")
@@ -619,21 +620,26 @@ def _run(
             else:
                 record(batch, member, _result(member, member_outcome, duration))
 
+    def take_ready(batch: _Batch) -> list[CheckResult]:
+        ready, batch.ready = sorted(batch.ready), []
+        return [r for r in (batch.results[i] for i in ready) if r is not None]
+
     def complete() -> Iterator[list[CheckResult]]:
-        """The results of complete batches, and those that waited `flush_after` for theirs."""
+        """The complete batches at the head, in the order drawn (what a run mostly writes, and
+        together: `services.result_writer` merges what queued up); then, behind a batch still
+        waiting for a check, the results that have waited `flush_after` for it."""
+        while drawn and drawn[0].left == 0:
+            batch = drawn.popleft()
+            if batch.ready:
+                yield take_ready(batch)
         if flush_after is None:
-            while drawn and drawn[0].left == 0:
-                yield [r for r in drawn.popleft().results if r is not None]
             return
         now = time.monotonic()
         for batch in list(drawn):
-            if batch.left == 0:
+            if batch.ready and now - batch.ready_since >= flush_after:
+                yield take_ready(batch)
+            if batch.left == 0 and not batch.ready:
                 drawn.remove(batch)
-            elif not batch.ready or now - batch.ready_since < flush_after:
-                continue
-            if batch.ready:
-                ready, batch.ready = sorted(batch.ready), []
-                yield [r for r in (batch.results[i] for i in ready) if r is not None]
 
     def wake_at() -> float:
         """When the loop must look again: a check's cutoff, a renewal, results to flush."""
