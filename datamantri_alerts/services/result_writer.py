@@ -11,7 +11,8 @@ after another on one thread, in the order they came, so the main thread keeps ev
 - A write that fails stops the writer: later batches are not written (their alerts keep their
   leases until they expire, as when a run crashes) and the failure is raised in the main thread
   at its next `put`, `raise_failure` (the evaluator calls it before claiming another batch) and
-  at `close`.
+  at `close`; when the `with` block ends with another exception first (Ctrl-C), the failure is
+  logged as an error instead.
 - Batches that queued up while a write was in progress are written together, in one call of
   `write` (with `merge`: up to `merge_limit` items of them; without it, one at a time): a run
   whose checks end faster than their results are written pays each transaction's fixed cost
@@ -28,6 +29,7 @@ after another on one thread, in the order they came, so the main thread keeps ev
 
 from __future__ import annotations
 
+import logging
 import queue
 import threading
 from collections.abc import Callable, Sized
@@ -35,6 +37,8 @@ from types import TracebackType
 from typing import Generic, TypeVar, cast
 
 T = TypeVar("T")
+
+log = logging.getLogger(__name__)
 
 
 class ResultWriter(Generic[T]):
@@ -95,8 +99,17 @@ class ResultWriter(Generic[T]):
     ) -> None:
         if exc_type is None:
             self.close()
-        else:
-            self.abandon()
+            return
+        self.abandon()
+        if self._failure is not None and self._failure is not exc:
+            # The block ends with another exception (Ctrl-C, SIGTERM, a crash) after a write
+            # had failed: that one goes on, and the failure, never raised, is told here.
+            from datamantri_alerts.secrets import redact_text
+
+            failure = self._failure
+            reason = redact_text(f"{type(failure).__name__}: {failure}").splitlines()[0][:500]
+            log.error("results were not written: %s", reason)
+            log.debug("the result write that failed", exc_info=failure)
 
     def _serve(self) -> None:
         try:

@@ -192,3 +192,43 @@ def test_a_failed_merged_write_keeps_the_batches_before_the_bad_one() -> None:
             writer.put([batch])
         write.release.set()
     assert write.written == [[0], [1], [2]]
+
+
+def test_a_failed_write_is_told_when_an_interrupt_ends_the_run_first(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A write failed, then Ctrl-C ended the block before the failure was raised anywhere: the
+    interrupt goes on, and the failure (results not written) is logged, not lost."""
+    failed = threading.Event()
+
+    def write(batch: int) -> None:
+        failed.set()
+        raise RuntimeError("the store went away")
+
+    caplog.set_level("ERROR", logger="datamantri_alerts.services.result_writer")
+    with pytest.raises(KeyboardInterrupt), ResultWriter(write) as writer:
+        writer.put(0)
+        assert failed.wait(10)
+        deadline = time.monotonic() + 10
+        while not writer.failed and time.monotonic() < deadline:
+            time.sleep(0.01)
+        raise KeyboardInterrupt
+    assert [r.getMessage() for r in caplog.records] == [
+        "results were not written: RuntimeError: the store went away"
+    ]
+
+
+def test_a_failed_write_raised_in_the_caller_is_not_logged_again(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    def write(batch: int) -> None:
+        raise RuntimeError("the store went away")
+
+    caplog.set_level("ERROR", logger="datamantri_alerts.services.result_writer")
+    with pytest.raises(RuntimeError), ResultWriter(write) as writer:
+        writer.put(0)
+        deadline = time.monotonic() + 10
+        while not writer.failed and time.monotonic() < deadline:
+            time.sleep(0.01)
+        writer.raise_failure()
+    assert caplog.records == []
