@@ -59,11 +59,12 @@ ALERT_LEASE_TTL = timedelta(minutes=10)
 #: than two thirds of their time left.
 RENEW_LEASES_AFTER = 1 / 3
 #: A claimed batch holds at most this many units (`services.checking.fit_units`): checks read
-#: alone, or groups of up to 50 checks read in one statement (`freshness`). A claim takes as
-#: many alerts as the last batch's units held, 100 units' worth, at most MAX_BATCH_SIZE, and
-#: gives back at once (`leases.release`) the alerts past 100 units when the alerts it got are
-#: read alone more than the last ones were. So concurrent runs share checks read alone 100 at
-#: a time as before, and 5,000 `freshness` alerts cost 10 claims and writes instead of 50.
+#: alone, or groups of up to 50 checks read in one statement (`freshness`), a group only once
+#: one of its key answered (`checking.GroupRecord`). A claim takes as many alerts as the last
+#: batch made units, 100 units' worth, at most MAX_BATCH_SIZE, and gives back at once
+#: (`leases.release`) the alerts past 100 units. So concurrent runs share checks read alone
+#: 100 at a time as before, and 5,000 `freshness` alerts at 16 slots cost 18 claims and 12
+#: result writes instead of 50 claims.
 DEFAULT_BATCH_SIZE = 100
 MAX_BATCH_SIZE = 500
 #: At most this many results are written in one transaction when batches queued up behind a
@@ -487,9 +488,9 @@ def _evaluate_due(
         _renew_leases(store, clock, me, ids, options.lease_ttl)
 
     # One pool of check slots across batches: batch k+1 is claimed and started while the last
-    # checks of batch k finish, and batch k's results are written as soon as it is complete (or
-    # have waited FLUSH_AFTER_SECONDS for a slow check of it), on the writer's thread, while
-    # this one keeps the slots busy.
+    # checks of batch k finish, and batch k's results are written as soon as it and the batches
+    # before it are complete (or once they have waited FLUSH_AFTER_SECONDS for a slower check),
+    # on the writer's thread, while this one keeps the slots busy.
     with ResultWriter(write, merge=_concatenated, merge_limit=WRITE_MERGE_LIMIT) as writer:
         for results in run_check_batches(
             claimed_batches(),
