@@ -109,6 +109,12 @@ def redact_text(text: str, secrets: Iterable[str] = ()) -> str:
     return _URL_IN_TEXT.sub(_mask_url_in_text, out)
 
 
+def describe_exception(exc: BaseException, limit: int = 500) -> str:
+    """`Type: message` of an exception, redacted (`redact_text`), its first line, at most
+    `limit` characters: the one line a log or a result says of an error."""
+    return redact_text(f"{type(exc).__name__}: {exc}").splitlines()[0][:limit]
+
+
 def _mask_url_in_text(match: re.Match[str]) -> str:
     # Punctuation closing the sentence or parenthesis around a URL is not part of it.
     url = match.group(0)

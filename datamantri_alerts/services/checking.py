@@ -150,9 +150,9 @@ def _prepare(index: int, alert: AlertSnapshot) -> _Prepared:
 
 
 def _describe(exc: BaseException) -> str:
-    from datamantri_alerts.secrets import redact_text
+    from datamantri_alerts.secrets import describe_exception
 
-    return redact_text(f"{type(exc).__name__}: {exc}").splitlines()[0][:500]
+    return describe_exception(exc)
 
 
 def evaluate_prepared(prepared: _Prepared, ctx: CheckContext) -> Outcome:

@@ -1183,7 +1183,7 @@ def _finish_run(
     *,
     interrupted: bool = False,
 ) -> None:
-    from datamantri_alerts.secrets import redact_text
+    from datamantri_alerts.secrets import describe_exception, redact_text
 
     if failure is None:
         message = _run_message(summary)
@@ -1216,7 +1216,7 @@ def _finish_run(
             raise
         # The run already failed, usually because the store went away: its error is the one
         # line the user sees. This one is for -v (one line) and -vv (the traceback).
-        reason = redact_text(f"{type(exc).__name__}: {exc}").splitlines()[0][:500]
+        reason = describe_exception(exc)
         log.info("could not record the end of evaluator run %s: %s", run_id, reason)
         log.debug("recording the end of evaluator run %s failed", run_id, exc_info=True)
 

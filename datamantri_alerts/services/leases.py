@@ -199,13 +199,7 @@ def renew(
         held = (model.id.in_(chunk), model.lease_holder == me.id)
         if session.get_bind().dialect.name in ROW_LOCKING_DIALECTS:
             session.execute(lock_rows(session, select(model.id).where(*held).order_by(model.id)))
-        result = session.execute(
-            update(model)
-            .where(*held)
-            .values(lease_expires_at=now + ttl)
-            .execution_options(synchronize_session=False)
-        )
-        renewed += int(getattr(result, "rowcount", 0) or 0)
+        renewed += _update(session, model, held, lease_expires_at=now + ttl)
     return renewed
 
 
@@ -218,22 +212,21 @@ def release(session: Session, model: Any, ids: Sequence[int], me: Holder) -> int
     The rows are claimable at once by any evaluator. Must run inside `Store.transaction()`."""
     if not ids:
         return 0
-    result = session.execute(
-        update(model)
-        .where(model.id.in_(list(ids)), model.lease_holder == me.id)
-        .values(lease_holder=None, lease_expires_at=None)
-        .execution_options(synchronize_session=False)
-    )
-    return int(getattr(result, "rowcount", 0) or 0)
+    held = (model.id.in_(list(ids)), model.lease_holder == me.id)
+    return _update(session, model, held, lease_holder=None, lease_expires_at=None)
 
 
 def release_all(session: Session, model: Any, me: Holder) -> int:
     """Give up every lease this process holds on model's rows (a run stopping early); returns
     how many. The rows are claimable at once by any evaluator, on any host."""
+    return _update(
+        session, model, (model.lease_holder == me.id,), lease_holder=None, lease_expires_at=None
+    )
+
+
+def _update(session: Session, model: Any, where: Sequence[Any], **values: Any) -> int:
+    """UPDATE model's rows matching `where` to `values`; returns how many rows matched."""
     result = session.execute(
-        update(model)
-        .where(model.lease_holder == me.id)
-        .values(lease_holder=None, lease_expires_at=None)
-        .execution_options(synchronize_session=False)
+        update(model).where(*where).values(**values).execution_options(synchronize_session=False)
     )
     return int(getattr(result, "rowcount", 0) or 0)

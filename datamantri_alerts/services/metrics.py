@@ -226,7 +226,7 @@ def export_after_run(store: Store, clock: Clock, path: str | None) -> None:
     try:
         write_file(path, current(store, clock))
     except Exception as exc:  # the run's outcome must not depend on the metrics file
-        from datamantri_alerts.secrets import redact_text
+        from datamantri_alerts.secrets import describe_exception
 
-        reason = redact_text(f"{type(exc).__name__}: {exc}").splitlines()[0][:300]
+        reason = describe_exception(exc, limit=300)
         log.warning("could not write the metrics file %s: %s", path, reason)

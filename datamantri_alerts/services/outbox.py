@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
+from functools import cached_property
 from typing import Any
 
 from sqlalchemy import select
@@ -79,14 +80,11 @@ class Event:
     recipients: dict[str, Any]
     #: When set, the notifications are recorded as suppressed with this reason, not sent.
     suppressed: str | None = None
-    _payload: dict[str, Any] | None = field(default=None, init=False, repr=False)
 
-    @property
+    @cached_property
     def payload(self) -> dict[str, Any]:
         """The message payload, built on first use."""
-        if self._payload is None:
-            self._payload = self.message()
-        return self._payload
+        return self.message()
 
 
 def message_payload(
@@ -165,41 +163,12 @@ def outbox_row(
     }
 
 
-def outbox_rows(
-    events: Sequence[Event], now: datetime, *, skip: frozenset[str] = frozenset()
-) -> list[dict[str, Any]]:
-    """The `notifications` rows of `events`, one per (event, channel, recipient), but for the
-    dedup keys in `skip`; an event's payload is built only if one of its rows is kept."""
-    rows = []
-    for event in events:
-        for key, channel, recipient in _destinations(event, now):
-            if key in skip:
-                continue
-            rows.append(
-                outbox_row(
-                    alert_id=event.alert_id,
-                    episode_id=event.episode_id,
-                    kind=event.kind,
-                    stamp=_stamp(event, now),
-                    channel=channel,
-                    recipient=recipient,
-                    payload=event.payload,
-                    now=now,
-                    suppressed=event.suppressed,
-                )
-            )
-    return rows
-
-
-def _stamp(event: Event, now: datetime) -> str:
-    return now.strftime("%Y%m%dT%H%M%S") if event.kind in STAMPED_KINDS else ""
-
-
 def _destinations(event: Event, now: datetime) -> list[tuple[str, str, str]]:
-    """(dedup key, channel, recipient as written) of each destination of `event`."""
-    stamp = _stamp(event, now)
+    """(stamp, channel, recipient as written) of each destination of `event`: its dedup key's
+    parts besides the episode and the kind."""
+    stamp = now.strftime("%Y%m%dT%H%M%S") if event.kind in STAMPED_KINDS else ""
     return [
-        (dedup_key(event.episode_id, event.kind, stamp, channel, recipient), channel, recipient)
+        (stamp, channel, recipient)
         for channel, recipient in fan_out(event.channels, event.recipients)
     ]
 
@@ -229,16 +198,35 @@ def enqueue(session: Session, events: Sequence[Event], now: datetime) -> list[di
     destination added meanwhile is told (`services.evaluate._opening_for_new_destinations`),
     and for the destinations told already that is one indexed read, not a message and an
     INSERT each. The INSERT still skips a key queued meanwhile by another process."""
-    keys = [key for event in events for key, _, _ in _destinations(event, now)]
-    if not keys:
+    planned = [
+        (event, dedup_key(event.episode_id, event.kind, *destination), destination)
+        for event in events
+        for destination in _destinations(event, now)
+    ]
+    if not planned:
         return []
-    rows = outbox_rows(events, now, skip=already_queued(session, keys))
+    queued = already_queued(session, [key for _, key, _ in planned])
+    rows = [
+        outbox_row(
+            alert_id=event.alert_id,
+            episode_id=event.episode_id,
+            kind=event.kind,
+            stamp=stamp,
+            channel=channel,
+            recipient=recipient,
+            payload=event.payload,  # built here, for its first destination not queued yet
+            now=now,
+            suppressed=event.suppressed,
+        )
+        for event, key, (stamp, channel, recipient) in planned
+        if key not in queued
+    ]
     insert_rows(session, rows)
     return rows
 
 
 def insert_rows(session: Session, rows: list[dict[str, Any]]) -> None:
-    """Insert outbox rows (each a full `notifications` row as a dict, as `outbox_rows` builds
+    """Insert outbox rows (each a full `notifications` row as a dict, as `outbox_row` builds
     them); a row whose dedup_key is already queued is left alone, on every dialect."""
     if not rows:
         return

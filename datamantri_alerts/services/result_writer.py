@@ -104,12 +104,10 @@ class ResultWriter(Generic[T]):
         if self._failure is not None and self._failure is not exc:
             # The block ends with another exception (Ctrl-C, SIGTERM, a crash) after a write
             # had failed: that one goes on, and the failure, never raised, is told here.
-            from datamantri_alerts.secrets import redact_text
+            from datamantri_alerts.secrets import describe_exception
 
-            failure = self._failure
-            reason = redact_text(f"{type(failure).__name__}: {failure}").splitlines()[0][:500]
-            log.error("results were not written: %s", reason)
-            log.debug("the result write that failed", exc_info=failure)
+            log.error("results were not written: %s", describe_exception(self._failure))
+            log.debug("the result write that failed", exc_info=self._failure)
 
     def _serve(self) -> None:
         try:

@@ -10,7 +10,7 @@ import subprocess
 import sys
 import threading
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import IO, TYPE_CHECKING, Any
@@ -395,21 +395,31 @@ def _in_terminal_foreground() -> bool:
     return False
 
 
+@contextlib.contextmanager
+def _blocked(signums: Iterable[int]) -> Iterator[None]:
+    """`signums` blocked in this thread meanwhile (where the platform can: `pthread_sigmask`);
+    one that arrives waits, and is handled once the block ends."""
+    block = getattr(signal, "pthread_sigmask", None)
+    if block is None:
+        yield
+        return
+    masked = block(signal.SIG_BLOCK, set(signums))
+    try:
+        yield
+    finally:
+        block(signal.SIG_SETMASK, masked)
+
+
 def _start_without_signals(thread: threading.Thread) -> None:
     """Start `thread` with the forwarded signals blocked in it (a new thread inherits its
     creator's mask), so the kernel hands them to the main thread, where Python runs handlers:
     one delivered to another thread while `_SignalForwarding.restore` swaps the handlers could
     otherwise be lost."""
-    block = getattr(signal, "pthread_sigmask", None)
-    signums = {getattr(signal, name) for name in FORWARDED_SIGNALS if hasattr(signal, name)}
-    if block is None or threading.current_thread() is not threading.main_thread():
+    if threading.current_thread() is not threading.main_thread():
         thread.start()
         return
-    masked = block(signal.SIG_BLOCK, signums)
-    try:
+    with _blocked(getattr(signal, name) for name in FORWARDED_SIGNALS if hasattr(signal, name)):
         thread.start()
-    finally:
-        block(signal.SIG_SETMASK, masked)
 
 
 class _SignalForwarding:
@@ -473,11 +483,6 @@ class _SignalForwarding:
         previous, self._previous = self._previous, {}
         if not previous:
             return
-        block = getattr(signal, "pthread_sigmask", None)
-        masked = block(signal.SIG_BLOCK, previous) if block is not None else None
-        try:
+        with _blocked(previous):
             for signum, handler in previous.items():
                 signal.signal(signum, handler)
-        finally:
-            if block is not None and masked is not None:
-                block(signal.SIG_SETMASK, masked)
