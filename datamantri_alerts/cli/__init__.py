@@ -272,12 +272,13 @@ _register()
 def main() -> None:
     """The `alerts` entry point: output redacted for the life of the process, so what Python
     prints after the command (an uncaught exception's traceback) is redacted too."""
-    from datamantri_alerts.cli.startup import pause_gc, resume_gc
+    from datamantri_alerts.cli.startup import pause_gc, resume_gc, switching_less
     from datamantri_alerts.logs import install_redacted_output
 
     pause_gc()  # start-up's imports are not collected over and over (`cli.startup`)
     try:
         install_redacted_output()
-        app(prog_name="alerts")
+        with switching_less():
+            app(prog_name="alerts")
     finally:
         resume_gc()
