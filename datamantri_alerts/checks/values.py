@@ -124,6 +124,8 @@ def json_safe(value: Any) -> Any:
                 out[key] = item if len(item) <= VALUE_LIMIT else clip(item)
             elif item is None or item_kind is int or item_kind is bool:
                 out[key] = item
+            elif item_kind is float:
+                out[key] = item if math.isfinite(item) else str(item)
             else:
                 out[key] = json_safe(item)
         return out
