@@ -12,6 +12,13 @@ from datamantri_alerts.inputs import NOTHING_ALLOWED, control_character
 
 #: How long an evaluator holds the alerts and notifications it claimed (ALERTS_LEASE_SECONDS).
 DEFAULT_LEASE = timedelta(minutes=10)
+#: The shortest ALERTS_LEASE_SECONDS taken (seconds). A run renews its leases every third of
+#: it from loops that can be busy for seconds at a time (a claim waiting for the store, a batch
+#: of results being written), and a lease that runs out under a live run lets another evaluator
+#: check its alerts or send its notifications a second time.
+MIN_LEASE_SECONDS = 60
+#: The longest (a crashed run on another host holds its rows this long).
+MAX_LEASE_SECONDS = 86400
 #: A host id is stored as the lease holder `host:pid` (at most 255 characters).
 MAX_HOSTNAME = 200
 
@@ -67,11 +74,12 @@ def lease_ttl_from_env() -> timedelta:
         seconds = float(raw)
     except ValueError:
         seconds = -1.0
-    if not 0 < seconds <= 86400:
+    if not MIN_LEASE_SECONDS <= seconds <= MAX_LEASE_SECONDS:
         from datamantri_alerts.errors import InputError
 
         raise InputError(
-            f"ALERTS_LEASE_SECONDS must be a number of seconds in (0, 86400], got {raw!r}"
+            f"ALERTS_LEASE_SECONDS must be a number of seconds from {MIN_LEASE_SECONDS} to "
+            f"{MAX_LEASE_SECONDS}, got {raw!r}"
         )
     return timedelta(seconds=seconds)
 

@@ -24,7 +24,14 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import select, update
 
 from datamantri_alerts.clock import Clock
-from datamantri_alerts.services.leases import Holder, claim, lock_rows, still_held
+from datamantri_alerts.services.leases import (
+    RENEW_LEASES_AFTER,
+    Holder,
+    claim,
+    lock_rows,
+    renew_held,
+    still_held,
+)
 from datamantri_alerts.services.signal.digest import DigestPolicy, Unit, plan, send_digest
 from datamantri_alerts.store.models import AlertHistory, Notification
 
@@ -486,6 +493,10 @@ def deliver_pending(
 
     Batches are claimed ahead of need: the next is claimed while the senders still work on the
     last rows of the previous one, so `concurrency` sends stay in flight across batches.
+    The leases of the rows claimed and not recorded yet are renewed every
+    `leases.RENEW_LEASES_AFTER` of `lease_ttl` (`leases.renew_held`): sends that take longer
+    than the lease (a slow service, retries, many rows for few senders) are never claimed and
+    sent again by another evaluator meanwhile.
     Each channel has its own `concurrency` senders, so a channel whose service stalls (sends
     held until their timeout) never holds up the other channels' sends. More than a threshold
     of a batch's rows for one destination go as a digest (`services.signal.digest`; InputError
@@ -501,6 +512,8 @@ def deliver_pending(
         attempts_per_run = RetryPolicy().attempts
     seen: set[int] = set()
     slots = max(1, concurrency)
+    renew_every = lease_ttl.total_seconds() * RENEW_LEASES_AFTER
+    renew_at = time.monotonic() + renew_every
     with ExitStack() as stack:
         pools: dict[str, ThreadPoolExecutor] = {}
 
@@ -543,7 +556,15 @@ def deliver_pending(
             # Record results as they come in (every RECORD_EVERY seconds at most), so a slow
             # or stalled send does not hold back the record of the ones already delivered:
             # a crash then repeats only the sends truly in flight.
-            done, waiting = wait(waiting, return_when=FIRST_COMPLETED)
+            done, waiting = wait(
+                waiting, timeout=max(0.0, renew_at - time.monotonic()), return_when=FIRST_COMPLETED
+            )
+            if time.monotonic() >= renew_at:
+                held = [row.id for unit in futures.values() for row in unit.rows]
+                renew_held(store, Notification, held, me=me, clock=clock, ttl=lease_ttl)
+                renew_at = time.monotonic() + renew_every
+            if not done:
+                continue
             deadline = time.monotonic() + RECORD_EVERY
             while (
                 waiting

@@ -27,7 +27,14 @@ from datamantri_alerts.clock import Clock
 from datamantri_alerts.logs import set_run_id
 from datamantri_alerts.services.delivery import DeliveryTally, count_overdue, deliver_pending
 from datamantri_alerts.services.due import check_interval, due_condition, next_due_after
-from datamantri_alerts.services.leases import Holder, claim, dead_holders, lock_rows, renew
+from datamantri_alerts.services.leases import (
+    RENEW_LEASES_AFTER,
+    Holder,
+    claim,
+    dead_holders,
+    lock_rows,
+    renew_held,
+)
 from datamantri_alerts.services.metrics import export_after_run
 from datamantri_alerts.services.mute import release_after_mute
 from datamantri_alerts.services.outbox import Event, enqueue, message_payload
@@ -52,12 +59,10 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 #: How long claimed alerts stay leased without a renewal. A run renews the leases of what it
-#: claimed and has not written yet every RENEW_LEASES_AFTER of it (`_renew_leases`), so a batch
-#: may take longer than this; a run that dies or stops looping loses them after at most this.
+#: claimed and has not written yet every `leases.RENEW_LEASES_AFTER` of it
+#: (`leases.renew_held`), so a batch may take longer than this; a run that dies or stops
+#: looping loses them after at most this.
 ALERT_LEASE_TTL = timedelta(minutes=10)
-#: Renewed when this fraction of the lease has passed: a live run's leases never have less
-#: than two thirds of their time left.
-RENEW_LEASES_AFTER = 1 / 3
 #: A claimed batch holds at most this many units (`services.checking.fit_units`): checks read
 #: alone, or groups of up to 50 checks read in one statement (`freshness`), a group only once
 #: one of its key answered (`checking.GroupRecord`). A claim takes as many alerts as the last
@@ -485,7 +490,7 @@ def _evaluate_due(
             return
         with held_lock:
             ids = sorted(held)
-        _renew_leases(store, clock, me, ids, options.lease_ttl)
+        renew_held(store, Alert, ids, me=me, clock=clock, ttl=options.lease_ttl)
 
     # One pool of check slots across batches: batch k+1 is claimed and started while the last
     # checks of batch k finish, and batch k's results are written as soon as it and the batches
@@ -519,27 +524,6 @@ def _release(store: Store, me: Holder, ids: list[int]) -> None:
             release(session, Alert, ids, me)
 
     retry_write_conflicts(release_once)
-
-
-def _renew_leases(store: Store, clock: Clock, me: Holder, ids: list[int], ttl: timedelta) -> None:
-    """Extend this run's leases on `ids` to a full `ttl` from now. A store that cannot take the
-    write now is logged, not raised: the run goes on, and its leases may expire (another run
-    may then evaluate those alerts too), as before renewing."""
-    from datamantri_alerts.store.engine import retry_write_conflicts
-
-    if not ids:
-        return
-
-    def renew_once() -> int:
-        with store.transaction() as session:
-            return renew(session, Alert, ids, me=me, now=clock.now(), ttl=ttl)
-
-    try:
-        renewed = retry_write_conflicts(renew_once)
-    except Exception as exc:
-        log.info("could not renew the leases of %s: %s", me.id, type(exc).__name__)
-        return
-    log.debug("renewed %d alert leases of %s", renewed, me.id)
 
 
 def _concatenated(batches: list[list[CheckResult]]) -> list[CheckResult]:

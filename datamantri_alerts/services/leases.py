@@ -13,19 +13,30 @@ that decides how a dialect locks the rows a transaction reads before writing the
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import ColumnElement, Select, and_, or_, select, update
 from sqlalchemy.orm import Session
 
 from datamantri_alerts.store.types import MYSQL_DIALECTS
 
+if TYPE_CHECKING:
+    from datamantri_alerts.clock import Clock
+    from datamantri_alerts.store.engine import Store
+
+log = logging.getLogger(__name__)
+
 #: Dialects whose servers lock rows read with `SELECT ... FOR UPDATE` (SQLite locks the file).
 ROW_LOCKING_DIALECTS = frozenset({"postgresql", *MYSQL_DIALECTS})
+
+#: A run renews the leases it still needs when this fraction of their time has passed
+#: (`renew_held`): a live run's leases never have less than two thirds of their time left.
+RENEW_LEASES_AFTER = 1 / 3
 
 
 @dataclass(frozen=True)
@@ -205,6 +216,30 @@ def renew(
 
 #: Ids per statement of `renew` (well under every dialect's limit of bound parameters).
 _IDS_PER_STATEMENT = 500
+
+
+def renew_held(
+    store: Store, model: Any, ids: Sequence[int], *, me: Holder, clock: Clock, ttl: timedelta
+) -> None:
+    """`renew` this process's leases on `ids` (alerts claimed and not written yet, outbox rows
+    claimed and not recorded yet) to a full `ttl` from now, in a transaction of its own. A
+    store that cannot take the write now is logged, not raised: the run goes on, and its leases
+    may expire (another run may then take those rows too), as without renewing."""
+    from datamantri_alerts.store.engine import retry_write_conflicts
+
+    if not ids:
+        return
+
+    def renew_once() -> int:
+        with store.transaction() as session:
+            return renew(session, model, ids, me=me, now=clock.now(), ttl=ttl)
+
+    try:
+        renewed = retry_write_conflicts(renew_once)
+    except Exception as exc:
+        log.info("could not renew the leases of %s: %s", me.id, type(exc).__name__)
+        return
+    log.debug("renewed %d %s leases of %s", renewed, model.__tablename__, me.id)
 
 
 def release(session: Session, model: Any, ids: Sequence[int], me: Holder) -> int:

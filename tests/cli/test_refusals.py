@@ -209,6 +209,28 @@ def test_cli_counts_are_bounded(cli: Cli, sqlite_url: str, args: list[str]) -> N
     assert dump_store(sqlite_url) == before
 
 
+@pytest.mark.parametrize("value", ["5", "59.9", "0", "-1", "86401", "1e308", "nan", "ten minutes"])
+def test_lease_seconds_outside_60_to_86400_is_refused(
+    cli: Cli, sqlite_url: str, value: str
+) -> None:
+    """A lease shorter than a minute runs out under a live run (its renewals come from loops
+    busy for seconds at a time): another evaluator would check its alerts, or send its
+    notifications, a second time. One line naming the variable, exit 2, nothing written (no
+    run recorded)."""
+    _seed(cli)
+    before = dump_store(sqlite_url)
+    result = cli("evaluate", env={"ALERTS_LEASE_SECONDS": value})
+    _assert_clean_refusal(result, ["ALERTS_LEASE_SECONDS", "from 60 to 86400", repr(value)])
+    assert dump_store(sqlite_url) == before
+
+
+def test_lease_seconds_of_a_minute_is_taken(cli: Cli, sqlite_url: str) -> None:
+    _seed(cli)
+    result = cli("evaluate", "--json", env={"ALERTS_LEASE_SECONDS": "60"})
+    assert result.exit_code in (0, 1), result.output
+    assert "evaluated" in result.json()
+
+
 # --------------------------------------------------------------------------- nesting
 
 

@@ -158,7 +158,8 @@ class Sink:
     """A webhook receiver on 127.0.0.1: records every request; answers as scripted.
 
     `script[path]` is a list of replies used in turn (then 200 "ok"): each an int status, or a
-    (status, headers, body) tuple, or "stall" (hold the request until the sink closes).
+    (status, headers, body) tuple, or "stall" (hold the request until the sink closes), or a
+    float (answer 200 after that many seconds).
     """
 
     url: str
@@ -200,6 +201,9 @@ def _handler(sink: Sink) -> type[BaseHTTPRequestHandler]:
             with sink.lock:
                 replies = sink.script.get(self.path)
                 reply = replies.pop(0) if replies else 200
+            if isinstance(reply, float):
+                sink.closing.wait(reply)
+                reply = 200
             if reply == "stall":
                 with sink.lock:
                     sink.received.append(Received(self.path, body, time.monotonic(), 0))

@@ -1,7 +1,8 @@
 """A run renews the leases of the alerts it claimed and has not written yet, from the loop that
-runs the checks (`services.leases.renew`, `services.evaluate._renew_leases`): a run that takes
+runs the checks (`services.leases.renew`, `services.leases.renew_held`): a run that takes
 longer than its lease (slow sources, few slots, large claims) keeps its alerts, and another
-evaluator cannot take them over and evaluate them a second time meanwhile."""
+evaluator cannot take them over and evaluate them a second time meanwhile. So does delivery
+with the outbox rows it claimed and has not recorded yet: a send is never made twice."""
 
 from __future__ import annotations
 
@@ -17,11 +18,12 @@ from sqlalchemy import select, update
 
 from datamantri_alerts.clock import SystemClock
 from datamantri_alerts.services import checking
+from datamantri_alerts.services.delivery import claim_pending
 from datamantri_alerts.services.evaluate import RunOptions, run_evaluation
 from datamantri_alerts.services.leases import Holder, claim, renew
 from datamantri_alerts.store.models import Alert
 from tests.conftest import utc
-from tests.evaluator.conftest import Flags, make_alerts
+from tests.evaluator.conftest import Flags, Sink, make_alert, make_alerts
 
 NOW = utc(2026, 11, 30, 12, 0, 0)
 TTL = timedelta(minutes=10)
@@ -214,3 +216,31 @@ def test_renewal_does_not_wait_for_rows_other_evaluators_hold(
         blocker.rollback()
     worker.join(timeout=60)
     assert while_blocked == [1]  # done while the other evaluator's row was still locked
+
+
+@pytest.mark.serial  # a probe claim timed against a 4 s send and a 1.5 s lease
+def test_a_send_longer_than_its_lease_is_not_claimed_and_sent_again(
+    sqlite_store: Any, flags: Flags, sink: Sink
+) -> None:
+    """One FIRING whose webhook answers after 4 s, under a 1.5 s lease: another evaluator's
+    claim of the outbox at 2.5 s finds nothing (the run renewed the row's lease while the send
+    was in flight; without that it had run out at about 1.5 s and the other evaluator would
+    send it again), and the webhook hears the FIRING once."""
+    store, lease = sqlite_store, timedelta(seconds=1.5)
+    make_alert(store, flags, "slow", recipients={"slack": sink.hook("slow")})
+    flags.set(slow="firing")
+    sink.on("slow", 4.0)
+    other = Holder("other-host", 4242)
+    stolen: list[Any] = []
+
+    def probe() -> None:
+        time.sleep(2.5)
+        stolen.extend(claim_pending(store, other, SystemClock().now(), 10, ttl=lease))
+
+    thread = threading.Thread(target=probe)
+    thread.start()
+    summary = run_evaluation(store, SystemClock(), RunOptions(lease_ttl=lease, host="h1"))
+    thread.join()
+    assert stolen == []
+    assert summary.notifications.sent == 1
+    assert len(sink.bodies("slow")) == 1
