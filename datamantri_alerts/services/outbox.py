@@ -195,7 +195,7 @@ def enqueue(session: Session, events: Sequence[Event], now: datetime) -> list[di
 
     A dedup key already queued is left alone, and its event's message is not built for it:
     every evaluation of a firing alert queues its episode's opening message again so that a
-    destination added meanwhile is told (`services.evaluate._opening_for_new_destinations`),
+    destination added meanwhile is told (`services.results._opening_for_new_destinations`),
     and for the destinations told already that is one indexed read, not a message and an
     INSERT each. The INSERT still skips a key queued meanwhile by another process."""
     planned = [

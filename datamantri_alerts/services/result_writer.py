@@ -2,7 +2,7 @@
 
 The evaluator's main thread drives the check runner: it claims the next batch and starts checks
 as slots free up. Writing a batch's results (states, episodes, outbox, leases released: one
-transaction, `services.evaluate.apply_results`) takes tens of milliseconds per hundred alerts;
+transaction, `services.results.apply_results`) takes tens of milliseconds per hundred alerts;
 done on the main thread, no check was started meanwhile, so every slot whose check ended during
 a write stood idle until the write was done (the I/O-bound benchmark lost about a fifth of its
 wall time there). `ResultWriter` takes the batches from the main thread and writes them one

@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import select, text, update
 
 from datamantri_alerts.services.due import check_interval
-from datamantri_alerts.services.evaluate import _STATE_COLUMNS
+from datamantri_alerts.services.results import _STATE_COLUMNS
 from datamantri_alerts.store.models import Alert
 from tests.evaluator.conftest import Flags, make_alerts
 
