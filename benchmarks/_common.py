@@ -234,6 +234,7 @@ def child_main(argv: Sequence[str]) -> None:
     from datamantri_alerts.store.engine import open_store
 
     store = open_store(options.url)
+    resume_gc()  # where the command resumes it: once the store is open (`cli.context`)
     # Warm what every run pays once (imports of the check modules, pydantic models, requests),
     # so the figure is the evaluator's work, not the interpreter's first imports.
     from datamantri_alerts.checks import get_check
@@ -254,7 +255,6 @@ def child_main(argv: Sequence[str]) -> None:
         statements[0] += 1
 
     event.listen(store.engine, "before_cursor_execute", count)
-    resume_gc()
     rss_before = peak_rss_mb()
     cpu_before = time.process_time()
     marks: dict[str, float] = {}

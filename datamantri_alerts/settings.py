@@ -12,10 +12,12 @@ from datamantri_alerts.inputs import NOTHING_ALLOWED, control_character
 
 #: How long an evaluator holds the alerts and notifications it claimed (ALERTS_LEASE_SECONDS).
 DEFAULT_LEASE = timedelta(minutes=10)
-#: The shortest ALERTS_LEASE_SECONDS taken (seconds). A run renews its leases every third of
-#: it from loops that can be busy for seconds at a time (a claim waiting for the store, a batch
-#: of results being written), and a lease that runs out under a live run lets another evaluator
-#: check its alerts or send its notifications a second time.
+#: The shortest lease used (seconds): a shorter ALERTS_LEASE_SECONDS is raised to it, with a
+#: warning (releases before 0.1 took any value above 0, and refusing one would stop every
+#: cron run of an upgraded host). A run renews its leases every third of it from loops that
+#: can be busy for seconds at a time (a claim waiting for the store, a batch of results being
+#: written), and a lease that runs out under a live run lets another evaluator check its
+#: alerts or send its notifications a second time.
 MIN_LEASE_SECONDS = 60
 #: The longest (a crashed run on another host holds its rows this long).
 MAX_LEASE_SECONDS = 86400
@@ -43,12 +45,6 @@ class Settings:
     def database_is_default(self) -> bool:
         return "ALERTS_DATABASE_URL" not in os.environ
 
-    @property
-    def lease_ttl(self) -> timedelta:
-        """ALERTS_LEASE_SECONDS, read when a command uses it: a bad value stops the evaluator
-        (InputError), never a command that holds no lease (`alerts runs wrap` runs the job)."""
-        return lease_ttl_from_env()
-
 
 def load_env_file(env_file: Path | None) -> Path | None:
     """Load `.env` (or the given file) into the environment; real variables win over the file."""
@@ -65,23 +61,33 @@ def load_env_file(env_file: Path | None) -> Path | None:
     return path
 
 
-def lease_ttl_from_env() -> timedelta:
-    """ALERTS_LEASE_SECONDS: a crashed evaluator's leases on another host expire after this."""
+def lease_setting() -> tuple[timedelta, str | None]:
+    """(lease, warning): ALERTS_LEASE_SECONDS, after which a crashed evaluator's leases on
+    another host expire (default 600 s), and the warning to show when a value above 0 but
+    below `MIN_LEASE_SECONDS` was raised to it (else None). InputError for anything that is
+    not a number of seconds above 0 and at most `MAX_LEASE_SECONDS`. Read by the commands that
+    hold leases: a bad value stops the evaluator, never `alerts runs wrap`'s job."""
     raw = os.environ.get("ALERTS_LEASE_SECONDS", "").strip()
     if not raw:
-        return DEFAULT_LEASE
+        return DEFAULT_LEASE, None
     try:
         seconds = float(raw)
     except ValueError:
         seconds = -1.0
-    if not MIN_LEASE_SECONDS <= seconds <= MAX_LEASE_SECONDS:
+    if not 0 < seconds <= MAX_LEASE_SECONDS:
         from datamantri_alerts.errors import InputError
 
         raise InputError(
-            f"ALERTS_LEASE_SECONDS must be a number of seconds from {MIN_LEASE_SECONDS} to "
+            f"ALERTS_LEASE_SECONDS must be a number of seconds above 0 and at most "
             f"{MAX_LEASE_SECONDS}, got {raw!r}"
         )
-    return timedelta(seconds=seconds)
+    if seconds < MIN_LEASE_SECONDS:
+        return timedelta(seconds=MIN_LEASE_SECONDS), (
+            f"ALERTS_LEASE_SECONDS={raw!r} is below {MIN_LEASE_SECONDS}: leases of "
+            f"{MIN_LEASE_SECONDS} s are used (a shorter lease runs out under a live run, and "
+            "another evaluator would check or send its work again)"
+        )
+    return timedelta(seconds=seconds), None
 
 
 def build_settings(

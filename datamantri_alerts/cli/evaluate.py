@@ -246,16 +246,20 @@ def run_and_report(
     """Evaluate, deliver and record; exit 1 unless every due alert was evaluated and every
     due notification delivered."""
     from datamantri_alerts.services.evaluate import RunOptions, run_evaluation
+    from datamantri_alerts.settings import lease_setting
 
     app = app_context(ctx)
     if all_alerts and ref is not None:
         raise InputError("give --all or --alert, not both")
+    lease_ttl, lease_warning = lease_setting()
+    if lease_warning is not None:
+        app.warn(lease_warning)
     options = RunOptions(
         all=all_alerts,
         ref=ref,
         concurrency=concurrency,
         host=app.settings.hostname,
-        lease_ttl=app.settings.lease_ttl,
+        lease_ttl=lease_ttl,
         metrics_file=metrics_file or os.environ.get("ALERTS_METRICS_FILE") or None,
     )
     show_progress = not quiet and not as_json and app.err.is_terminal

@@ -25,11 +25,11 @@ from sqlalchemy import select, update
 
 from datamantri_alerts.clock import Clock
 from datamantri_alerts.services.leases import (
-    RENEW_LEASES_AFTER,
     Holder,
     claim,
     lock_rows,
     renew_held,
+    renew_interval,
     still_held,
 )
 from datamantri_alerts.services.signal.digest import DigestPolicy, Unit, plan, send_digest
@@ -494,9 +494,11 @@ def deliver_pending(
     Batches are claimed ahead of need: the next is claimed while the senders still work on the
     last rows of the previous one, so `concurrency` sends stay in flight across batches.
     The leases of the rows claimed and not recorded yet are renewed every
-    `leases.RENEW_LEASES_AFTER` of `lease_ttl` (`leases.renew_held`): sends that take longer
-    than the lease (a slow service, retries, many rows for few senders) are never claimed and
-    sent again by another evaluator meanwhile.
+    `leases.RENEW_LEASES_AFTER` of `lease_ttl` (`leases.renew_held`): while this run is alive
+    and its store takes the renewals, another evaluator does not claim and send again a row
+    whose send takes longer than the lease (a slow service, retries, many rows for few
+    senders). A run stopped by a signal gives its leases back (`evaluate._stop_cleanly`), and
+    a send that finished but was not recorded yet is then made again by the next run.
     Each channel has its own `concurrency` senders, so a channel whose service stalls (sends
     held until their timeout) never holds up the other channels' sends. More than a threshold
     of a batch's rows for one destination go as a digest (`services.signal.digest`; InputError
@@ -512,7 +514,7 @@ def deliver_pending(
         attempts_per_run = RetryPolicy().attempts
     seen: set[int] = set()
     slots = max(1, concurrency)
-    renew_every = lease_ttl.total_seconds() * RENEW_LEASES_AFTER
+    renew_every = renew_interval(lease_ttl)
     renew_at = time.monotonic() + renew_every
     with ExitStack() as stack:
         pools: dict[str, ThreadPoolExecutor] = {}

@@ -27,11 +27,11 @@ from datamantri_alerts.logs import set_run_id
 from datamantri_alerts.services.delivery import count_overdue, deliver_pending
 from datamantri_alerts.services.due import due_condition
 from datamantri_alerts.services.leases import (
-    RENEW_LEASES_AFTER,
     Holder,
     claim,
     dead_holders,
     renew_held,
+    renew_interval,
 )
 from datamantri_alerts.services.metrics import export_after_run
 from datamantri_alerts.services.mute import release_after_mute
@@ -320,7 +320,7 @@ def _evaluate_due(
             groups=groups,
             keep_alive=keep_leases,
             flush_after=checking.FLUSH_AFTER_SECONDS,
-            keep_alive_every=options.lease_ttl.total_seconds() * RENEW_LEASES_AFTER,
+            keep_alive_every=renew_interval(options.lease_ttl),
         ):
             writer.put(results)
     if options.ref is not None and not summary.results:

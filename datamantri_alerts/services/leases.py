@@ -37,6 +37,15 @@ ROW_LOCKING_DIALECTS = frozenset({"postgresql", *MYSQL_DIALECTS})
 #: A run renews the leases it still needs when this fraction of their time has passed
 #: (`renew_held`): a live run's leases never have less than two thirds of their time left.
 RENEW_LEASES_AFTER = 1 / 3
+#: The shortest time between two renewals (seconds), whatever the lease: a lease of zero (an
+#: API caller's) must not turn the loops that renew into busy loops of write transactions.
+MIN_RENEW_INTERVAL = 0.1
+
+
+def renew_interval(ttl: timedelta) -> float:
+    """Seconds between two renewals of leases of `ttl`: `RENEW_LEASES_AFTER` of it, at least
+    `MIN_RENEW_INTERVAL`."""
+    return max(MIN_RENEW_INTERVAL, ttl.total_seconds() * RENEW_LEASES_AFTER)
 
 
 @dataclass(frozen=True)
@@ -237,7 +246,13 @@ def renew_held(
     try:
         renewed = retry_write_conflicts(renew_once)
     except Exception as exc:
-        log.info("could not renew the leases of %s: %s", me.id, type(exc).__name__)
+        log.warning(
+            "could not renew the leases of %s (%s): another evaluator may take over the %s "
+            "when they expire",
+            me.id,
+            type(exc).__name__,
+            model.__tablename__,
+        )
         return
     log.debug("renewed %d %s leases of %s", renewed, model.__tablename__, me.id)
 

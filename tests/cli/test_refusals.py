@@ -6,6 +6,7 @@ release. Each is one line naming the field, exit 2, nothing written.
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -209,26 +210,51 @@ def test_cli_counts_are_bounded(cli: Cli, sqlite_url: str, args: list[str]) -> N
     assert dump_store(sqlite_url) == before
 
 
-@pytest.mark.parametrize("value", ["5", "59.9", "0", "-1", "86401", "1e308", "nan", "ten minutes"])
-def test_lease_seconds_outside_60_to_86400_is_refused(
+@pytest.mark.parametrize("value", ["0", "-1", "86401", "1e308", "nan", "ten minutes"])
+def test_lease_seconds_that_are_not_a_lease_are_refused(
     cli: Cli, sqlite_url: str, value: str
 ) -> None:
-    """A lease shorter than a minute runs out under a live run (its renewals come from loops
-    busy for seconds at a time): another evaluator would check its alerts, or send its
-    notifications, a second time. One line naming the variable, exit 2, nothing written (no
-    run recorded)."""
+    """One line naming the variable, exit 2, nothing written (no run recorded)."""
     _seed(cli)
     before = dump_store(sqlite_url)
     result = cli("evaluate", env={"ALERTS_LEASE_SECONDS": value})
-    _assert_clean_refusal(result, ["ALERTS_LEASE_SECONDS", "from 60 to 86400", repr(value)])
+    _assert_clean_refusal(
+        result, ["ALERTS_LEASE_SECONDS", "above 0 and at most 86400", repr(value)]
+    )
     assert dump_store(sqlite_url) == before
 
 
-def test_lease_seconds_of_a_minute_is_taken(cli: Cli, sqlite_url: str) -> None:
+@pytest.mark.parametrize("value", ["5", "59.9"])
+def test_a_lease_shorter_than_a_minute_is_raised_to_one_with_a_warning(
+    cli: Cli, sqlite_url: str, value: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A lease shorter than a minute runs out under a live run (its renewals come from loops
+    busy for seconds at a time): another evaluator would check its alerts, or send its
+    notifications, a second time. Earlier releases took it, so an upgraded host keeps running
+    (a refusal would stop every cron run), with a minute's lease and a warning saying so."""
+    from datamantri_alerts.settings import MIN_LEASE_SECONDS, lease_setting
+
+    monkeypatch.setenv("ALERTS_LEASE_SECONDS", value)
+    lease, warning = lease_setting()
+    assert lease == timedelta(seconds=MIN_LEASE_SECONDS)
+    assert warning is not None and repr(value) in warning
     _seed(cli)
-    result = cli("evaluate", "--json", env={"ALERTS_LEASE_SECONDS": "60"})
+    result = cli("evaluate", "--json", env={"ALERTS_LEASE_SECONDS": value})
     assert result.exit_code in (0, 1), result.output
     assert "evaluated" in result.json()
+    warned = [line for line in result.stderr.splitlines() if "ALERTS_LEASE_SECONDS" in line]
+    assert len(warned) == 1 and warned[0].startswith("warning: "), result.stderr
+    assert "leases of 60 s are used" in warned[0]
+
+
+def test_a_lease_of_a_minute_or_more_is_taken_as_it_is(monkeypatch: pytest.MonkeyPatch) -> None:
+    from datamantri_alerts.settings import lease_setting
+
+    for value, seconds in (("60", 60), ("600.5", 600.5), ("86400", 86400)):
+        monkeypatch.setenv("ALERTS_LEASE_SECONDS", value)
+        assert lease_setting() == (timedelta(seconds=seconds), None)
+    monkeypatch.delenv("ALERTS_LEASE_SECONDS")
+    assert lease_setting() == (timedelta(seconds=600), None)
 
 
 # --------------------------------------------------------------------------- nesting

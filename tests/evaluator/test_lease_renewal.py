@@ -2,7 +2,8 @@
 runs the checks (`services.leases.renew`, `services.leases.renew_held`): a run that takes
 longer than its lease (slow sources, few slots, large claims) keeps its alerts, and another
 evaluator cannot take them over and evaluate them a second time meanwhile. So does delivery
-with the outbox rows it claimed and has not recorded yet: a send is never made twice."""
+with the outbox rows it claimed and has not recorded yet: while the run is alive, no other
+evaluator claims and sends them again."""
 
 from __future__ import annotations
 
@@ -20,7 +21,13 @@ from datamantri_alerts.clock import SystemClock
 from datamantri_alerts.services import checking
 from datamantri_alerts.services.delivery import claim_pending
 from datamantri_alerts.services.evaluate import RunOptions, run_evaluation
-from datamantri_alerts.services.leases import Holder, claim, renew
+from datamantri_alerts.services.leases import (
+    MIN_RENEW_INTERVAL,
+    Holder,
+    claim,
+    renew,
+    renew_interval,
+)
 from datamantri_alerts.store.models import Alert
 from tests.conftest import utc
 from tests.evaluator.conftest import Flags, Sink, make_alert, make_alerts
@@ -244,3 +251,12 @@ def test_a_send_longer_than_its_lease_is_not_claimed_and_sent_again(
     assert stolen == []
     assert summary.notifications.sent == 1
     assert len(sink.bodies("slow")) == 1
+
+
+def test_renewals_come_every_third_of_the_lease_and_never_in_a_busy_loop() -> None:
+    # A lease of zero (an API caller's RunOptions) once made the delivery loop renew in a
+    # busy loop of write transactions: 12,476 renewals and 7.3 s of CPU in a 9 s run.
+    assert renew_interval(timedelta(minutes=10)) == pytest.approx(200.0)
+    assert renew_interval(timedelta(seconds=1.5)) == pytest.approx(0.5)
+    assert renew_interval(timedelta(0)) == MIN_RENEW_INTERVAL
+    assert renew_interval(timedelta(seconds=-5)) == MIN_RENEW_INTERVAL
