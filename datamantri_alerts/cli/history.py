@@ -264,26 +264,41 @@ def resolve(
     note: str = typer.Option("", "--note", help="Resolution notes kept with the episode."),
     as_json: bool = JSON_OPTION,
 ) -> None:
-    """Close an episode by hand. If the condition still holds, the next run opens a new one."""
+    """Close an episode by hand. If the condition still holds, the next run opens a new one.
+    The destinations told of it (PagerDuty, webhooks, and people's channels when the alert
+    notifies on resolve) are sent its RESOLVED at once, one attempt each; what does not go is
+    retried by the next `alerts evaluate`."""
     from datamantri_alerts.services.history import episode_as_json, get_episode, resolve_episode
+    from datamantri_alerts.services.leases import Holder
+    from datamantri_alerts.services.send_now import Told, send_now
+    from datamantri_alerts.store.models import Notification
 
     app_ctx = app_context(ctx)
     with app_ctx.store.transaction() as session:
         episode = get_episode(session, episode_id)
         was_open, queued = resolve_episode(session, episode, note, app_ctx.clock.now())
         data = episode_as_json(episode)
+    told = Told()
+    if queued:
+        # Everything of the episode still pending goes now: its RESOLVED, and (withheld by
+        # delivery, as always after a RESOLVED) nothing that would reopen its incidents.
+        told = send_now(
+            app_ctx.store,
+            app_ctx.clock,
+            Holder.current(app_ctx.settings.hostname),
+            [Notification.history_id == episode_id],
+            "the RESOLVED",
+        )
     if as_json:
-        print_json(data)
+        print_json({**data, "notifications": told.as_json()})
     elif was_open:
         app_ctx.console.print(f"resolved episode {episode_id} ({data['alert_name']})")
-        if queued:
-            app_ctx.console.print(
-                f"RESOLVED queued for the {queued} destination(s) told of it (PagerDuty, "
-                "webhooks, and people's channels when the alert notifies on resolve); the next "
-                "`alerts evaluate` sends it"
-            )
+        if told.sent:
+            app_ctx.console.print(f"RESOLVED sent to {told.sent} destination(s) told of it")
     else:
         app_ctx.console.print(f"episode {episode_id} was already resolved; note saved")
+    for line in told.problems:
+        app_ctx.warn(line)
 
 
 @app.command("prune")

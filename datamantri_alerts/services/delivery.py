@@ -27,6 +27,7 @@ from datamantri_alerts.clock import Clock
 from datamantri_alerts.services.leases import (
     Holder,
     claim,
+    give_back,
     lock_rows,
     renew_held,
     renew_interval,
@@ -326,9 +327,14 @@ def record_results(
     tally: DeliveryTally,
     policy_attempts: int,
     digests: Mapping[int, str] | None = None,
+    *,
+    defer_failures: bool = False,
 ) -> int:
     """Write a batch's outcomes on the rows and in their episodes, in one transaction.
-    digests: row id -> the digest it went in (recorded with its history entry). Returns how
+    digests: row id -> the digest it went in (recorded with its history entry).
+    `defer_failures`: a send that failed for good stays pending, due at once, for the next
+    `alerts evaluate` to try with its own environment and retry policy (a command someone
+    waits for: `services.send_now`), instead of being recorded as failed. Returns how
     many notifications the outcomes queued (an acknowledgement following its trigger). A
     transaction rolled back to break a deadlock is written again (`retry_write_conflicts`),
     the tally's counts of the failed try taken back first."""
@@ -345,7 +351,7 @@ def record_results(
 
     return retry_write_conflicts(
         lambda: _record_results_once(
-            store, me, rows, results, now, tally, policy_attempts, digests
+            store, me, rows, results, now, tally, policy_attempts, digests, defer_failures
         ),
         undo=undo,
     )
@@ -360,6 +366,7 @@ def _record_results_once(
     tally: DeliveryTally,
     policy_attempts: int,
     digests: Mapping[int, str] | None = None,
+    defer_failures: bool = False,
 ) -> int:
     with store.transaction() as session:
         held = still_held(session, Notification, [r.id for r in rows], me)
@@ -401,6 +408,11 @@ def _record_results_once(
                 values["next_attempt_at"] = now + later_retry_delay(runs, result.retry_after)
                 entry.update(status="retrying", reason=result.error)
                 entry["next_attempt_at"] = values["next_attempt_at"].isoformat()
+                tally.pending += 1
+            elif defer_failures:
+                values["last_error"] = f"{result.error} (left to the next `alerts evaluate`)"
+                entry.update(status="retrying", reason=values["last_error"])
+                entry["next_attempt_at"] = now.isoformat()
                 tally.pending += 1
             else:
                 values["status"] = "failed"
@@ -485,11 +497,14 @@ def deliver_pending(
     on_sent: Callable[[int], None] | None = None,
     lease_ttl: timedelta = LEASE_TTL,
     scope: Sequence[Any] = (),
+    defer_failures: bool = False,
 ) -> DeliveryTally:
     """Send every pending notification that is due, batch by batch, until none is left.
 
     `scope`: extra SQL conditions on `Notification` limiting what is sent (`alerts ack` sends
     only its episode's ACKNOWLEDGED rows at once; the evaluator sends everything).
+    `defer_failures`: what fails for good stays pending for the next `alerts evaluate`
+    (`record_results`).
 
     Batches are claimed ahead of need: the next is claimed while the senders still work on the
     last rows of the previous one, so `concurrency` sends stay in flight across batches.
@@ -538,13 +553,11 @@ def deliver_pending(
             # Claim the next batch as soon as no claimed row is left queued behind the busy
             # senders, so the senders never idle at a batch boundary.
             if not exhausted and len(waiting) <= slots:
-                rows = [
-                    r
-                    for r in claim_pending(
-                        store, me, clock.now(), batch_size, lease_ttl, scope=scope
-                    )
-                    if r.id not in seen
-                ]
+                claimed = claim_pending(store, me, clock.now(), batch_size, lease_ttl, scope=scope)
+                rows = [r for r in claimed if r.id not in seen]
+                # A row this run already tried and left due at once (`defer_failures`) is
+                # the next run's: given back, not left leased to this run until it expires.
+                give_back(store, Notification, [r.id for r in claimed if r.id in seen], me)
                 exhausted = not rows
                 seen.update(r.id for r in rows)
                 for unit in plan(rows, digest_policy):
@@ -581,7 +594,15 @@ def deliver_pending(
             results = [result for _, result in pairs]
             digests = {row.id: u.digest_id for u in units if u.digest_id for row in u.rows}
             queued = record_results(
-                store, me, finished, results, clock.now(), tally, attempts_per_run, digests
+                store,
+                me,
+                finished,
+                results,
+                clock.now(),
+                tally,
+                attempts_per_run,
+                digests,
+                defer_failures=defer_failures,
             )
             if queued:
                 exhausted = False  # an acknowledgement now follows its delivered trigger

@@ -30,6 +30,7 @@ from datamantri_alerts.services.leases import (
     Holder,
     claim,
     dead_holders,
+    give_back,
     renew_held,
     renew_interval,
 )
@@ -280,7 +281,7 @@ def _evaluate_due(
             prepared = prepare_batch(snapshots)
             kept, _ = fit_units(prepared, DEFAULT_BATCH_SIZE, groups)
             if kept < len(prepared):
-                _release(store, me, [p.alert.id for p in prepared[kept:]])
+                give_back(store, Alert, [p.alert.id for p in prepared[kept:]], me)
                 prepared = prepared[:kept]
             cursor = prepared[-1].alert.id
             kept_ids = [p.alert.id for p in prepared]
@@ -327,18 +328,6 @@ def _evaluate_due(
         summary.problems.append(
             f"alert {options.ref!r} is being evaluated by another process right now"
         )
-
-
-def _release(store: Store, me: Holder, ids: list[int]) -> None:
-    """Give back alerts claimed past a batch's units (`_evaluate_due`): claimable at once."""
-    from datamantri_alerts.services.leases import release
-    from datamantri_alerts.store.engine import retry_write_conflicts
-
-    def release_once() -> None:
-        with store.transaction() as session:
-            release(session, Alert, ids, me)
-
-    retry_write_conflicts(release_once)
 
 
 def _concatenated(batches: list[list[CheckResult]]) -> list[CheckResult]:

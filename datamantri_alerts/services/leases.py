@@ -266,6 +266,21 @@ def release(session: Session, model: Any, ids: Sequence[int], me: Holder) -> int
     return _update(session, model, held, lease_holder=None, lease_expires_at=None)
 
 
+def give_back(store: Store, model: Any, ids: Sequence[int], me: Holder) -> None:
+    """`release` this process's leases on `ids` in a transaction of its own: claimed, then not
+    wanted (alerts past a batch's units; outbox rows already tried in this run)."""
+    from datamantri_alerts.store.engine import retry_write_conflicts
+
+    if not ids:
+        return
+
+    def release_once() -> None:
+        with store.transaction() as session:
+            release(session, model, ids, me)
+
+    retry_write_conflicts(release_once)
+
+
 def release_all(session: Session, model: Any, me: Holder) -> int:
     """Give up every lease this process holds on model's rows (a run stopping early); returns
     how many. The rows are claimable at once by any evaluator, on any host."""

@@ -88,18 +88,76 @@ def test_a_hand_resolve_resolves_the_incident_and_tells_slack(
     stage.run(0, "firing")
     key = stage.key()
     assert stage.open_incidents() == [key]
-    done = Cli(store_url)("history", "resolve", str(stage.episode().id), "--note", "fixed upstream")
+    episode = str(stage.episode().id)
+    cli = Cli(store_url)
+    done = cli("history", "resolve", episode, "--note", "fixed upstream", env=stage.environ)
     assert done.exit_code == 0, done.output
-    assert "RESOLVED queued for the 2 destination(s)" in done.stdout
-    stage.flags.set(etl="ok")
-    stage.run(1, "ok")
+    assert "RESOLVED sent to 2 destination(s)" in done.stdout
+    # Told at once, by the command: no evaluator run is needed to close the incident.
     assert stage.pd.actions == {key: ["trigger", "resolve"]}
     assert stage.open_incidents() == []
     assert stage.slack_states() == ["FIRING", "RESOLVED"]
     assert "resolved by hand: fixed upstream" in str(stage.sink.bodies("etl")[-1])
-    stage.run(2, "ok")  # told once
+    stage.flags.set(etl="ok")
+    stage.run(1, "ok")  # told once
     assert stage.pd.actions == {key: ["trigger", "resolve"]}
     assert stage.slack_states() == ["FIRING", "RESOLVED"]
+    stage.run(2, "ok")
+    assert stage.pd.actions == {key: ["trigger", "resolve"]}
+    assert stage.slack_states() == ["FIRING", "RESOLVED"]
+
+
+def test_a_hand_resolve_the_tracker_refuses_now_is_retried_by_the_next_run(
+    store: Any, store_url: str, flags: Flags, sink: Sink, pagerduty_server: PagerDutyStandIn
+) -> None:
+    """`alerts history resolve` sends at once, one attempt each: PagerDuty answering 503 leaves
+    its RESOLVED pending with one warning line naming the destination (masked), the episode is
+    resolved anyway (exit 0), and the next evaluation delivers it."""
+    stage = Stage(store, flags, sink, pagerduty_server)
+    stage.run(0, "firing")
+    key = stage.key()
+    stage.pd.script(Reply(503, "busy"))
+    episode = str(stage.episode().id)
+    done = Cli(store_url)("history", "resolve", episode, env=stage.environ)
+    assert done.exit_code == 0, done.output
+    assert "RESOLVED sent to 1 destination(s)" in done.stdout  # Slack
+    warned = [line for line in done.stderr.splitlines() if line.strip()]
+    assert len(warned) == 1, done.stderr
+    assert warned[0].startswith("warning: the RESOLVED to pagerduty ")
+    assert "was not delivered yet" in warned[0] and "retries it" in warned[0]
+    assert pagerduty_environ(stage.pd)["PAGERDUTY_ROUTING_KEY"] not in done.output
+    assert stage.open_incidents() == [key]
+    assert stage.slack_states() == ["FIRING", "RESOLVED"]
+    stage.run(30, "ok")  # past the retry delay of a failed try
+    assert stage.pd.actions == {key: ["trigger", "resolve"]}
+    assert stage.open_incidents() == []
+    assert stage.slack_states() == ["FIRING", "RESOLVED"]
+
+
+def test_a_hand_resolve_from_a_shell_without_the_routing_key_leaves_it_to_the_evaluator(
+    store: Any, store_url: str, flags: Flags, sink: Sink, pagerduty_server: PagerDutyStandIn
+) -> None:
+    """The person's shell lacks PAGERDUTY_ROUTING_KEY, which the evaluator's environment has:
+    the RESOLVED to PagerDuty is not failed for good here (the incident would stay open for
+    ever) but left pending, unleased and due, and the next evaluation sends it."""
+    stage = Stage(store, flags, sink, pagerduty_server)
+    stage.run(0, "firing")
+    key = stage.key()
+    done = Cli(store_url)("history", "resolve", str(stage.episode().id))
+    assert done.exit_code == 0, done.output
+    assert "RESOLVED sent to 1 destination(s)" in done.stdout  # Slack's hook needs no variable
+    [warned] = [line for line in done.stderr.splitlines() if line.strip()]
+    assert "PAGERDUTY_ROUTING_KEY is not set" in warned and "retries it" in warned
+    with store.session() as session:
+        row = session.execute(
+            select(Notification.status, Notification.lease_holder).where(
+                Notification.channel == "pagerduty", Notification.kind == "resolved"
+            )
+        ).one()
+    assert tuple(row) == ("pending", None)
+    stage.run(1, "ok")
+    assert stage.pd.actions == {key: ["trigger", "resolve"]}
+    assert stage.open_incidents() == []
 
 
 def test_notify_on_resolve_false_keeps_people_quiet_but_closes_the_incident(

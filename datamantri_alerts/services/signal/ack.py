@@ -21,7 +21,7 @@ WhatsApp, Apprise) are not sent one, so an ack does not spam the people it quiet
   transaction that records it as sent), so an incident is never acknowledged before it was
   triggered.
 * When: queued in the transaction that records the acknowledgement; `alerts ack` then sends
-  that episode's ACKNOWLEDGED rows at once, with ONE attempt each (`interactive_policy`: no
+  that episode's ACKNOWLEDGED rows at once, with ONE attempt each (`services.send_now`: no
   backoff, no Retry-After wait; someone waits at the prompt), and what does not go (a 503, a
   timeout) stays pending for the next `alerts evaluate`, which delivers the whole outbox with
   the normal retry policy.
@@ -49,7 +49,7 @@ from __future__ import annotations
 import getpass
 import os
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -60,10 +60,10 @@ from datamantri_alerts.errors import InputError, NotFoundError
 from datamantri_alerts.store.models import Alert, AlertHistory, Notification
 
 if TYPE_CHECKING:
-    from datamantri_alerts.channels.retry import RetryPolicy
     from datamantri_alerts.clock import Clock
     from datamantri_alerts.services.delivery import Claimed
     from datamantri_alerts.services.leases import Holder
+    from datamantri_alerts.services.send_now import Told
     from datamantri_alerts.store.engine import Store
 
 #: Longest note kept (characters); the rest is cut.
@@ -480,32 +480,6 @@ def _fmt(value: datetime | None) -> str:
     return value.strftime("%Y-%m-%d %H:%M UTC") if value is not None else "-"
 
 
-@dataclass
-class Told:
-    """What `alerts ack` delivered of its episode's ACKNOWLEDGED messages."""
-
-    sent: int = 0
-    pending: int = 0
-    failed: int = 0
-    problems: list[str] = field(default_factory=list)
-
-    def as_json(self) -> dict[str, int]:
-        return {"sent": self.sent, "pending": self.pending, "failed": self.failed}
-
-
-def interactive_policy(environ: Mapping[str, str] | None = None) -> RetryPolicy:
-    """The retry policy of a command someone waits for (`alerts ack`): the configured one
-    (`RetryPolicy.from_env`, InputError when a variable is not a number) cut to ONE attempt,
-    so it never backs off nor waits out a Retry-After (a 503 with Retry-After: 120 would
-    otherwise hold the prompt for the 60 s cap per wait). Each request keeps its normal
-    timeouts (`ALERTS_HTTP_CONNECT_TIMEOUT`, `ALERTS_HTTP_READ_TIMEOUT`)."""
-    from dataclasses import replace
-
-    from datamantri_alerts.channels.retry import RetryPolicy
-
-    return replace(RetryPolicy.from_env(environ), attempts=1)
-
-
 def tell_trackers(
     store: Store,
     clock: Clock,
@@ -513,50 +487,11 @@ def tell_trackers(
     episode_id: int,
     environ: Mapping[str, str] | None = None,
 ) -> Told:
-    """Send the episode's pending ACKNOWLEDGED messages now (`alerts ack`), through the outbox
-    delivery (destination policy, redaction, history), as holder `me`, with one attempt per
-    destination (`interactive_policy`: no backoff, no Retry-After wait); one line in
-    `problems` per destination not reached. What is left pending is sent by the next
-    `alerts evaluate` with the normal retry policy; the acknowledgement is recorded either
-    way."""
-    from datamantri_alerts.channels import get_channel
-    from datamantri_alerts.services.delivery import deliver_pending
+    """Send the episode's pending ACKNOWLEDGED messages now (`alerts ack`), as holder `me`,
+    with one attempt per destination (`services.send_now`); what is left pending is sent by
+    the next `alerts evaluate` with the normal retry policy. The acknowledgement is recorded
+    either way."""
+    from datamantri_alerts.services.send_now import send_now
 
     scope = [Notification.history_id == episode_id, Notification.kind == ACK_KIND]
-    started = clock.now()
-    try:
-        policy = interactive_policy(environ)
-        tally = deliver_pending(
-            store, clock, me, concurrency=4, scope=scope, environ=environ, policy=policy
-        )
-    except InputError as exc:  # a delivery setting (digest threshold) is not usable
-        later = "the next `alerts evaluate` sends it once that is fixed"
-        return Told(problems=[f"the acknowledgement was not sent now ({exc}); {later}"])
-    told = Told(tally.sent, tally.pending, tally.failed)
-    if not tally.pending and not tally.failed:
-        return told
-    with store.session() as session:
-        rows = session.execute(
-            select(
-                Notification.channel,
-                Notification.recipient,
-                Notification.status,
-                Notification.last_error,
-            )
-            .where(*scope, Notification.status.in_(["pending", "failed"]))
-            .where(Notification.next_attempt_at >= started)  # tried by this command
-            .order_by(Notification.id)
-        ).all()
-    for channel, recipient, status, error in rows:
-        try:
-            shown = get_channel(channel).mask_recipient(recipient)
-        except KeyError:
-            shown = "?"
-        why = error or "unknown error"
-        told.problems.append(
-            f"the acknowledgement to {channel} {shown} was not delivered yet ({why}); "
-            "the next `alerts evaluate` retries it"
-            if status == "pending"
-            else f"the acknowledgement to {channel} {shown} failed ({why})"
-        )
-    return told
+    return send_now(store, clock, me, scope, "the acknowledgement", environ=environ)
