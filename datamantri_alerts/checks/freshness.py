@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import re
 from datetime import datetime, timedelta
-from typing import Annotated, Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal
 
 from pydantic import (
     AliasChoices,
@@ -39,6 +39,9 @@ from datamantri_alerts.checks.base import Severity as SeverityName
 from datamantri_alerts.checks.instants import read_instants
 from datamantri_alerts.checks.values import json_safe, truncate, valid_zone_name, zone_named
 from datamantri_alerts.clock import format_duration
+
+if TYPE_CHECKING:
+    from datamantri_alerts.checks.sources import QueryResult, SourceConnection
 
 Period = Literal["minute", "hour", "day"]
 
@@ -218,7 +221,11 @@ class FreshnessCheck:
                 return [None] * len(configs)
             if len(result.rows) != 1 or [c.lower() for c in result.columns] != expected:
                 return [None] * len(configs)
+            converted = _session_rendered_instants(conn, result, bound)
             for i, config in enumerate(configs):
+                if i in converted:
+                    newest.append(converted[i])
+                    continue
                 try:
                     zone = zone_named(config.timestamp_timezone)
                     newest.append(read_instants(conn, result, [i], zone, bound=bound)[0][0])
@@ -258,6 +265,26 @@ class FreshnessCheck:
                 raise CannotEvaluate(f"{label} holds {raw!r}, which is not a timestamp") from None
         now = ctx.clock.now()
         return judge(config, label, newest, now, details={"datasource_id": source.id})
+
+
+def _session_rendered_instants(
+    conn: SourceConnection, result: QueryResult, bound: float
+) -> dict[int, datetime | None]:
+    """A group's MySQL/MariaDB TIMESTAMP values (renderings in the session's zone: no member's
+    `timestamp_timezone` applies to them) as instants, by column, converted by the server in
+    one statement for the whole group rather than one per member (`read_instants`). Empty on
+    every other dialect, and when a value does not convert: each member then converts its own
+    and reports its own error, as alone."""
+    from datamantri_alerts.checks.instants import session_rendered_columns
+
+    rendered = sorted(session_rendered_columns(conn, result))
+    if not rendered:
+        return {}
+    try:
+        [values] = read_instants(conn, result, rendered, bound=bound)
+    except ValueError:
+        return {}
+    return dict(zip(rendered, values, strict=True))
 
 
 def judge(
