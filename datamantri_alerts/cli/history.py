@@ -271,6 +271,7 @@ def resolve(
     from datamantri_alerts.services.history import episode_as_json, get_episode, resolve_episode
     from datamantri_alerts.services.leases import Holder
     from datamantri_alerts.services.send_now import Told, send_now
+    from datamantri_alerts.services.signal.closing import RESOLVED_KIND
     from datamantri_alerts.store.models import Notification
 
     app_ctx = app_context(ctx)
@@ -280,15 +281,17 @@ def resolve(
         data = episode_as_json(episode)
     told = Told()
     if queued:
-        # Everything of the episode still pending goes now: its RESOLVED, and (withheld by
-        # delivery, as always after a RESOLVED) nothing that would reopen its incidents.
+        # The RESOLVED messages just queued go now; anything else of the episode still
+        # pending (a FIRING waiting for its retry) is left to the evaluator.
         told = send_now(
             app_ctx.store,
             app_ctx.clock,
             Holder.current(app_ctx.settings.hostname),
-            [Notification.history_id == episode_id],
+            [Notification.history_id == episode_id, Notification.kind == RESOLVED_KIND],
             "the RESOLVED",
         )
+        with app_ctx.store.session() as session:  # with what was just sent
+            data = episode_as_json(get_episode(session, episode_id))
     if as_json:
         print_json({**data, "notifications": told.as_json()})
     elif was_open:

@@ -64,6 +64,8 @@ class DeliveryTally:
     pending: int = 0
     suppressed: int = 0
     problems: list[str] = field(default_factory=list)
+    #: The outbox rows whose sends this run recorded (sent, pending for a retry, or failed).
+    tried: set[int] = field(default_factory=set)
 
     def as_json(self) -> dict[str, int]:
         return {
@@ -194,7 +196,7 @@ def claim_pending(
         )
         if not ids:
             return []
-        ids = _withhold_after_resolve(session, ids)
+        ids = _withhold_after_resolve(session, ids, now)
         if not ids:
             return []
         rows = session.execute(
@@ -216,7 +218,7 @@ def claim_pending(
     return [Claimed(*row) for row in rows]
 
 
-def _withhold_after_resolve(session: Any, ids: list[int]) -> list[int]:
+def _withhold_after_resolve(session: Any, ids: list[int], now: datetime) -> list[int]:
     """Of the rows just claimed, the ones to send. Nothing goes to a destination after the
     RESOLVED of its episode (every send of the outbox is claimed here, so the rule holds
     whoever queued the row):
@@ -232,7 +234,13 @@ def _withhold_after_resolve(session: Any, ids: list[int]) -> list[int]:
       destination hears an episode's end once, from the first such row queued.
 
     Those rows are recorded as suppressed with the reason and released, in the claiming
-    transaction."""
+    transaction. And a message telling a destination the episode ended waits while a
+    triggering message of the episode to that destination is being sent (pending under a live
+    lease, claimed before: by another evaluator, by this run's earlier batch, or before an
+    `alerts history resolve`): sent now, it would reach the tracker before the trigger, which
+    would then open an incident nothing closes. It is released, still pending and due, and
+    goes once that send is over (after the trigger, or, if the trigger is retried later, the
+    trigger is suppressed then as above)."""
     from datamantri_alerts.services.signal.ack import ACK_KIND, RESOLVED_FIRST, triggers
     from datamantri_alerts.services.signal.closing import RESOLVED_FIRST as TRIGGER_AFTER
     from datamantri_alerts.services.signal.closing import RESOLVED_ONCE as ONCE
@@ -300,7 +308,47 @@ def _withhold_after_resolve(session: Any, ids: list[int]) -> list[int]:
                 .execution_options(synchronize_session=False)
             )
     withheld = late_acks | late_triggers | told_twice
-    return [i for i in ids if i not in withheld]
+    waiting = _ends_behind_triggers_in_flight(
+        session, [row for row in ends if row.id not in withheld], set(ids), now
+    )
+    if waiting:
+        session.execute(
+            update(Notification)
+            .where(Notification.id.in_(sorted(waiting)))
+            .values(lease_holder=None, lease_expires_at=None)
+            .execution_options(synchronize_session=False)
+        )
+    return [i for i in ids if i not in withheld and i not in waiting]
+
+
+def _ends_behind_triggers_in_flight(
+    session: Any, ends: Sequence[Any], claimed: set[int], now: datetime
+) -> set[int]:
+    """Of `ends` (rows telling a destination its episode ended), those whose destination has a
+    triggering message of the same episode being sent: pending, leased until after `now`, and
+    not among the rows just `claimed` (those are suppressed as late triggers instead)."""
+    from datamantri_alerts.services.signal.ack import triggers
+
+    if not ends:
+        return set()
+    in_flight = session.execute(
+        select(
+            Notification.history_id,
+            Notification.channel,
+            Notification.recipient,
+            Notification.payload,
+        ).where(
+            Notification.history_id.in_(sorted({row.history_id for row in ends})),
+            Notification.status == "pending",
+            Notification.lease_holder.is_not(None),
+            Notification.lease_expires_at > now,
+            Notification.id.not_in(sorted(claimed)),
+        )
+    ).all()
+    busy = {
+        (row.history_id, row.channel, row.recipient) for row in in_flight if triggers(row.payload)
+    }
+    return {row.id for row in ends if (row.history_id, row.channel, row.recipient) in busy}
 
 
 def count_overdue(store: Store, now: datetime, after: timedelta = OVERDUE_AFTER) -> int:
@@ -342,12 +390,14 @@ def record_results(
 
     from datamantri_alerts.store.engine import retry_write_conflicts
 
-    saved = replace(tally, problems=list(tally.problems))
+    saved = replace(tally, problems=list(tally.problems), tried=set(tally.tried))
 
     def undo() -> None:
         tally.sent, tally.failed = saved.sent, saved.failed
         tally.pending, tally.suppressed = saved.pending, saved.suppressed
         tally.problems[:] = saved.problems
+        tally.tried.clear()
+        tally.tried.update(saved.tried)
 
     return retry_write_conflicts(
         lambda: _record_results_once(
@@ -377,6 +427,7 @@ def _record_results_once(
                 # Our lease expired and another evaluator took the row over; it records it.
                 tally.problems.append(f"notification {row.id}: lease lost before recording")
                 continue
+            tally.tried.add(row.id)
             attempts = row.attempts + result.attempts
             entry = {
                 "notification_id": row.id,

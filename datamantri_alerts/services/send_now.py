@@ -75,7 +75,6 @@ def send_now(
     from datamantri_alerts.channels import get_channel
     from datamantri_alerts.services.delivery import deliver_pending
 
-    started = clock.now()
     try:
         policy = interactive_policy(environ)
         tally = deliver_pending(
@@ -92,30 +91,33 @@ def send_now(
         later = "the next `alerts evaluate` sends it once that is fixed"
         return Told(problems=[f"{what} was not sent now ({exc}); {later}"])
     told = Told(tally.sent, tally.pending, tally.failed)
-    if not tally.pending and not tally.failed:
-        return told
     with store.session() as session:
         rows = session.execute(
             select(
+                Notification.id,
                 Notification.channel,
                 Notification.recipient,
                 Notification.status,
                 Notification.last_error,
             )
             .where(*scope, Notification.status.in_(["pending", "failed"]))
-            .where(Notification.next_attempt_at >= started)  # tried by this command
             .order_by(Notification.id)
         ).all()
-    for channel, recipient, status, error in rows:
+    for row_id, channel, recipient, status, error in rows:
         try:
             shown = get_channel(channel).mask_recipient(recipient)
         except KeyError:
             shown = "?"
-        why = error or "unknown error"
-        told.problems.append(
-            f"{what} to {channel} {shown} was not delivered yet ({why}); "
-            "the next `alerts evaluate` retries it"
-            if status == "pending"
-            else f"{what} to {channel} {shown} failed ({why})"
-        )
+        where = f"{what} to {channel} {shown}"
+        if row_id not in tally.tried:
+            # Not tried now: due later (a retry's backoff), or waiting for a message of its
+            # episode to the same destination that is still being sent.
+            told.problems.append(f"{where} was not sent now; the next `alerts evaluate` sends it")
+        elif status == "pending":
+            why = error or "unknown error"
+            told.problems.append(
+                f"{where} was not delivered yet ({why}); the next `alerts evaluate` retries it"
+            )
+        else:
+            told.problems.append(f"{where} failed ({error or 'unknown error'})")
     return told

@@ -19,7 +19,14 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
+from datamantri_alerts.services.delivery import (
+    DeliveryTally,
+    claim_pending,
+    record_results,
+    send_one,
+)
 from datamantri_alerts.services.evaluate import RunOptions, run_evaluation
+from datamantri_alerts.services.leases import Holder
 from datamantri_alerts.services.signal.closing import RESOLVED_FIRST, RESOLVED_ONCE
 from datamantri_alerts.services.signal.silences import add_silence, parse_matcher
 from datamantri_alerts.store.models import AlertHistory, Notification
@@ -156,6 +163,38 @@ def test_a_hand_resolve_from_a_shell_without_the_routing_key_leaves_it_to_the_ev
         ).one()
     assert tuple(row) == ("pending", None)
     stage.run(1, "ok")
+    assert stage.pd.actions == {key: ["trigger", "resolve"]}
+    assert stage.open_incidents() == []
+
+
+def test_a_hand_resolve_waits_for_the_firing_another_evaluator_is_sending(
+    store: Any, store_url: str, flags: Flags, sink: Sink, pagerduty_server: PagerDutyStandIn
+) -> None:
+    """An evaluator on another host has claimed the episode's FIRING to PagerDuty and is still
+    sending it when someone resolves the episode by hand. The RESOLVED must not overtake it
+    (PagerDuty would drop the resolve of an unknown key, then open the incident for ever): the
+    command leaves it for later, and once the FIRING is in, the next run closes the incident.
+    (A reviewer's reproduction: `['resolve', 'trigger']` and an incident open for ever.)"""
+    stage = Stage(store, flags, sink, pagerduty_server)
+    stage.pd.script(Reply(503, "busy"))
+    stage.run(0, "firing", clean=False)  # PagerDuty's FIRING left pending for its retry
+    key = stage.key()
+    other = Holder("evaluator-host", 4242)
+    at = stage.clock.start + timedelta(minutes=3)
+    scope = [Notification.channel == "pagerduty"]
+    [firing] = claim_pending(store, other, at, 100, timedelta(hours=1), scope=scope)
+    assert firing.kind == "firing"
+    done = Cli(store_url)("history", "resolve", str(stage.episode().id), env=stage.environ)
+    assert done.exit_code == 0, done.output
+    assert "RESOLVED sent to 1 destination(s)" in done.stdout  # Slack
+    [warned] = [line for line in done.stderr.splitlines() if line.strip()]
+    assert "the RESOLVED to pagerduty" in warned and "was not sent now" in warned, warned
+    assert stage.pd.actions == {}  # nothing overtook the FIRING
+    # The other evaluator's send ends: the FIRING is in.
+    result = send_one(firing, environ=stage.environ, policy=None, sleep=None)
+    record_results(store, other, [firing], [result], at, DeliveryTally(), 1)
+    assert stage.pd.actions == {key: ["trigger"]}
+    stage.run(40, "ok")
     assert stage.pd.actions == {key: ["trigger", "resolve"]}
     assert stage.open_incidents() == []
 
