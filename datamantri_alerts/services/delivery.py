@@ -178,7 +178,33 @@ def claim_pending(
     ttl: timedelta = LEASE_TTL,
     scope: Sequence[Any] = (),
 ) -> list[Claimed]:
-    """Lease up to limit pending rows that are due (and match every `scope` condition)."""
+    """Lease up to limit pending rows that are due (and match every `scope` condition) and
+    may go now (`_withhold_after_resolve`). Rows held back to wait (still pending and due) are
+    passed over for the rows after them, so a batch of them never looks like nothing to send."""
+    passed: list[int] = []  # held back by this call: claimed again, they would be again
+    while True:
+        claimed = _claim_batch(store, me, now, limit, ttl, [*scope], passed)
+        if claimed is None:
+            return []
+        rows, held_back = claimed
+        if rows:
+            return rows
+        passed.extend(held_back)
+
+
+def _claim_batch(
+    store: Store,
+    me: Holder,
+    now: datetime,
+    limit: int,
+    ttl: timedelta,
+    scope: list[Any],
+    passed: Sequence[int],
+) -> tuple[list[Claimed], list[int]] | None:
+    """One claim of `claim_pending`, leaving out the rows `passed` over: (rows to send, ids
+    held back to wait), or None when nothing was due."""
+    if passed:
+        scope.append(Notification.id.not_in(list(passed)))
     with store.transaction() as session:
         ids = claim(
             session,
@@ -195,10 +221,12 @@ def claim_pending(
             limit=limit,
         )
         if not ids:
-            return []
-        ids = _withhold_after_resolve(session, ids, now)
-        if not ids:
-            return []
+            return None
+        kept = _withhold_after_resolve(session, ids, now, ttl)
+        if not kept:
+            # Suppressed rows are no longer pending; the others wait (released, still due).
+            return [], ids
+        ids = kept
         rows = session.execute(
             select(
                 Notification.id,
@@ -215,10 +243,12 @@ def claim_pending(
             .where(Notification.id.in_(ids))
             .order_by(Notification.id)
         ).all()
-    return [Claimed(*row) for row in rows]
+    return [Claimed(*row) for row in rows], []
 
 
-def _withhold_after_resolve(session: Any, ids: list[int], now: datetime) -> list[int]:
+def _withhold_after_resolve(
+    session: Any, ids: list[int], now: datetime, ttl: timedelta = LEASE_TTL
+) -> list[int]:
     """Of the rows just claimed, the ones to send. Nothing goes to a destination after the
     RESOLVED of its episode (every send of the outbox is claimed here, so the rule holds
     whoever queued the row):
@@ -240,7 +270,9 @@ def _withhold_after_resolve(session: Any, ids: list[int], now: datetime) -> list
     `alerts history resolve`): sent now, it would reach the tracker before the trigger, which
     would then open an incident nothing closes. It is released, still pending and due, and
     goes once that send is over (after the trigger, or, if the trigger is retried later, the
-    trigger is suppressed then as above)."""
+    trigger is suppressed then as above); it waits at most `ttl` (a lease's length) after it
+    was queued, so a send that never ends (a hung process that still renews) holds no RESOLVED
+    back for long."""
     from datamantri_alerts.services.signal.ack import ACK_KIND, RESOLVED_FIRST, triggers
     from datamantri_alerts.services.signal.closing import RESOLVED_FIRST as TRIGGER_AFTER
     from datamantri_alerts.services.signal.closing import RESOLVED_ONCE as ONCE
@@ -254,6 +286,7 @@ def _withhold_after_resolve(session: Any, ids: list[int], now: datetime) -> list
             Notification.recipient,
             Notification.kind,
             Notification.payload,
+            Notification.created_at,
         )
         .join(AlertHistory, AlertHistory.id == Notification.history_id)
         .where(Notification.id.in_(ids), AlertHistory.resolved_at.is_not(None))
@@ -309,7 +342,10 @@ def _withhold_after_resolve(session: Any, ids: list[int], now: datetime) -> list
             )
     withheld = late_acks | late_triggers | told_twice
     waiting = _ends_behind_triggers_in_flight(
-        session, [row for row in ends if row.id not in withheld], set(ids), now
+        session,
+        [row for row in ends if row.id not in withheld and now - row.created_at < ttl],
+        set(ids),
+        now,
     )
     if waiting:
         session.execute(
@@ -326,27 +362,39 @@ def _ends_behind_triggers_in_flight(
 ) -> set[int]:
     """Of `ends` (rows telling a destination its episode ended), those whose destination has a
     triggering message of the same episode being sent: pending, leased until after `now`, and
-    not among the rows just `claimed` (those are suppressed as late triggers instead)."""
+    not among the rows just `claimed` (those are suppressed as late triggers instead).
+
+    Read without locking: on PostgreSQL and MySQL/MariaDB (READ COMMITTED) a claim of the
+    trigger that is not committed yet reads as the row unleased, so a RESOLVED claimed in those
+    same milliseconds may still go first. Reading the rows locked closed that window but made
+    four evaluators on one MariaDB deadlock on each other's claims."""
     from datamantri_alerts.services.signal.ack import triggers
 
     if not ends:
         return set()
-    in_flight = session.execute(
+    query = (
         select(
             Notification.history_id,
             Notification.channel,
             Notification.recipient,
             Notification.payload,
-        ).where(
+            Notification.lease_holder,
+            Notification.lease_expires_at,
+        )
+        .where(
             Notification.history_id.in_(sorted({row.history_id for row in ends})),
             Notification.status == "pending",
-            Notification.lease_holder.is_not(None),
-            Notification.lease_expires_at > now,
             Notification.id.not_in(sorted(claimed)),
         )
-    ).all()
+        .order_by(Notification.id)
+    )
     busy = {
-        (row.history_id, row.channel, row.recipient) for row in in_flight if triggers(row.payload)
+        (row.history_id, row.channel, row.recipient)
+        for row in session.execute(query).all()
+        if row.lease_holder is not None
+        and row.lease_expires_at is not None
+        and row.lease_expires_at > now
+        and triggers(row.payload)
     }
     return {row.id for row in ends if (row.history_id, row.channel, row.recipient) in busy}
 

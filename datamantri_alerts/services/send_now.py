@@ -109,7 +109,10 @@ def send_now(
         except KeyError:
             shown = "?"
         where = f"{what} to {channel} {shown}"
-        if row_id not in tally.tried:
+        if status == "failed":
+            if row_id in tally.tried:  # one failed before is not this command's news
+                told.problems.append(f"{where} failed ({error or 'unknown error'})")
+        elif row_id not in tally.tried:
             # Not tried now: due later (a retry's backoff), or waiting for a message of its
             # episode to the same destination that is still being sent.
             told.problems.append(f"{where} was not sent now; the next `alerts evaluate` sends it")
@@ -118,6 +121,4 @@ def send_now(
             told.problems.append(
                 f"{where} was not delivered yet ({why}); the next `alerts evaluate` retries it"
             )
-        else:
-            told.problems.append(f"{where} failed ({error or 'unknown error'})")
     return told

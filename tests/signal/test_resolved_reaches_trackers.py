@@ -22,6 +22,7 @@ from sqlalchemy import select
 from datamantri_alerts.services.delivery import (
     DeliveryTally,
     claim_pending,
+    deliver_pending,
     record_results,
     send_one,
 )
@@ -199,6 +200,42 @@ def test_a_hand_resolve_waits_for_the_firing_another_evaluator_is_sending(
     assert stage.open_incidents() == []
 
 
+def test_a_waiting_resolved_neither_stops_other_sends_nor_waits_past_a_lease(
+    store: Any, store_url: str, flags: Flags, sink: Sink, pagerduty_server: PagerDutyStandIn
+) -> None:
+    """A RESOLVED waiting for a FIRING another evaluator is sending is passed over: a claim
+    whose rows all wait takes the rows after them (a reviewer's case: with batches of one, the
+    waiting RESOLVED ended delivery, and another alert's FIRING was never sent). And it waits
+    at most a lease's length after it was queued: a send that never ends does not hold it for
+    ever."""
+    stage = Stage(store, flags, sink, pagerduty_server)
+    stage.pd.script(Reply(503, "busy"))
+    stage.run(0, "firing", clean=False)
+    key = stage.key()
+    other = Holder("evaluator-host", 4242)
+    start = stage.clock.start
+    scope = [Notification.channel == "pagerduty"]
+    claim_pending(store, other, start + timedelta(minutes=3), 100, timedelta(hours=1), scope=scope)
+    done = Cli(store_url)("history", "resolve", str(stage.episode().id), env=stage.environ)
+    assert done.exit_code == 0, done.output
+    make_alert(store, flags, "etl2", channels=["slack"], recipients={"slack": sink.hook("etl2")})
+    sink.on("etl2", 503)  # its FIRING is left pending, behind the waiting RESOLVED
+    flags.set(etl="ok", etl2="firing")  # etl, resolved by hand, opens no new episode
+    stage.clock.set(start + timedelta(minutes=3))
+    run_evaluation(store, stage.clock, RunOptions(host="test-host", environ=stage.environ))
+    assert [slack_state(b) for b in sink.bodies("etl2")] == ["FIRING"]  # the 503
+
+    me = Holder("test-host", 7)
+    stage.clock.set(start + timedelta(minutes=5))
+    deliver_pending(store, stage.clock, me, batch_size=1, environ=stage.environ)
+    assert [slack_state(b) for b in sink.bodies("etl2")] == ["FIRING", "FIRING"]
+    assert stage.pd.actions == {}  # the RESOLVED still waits for the FIRING being sent
+
+    stage.clock.set(start + timedelta(minutes=15))  # past a lease's length since queued
+    deliver_pending(store, stage.clock, me, batch_size=1, environ=stage.environ)
+    assert stage.pd.actions == {key: ["resolve"]}
+
+
 def test_notify_on_resolve_false_keeps_people_quiet_but_closes_the_incident(
     store: Any, flags: Flags, sink: Sink, pagerduty_server: PagerDutyStandIn
 ) -> None:
@@ -297,7 +334,9 @@ def test_disabling_or_deleting_the_alert_resolves_its_incident(
     key = stage.key()
     done = Cli(store_url)(*how)
     assert done.exit_code == 0, done.output
-    stage.run(1, "firing")
+    # Minutes after the command's real time, whatever the second the test started at: the
+    # RESOLVED it queued is due by then.
+    stage.run(5, "firing")
     assert stage.pd.actions == {key: ["trigger", "resolve"]}
     assert stage.open_incidents() == []
     assert stage.slack_states() == ["FIRING"]
@@ -329,7 +368,7 @@ def test_purging_the_history_of_an_alert_whose_incident_is_open_is_refused(
         ).all()
     done = cli("delete", "etl", "--yes")
     assert done.exit_code == 0, done.output
-    stage.run(1, "firing")
+    stage.run(5, "firing")  # minutes after the command's real time: its RESOLVED is due
     assert stage.pd.actions == {key: ["trigger", "resolve"]}
     assert stage.open_incidents() == []
 
