@@ -163,7 +163,7 @@ def test_a_hand_resolve_from_a_shell_without_the_routing_key_leaves_it_to_the_ev
             )
         ).one()
     assert tuple(row) == ("pending", None)
-    stage.run(1, "ok")
+    stage.run(5, "ok")  # minutes after the command's real time: the row it left is due
     assert stage.pd.actions == {key: ["trigger", "resolve"]}
     assert stage.open_incidents() == []
 
