@@ -13,8 +13,8 @@ from datamantri_alerts.inputs import NOTHING_ALLOWED, control_character
 #: How long an evaluator holds the alerts and notifications it claimed (ALERTS_LEASE_SECONDS).
 DEFAULT_LEASE = timedelta(minutes=10)
 #: The shortest lease used (seconds): a shorter ALERTS_LEASE_SECONDS is raised to it, with a
-#: warning (releases before 0.1 took any value above 0, and refusing one would stop every
-#: cron run of an upgraded host). A run renews its leases every third of it from loops that
+#: warning (earlier releases took any value above 0, and refusing one would stop every cron
+#: run of an upgraded host). A run renews its leases every third of it from loops that
 #: can be busy for seconds at a time (a claim waiting for the store, a batch of results being
 #: written), and a lease that runs out under a live run lets another evaluator check its
 #: alerts or send its notifications a second time.

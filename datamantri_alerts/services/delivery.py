@@ -183,7 +183,7 @@ def claim_pending(
     passed over for the rows after them, so a batch of them never looks like nothing to send."""
     passed: list[int] = []  # held back by this call: claimed again, they would be again
     while True:
-        claimed = _claim_batch(store, me, now, limit, ttl, [*scope], passed)
+        claimed = _claim_batch(store, me, now, limit, ttl, scope, passed)
         if claimed is None:
             return []
         rows, held_back = claimed
@@ -198,13 +198,12 @@ def _claim_batch(
     now: datetime,
     limit: int,
     ttl: timedelta,
-    scope: list[Any],
+    scope: Sequence[Any],
     passed: Sequence[int],
 ) -> tuple[list[Claimed], list[int]] | None:
     """One claim of `claim_pending`, leaving out the rows `passed` over: (rows to send, ids
     held back to wait), or None when nothing was due."""
-    if passed:
-        scope.append(Notification.id.not_in(list(passed)))
+    not_passed = [Notification.id.not_in(list(passed))] if passed else []
     with store.transaction() as session:
         ids = claim(
             session,
@@ -213,6 +212,7 @@ def _claim_batch(
                 Notification.status == "pending",
                 Notification.next_attempt_at <= now,
                 *scope,
+                *not_passed,
             ],
             order_by=[Notification.id],
             me=me,
@@ -372,29 +372,22 @@ def _ends_behind_triggers_in_flight(
 
     if not ends:
         return set()
-    query = (
+    in_flight = session.execute(
         select(
             Notification.history_id,
             Notification.channel,
             Notification.recipient,
             Notification.payload,
-            Notification.lease_holder,
-            Notification.lease_expires_at,
-        )
-        .where(
+        ).where(
             Notification.history_id.in_(sorted({row.history_id for row in ends})),
             Notification.status == "pending",
+            Notification.lease_holder.is_not(None),
+            Notification.lease_expires_at > now,
             Notification.id.not_in(sorted(claimed)),
         )
-        .order_by(Notification.id)
-    )
+    ).all()
     busy = {
-        (row.history_id, row.channel, row.recipient)
-        for row in session.execute(query).all()
-        if row.lease_holder is not None
-        and row.lease_expires_at is not None
-        and row.lease_expires_at > now
-        and triggers(row.payload)
+        (row.history_id, row.channel, row.recipient) for row in in_flight if triggers(row.payload)
     }
     return {row.id for row in ends if (row.history_id, row.channel, row.recipient) in busy}
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -234,17 +234,12 @@ def renew_held(
     claimed and not recorded yet) to a full `ttl` from now, in a transaction of its own. A
     store that cannot take the write now is logged, not raised: the run goes on, and its leases
     may expire (another run may then take those rows too), as without renewing."""
-    from datamantri_alerts.store.engine import retry_write_conflicts
-
     if not ids:
         return
-
-    def renew_once() -> int:
-        with store.transaction() as session:
-            return renew(session, model, ids, me=me, now=clock.now(), ttl=ttl)
-
     try:
-        renewed = retry_write_conflicts(renew_once)
+        renewed = _in_own_transaction(
+            store, lambda session: renew(session, model, ids, me=me, now=clock.now(), ttl=ttl)
+        )
     except Exception as exc:
         log.warning(
             "could not renew the leases of %s (%s): another evaluator may take over the %s "
@@ -269,16 +264,20 @@ def release(session: Session, model: Any, ids: Sequence[int], me: Holder) -> int
 def give_back(store: Store, model: Any, ids: Sequence[int], me: Holder) -> None:
     """`release` this process's leases on `ids` in a transaction of its own: claimed, then not
     wanted (alerts past a batch's units; outbox rows already tried in this run)."""
+    if ids:
+        _in_own_transaction(store, lambda session: release(session, model, ids, me))
+
+
+def _in_own_transaction(store: Store, work: Callable[[Session], int]) -> int:
+    """`work(session)` in a store transaction of its own, written again when the store rolled
+    it back to break a deadlock (`store.engine.retry_write_conflicts`)."""
     from datamantri_alerts.store.engine import retry_write_conflicts
 
-    if not ids:
-        return
-
-    def release_once() -> None:
+    def once() -> int:
         with store.transaction() as session:
-            release(session, model, ids, me)
+            return work(session)
 
-    retry_write_conflicts(release_once)
+    return retry_write_conflicts(once)
 
 
 def release_all(session: Session, model: Any, me: Holder) -> int:

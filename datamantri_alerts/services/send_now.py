@@ -97,26 +97,24 @@ def send_now(
                 Notification.id,
                 Notification.channel,
                 Notification.recipient,
-                Notification.status,
                 Notification.last_error,
             )
-            .where(*scope, Notification.status.in_(["pending", "failed"]))
+            # What this command tries and cannot send stays pending (`defer_failures`); one
+            # failed before is not its news.
+            .where(*scope, Notification.status == "pending")
             .order_by(Notification.id)
         ).all()
-    for row_id, channel, recipient, status, error in rows:
+    for row_id, channel, recipient, error in rows:
         try:
             shown = get_channel(channel).mask_recipient(recipient)
         except KeyError:
             shown = "?"
         where = f"{what} to {channel} {shown}"
-        if status == "failed":
-            if row_id in tally.tried:  # one failed before is not this command's news
-                told.problems.append(f"{where} failed ({error or 'unknown error'})")
-        elif row_id not in tally.tried:
+        if row_id not in tally.tried:
             # Not tried now: due later (a retry's backoff), or waiting for a message of its
             # episode to the same destination that is still being sent.
             told.problems.append(f"{where} was not sent now; the next `alerts evaluate` sends it")
-        elif status == "pending":
+        else:
             why = error or "unknown error"
             told.problems.append(
                 f"{where} was not delivered yet ({why}); the next `alerts evaluate` retries it"
