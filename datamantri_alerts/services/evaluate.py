@@ -401,9 +401,10 @@ def _finish_run(
         outcome = "failed"
     try:
         with store.transaction() as session:
+            runs = EvaluatorRun.__table__
             session.execute(
-                update(EvaluatorRun)
-                .where(EvaluatorRun.id == run_id)
+                update(runs)
+                .where(runs.c.id == run_id)
                 .values(
                     finished_at=clock.now(),
                     outcome=outcome,

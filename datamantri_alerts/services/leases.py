@@ -167,11 +167,13 @@ def claim(
     )
     ids = list(session.scalars(lock_rows(session, query, skip_locked=True)).all())
     if ids:
+        # A Core UPDATE of the table: the ORM's bulk UPDATE machinery costs more than the
+        # statement, and no object of the session holds these rows.
+        table = model.__table__
         session.execute(
-            update(model)
-            .where(model.id.in_(ids))
+            update(table)
+            .where(table.c.id.in_(ids))
             .values(lease_holder=me.id, lease_expires_at=now + ttl)
-            .execution_options(synchronize_session=False)
         )
     return ids
 
