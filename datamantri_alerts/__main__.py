@@ -1,4 +1,4 @@
-from datamantri_alerts.cli import main
+from datamantri_alerts.cli import run
 
 if __name__ == "__main__":
-    main()
+    run()

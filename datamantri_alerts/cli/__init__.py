@@ -282,3 +282,20 @@ def main() -> None:
             app(prog_name="alerts")
     finally:
         resume_gc()
+
+
+def run() -> None:
+    """The `alerts` command (console script and `python -m datamantri_alerts`): `main`, then the
+    process ends at once with its exit status (`cli.startup.exit_at_once`: no interpreter
+    teardown) when the command ended with one, and through Python's own exit otherwise (an
+    uncaught exception's traceback, a message as the exit status, Ctrl-C)."""
+    from datamantri_alerts.cli.startup import exit_at_once
+
+    try:
+        main()
+    except SystemExit as exc:
+        if exc.code is not None and not isinstance(exc.code, int):
+            raise
+        exit_at_once(exc.code or 0)
+        raise
+    exit_at_once(0)

@@ -26,12 +26,21 @@ on I/O. Every 5 ms the busy one was made to hand the GIL over, and the two took 
 each other's caches: 3-5 % of a 5,000-alert run's wall time (16 interleaved rounds). A thread
 that blocks on I/O still lets go of the GIL at once; one whose answer has come back waits at
 most 20 ms for it, which neither a check's timeout (seconds) nor the run notices.
+
+When the command is over, the `alerts` command ends the process without the interpreter's
+teardown (`exit_at_once`, as mypy's `hard_exit` does): tearing down every module and freeing
+every object one by one took 60-160 ms after a 5,000-alert run, 4-8 % of it, for a process
+that is about to be gone. Everything a normal exit does that anyone could see is still done
+first, and where it cannot be done the same way the normal exit runs instead.
 """
 
 from __future__ import annotations
 
+import atexit
 import gc
+import os
 import sys
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -76,3 +85,33 @@ def switching_less() -> Iterator[None]:
         yield
     finally:
         sys.setswitchinterval(previous)
+
+
+def exit_at_once(code: int) -> None:
+    """End the process now with exit status `code`, skipping the interpreter's teardown.
+
+    What a normal exit does that is seen outside the process is done first: standard output and
+    error are flushed (the redactor's pending text too) and the `atexit` functions run (logging's
+    `shutdown`, which flushes and closes the log handlers, among them). Returns without doing
+    anything, so the caller exits normally, when another non-daemon thread is still alive (a
+    normal exit waits for it) or when flushing fails (a normal exit reports that, e.g. a closed
+    pipe, and exits with 120)."""
+    main = threading.main_thread()
+    if any(t is not main and not t.daemon and t.is_alive() for t in threading.enumerate()):
+        return
+    if not _flushed():
+        return
+    atexit._run_exitfuncs()  # the registry is cleared: a normal exit after this runs none twice
+    if not _flushed():
+        return
+    os._exit(code)
+
+
+def _flushed() -> bool:
+    try:
+        for stream in (sys.stdout, sys.stderr, sys.__stdout__, sys.__stderr__):
+            if stream is not None:
+                stream.flush()
+    except Exception:
+        return False
+    return True
