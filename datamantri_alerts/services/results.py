@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Row, bindparam, func, insert, select, type_coerce, update
+from sqlalchemy import Row, func, insert, select, type_coerce
 from sqlalchemy.engine import Dialect
 
 from datamantri_alerts.services.due import check_interval, next_due_after
@@ -34,6 +34,7 @@ from datamantri_alerts.services.signal.ack import (
 from datamantri_alerts.services.signal.closing import queue_resolved
 from datamantri_alerts.services.signal.hold import Signals, hold_reason
 from datamantri_alerts.services.states import AlertBook, Transition, next_state
+from datamantri_alerts.store.by_id import update_by_id
 from datamantri_alerts.store.models import Alert, AlertHistory
 from datamantri_alerts.store.types import PortableJSON
 
@@ -264,7 +265,7 @@ def _apply_results_once(
             if t.close_episode and a.current_episode_id in episodes
         ]
         if closing:
-            _write_by_id(
+            update_by_id(
                 session,
                 AlertHistory.__table__,
                 [{"_id": row["id"], "resolved_at": row["resolved_at"]} for row in closing],
@@ -283,7 +284,7 @@ def _apply_results_once(
             for a, r, t in plans
             if t.refresh_episode and a.current_episode_id in episodes
         ]
-        _write_by_id(session, AlertHistory.__table__, refreshing)
+        update_by_id(session, AlertHistory.__table__, refreshing)
         _record_flips(session, now, plans, flaps, episodes)
 
         # Open new episodes (ids back in input order).
@@ -415,7 +416,7 @@ def _apply_results_once(
             summary.errors += result.outcome == "error"
         queued = enqueue(session, events, now)
         summary.suppressed += sum(1 for row in queued if row["status"] == "suppressed")
-        _write_by_id(session, Alert.__table__, alert_updates)
+        update_by_id(session, Alert.__table__, alert_updates)
         settled = _settle_flapping(session, now, host, plans, flaps, signals, messages)
         queued = enqueue(session, settled, now)
         summary.suppressed += sum(1 for row in queued if row["status"] == "suppressed")
@@ -490,18 +491,6 @@ def _telling(
     )
 
 
-def _write_by_id(session: Any, table: Any, rows: Sequence[dict[str, Any]]) -> None:
-    """UPDATE `table`'s rows by their `id` (each row's `_id`, its other keys the columns to
-    write): one Core executemany per set of columns written, so rows sharing one (most of a
-    batch) share a statement. The ORM's bulk UPDATE by primary key cost several times as much
-    per row."""
-    by_columns: dict[tuple[str, ...], list[dict[str, Any]]] = {}
-    for row in rows:
-        by_columns.setdefault(tuple(row), []).append(row)
-    for group in by_columns.values():
-        session.execute(update(table).where(table.c.id == bindparam("_id")), group)
-
-
 #: At most this many flips are kept per episode (the newest).
 MAX_FLIPS = 500
 
@@ -530,7 +519,7 @@ def _record_flips(
         select(AlertHistory.id, AlertHistory.flips).where(AlertHistory.id.in_(list(flipped)))
     ).all()
     stamp = now.isoformat()
-    _write_by_id(
+    update_by_id(
         session,
         AlertHistory.__table__,
         [
