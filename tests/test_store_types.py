@@ -18,6 +18,7 @@ from datamantri_alerts.store.types import (
     JSONType,
     RedactedJSON,
     StoredText,
+    _json_text,
     storable,
     storable_text,
 )
@@ -189,6 +190,29 @@ def test_redacted_json_quick_path_binds_what_the_general_path_binds() -> None:
                 assert f"{MASK}\\\\x00tail" in quick(_REDACTED_JSON_VALUES[2])
     with pytest.raises(TypeError):
         RedactedJSON().dialect_impl(sqlite.dialect()).bind_processor(sqlite.dialect())({1, 2})
+
+
+def test_json_text_is_json_dumps_text() -> None:
+    """`_json_text` (the encoder `json.dumps` builds, built once) gives `json.dumps`'s text for
+    every value it can serialise, None for the others, a circular one included."""
+    import json
+
+    circular: list[Any] = [1]
+    circular.append(circular)
+    values: list[Any] = [
+        *_REDACTED_JSON_VALUES[:-1],
+        {"nan": float("nan"), "inf": [float("inf"), float("-inf")], "zero": -0.0, "e": 1e16},
+        {3: "int key", 2.5: "float key", True: "bool key", None: "none key", "s": 10**30},
+        ("a tuple", ["nested", {"deep": [[[]]], "": {}}]),
+        '\u2028 \ufeff \x7f "quoted" \\ back',
+        3.141592653589793,
+        False,
+    ]
+    for value in values:
+        assert _json_text(value) == json.dumps(value), value
+    assert _json_text(None) == "null"
+    for refused in ({1, 2}, {(1, 2): "tuple key"}, [object()], circular):
+        assert _json_text(refused) is None
 
 
 def test_redacted_json_quick_path_stores_the_general_paths_rows(any_dialect_url: str) -> None:

@@ -12,9 +12,9 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 from functools import partial
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
-from sqlalchemy import Row, bindparam, func, insert, select, type_coerce, update
+from sqlalchemy import Row, func, insert, select, type_coerce
 from sqlalchemy.engine import Dialect
 
 from datamantri_alerts.services.due import check_interval, next_due_after
@@ -34,6 +34,7 @@ from datamantri_alerts.services.signal.ack import (
 from datamantri_alerts.services.signal.closing import queue_resolved
 from datamantri_alerts.services.signal.hold import Signals, hold_reason
 from datamantri_alerts.services.states import AlertBook, Transition, next_state
+from datamantri_alerts.store.by_id import update_by_id
 from datamantri_alerts.store.models import Alert, AlertHistory
 from datamantri_alerts.store.types import PortableJSON
 
@@ -93,10 +94,10 @@ class _NullableJSON(PortableJSON):
 
 
 #: What deciding an alert's next state and writing its result read of it
-#: (`_apply_results_once`), as rows (Core, not ORM objects): no other column is decoded (the
-#: check's last summary and details, written here, are never read), and reading one that is
-#: not listed fails instead of loading it. Of `condition_config` only its interval is read
-#: (`check_interval`, `_CheckIntervalOf`).
+#: (`_apply_results_once`), as rows (Core, not ORM objects; kept as `AlertState`): no other
+#: column is decoded (the check's last summary and details, written here, are never read), and
+#: reading one that is not listed fails instead of loading it. Of `condition_config` only its
+#: interval is read (`check_interval`, `_CheckIntervalOf`).
 _STATE_COLUMNS = (
     Alert.__table__.c.id,
     Alert.__table__.c.name,
@@ -120,6 +121,31 @@ _STATE_COLUMNS = (
         )
     ),
 )
+
+
+class AlertState(NamedTuple):
+    """An alert's `_STATE_COLUMNS` as read, in their order. A named tuple, not SQLAlchemy's
+    row: the writer reads about forty of these attributes per alert, and a row's attribute
+    costs about ten times as much to read (SQLAlchemy 2.1 first looks the name up on the row's
+    class, a failed lookup that raises and swallows an AttributeError each time)."""
+
+    id: int
+    name: str
+    condition_type: str
+    check_interval: timedelta
+    flap_detection: dict[str, Any] | None
+    state: str
+    consecutive_hits: int
+    pending_evaluations: int
+    repeat_interval_minutes: int
+    notify_on_resolve: bool
+    last_evaluated_at: datetime | None
+    last_notified_at: datetime | None
+    trigger_count: int
+    flap_history: str | None
+    flapping: bool
+    current_episode_id: int | None
+
 
 #: What telling about an alert reads of it: the hold rules of `services.signal.hold` and the
 #: message and destinations of `_alert_event`; read only for the alerts of a batch that may
@@ -196,7 +222,7 @@ def _apply_results_once(
             .where(columns.id.in_(list(by_id)), columns.lease_holder == me.id)
             .order_by(columns.id)
         )
-        alerts = list(session.execute(lock_rows(session, query)))
+        alerts = [AlertState._make(row) for row in session.execute(lock_rows(session, query))]
         lost = set(by_id) - {a.id for a in alerts}
         if lost:
             # An alert disabled or deleted meanwhile gave up its lease (`stand_down`): its result
@@ -207,7 +233,7 @@ def _apply_results_once(
             summary.problems.append(f"alert {alert_id}: lease lost before its result was written")
         episodes = _open_episodes(session, alerts)
 
-        plans: list[tuple[Row[Any], CheckResult, Transition]] = []
+        plans: list[tuple[AlertState, CheckResult, Transition]] = []
         #: alert id -> (updated outcome history, flap verdict)
         flaps: dict[int, tuple[str, flapping.Verdict]] = {}
         #: (history, was flapping) -> verdict under the default settings (most alerts'): a
@@ -264,7 +290,7 @@ def _apply_results_once(
             if t.close_episode and a.current_episode_id in episodes
         ]
         if closing:
-            _write_by_id(
+            update_by_id(
                 session,
                 AlertHistory.__table__,
                 [{"_id": row["id"], "resolved_at": row["resolved_at"]} for row in closing],
@@ -283,7 +309,7 @@ def _apply_results_once(
             for a, r, t in plans
             if t.refresh_episode and a.current_episode_id in episodes
         ]
-        _write_by_id(session, AlertHistory.__table__, refreshing)
+        update_by_id(session, AlertHistory.__table__, refreshing)
         _record_flips(session, now, plans, flaps, episodes)
 
         # Open new episodes (ids back in input order).
@@ -415,7 +441,7 @@ def _apply_results_once(
             summary.errors += result.outcome == "error"
         queued = enqueue(session, events, now)
         summary.suppressed += sum(1 for row in queued if row["status"] == "suppressed")
-        _write_by_id(session, Alert.__table__, alert_updates)
+        update_by_id(session, Alert.__table__, alert_updates)
         settled = _settle_flapping(session, now, host, plans, flaps, signals, messages)
         queued = enqueue(session, settled, now)
         summary.suppressed += sum(1 for row in queued if row["status"] == "suppressed")
@@ -426,7 +452,7 @@ def _apply_results_once(
 
 
 def _alert_update(
-    alert: Row[Any],
+    alert: AlertState,
     result: CheckResult,
     transition: Transition,
     *,
@@ -473,7 +499,7 @@ def _alert_update(
 
 
 def _telling(
-    alert: Row[Any],
+    alert: AlertState,
     result: CheckResult,
     transition: Transition,
     verdict: flapping.Verdict,
@@ -490,18 +516,6 @@ def _telling(
     )
 
 
-def _write_by_id(session: Any, table: Any, rows: Sequence[dict[str, Any]]) -> None:
-    """UPDATE `table`'s rows by their `id` (each row's `_id`, its other keys the columns to
-    write): one Core executemany per set of columns written, so rows sharing one (most of a
-    batch) share a statement. The ORM's bulk UPDATE by primary key cost several times as much
-    per row."""
-    by_columns: dict[tuple[str, ...], list[dict[str, Any]]] = {}
-    for row in rows:
-        by_columns.setdefault(tuple(row), []).append(row)
-    for group in by_columns.values():
-        session.execute(update(table).where(table.c.id == bindparam("_id")), group)
-
-
 #: At most this many flips are kept per episode (the newest).
 MAX_FLIPS = 500
 
@@ -509,7 +523,7 @@ MAX_FLIPS = 500
 def _record_flips(
     session: Any,
     now: datetime,
-    plans: Sequence[tuple[Row[Any], CheckResult, Transition]],
+    plans: Sequence[tuple[AlertState, CheckResult, Transition]],
     flaps: Mapping[int, tuple[str, flapping.Verdict]],
     episodes: Mapping[int, Any],
 ) -> None:
@@ -530,7 +544,7 @@ def _record_flips(
         select(AlertHistory.id, AlertHistory.flips).where(AlertHistory.id.in_(list(flipped)))
     ).all()
     stamp = now.isoformat()
-    _write_by_id(
+    update_by_id(
         session,
         AlertHistory.__table__,
         [
@@ -590,7 +604,7 @@ def _settle_flapping(
     session: Any,
     now: datetime,
     host: str,
-    plans: Sequence[tuple[Row[Any], CheckResult, Transition]],
+    plans: Sequence[tuple[AlertState, CheckResult, Transition]],
     flaps: Mapping[int, tuple[str, flapping.Verdict]],
     signals: Signals,
     messages: Mapping[int, Row[Any]],
@@ -700,7 +714,7 @@ def _alert_event(
 
 
 def _open_episodes(
-    session: Any, alerts: Sequence[Row[Any]]
+    session: Any, alerts: Sequence[AlertState]
 ) -> dict[int, tuple[str, datetime, str, datetime | None, datetime | None]]:
     """id -> (kind, triggered_at, severity, acknowledged_at, ack_until) of the alerts' open
     episodes."""
@@ -717,8 +731,8 @@ def _open_episodes(
             history.acknowledged_at,
             history.ack_until,
         ).where(history.id.in_(ids), history.resolved_at.is_(None))
-    ).all()
+    )
     return {
-        row.id: (row.kind, row.triggered_at, row.severity, row.acknowledged_at, row.ack_until)
-        for row in rows
+        episode_id: (kind, triggered_at, severity, acknowledged_at, ack_until)
+        for episode_id, kind, triggered_at, severity, acknowledged_at, ack_until in rows
     }

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Literal
+from typing import Literal, NamedTuple
 
 NotificationKind = Literal["firing", "repeat", "resolved", "error", "escalated"]
 
@@ -35,9 +35,10 @@ SEVERITY_RANK = {"info": 0, "warning": 1, "critical": 2}
 ESTABLISHED_FIRING_EVALUATIONS = 3
 
 
-@dataclass(frozen=True)
-class AlertBook:
-    """The bookkeeping fields of an alert the state machine reads."""
+class AlertBook(NamedTuple):
+    """The bookkeeping fields of an alert the state machine reads. A named tuple: immutable,
+    as a frozen dataclass is, and built in less than half the time (the result writer builds
+    one per alert evaluated)."""
 
     state: str
     consecutive_hits: int

@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import select, text, update
 
 from datamantri_alerts.services.due import check_interval
-from datamantri_alerts.services.results import _STATE_COLUMNS
+from datamantri_alerts.services.results import _STATE_COLUMNS, AlertState
 from datamantri_alerts.store.models import Alert
 from tests.evaluator.conftest import Flags, make_alerts
 
@@ -68,3 +68,8 @@ def test_state_columns_read_what_decoding_the_columns_reads(store: Any, flags: F
         assert read[alert_id].flap_detection == decoded[alert_id].flap_detection
         intervals.append(read[alert_id].check_interval.total_seconds() / 60)
     assert intervals == [5, 15, 0.5, 5, 5, 5, 5, 5, 7, 5, 5, 20, 9, 45]
+
+
+def test_alert_state_names_the_state_columns_in_their_order() -> None:
+    """The writer reads `_STATE_COLUMNS` rows into `AlertState` by position."""
+    assert AlertState._fields == tuple(column.key for column in _STATE_COLUMNS)
