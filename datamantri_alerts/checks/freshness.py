@@ -37,7 +37,13 @@ from pydantic import (
 from datamantri_alerts.checks.base import CannotEvaluate, CheckConfig, CheckContext, Outcome
 from datamantri_alerts.checks.base import Severity as SeverityName
 from datamantri_alerts.checks.instants import read_instants
-from datamantri_alerts.checks.values import json_safe, truncate, valid_zone_name, zone_named
+from datamantri_alerts.checks.values import (
+    json_safe,
+    parse_timestamp,
+    truncate,
+    valid_zone_name,
+    zone_named,
+)
 from datamantri_alerts.clock import format_duration
 
 if TYPE_CHECKING:
@@ -194,6 +200,7 @@ class FreshnessCheck:
         value is not a timestamp. Raises CannotEvaluate when the data source cannot be found or
         reached: every member's error, as it would be alone."""
         from datamantri_alerts.checks.base import GROUP_BOUND_SECONDS
+        from datamantri_alerts.checks.instants import session_rendered_columns
         from datamantri_alerts.checks.newest import newest_values_sql
         from datamantri_alerts.checks.sources import load_datasource, open_source
 
@@ -221,14 +228,19 @@ class FreshnessCheck:
                 return [None] * len(configs)
             if len(result.rows) != 1 or [c.lower() for c in result.columns] != expected:
                 return [None] * len(configs)
-            converted = _session_rendered_instants(conn, result, bound)
+            rendered = session_rendered_columns(conn, result)
+            converted = _session_rendered_instants(conn, result, rendered, bound)
+            [row] = result.rows
             for i, config in enumerate(configs):
                 if i in converted:
                     newest.append(converted[i])
                     continue
                 try:
                     zone = zone_named(config.timestamp_timezone)
-                    newest.append(read_instants(conn, result, [i], zone, bound=bound)[0][0])
+                    if i in rendered:
+                        newest.append(read_instants(conn, result, [i], zone, bound=bound)[0][0])
+                    else:  # what read_instants does with a column the session did not render
+                        newest.append(parse_timestamp(row[i], zone))
                 except ValueError as exc:
                     newest.append(exc)
         now = ctx.clock.now()
@@ -271,16 +283,14 @@ class FreshnessCheck:
 
 
 def _session_rendered_instants(
-    conn: SourceConnection, result: QueryResult, bound: float
+    conn: SourceConnection, result: QueryResult, rendered_columns: set[int], bound: float
 ) -> dict[int, datetime | None]:
     """A group's MySQL/MariaDB TIMESTAMP values (renderings in the session's zone: no member's
     `timestamp_timezone` applies to them) as instants, by column, converted by the server in
     one statement for the whole group rather than one per member (`read_instants`). Empty on
     every other dialect, and when a value does not convert: each member then converts its own
-    and reports its own error, as alone."""
-    from datamantri_alerts.checks.instants import session_rendered_columns
-
-    rendered = sorted(session_rendered_columns(conn, result))
+    and reports its own error, as alone. `rendered_columns`: `session_rendered_columns`."""
+    rendered = sorted(rendered_columns)
     if not rendered:
         return {}
     try:
