@@ -37,7 +37,13 @@ from pydantic import (
 from datamantri_alerts.checks.base import CannotEvaluate, CheckConfig, CheckContext, Outcome
 from datamantri_alerts.checks.base import Severity as SeverityName
 from datamantri_alerts.checks.instants import read_instants
-from datamantri_alerts.checks.values import json_safe, truncate, valid_zone_name, zone_named
+from datamantri_alerts.checks.values import (
+    json_safe,
+    parse_timestamp,
+    truncate,
+    valid_zone_name,
+    zone_named,
+)
 from datamantri_alerts.clock import format_duration
 
 if TYPE_CHECKING:
@@ -194,6 +200,7 @@ class FreshnessCheck:
         value is not a timestamp. Raises CannotEvaluate when the data source cannot be found or
         reached: every member's error, as it would be alone."""
         from datamantri_alerts.checks.base import GROUP_BOUND_SECONDS
+        from datamantri_alerts.checks.instants import session_rendered_columns
         from datamantri_alerts.checks.newest import newest_values_sql
         from datamantri_alerts.checks.sources import load_datasource, open_source
 
@@ -221,24 +228,32 @@ class FreshnessCheck:
                 return [None] * len(configs)
             if len(result.rows) != 1 or [c.lower() for c in result.columns] != expected:
                 return [None] * len(configs)
-            converted = _session_rendered_instants(conn, result, bound)
+            rendered = session_rendered_columns(conn, result)
+            converted = _session_rendered_instants(conn, result, rendered, bound)
+            [row] = result.rows
             for i, config in enumerate(configs):
                 if i in converted:
                     newest.append(converted[i])
                     continue
                 try:
                     zone = zone_named(config.timestamp_timezone)
-                    newest.append(read_instants(conn, result, [i], zone, bound=bound)[0][0])
+                    if i in rendered:
+                        newest.append(read_instants(conn, result, [i], zone, bound=bound)[0][0])
+                    else:  # what read_instants does with a column the session did not render
+                        newest.append(parse_timestamp(row[i], zone))
                 except ValueError as exc:
                     newest.append(exc)
         now = ctx.clock.now()
+        now_text = now.isoformat()
         outcomes: list[Outcome | None] = []
-        for config, value in zip(configs, newest, strict=True):
+        for config, (_, table), value in zip(configs, names, newest, strict=True):
             if isinstance(value, ValueError):
                 outcomes.append(None)
                 continue
-            label = f"{_display_name(config)}.{config.timestamp_column}"
-            outcomes.append(judge(config, label, value, now, details={"datasource_id": source.id}))
+            # `table` is `_display_name(config)`: every member has a table.
+            label = f"{table}.{config.timestamp_column}"
+            details = {"datasource_id": source.id}
+            outcomes.append(judge(config, label, value, now, details, now_text=now_text))
         return outcomes
 
     def evaluate(self, config: FreshnessConfig, ctx: CheckContext) -> Outcome:
@@ -268,16 +283,14 @@ class FreshnessCheck:
 
 
 def _session_rendered_instants(
-    conn: SourceConnection, result: QueryResult, bound: float
+    conn: SourceConnection, result: QueryResult, rendered_columns: set[int], bound: float
 ) -> dict[int, datetime | None]:
     """A group's MySQL/MariaDB TIMESTAMP values (renderings in the session's zone: no member's
     `timestamp_timezone` applies to them) as instants, by column, converted by the server in
     one statement for the whole group rather than one per member (`read_instants`). Empty on
     every other dialect, and when a value does not convert: each member then converts its own
-    and reports its own error, as alone."""
-    from datamantri_alerts.checks.instants import session_rendered_columns
-
-    rendered = sorted(session_rendered_columns(conn, result))
+    and reports its own error, as alone. `rendered_columns`: `session_rendered_columns`."""
+    rendered = sorted(rendered_columns)
     if not rendered:
         return {}
     try:
@@ -293,9 +306,15 @@ def judge(
     newest: datetime | None,
     now: datetime,
     details: dict[str, Any] | None = None,
+    *,
+    now_text: str | None = None,
 ) -> Outcome:
-    """The outcome for a newest load instant (aware, or None: no rows) seen at `now`."""
+    """The outcome for a newest load instant (aware, or None: no rows) seen at `now`
+    (`now_text`: `now.isoformat()`, when the caller judges many at one `now`)."""
     warn_after, error_after = config.warn_after, config.error_after
+    warn = None if warn_after is None else _threshold_parts(warn_after)
+    error = None if error_after is None else _threshold_parts(error_after)
+    # One dict, filled in the order the details have always had (the outcome keeps it).
     base: dict[str, Any] = {
         **(details or {}),
         "table": config.table,
@@ -304,54 +323,64 @@ def judge(
         "timestamp_column": config.timestamp_column,
         "timestamp_timezone": config.timestamp_timezone,
         "filter": truncate(config.filter) if config.filter else None,
-        "warn_after": str(warn_after) if warn_after else None,
-        "error_after": str(error_after) if error_after else None,
-        "now": now.isoformat(),
+        "warn_after": warn[0] if warn else None,
+        "error_after": error[0] if error else None,
+        "now": now.isoformat() if now_text is None else now_text,
         "newest_value": newest.isoformat() if type(newest) is datetime else json_safe(newest),
     }
     if newest is None:
-        crossed, threshold = _highest(config)
+        crossed, highest = ("error_after", error) if error is not None else ("warn_after", warn)
+        assert highest is not None  # the config validator requires one of them
         none_text = "no rows match the filter" if config.filter else "no rows"
-        return _firing(
-            f"{label}: {none_text}, past {crossed} {threshold}",
-            crossed,
-            {**base, "age_seconds": None, "status": _DBT_STATUS[crossed]},
+        base["age_seconds"] = None
+        base["status"] = _DBT_STATUS[crossed]
+        base["threshold_crossed"] = crossed
+        return Outcome(
+            "firing", f"{label}: {none_text}, past {crossed} {highest[0]}", base, _SEVERITY[crossed]
         )
     age = now - newest
-    base["age_seconds"] = round(age.total_seconds(), 3)
-    if config.error_after is not None and age > config.error_after.delta:
-        text = f"{label} is {format_age(age)} old, past error_after {config.error_after}"
-        return _firing(text, "error_after", {**base, "status": "error"})
-    if config.warn_after is not None and age > config.warn_after.delta:
-        text = f"{label} is {format_age(age)} old, past warn_after {config.warn_after}"
-        return _firing(text, "warn_after", {**base, "status": "warn"})
-    within = (
-        f"warn_after {config.warn_after}"
-        if config.warn_after is not None
-        else f"error_after {config.error_after}"
-    )
-    if age < timedelta(0):
+    seconds = age.total_seconds()
+    base["age_seconds"] = round(seconds, 3)
+    if error is not None and age > error[1]:
+        text = f"{label} is {format_duration(int(seconds))} old, past error_after {error[0]}"
+        base["status"] = "error"
+        base["threshold_crossed"] = "error_after"
+        return Outcome("firing", text, base, "critical")
+    if warn is not None and age > warn[1]:
+        text = f"{label} is {format_duration(int(seconds))} old, past warn_after {warn[0]}"
+        base["status"] = "warn"
+        base["threshold_crossed"] = "warn_after"
+        return Outcome("firing", text, base, "warning")
+    lowest, within_parts = ("warn_after", warn) if warn is not None else ("error_after", error)
+    assert within_parts is not None
+    within = f"{lowest} {within_parts[0]}"
+    if age < _NO_TIME:
         text = f"{label} is {format_age(-age)} in the future (clock skew?), within {within}"
     else:
-        text = f"{label} is {format_age(age)} old, within {within}"
-    return Outcome.ok(text, **base, threshold_crossed=None, status="pass")
+        text = f"{label} is {format_duration(int(seconds))} old, within {within}"
+    base["threshold_crossed"] = None
+    base["status"] = "pass"
+    return Outcome("ok", text, base)
 
 
 _DBT_STATUS = {"error_after": "error", "warn_after": "warn"}
 _SEVERITY: dict[str, SeverityName] = {"error_after": "critical", "warn_after": "warning"}
+_NO_TIME = timedelta(0)
+#: (text, delta) per (count, period): a run's thresholds are a handful of values, judged
+#: thousands of times. Bounded: cleared when full (at most 300,000 distinct thresholds exist).
+_THRESHOLD_PARTS: dict[tuple[int, str], tuple[str, timedelta]] = {}
+_THRESHOLD_PARTS_MAX = 1_024
 
 
-def _firing(summary: str, crossed: str, details: dict[str, Any]) -> Outcome:
-    outcome = Outcome.firing(summary, **details, threshold_crossed=crossed)
-    outcome.severity = _SEVERITY[crossed]
-    return outcome
-
-
-def _highest(config: FreshnessConfig) -> tuple[str, Threshold]:
-    if config.error_after is not None:
-        return "error_after", config.error_after
-    assert config.warn_after is not None  # the config validator requires one of them
-    return "warn_after", config.warn_after
+def _threshold_parts(threshold: Threshold) -> tuple[str, timedelta]:
+    """(`str(threshold)`, `threshold.delta`), computed once per distinct threshold."""
+    key = (threshold.count, threshold.period)
+    parts = _THRESHOLD_PARTS.get(key)
+    if parts is None:
+        if len(_THRESHOLD_PARTS) >= _THRESHOLD_PARTS_MAX:
+            _THRESHOLD_PARTS.clear()
+        parts = _THRESHOLD_PARTS[key] = (str(threshold), threshold.delta)
+    return parts
 
 
 def format_age(age: timedelta) -> str:

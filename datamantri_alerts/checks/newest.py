@@ -56,10 +56,13 @@ def newest_values_sql(identifiers: Any, tables: list[tuple[str, str, str | None]
     column answers which table. Raises ValueError for an empty list."""
     if not tables:
         raise ValueError("give at least one table")
-    parts = [
-        f"({newest_value_sql(identifiers, column, table=table, schema=schema)}) AS n{i}"
-        for i, (column, table, schema) in enumerate(tables)
-    ]
+    # `newest_value_sql`'s text for each table, with its checks and its quoting function
+    # looked up once per statement rather than once per table.
+    quote = _backticks if identifiers.dialect.name == "sqlite" else identifiers.quote
+    parts = []
+    for i, (column, table, schema) in enumerate(tables):
+        source = f"{quote(schema)}.{quote(table)}" if schema else quote(table)
+        parts.append(f"(SELECT max({quote(column)}) FROM {source}) AS n{i}")
     return "SELECT " + ", ".join(parts)
 
 

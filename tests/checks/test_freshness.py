@@ -321,6 +321,33 @@ def test_the_statement_is_one_bounded_aggregate() -> None:
     )
 
 
+def test_a_group_statement_reads_each_table_as_its_own_statement_does() -> None:
+    """`newest_values_sql` writes each table's subquery itself (quoting looked up once per
+    statement): the text of `newest_value_sql` for that table, on every dialect."""
+    from sqlalchemy.dialects import mysql, postgresql, sqlite
+
+    from datamantri_alerts.checks.newest import newest_value_sql, newest_values_sql
+
+    tables: list[tuple[str, str, str | None]] = [
+        ("loaded_at", "orders", None),
+        ("LoadedAt", "Orders", "Raw"),
+        ("load`ed at", 'or"ders', 'we"ird'),
+        ("select", "from", ""),
+        ("ts", "t_00001", "public"),
+        ("a b", "x.y", None),
+    ]
+    for dialect in (postgresql.psycopg.dialect(), mysql.pymysql.dialect(), sqlite.dialect()):
+        identifiers = dialect.identifier_preparer
+        alone = [
+            f"({newest_value_sql(identifiers, column, table=table, schema=schema)}) AS n{i}"
+            for i, (column, table, schema) in enumerate(tables)
+        ]
+        assert newest_values_sql(identifiers, tables) == "SELECT " + ", ".join(alone)
+        assert newest_values_sql(identifiers, tables[:1]) == "SELECT " + alone[0]
+    with pytest.raises(ValueError, match="at least one table"):
+        newest_values_sql(sqlite.dialect().identifier_preparer, [])
+
+
 def test_a_mistyped_column_on_sqlite_is_an_error_not_a_string(
     harness: Harness, tmp_path: Path
 ) -> None:

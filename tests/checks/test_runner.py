@@ -172,3 +172,60 @@ def test_a_worker_abandoned_to_a_hung_check_is_replaced(
     assert [r.outcome for r in rest] == ["firing"] * 5
     assert len([n for n in names if n.startswith("check-worker-")]) == 2, names
     assert elapsed < 0.5 + 1.0 + 3.0  # the timeout and its grace, then five quick checks
+
+
+def test_a_snapshot_of_a_row_is_the_one_its_constructor_makes() -> None:
+    """`AlertSnapshot.of` fills the frozen instance at once, not through `__init__`: the
+    same snapshot, still frozen, detached from the row's dicts; a subclass goes through its
+    own constructor."""
+    from dataclasses import FrozenInstanceError, dataclass
+    from types import SimpleNamespace
+
+    from datamantri_alerts.services.checking import AlertSnapshot
+
+    config = {"datasource_id": "wh", "table": "t", "warn_after": {"count": 1, "period": "hour"}}
+    rows = [
+        SimpleNamespace(
+            id=7,
+            name="n",
+            condition_type="freshness",
+            condition_config=config,
+            severity="info",
+            check_state={"k": 1},
+        ),
+        SimpleNamespace(id=None, name="", condition_type="x", condition_config=None),
+        SimpleNamespace(
+            id=1,
+            name="m",
+            condition_type="sql",
+            condition_config={},
+            severity=None,
+            check_state=None,
+        ),
+    ]
+    for row in rows:
+        snapshot = AlertSnapshot.of(row)
+        expected = AlertSnapshot(
+            id=row.id,
+            name=row.name,
+            condition_type=row.condition_type,
+            condition_config=dict(row.condition_config or {}),
+            severity=getattr(row, "severity", None),
+            check_state=dict(getattr(row, "check_state", None) or {}),
+        )
+        assert snapshot == expected
+        assert repr(snapshot) == repr(expected)
+        assert vars(snapshot) == vars(expected)
+        assert snapshot.condition_config is not row.condition_config
+        assert snapshot.check_state is not getattr(row, "check_state", None)
+        with pytest.raises(FrozenInstanceError):
+            snapshot.name = "changed"  # type: ignore[misc]
+
+    @dataclass(frozen=True)
+    class Tagged(AlertSnapshot):
+        tag: str = "default"
+
+    tagged = Tagged.of(rows[0])
+    assert type(tagged) is Tagged
+    assert tagged.tag == "default"
+    assert tagged.condition_config == config
