@@ -26,7 +26,7 @@ import queue
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -69,14 +69,35 @@ class AlertSnapshot:
 
     @classmethod
     def of(cls, alert: Any) -> AlertSnapshot:
-        """From an `Alert` row (or anything with the same attributes)."""
+        """From an `Alert` (or anything with the same attributes)."""
+        return cls.of_columns(
+            alert.id,
+            alert.name,
+            alert.condition_type,
+            alert.condition_config,
+            getattr(alert, "severity", None),
+            getattr(alert, "check_state", None),
+        )
+
+    @classmethod
+    def of_columns(
+        cls,
+        id: int | None,
+        name: str,
+        condition_type: str,
+        condition_config: Mapping[str, Any] | None,
+        severity: str | None,
+        check_state: Mapping[str, Any] | None,
+    ) -> AlertSnapshot:
+        """From an alert's columns in this order (a row of them unpacked: `*row`, which costs a
+        tenth of reading a SQLAlchemy 2.1 row's six attributes by name)."""
         fields = {
-            "id": alert.id,
-            "name": alert.name,
-            "condition_type": alert.condition_type,
-            "condition_config": dict(alert.condition_config or {}),
-            "severity": getattr(alert, "severity", None),
-            "check_state": dict(getattr(alert, "check_state", None) or {}),
+            "id": id,
+            "name": name,
+            "condition_type": condition_type,
+            "condition_config": dict(condition_config or {}),
+            "severity": severity,
+            "check_state": dict(check_state or {}),
         }
         if cls is not AlertSnapshot:  # a subclass may have fields (and defaults) of its own
             return cls(**fields)

@@ -177,7 +177,7 @@ def run_evaluation(
     return summary
 
 
-#: What `AlertSnapshot.of` reads from a claimed alert.
+#: What `AlertSnapshot.of_columns` takes from a claimed alert, in its order.
 _SNAPSHOT_COLUMNS = tuple(
     Alert.__table__.c[name]
     for name in ("id", "name", "condition_type", "condition_config", "severity", "check_state")
@@ -267,7 +267,7 @@ def _evaluate_due(
                     .where(Alert.__table__.c.id.in_(ids))
                     .order_by(Alert.__table__.c.id)
                 ).all()
-            snapshots = [AlertSnapshot.of(a) for a in alerts]
+            snapshots = [AlertSnapshot.of_columns(*a) for a in alerts]  # _SNAPSHOT_COLUMNS
             if options.batch_size is not None:
                 cursor = max(ids)
                 claimed_at.update(dict.fromkeys(ids, now))

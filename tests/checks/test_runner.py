@@ -182,6 +182,7 @@ def test_a_snapshot_of_a_row_is_the_one_its_constructor_makes() -> None:
     from types import SimpleNamespace
 
     from datamantri_alerts.services.checking import AlertSnapshot
+    from datamantri_alerts.services.evaluate import _SNAPSHOT_COLUMNS
 
     config = {"datasource_id": "wh", "table": "t", "warn_after": {"count": 1, "period": "hour"}}
     rows = [
@@ -215,6 +216,9 @@ def test_a_snapshot_of_a_row_is_the_one_its_constructor_makes() -> None:
         )
         assert snapshot == expected
         assert repr(snapshot) == repr(expected)
+        # The claim's path: the columns of a row unpacked in `_SNAPSHOT_COLUMNS`' order.
+        columns = [getattr(row, c.name, None) for c in _SNAPSHOT_COLUMNS]
+        assert vars(AlertSnapshot.of_columns(*columns)) == vars(expected)
         assert vars(snapshot) == vars(expected)
         assert snapshot.condition_config is not row.condition_config
         assert snapshot.check_state is not getattr(row, "check_state", None)
