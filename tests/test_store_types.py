@@ -211,8 +211,38 @@ def test_json_text_is_json_dumps_text() -> None:
     for value in values:
         assert _json_text(value) == json.dumps(value), value
     assert _json_text(None) == "null"
+    import threading
+    import tracemalloc
+
     for refused in ({1, 2}, {(1, 2): "tuple key"}, [object()], circular):
         assert _json_text(refused) is None
+    # A circular value is refused at the first repeat, as by `json.dumps`, not after nesting
+    # down to the recursion limit (a large one cost hundreds of MB on the way); and what it
+    # left in the thread's markers does not make the next value look circular.
+    big: dict[str, Any] = {"text": "x" * 200_000}
+    big["self"] = big
+    tracemalloc.start()
+    try:
+        assert _json_text(big) is None
+        assert tracemalloc.get_traced_memory()[1] < 5_000_000
+    finally:
+        tracemalloc.stop()
+    shared = {"k": [1, 2]}
+    assert _json_text({"a": shared, "b": shared}) == json.dumps({"a": shared, "b": shared})
+    # Threads each have their own encoder and markers: a value shared by all is never seen
+    # as circular by one because another is inside it.
+    texts: set[str | None] = set()
+
+    def encode() -> None:
+        for _ in range(2_000):
+            texts.add(_json_text({"a": shared, "b": [shared]}))
+
+    threads = [threading.Thread(target=encode) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert texts == {json.dumps({"a": shared, "b": [shared]})}
 
 
 def test_redacted_json_quick_path_stores_the_general_paths_rows(any_dialect_url: str) -> None:

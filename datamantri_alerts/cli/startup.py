@@ -94,8 +94,10 @@ def exit_at_once(code: int) -> None:
     error are flushed (the redactor's pending text too) and the `atexit` functions run (logging's
     `shutdown`, which flushes and closes the log handlers, among them). Returns without doing
     anything, so the caller exits normally, when another non-daemon thread is still alive (a
-    normal exit waits for it) or when flushing fails (a normal exit reports that, e.g. a closed
-    pipe, and exits with 120)."""
+    normal exit waits for it), when flushing fails (a normal exit reports that, e.g. a closed
+    pipe, and exits with 120) or when `code` is beyond a C int."""
+    if not -(2**31) <= code < 2**31:
+        return  # beyond a C int: Python's exit reduces it as the platform does
     main = threading.main_thread()
     if any(t is not main and not t.daemon and t.is_alive() for t in threading.enumerate()):
         return

@@ -97,13 +97,18 @@ def update_by_id(session: Any, table: Table, rows: Sequence[dict[str, Any]]) -> 
             connection.exec_driver_sql(prepared.sql, prepared.parameters(group))
 
 
+_NOT_KEPT: Any = object()
+
+
 def _prepare(engine: Engine, table: Table, columns: tuple[str, ...]) -> _Prepared | None:
     kept = _prepared.get(engine)
     if kept is None:
         kept = _prepared.setdefault(engine, {})
     key = (table, columns)
-    if key in kept:
-        return kept[key]  # type: ignore[no-any-return]
+    # One lookup: another thread's `clear()` between a membership test and a read would fail.
+    prepared = kept.get(key, _NOT_KEPT)
+    if prepared is not _NOT_KEPT:
+        return prepared  # type: ignore[no-any-return]
     prepared = _compile(engine, table, columns)
     if len(kept) >= _KEPT_PER_ENGINE:
         kept.clear()

@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import json
 import re
+import threading
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from json.encoder import JSONEncoder, encode_basestring_ascii
@@ -223,38 +224,57 @@ def _redacted_storable(value: Any, redact: Callable[[str], str]) -> Any:
 _NOT_SET = object()
 
 
-def _c_dumps() -> Callable[[Any, int], Any] | None:
-    """The C encoder `json.dumps(value)` makes at every call (`JSONEncoder.iterencode`, one
-    shot: default separators, ASCII, NaN allowed, keys unsorted), made once; None without
-    the C accelerator. It keeps no circular-reference markers (`json.dumps` starts each call
-    with new ones), so it holds no state between values and threads may share it; a circular
-    value fails with RecursionError, not ValueError, which `_json_text` takes as it takes both."""
+def _c_encoder() -> Callable[[dict[int, Any]], Any] | None:
+    """What makes the C encoder `json.dumps(value)` makes at every call
+    (`JSONEncoder.iterencode`, one shot: default separators, ASCII, NaN allowed, keys
+    unsorted, circular references detected with the markers given); None without the C
+    accelerator."""
     try:
         from json.encoder import c_make_encoder  # type: ignore[attr-defined]
-
-        if c_make_encoder is None:
-            return None
-        default = JSONEncoder().default
-        encoder = c_make_encoder(
-            None, default, encode_basestring_ascii, None, ": ", ", ", False, False, True
-        )
-    except (ImportError, TypeError):
+    except ImportError:
         return None
-    return encoder  # type: ignore[no-any-return]
+    if c_make_encoder is None:
+        return None
+    default = JSONEncoder().default
+
+    def make(markers: dict[int, Any]) -> Any:
+        return c_make_encoder(
+            markers, default, encode_basestring_ascii, None, ": ", ", ", False, False, True
+        )
+
+    try:
+        make({})
+    except TypeError:  # another interpreter's signature
+        return None
+    return make
 
 
-_C_DUMPS = _c_dumps()
+_MAKE_ENCODER = _c_encoder()
+#: Each thread's encoder and its circular-reference markers (`_json_text`): made once per
+#: thread, not once per value; the markers are a thread's own, as the encoder fills them
+#: while it works.
+_encoders = threading.local()
 
 
 def _json_text(value: Any) -> str | None:
     """`json.dumps(value)` (ASCII: a NUL is `\\u0000` in it, a lone surrogate `\\udXXX`, an
-    astral character's pair too), None for a value it cannot serialise. The text of the
-    encoder `json.dumps` builds, built once (`_c_dumps`): a third less per value."""
-    try:
-        if _C_DUMPS is None:
+    astral character's pair too), None for a value it cannot serialise (a circular one at
+    once, as `json.dumps` refuses it). The text of the encoder `json.dumps` builds, built once
+    per thread (`_c_encoder`): a third less per value."""
+    if _MAKE_ENCODER is None:
+        try:
             return json.dumps(value)
-        return "".join(_C_DUMPS(value, 0))
+        except (TypeError, ValueError, RecursionError):
+            return None
+    made = getattr(_encoders, "made", None)
+    if made is None:
+        markers: dict[int, Any] = {}
+        made = _encoders.made = (_MAKE_ENCODER(markers), markers)
+    encoder, markers = made
+    try:
+        return "".join(encoder(value, 0))
     except (TypeError, ValueError, RecursionError):
+        markers.clear()  # what the failed value left in them
         return None
 
 

@@ -124,3 +124,10 @@ def test_a_stream_that_cannot_be_flushed_leaves_the_exit_to_python(
     # Returns instead of ending the process (which would end this test run): Python's own exit
     # then reports the error and exits with 120, as without `exit_at_once`.
     exit_at_once(0)
+
+
+def test_a_status_beyond_a_c_int_leaves_the_exit_to_python() -> None:
+    from datamantri_alerts.cli.startup import exit_at_once
+
+    exit_at_once(2**31)  # returns: `os._exit` would raise OverflowError; Python's exit does not
+    exit_at_once(-(2**31) - 1)
