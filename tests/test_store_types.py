@@ -357,6 +357,41 @@ def test_the_stores_json_reader_reads_what_json_reads() -> None:
         json_loads('{"unterminated": ')
 
 
+def test_the_stores_json_reader_counts_digits_before_looking_for_19_in_a_row() -> None:
+    """`json_loads` looks for 19 digits in a row only in a text with 19 digits or more: texts
+    around that count, in a row or apart, as str and as bytes (invalid UTF-8 too), read as
+    json reads them, and the regex alone would send the same ones to json."""
+    import json
+
+    from datamantri_alerts.store import engine
+
+    texts = [
+        "[" + ", ".join(str(9 * 10 ** (n - 1) + 7) for n in sizes) + "]"
+        for sizes in ([18], [19], [20], [21], [9, 9], [9, 10], [10, 10], [18, 1], [1] * 19)
+    ]
+    texts += [
+        '{"n": 123456789012345678}',
+        '{"n": -9223372036854775809}',
+        '{"f": 0.1234567890123456789}',
+        '{"s": "1234567890123456789", "t": 1}',
+        '{"é": "€ 12345 😀", "n": 99999999999999999999}',
+    ]
+    for text in texts:
+        digits = sum(c in "0123456789" for c in text)
+        in_a_row = engine._LONG_DIGITS.search(text) is not None
+        assert not in_a_row or digits >= 19, text
+        for given in (text, text.encode()):
+            ours, theirs = engine.json_loads(given), json.loads(given)
+            assert repr(ours) == repr(theirs) and type(ours) is type(theirs), given
+    lone = '["\ud800", 12345678901234567890]'  # a str with a lone surrogate: no UTF-8 of it
+    assert repr(engine.json_loads(lone)) == repr(json.loads(lone))
+    for invalid in (b'{"n": 12345678901234567890, "x": "\xff"}', b'{"n": 1, "x": "\xff"}'):
+        with pytest.raises(UnicodeDecodeError):
+            json.loads(invalid)
+        with pytest.raises(UnicodeDecodeError):
+            engine.json_loads(invalid)
+
+
 def test_json_columns_read_back_through_the_stores_engine(any_dialect_url: str) -> None:
     """A value orjson reads and one only json reads (an integer beyond 64 bits), through the
     store's own engine (`make_engine`: `json_deserializer`) on every dialect."""

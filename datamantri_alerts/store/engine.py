@@ -229,6 +229,10 @@ def _sqlite_on_begin(conn: Any) -> None:
 
 #: 19 digits in a row: perhaps an integer beyond 64 bits, which orjson reads as a float.
 _LONG_DIGITS = re.compile(r"[0-9]{19}")
+#: The digits `_LONG_DIGITS` looks for: a text with fewer than 19 of them holds no 19 in a row.
+_DIGITS = b"0123456789"
+#: The orjson module, imported by the first `json_loads` (not at import: `alerts --help`).
+_orjson: Any = None
 
 
 def json_loads(text: str | bytes) -> Any:
@@ -236,10 +240,22 @@ def json_loads(text: str | bytes) -> Any:
     times faster on the store's small objects (a run decodes each claimed alert's
     configuration). A text orjson refuses and `json` reads (`NaN`, `Infinity`, an escaped lone
     surrogate) goes to `json`, so the value, or the error, is json's; so does a text with 19
-    digits in a row, where orjson would read an integer beyond 64 bits as a float."""
-    import orjson
+    digits in a row, where orjson would read an integer beyond 64 bits as a float.
 
-    if _LONG_DIGITS.search(text if isinstance(text, str) else text.decode("utf-8", "replace")):
+    The digits are counted first (a copy of the text without them, a fraction of the
+    regex's scan of a configuration): a text with fewer than 19 cannot have 19 in a row."""
+    global _orjson
+    orjson = _orjson
+    if orjson is None:
+        import orjson
+
+        _orjson = orjson
+    # ASCII digits are the same bytes in UTF-8 ("surrogatepass": any str encodes), and bytes
+    # decoded with "replace" keep no digit they did not have.
+    data = text.encode("utf-8", "surrogatepass") if isinstance(text, str) else text
+    if len(data) - len(data.translate(None, _DIGITS)) >= 19 and _LONG_DIGITS.search(
+        text if isinstance(text, str) else text.decode("utf-8", "replace")
+    ):
         return json.loads(text)
     try:
         return orjson.loads(text)
