@@ -441,7 +441,7 @@ def _apply_results_once(
             summary.errors += result.outcome == "error"
         queued = enqueue(session, events, now)
         summary.suppressed += sum(1 for row in queued if row["status"] == "suppressed")
-        update_by_id(session, Alert.__table__, alert_updates)
+        update_by_id(session, Alert.__table__, alert_updates, nulls=_LEASE_GIVEN_UP)
         settled = _settle_flapping(session, now, host, plans, flaps, signals, messages)
         queued = enqueue(session, settled, now)
         summary.suppressed += sum(1 for row in queued if row["status"] == "suppressed")
@@ -449,6 +449,10 @@ def _apply_results_once(
             # A tracker's incident closes whatever held people's messages back, and also for
             # an alert that does not notify on resolve (services.signal.closing).
             queue_resolved(session, [row["id"] for row in closing], now)
+
+
+#: The columns every alert update sets to NULL: the lease given up (`update_by_id`'s `nulls`).
+_LEASE_GIVEN_UP = ("lease_holder", "lease_expires_at")
 
 
 def _alert_update(
@@ -464,7 +468,8 @@ def _alert_update(
     flapping: bool,
 ) -> dict[str, Any]:
     """The parameters of the UPDATE writing `result` to `alert` (`_id` its key): what every
-    evaluation writes (summary, details, times, lease given up), and of the other bookkeeping
+    evaluation writes (summary, details, times; the lease given up is `_LEASE_GIVEN_UP`, set
+    to NULL by the statement itself), and of the other bookkeeping
     only what changes from the values read in this transaction, under the row's lock (a column
     written with the value it holds is left out: the same row either way)."""
     values: dict[str, Any] = {
@@ -473,8 +478,6 @@ def _alert_update(
         "last_details": result.details,
         "last_evaluated_at": now,
         "next_due_at": next_due,
-        "lease_holder": None,
-        "lease_expires_at": None,
     }
     trigger_count = (alert.trigger_count or 0) + (1 if transition.triggered else 0)
     if transition.state != alert.state:
