@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from functools import partial
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from sqlalchemy import Row, func, insert, select, type_coerce
+from sqlalchemy import func, insert, select, type_coerce
 from sqlalchemy.engine import Dialect
 
 from datamantri_alerts.services.due import check_interval, next_due_after
@@ -167,6 +167,22 @@ _MESSAGE_COLUMNS = tuple(
 )
 
 
+class AlertMessage(NamedTuple):
+    """An alert's `_MESSAGE_COLUMNS` as read, in their order (read by attribute for each
+    message and hold rule: a named tuple for the reason of `AlertState`)."""
+
+    id: int
+    name: str
+    description: str
+    condition_type: str
+    labels: dict[str, Any] | None
+    mute_during: list[str] | None
+    muted_until: datetime | None
+    mute_reason: str | None
+    channels: list[str]
+    recipients: dict[str, Any]
+
+
 def apply_results(
     store: Store,
     now: datetime,
@@ -276,11 +292,11 @@ def _apply_results_once(
 
         # The hold rules and the message columns, of the alerts that may have something to tell.
         telling = [a.id for a, r, t in plans if _telling(a, r, t, flaps[a.id][1], episodes)]
-        messages: dict[int, Row[Any]] = {}
+        messages: dict[int, AlertMessage] = {}
         signals = Signals()
         if telling:
             query = select(*_MESSAGE_COLUMNS).where(columns.id.in_(telling))
-            messages = {row.id: row for row in session.execute(query)}
+            messages = {row[0]: AlertMessage._make(row) for row in session.execute(query)}
             signals = Signals.load(session, now)
 
         # Close and refresh existing episodes.
@@ -552,12 +568,12 @@ def _record_flips(
         AlertHistory.__table__,
         [
             {
-                "_id": row.id,
-                "flips": [*(row.flips or []), {"at": stamp, "outcome": flipped[row.id]}][
+                "_id": episode_id,
+                "flips": [*(flips or []), {"at": stamp, "outcome": flipped[episode_id]}][
                     -MAX_FLIPS:
                 ],
             }
-            for row in rows
+            for episode_id, flips in rows
         ],
     )
 
@@ -570,7 +586,7 @@ def _latest_episode(session: Any, alert_id: int) -> int | None:
 
 def _flap_event(
     session: Any,
-    alert: Row[Any],
+    alert: AlertMessage,
     result: CheckResult,
     host: str,
     now: datetime,
@@ -610,7 +626,7 @@ def _settle_flapping(
     plans: Sequence[tuple[AlertState, CheckResult, Transition]],
     flaps: Mapping[int, tuple[str, flapping.Verdict]],
     signals: Signals,
-    messages: Mapping[int, Row[Any]],
+    messages: Mapping[int, AlertMessage],
 ) -> list[Event]:
     """One notification for each alert that stopped flapping (and nothing else holds): what
     flapping held back and the user is owed, as at the end of a mute (`release_after_mute`),
@@ -646,7 +662,7 @@ def _settle_flapping(
 
 
 def _opening_for_new_destinations(
-    alert: Row[Any],
+    alert: AlertMessage,
     episode_id: int,
     result: CheckResult,
     host: str,
@@ -675,7 +691,7 @@ def _opening_for_new_destinations(
 
 
 def _alert_event(
-    alert: Row[Any],
+    alert: AlertMessage,
     result: CheckResult,
     kind: str,
     episode_id: int,
