@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from functools import partial
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from sqlalchemy import func, insert, select, type_coerce
+from sqlalchemy import bindparam, func, insert, select, type_coerce
 from sqlalchemy.engine import Dialect
 
 from datamantri_alerts.services.due import check_interval, next_due_after
@@ -183,6 +183,38 @@ class AlertMessage(NamedTuple):
     recipients: dict[str, Any]
 
 
+_ALERTS = Alert.__table__.c
+_HISTORY = AlertHistory.__table__.c
+
+# The writer's reads, built once (their structure is constant; ids and holder are bound at each
+# batch): building a statement and its cache key costs more than its execution's own steps
+# (the state read over 500 ids: ≈ 0.45 ms a batch).
+#: The alerts' state rows still leased to the writer (`ids`, `holder`), in id order.
+_STATE_QUERY = (
+    select(*_STATE_COLUMNS)
+    .where(
+        _ALERTS.id.in_(bindparam("ids", expanding=True)),
+        _ALERTS.lease_holder == bindparam("holder"),
+    )
+    .order_by(_ALERTS.id)
+)
+#: The message rows of the alerts `ids`.
+_MESSAGE_QUERY = select(*_MESSAGE_COLUMNS).where(_ALERTS.id.in_(bindparam("ids", expanding=True)))
+#: The open episodes among `ids` (Core: rows, no ORM loading).
+_OPEN_EPISODES_QUERY = select(
+    _HISTORY.id,
+    _HISTORY.kind,
+    _HISTORY.triggered_at,
+    _HISTORY.severity,
+    _HISTORY.acknowledged_at,
+    _HISTORY.ack_until,
+).where(_HISTORY.id.in_(bindparam("ids", expanding=True)), _HISTORY.resolved_at.is_(None))
+#: The flips of the episodes `ids`.
+_FLIPS_QUERY = select(_HISTORY.id, _HISTORY.flips).where(
+    _HISTORY.id.in_(bindparam("ids", expanding=True))
+)
+
+
 def apply_results(
     store: Store,
     now: datetime,
@@ -232,13 +264,10 @@ def _apply_results_once(
     # The environment's secrets are read once for the batch's redaction, not per value written
     # (secrets registered meanwhile still count).
     with store.transaction() as session, environment_read_once():
-        columns = Alert.__table__.c
-        query = (
-            select(*_STATE_COLUMNS)
-            .where(columns.id.in_(list(by_id)), columns.lease_holder == me.id)
-            .order_by(columns.id)
+        read = session.execute(
+            lock_rows(session, _STATE_QUERY), {"ids": list(by_id), "holder": me.id}
         )
-        alerts = [AlertState._make(row) for row in session.execute(lock_rows(session, query))]
+        alerts = [AlertState._make(row) for row in read]
         lost = set(by_id) - {a.id for a in alerts}
         if lost:
             # An alert disabled or deleted meanwhile gave up its lease (`stand_down`): its result
@@ -295,8 +324,8 @@ def _apply_results_once(
         messages: dict[int, AlertMessage] = {}
         signals = Signals()
         if telling:
-            query = select(*_MESSAGE_COLUMNS).where(columns.id.in_(telling))
-            messages = {row[0]: AlertMessage._make(row) for row in session.execute(query)}
+            read = session.execute(_MESSAGE_QUERY, {"ids": telling})
+            messages = {row[0]: AlertMessage._make(row) for row in read}
             signals = Signals.load(session, now)
 
         # Close and refresh existing episodes.
@@ -559,9 +588,7 @@ def _record_flips(
     }
     if not flipped:
         return
-    rows = session.execute(
-        select(AlertHistory.id, AlertHistory.flips).where(AlertHistory.id.in_(list(flipped)))
-    ).all()
+    rows = session.execute(_FLIPS_QUERY, {"ids": list(flipped)}).all()
     stamp = now.isoformat()
     update_by_id(
         session,
@@ -740,17 +767,7 @@ def _open_episodes(
     ids = [a.current_episode_id for a in alerts if a.current_episode_id is not None]
     if not ids:
         return {}
-    history = AlertHistory.__table__.c  # Core: rows, no ORM loading
-    rows = session.execute(
-        select(
-            history.id,
-            history.kind,
-            history.triggered_at,
-            history.severity,
-            history.acknowledged_at,
-            history.ack_until,
-        ).where(history.id.in_(ids), history.resolved_at.is_(None))
-    )
+    rows = session.execute(_OPEN_EPISODES_QUERY, {"ids": ids})
     return {
         episode_id: (kind, triggered_at, severity, acknowledged_at, ack_until)
         for episode_id, kind, triggered_at, severity, acknowledged_at, ack_until in rows
