@@ -150,7 +150,8 @@ def _redact_with(index: _KnownIndex, text: str) -> str:
     # most strings (summaries, detail values) match none, and six regex passes per string
     # were most of the store's redaction cost.
     # Nothing known (most strings of most runs) costs no call.
-    out = index.mask(text) if index.registry or index.extra else text
+    # `_by_prefix`: what `_SecretIndex.__bool__` reads, without two Python calls per string.
+    out = index.mask(text) if index.registry._by_prefix or index.extra._by_prefix else text
     if "[parameters: " in out:
         out = _PARAMETERS.sub(_mask_parameters, out)
     for needed, rule, replacement in _STRUCTURAL_RULES:
@@ -371,9 +372,10 @@ class _KnownIndex:
 
 
 #: The environment's secrets as read by the innermost `environment_read_once` of this thread,
-#: with their index (None: outside one, the environment is read at each redaction).
-_environment_read: ContextVar[tuple[tuple[str, ...], _SecretIndex] | None] = ContextVar(
-    "environment_read", default=None
+#: with their index and the known index they make with the registry's index of that moment
+#: (None: outside one, the environment is read at each redaction).
+_environment_read: ContextVar[tuple[tuple[str, ...], _SecretIndex, _KnownIndex] | None] = (
+    ContextVar("environment_read", default=None)
 )
 
 
@@ -383,7 +385,8 @@ def environment_read_once() -> Iterator[None]:
     read on entering, not again at every value (a batch of writes: thousands of values). The
     registry is still read at each value: a secret registered meanwhile is masked at once."""
     environment = tuple(secrets_from_env())
-    token = _environment_read.set((environment, _extra_index(environment)))
+    index = _extra_index(environment)
+    token = _environment_read.set((environment, index, _KnownIndex(_registry_index, index)))
     try:
         yield
     finally:
@@ -395,7 +398,12 @@ def _known_index(extra: tuple[str, ...]) -> _KnownIndex:
     `extra` and the environment's secrets (cached per their values)."""
     environment = _environment_read.get()
     if environment is not None and not extra:
-        # Inside `environment_read_once` (a batch's every value): its index, no lookup.
+        # Inside `environment_read_once` (a batch's every value): its index, no lookup, and
+        # the one made on entering while the registry's index is still that one (it grows in
+        # place; `forget_secrets` replaces it).
+        known = environment[2]
+        if known.registry is _registry_index:
+            return known
         return _KnownIndex(_registry_index, environment[1])
     key = extra + (tuple(secrets_from_env()) if environment is None else environment[0])
     with _registry_lock:  # delivery threads register while others print
@@ -455,7 +463,7 @@ def redaction_possible(text: str) -> bool:
     known now (registry, environment) and `text` holds none of the literals a structural rule
     needs. `text` may be a JSON value's `json.dumps` text: then every string of the value."""
     index = _known_index(())
-    if index.registry or index.extra:
+    if index.registry._by_prefix or index.extra._by_prefix:  # `_SecretIndex.__bool__`
         return True
     # A loop, not `any` over a generator: this runs for every JSON value written.
     for literal in _RULE_LITERALS:  # noqa: SIM110

@@ -272,6 +272,38 @@ def test_environment_read_once_keeps_registered_secrets_live(
     assert redact_known("changedPASSWORD456") == MASK
 
 
+def test_environment_read_once_follows_the_registry_forgotten_meanwhile(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The known index kept for `environment_read_once` is the registry's of that moment: a
+    registry emptied meanwhile (`forget_secrets`) is the one read from then on, and what is
+    registered after that is masked at once, by every check (`redaction_possible` too)."""
+    from datamantri_alerts.secrets import environment_read_once, redaction_possible
+
+    for name in (
+        "SMTP_PASSWORD",
+        "TWILIO_AUTH_TOKEN",
+        "SLACK_WEBHOOK_URL",
+        "TEAMS_WEBHOOK_URL",
+        "ALERTS_SECRET_KEY",
+        "ALERTS_HEARTBEAT_URL",
+        "ALERTS_DATABASE_URL",
+    ):
+        monkeypatch.delenv(name, raising=False)  # no secret but the registry's
+    forget_secrets()
+    register_secret("firstSECRETvalue1")
+    with environment_read_once():
+        assert redact_known("a firstSECRETvalue1") == f"a {MASK}"
+        assert redaction_possible('"plain"')
+        forget_secrets()
+        assert redact_known("a firstSECRETvalue1") == "a firstSECRETvalue1"
+        assert not redaction_possible('"plain"')
+        register_secret("secondSECRETvalue2")
+        assert redact_known("b secondSECRETvalue2") == f"b {MASK}"
+        assert redaction_possible('"plain"')
+    forget_secrets()
+
+
 # --------------------------------------------------------------------------- output streams
 
 

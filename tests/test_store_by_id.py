@@ -190,3 +190,37 @@ def test_update_by_id_raises_the_drivers_error_as_sqlalchemy_does(any_dialect_ur
 def test_update_by_id_of_no_rows_sends_nothing(sqlite_url: str) -> None:
     with two_tables(sqlite_url) as (engine, quick, _):
         assert _sent(engine, quick, lambda s: update_by_id(s, quick, [])) == []
+
+
+@pytest.mark.parametrize("with_default", [False, True], ids=["quick", "onupdate-default"])
+def test_update_by_id_nulls_store_what_rows_of_none_do(any_dialect_url: str, with_default: bool):
+    """Columns given as `nulls` are written as NULL in the statement, not as a parameter per
+    row, and the rows stored are those of SQLAlchemy's executemany binding None to them."""
+    register_secret(SECRET)
+    nulls = ("holder", "at")
+    with two_tables(any_dialect_url, with_default=with_default) as (engine, quick, general):
+        for table in (quick, general):  # something to overwrite with NULL
+            with Session(engine) as session, session.begin():
+                _general(
+                    session, table, [{"_id": i, "holder": "h", "at": AT} for i in (1, 2, 3, 4)]
+                )
+        rows = [{k: v for k, v in row.items() if k not in nulls} for row in _rows()]
+        for _ in range(2):  # the second time from the statements kept
+            quick_sent = _sent(engine, quick, lambda s: update_by_id(s, quick, rows, nulls=nulls))
+            general_sent = _sent(
+                engine,
+                general,
+                lambda s: _general(
+                    s, general, [{**row, "holder": None, "at": None} for row in rows]
+                ),
+            )
+            assert len(quick_sent) == len(general_sent) == 2
+            for statement, parameters, many in quick_sent:
+                assert many and "holder=NULL" in statement.replace(" ", "").replace(
+                    '"', ""
+                ).replace("`", "")
+                assert "'h'" not in parameters
+        stored = _stored(engine, quick)
+        assert [row[1:] for row in stored] == [row[1:] for row in _stored(engine, general)]
+    assert [(row[4], row[6]) for row in stored] == [(None, None)] * 4
+    assert stored[0][1] == "token *** leaked"

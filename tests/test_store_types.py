@@ -327,6 +327,46 @@ def test_utc_datetime_rows_written_with_one_datetime_object(any_dialect_url: str
         assert stored == given
 
 
+def test_utc_datetime_reads_what_the_general_path_reads(any_dialect_url: str) -> None:
+    """`UTCDateTime` keeps the last value read with its result: every value read, repeated or
+    not, is what SQLAlchemy's general path makes of the driver's value (equal, same type,
+    tzinfo, fold and offset), on every dialect."""
+    from datetime import timedelta, timezone
+
+    from datamantri_alerts.store.types import UTCDateTime
+
+    now = datetime(2026, 11, 30, 15, 17, 11, 775145, tzinfo=UTC)
+    other = (now + timedelta(minutes=5)).astimezone(timezone(timedelta(hours=-7)))
+    whole = datetime(2026, 11, 30, 15, 17, 11, tzinfo=UTC)
+    given = [now, now, now, other, now, None, None, other, other, whole, whole, now, None, now]
+    column = UTCDateTime()
+    with scratch_table(any_dialect_url, "reads", Column("at", column)) as (engine, table):
+        with engine.begin() as conn:
+            conn.execute(table.insert(), [{"id": i, "at": at} for i, at in enumerate(given, 1)])
+        with engine.connect() as conn:
+            for _ in range(2):  # the second time from the processor kept
+                read = conn.execute(select(table.c.at).order_by(table.c.id)).scalars().all()
+                sent = conn.exec_driver_sql(f"SELECT at FROM {table.name} ORDER BY id")
+                coltype = sent.cursor.description[0][1]  # what SQLAlchemy's reader is given
+                raw = [row[0] for row in sent.fetchall()]
+                dialect = engine.dialect
+                general = TypeDecorator.result_processor(
+                    column.dialect_impl(dialect), dialect, coltype
+                )
+                assert general is not None
+                expected = [general(value) for value in raw]
+                assert read == expected == given
+
+                def shape(value: Any) -> Any:
+                    if value is None:
+                        return None
+                    return (type(value), value.tzinfo, value.fold, value.utcoffset(), value)
+
+                assert [shape(v) for v in read] == [shape(v) for v in expected]
+                if engine.dialect.name != "postgresql":  # text, naive datetimes: kept
+                    assert read[1] is read[0] and read[2] is read[0]
+
+
 #: Texts `json.loads` reads. orjson refuses `NaN`, `Infinity` and the lone surrogate, and reads
 #: the integer beyond 64 bits as a float: `store.engine.json_loads` gives them to json.
 JSON_TEXTS = [

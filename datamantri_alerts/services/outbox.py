@@ -15,7 +15,7 @@ from datetime import datetime
 from functools import cached_property
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from datamantri_alerts.store.models import Notification
@@ -178,15 +178,20 @@ def _destinations(event: Event, now: datetime) -> list[tuple[str, str, str]]:
 _KEYS_PER_LOOKUP = 500
 
 
+#: The dedup keys among `keys` already queued: built once (the result writer asks at every
+#: batch), the keys bound at each lookup.
+_QUEUED_KEYS = select(Notification.dedup_key).where(
+    Notification.dedup_key.in_(bindparam("keys", expanding=True))
+)
+
+
 def already_queued(session: Session, keys: Sequence[str]) -> frozenset[str]:
     """Which of `keys` are the dedup keys of notifications already in the outbox."""
     found: set[str] = set()
     unique = sorted(set(keys))
     for start in range(0, len(unique), _KEYS_PER_LOOKUP):
         chunk = unique[start : start + _KEYS_PER_LOOKUP]
-        found.update(
-            session.scalars(select(Notification.dedup_key).where(Notification.dedup_key.in_(chunk)))
-        )
+        found.update(session.scalars(_QUEUED_KEYS, {"keys": chunk}))
     return frozenset(found)
 
 

@@ -9,7 +9,12 @@ from typing import Any
 from sqlalchemy import select, text, update
 
 from datamantri_alerts.services.due import check_interval
-from datamantri_alerts.services.results import _STATE_COLUMNS, AlertState
+from datamantri_alerts.services.results import (
+    _MESSAGE_COLUMNS,
+    _STATE_COLUMNS,
+    AlertMessage,
+    AlertState,
+)
 from datamantri_alerts.store.models import Alert
 from tests.evaluator.conftest import Flags, make_alerts
 
@@ -73,3 +78,8 @@ def test_state_columns_read_what_decoding_the_columns_reads(store: Any, flags: F
 def test_alert_state_names_the_state_columns_in_their_order() -> None:
     """The writer reads `_STATE_COLUMNS` rows into `AlertState` by position."""
     assert AlertState._fields == tuple(column.key for column in _STATE_COLUMNS)
+
+
+def test_message_fields_are_the_message_columns_in_order() -> None:
+    """The writer reads `_MESSAGE_COLUMNS` rows into `AlertMessage` by position."""
+    assert AlertMessage._fields == tuple(column.key for column in _MESSAGE_COLUMNS)

@@ -21,6 +21,9 @@ from datamantri_alerts.services.signal.silences import active_silences, describe
 from datamantri_alerts.services.signal.windows import Window, active_windows
 from datamantri_alerts.store.models import Alert, MaintenanceWindow, Silence
 
+#: Every maintenance window, by name: built once (the result writer loads them per batch).
+_WINDOWS = select(MaintenanceWindow).order_by(MaintenanceWindow.name)
+
 
 @dataclass
 class Signals:
@@ -31,7 +34,7 @@ class Signals:
 
     @classmethod
     def load(cls, session: Session, now: datetime) -> Signals:
-        rows = session.scalars(select(MaintenanceWindow).order_by(MaintenanceWindow.name))
+        rows = session.scalars(_WINDOWS)
         return cls(
             windows=[Window.of(row.name, row.definition) for row in rows],
             silences=active_silences(session, now),

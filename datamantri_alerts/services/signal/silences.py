@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from datamantri_alerts.errors import InputError
@@ -134,15 +134,17 @@ def list_silences(
     return list(session.scalars(query))
 
 
+#: Silences in force at `now`, built once: the result writer asks at every batch.
+_ACTIVE_SILENCES = (
+    select(Silence)
+    .where(Silence.starts_at <= bindparam("now"), Silence.ends_at > bindparam("now"))
+    .order_by(Silence.id)
+)
+
+
 def active_silences(session: Session, now: datetime) -> list[Silence]:
     """Silences in force at `now`."""
-    return list(
-        session.scalars(
-            select(Silence)
-            .where(Silence.starts_at <= now, Silence.ends_at > now)
-            .order_by(Silence.id)
-        )
-    )
+    return list(session.scalars(_ACTIVE_SILENCES, {"now": now}))
 
 
 def silence_for(silences: Sequence[Silence], labels: Mapping[str, str] | None) -> Silence | None:
