@@ -16,6 +16,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.cli.conftest import synced_store_env
+
 #: Runs `alerts ARGS` through `cli.run` after PRELUDE, reports an `atexit` marker.
 RUN = """
 import atexit, sys
@@ -44,23 +46,7 @@ def run_cli(
 
 @pytest.fixture
 def env(tmp_path: Path, sqlite_url: str) -> dict[str, str]:
-    from tests.conftest import Cli
-
-    config = tmp_path / "alerts.yaml"
-    config.write_text(
-        "datasources:\n"
-        "  - {id: wh, name: Warehouse, url: 'sqlite:///wh.db'}\n"
-        "alerts:\n"
-        + "".join(
-            f"  - name: warehouse down {i}\n"
-            "    condition_type: datasource_failure\n"
-            "    condition_config: {datasource_id: wh}\n"
-            for i in range(300)
-        )
-    )
-    synced = Cli(sqlite_url)("sync", str(config))
-    assert synced.exit_code == 0, synced.output
-    return {**os.environ, "ALERTS_DATABASE_URL": sqlite_url}
+    return synced_store_env(tmp_path, sqlite_url, 300)
 
 
 def test_output_log_and_status_are_whole(env: dict[str, str], tmp_path: Path) -> None:

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import gc
 import json
-import os
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -24,6 +23,7 @@ from datamantri_alerts.cli.startup import (
     switching_less,
 )
 from datamantri_alerts.settings import build_settings
+from tests.cli.conftest import synced_store_env
 
 #: Runs `alerts ARGS` through the real entry point and reports what the collector did.
 RUN_AND_REPORT = """
@@ -77,23 +77,7 @@ def gc_report(args: list[str], env: dict[str, str]) -> dict[str, object]:
 
 @pytest.fixture
 def child_env(tmp_path: Path, sqlite_url: str) -> dict[str, str]:
-    from tests.conftest import Cli
-
-    config = tmp_path / "alerts.yaml"
-    config.write_text(
-        "datasources:\n"
-        "  - {id: wh, name: Warehouse, url: 'sqlite:///wh.db'}\n"
-        "alerts:\n"
-        + "".join(
-            f"  - name: warehouse down {i}\n"
-            "    condition_type: datasource_failure\n"
-            "    condition_config: {datasource_id: wh}\n"
-            for i in range(50)
-        )
-    )
-    synced = Cli(sqlite_url)("sync", str(config))
-    assert synced.exit_code == 0, synced.output
-    return {**os.environ, "ALERTS_DATABASE_URL": sqlite_url}
+    return synced_store_env(tmp_path, sqlite_url, 50)
 
 
 def test_list_starts_without_collecting_and_ends_with_the_collector_on(
