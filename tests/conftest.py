@@ -256,6 +256,19 @@ def pg_database() -> Iterator[str]:
         yield url
 
 
+@pytest.fixture(params=["sqlite", "postgres", "mariadb"])
+def any_dialect_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A store URL on each dialect in turn: a new SQLite file, a fresh PostgreSQL schema, the
+    MariaDB test database (skipped when MariaDB is down, unless services are required)."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'store.db'}"
+    elif request.param == "postgres":
+        yield request.getfixturevalue("pg_url")
+    else:
+        require_service("MariaDB", "127.0.0.1", 3306)
+        yield MARIADB_URL
+
+
 @pytest.fixture
 def pg_url(pg_database: str) -> Iterator[str]:
     """A fresh schema in the session's database, as a store URL (search_path set)."""

@@ -29,23 +29,11 @@ from datamantri_alerts.secrets import register_secret
 from datamantri_alerts.store.by_id import update_by_id
 from datamantri_alerts.store.engine import make_engine, normalize_url
 from datamantri_alerts.store.types import JSONType, RedactedJSON, RedactedText, UTCDateTime
-from tests.conftest import MARIADB_URL, require_service
 
 NUL_TEXT = "Segfault\x00core"
 BAD_UTF8 = b"bad \xff\xfe bytes".decode("utf-8", "surrogateescape")
 SECRET = "regSECRETvalue9"
 AT = datetime(2025, 3, 1, 12, 0, 0, 123456, tzinfo=UTC)
-
-
-@pytest.fixture(params=["sqlite", "postgres", "mariadb"])
-def any_dialect_url(request: pytest.FixtureRequest, tmp_path: Any) -> Iterator[str]:
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'by_id.db'}"
-    elif request.param == "postgres":
-        yield request.getfixturevalue("pg_url")
-    else:
-        require_service("MariaDB", "127.0.0.1", 3306)
-        yield MARIADB_URL
 
 
 def _columns(*, with_default: bool = False) -> list[Column[Any]]:

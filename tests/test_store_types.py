@@ -22,7 +22,6 @@ from datamantri_alerts.store.types import (
     storable,
     storable_text,
 )
-from tests.conftest import MARIADB_URL, require_service
 
 NUL_TEXT = "Segfault\x00core"
 BAD_UTF8 = b"bad \xff\xfe bytes".decode("utf-8", "surrogateescape")
@@ -39,17 +38,6 @@ def test_storable_text_values() -> None:
         "k\\x00": ["Segfault\\x00core", 1, None, {"x": "bad \ufffd\ufffd bytes"}],
         "n": 2.5,
     }
-
-
-@pytest.fixture(params=["sqlite", "postgres", "mariadb"])
-def any_dialect_url(request: pytest.FixtureRequest, tmp_path: Any) -> Iterator[str]:
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'types.db'}"
-    elif request.param == "postgres":
-        yield request.getfixturevalue("pg_url")
-    else:
-        require_service("MariaDB", "127.0.0.1", 3306)
-        yield MARIADB_URL
 
 
 @contextmanager
