@@ -501,18 +501,22 @@ def _mask_sql_literals(match: re.Match[str]) -> str:
     return _SQL_LITERAL.sub("'***'", match.group(0))
 
 
+#: Environment variables whose whole value is a secret (`secrets_from_env`; the database
+#: URL's password is taken from `ALERTS_DATABASE_URL` besides).
+SECRET_ENV_NAMES = (
+    "SMTP_PASSWORD",
+    "TWILIO_AUTH_TOKEN",
+    "SLACK_WEBHOOK_URL",
+    "TEAMS_WEBHOOK_URL",
+    "ALERTS_SECRET_KEY",
+    "ALERTS_HEARTBEAT_URL",
+)
+
+
 def secrets_from_env(environ: Mapping[str, str] | None = None) -> list[str]:
     """The secret values configured in the environment, for redaction."""
     env = os.environ if environ is None else environ
-    names = (
-        "SMTP_PASSWORD",
-        "TWILIO_AUTH_TOKEN",
-        "SLACK_WEBHOOK_URL",
-        "TEAMS_WEBHOOK_URL",
-        "ALERTS_SECRET_KEY",
-        "ALERTS_HEARTBEAT_URL",
-    )
-    found = [env[n] for n in names if env.get(n)]
+    found = [env[n] for n in SECRET_ENV_NAMES if env.get(n)]
     keys = env.get("ALERTS_SECRET_KEY", "")
     if "," in keys:
         found.extend(k.strip() for k in keys.split(",") if k.strip())

@@ -278,17 +278,13 @@ def test_environment_read_once_follows_the_registry_forgotten_meanwhile(
     """The known index kept for `environment_read_once` is the registry's of that moment: a
     registry emptied meanwhile (`forget_secrets`) is the one read from then on, and what is
     registered after that is masked at once, by every check (`redaction_possible` too)."""
-    from datamantri_alerts.secrets import environment_read_once, redaction_possible
+    from datamantri_alerts.secrets import (
+        SECRET_ENV_NAMES,
+        environment_read_once,
+        redaction_possible,
+    )
 
-    for name in (
-        "SMTP_PASSWORD",
-        "TWILIO_AUTH_TOKEN",
-        "SLACK_WEBHOOK_URL",
-        "TEAMS_WEBHOOK_URL",
-        "ALERTS_SECRET_KEY",
-        "ALERTS_HEARTBEAT_URL",
-        "ALERTS_DATABASE_URL",
-    ):
+    for name in (*SECRET_ENV_NAMES, "ALERTS_DATABASE_URL"):
         monkeypatch.delenv(name, raising=False)  # no secret but the registry's
     forget_secrets()
     register_secret("firstSECRETvalue1")
