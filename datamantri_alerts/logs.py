@@ -179,26 +179,44 @@ class RedactingStream(io.TextIOBase):
         self.target = target
         self._redact = redact
         self._pending = ""
-        self._lock = threading.Lock()  # delivery threads log while the main thread prints
+        # Delivery threads log while the main thread prints. Reentrant: redacting can itself
+        # write to this stream on the same thread (the redactor's first import under
+        # `python -v` / PYTHONVERBOSE, a warning raised while redacting); such a write is
+        # queued behind the text being redacted (`_passing`) instead of waiting for itself.
+        self._lock = threading.RLock()
+        self._passing = False
 
     def write(self, text: str) -> int:  # type: ignore[override]
         if not isinstance(text, str):
             raise TypeError(f"write() argument must be str, not {type(text).__name__}")
         with self._lock:
             self._pending += text
-            cut = max(self._pending.rfind("\n"), self._pending.rfind("\r"))
-            if cut < 0:
-                return len(text)
-            ready, self._pending = self._pending[: cut + 1], self._pending[cut + 1 :]
-            self.target.write(self._redact(ready))
+            if not self._passing:
+                self._pass_on(whole_lines=True)
         return len(text)
 
     def flush(self) -> None:
         with self._lock:
-            if self._pending:
-                ready, self._pending = self._pending, ""
-                self.target.write(self._redact(ready))
+            if self._passing:
+                return  # from inside the redactor: the outer write or flush passes it on
+            self._pass_on(whole_lines=False)
         self.target.flush()
+
+    def _pass_on(self, *, whole_lines: bool) -> None:
+        """Redact and write what is pending: its whole lines, or all of it; also what the
+        redaction itself wrote meanwhile. Called with the lock held."""
+        self._passing = True
+        try:
+            while self._pending:
+                cut = len(self._pending) - 1
+                if whole_lines:
+                    cut = max(self._pending.rfind("\n"), self._pending.rfind("\r"))
+                    if cut < 0:
+                        return
+                ready, self._pending = self._pending[: cut + 1], self._pending[cut + 1 :]
+                self.target.write(self._redact(ready))
+        finally:
+            self._passing = False
 
     def writable(self) -> bool:
         return True

@@ -338,6 +338,50 @@ def test_stream_redacts_a_secret_split_over_writes() -> None:
     assert not hasattr(stream, "buffer")  # click cannot go around it with bytes
 
 
+def test_stream_takes_a_write_made_while_it_redacts() -> None:
+    """Redacting can write to the same stream on the same thread (the redactor's first import
+    under `python -v`, a warning): that write follows the text being redacted, redacted too,
+    instead of waiting for the stream's own lock for ever."""
+    register_secret("innerSECRET9")
+    target = Collect()
+
+    def redact_and_speak(text: str) -> str:
+        if "outer" in text:
+            stream.write("inner innerSECRET9\n")  # the nested write
+            stream.flush()
+        return redact_known(text)
+
+    stream = RedactingStream(target, redact_and_speak)  # type: ignore[arg-type]
+    stream.write("outer innerSECRET9\n")
+    assert target.text == "outer ***\ninner ***\n"
+    stream.write("tail")
+    stream.flush()
+    assert target.text.endswith("inner ***\ntail")
+
+
+@pytest.mark.parametrize("command", [["--version"], ["list"]])
+def test_python_verbose_imports_do_not_hang_a_command(tmp_path: Path, command: list[str]) -> None:
+    """`python -v` (PYTHONVERBOSE) prints a line per import to stderr, the first ones from
+    inside the redactor's own import: every command still runs to its end."""
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-v",
+            "-m",
+            "datamantri_alerts",
+            "--db",
+            f"sqlite:///{tmp_path}/s.db",
+            *command,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=REPO_ROOT,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "import 'datamantri_alerts.secrets'" in done.stderr
+
+
 def test_redacted_output_covers_click_print_and_restores(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
