@@ -14,15 +14,23 @@ from __future__ import annotations
 import importlib
 from collections.abc import Iterable, Mapping
 from functools import cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from datamantri_alerts.channels.base import (
-    Channel,
-    ChannelConfig,
-    DeliveryError,
-    Message,
-    NotConfiguredError,
-    RecipientError,
+if TYPE_CHECKING:
+    from datamantri_alerts.channels.base import (
+        Channel,
+        ChannelConfig,
+        DeliveryError,
+        Message,
+        NotConfiguredError,
+        RecipientError,
+    )
+
+#: Names of `channels.base` offered here, imported on first use (PEP 562 `__getattr__`): the
+#: registry's names (`channel_names`, for the digest thresholds read at every run) do not
+#: load the message and settings models.
+_FROM_BASE = frozenset(
+    ("Channel", "ChannelConfig", "DeliveryError", "Message", "NotConfiguredError", "RecipientError")
 )
 
 __all__ = [
@@ -47,6 +55,14 @@ BUILTIN_CHANNELS: dict[str, str] = {
     "webhook": "datamantri_alerts.channels.webhook",
     "whatsapp": "datamantri_alerts.channels.whatsapp",
 }
+
+
+def __getattr__(name: str) -> Any:
+    if name in _FROM_BASE:
+        from datamantri_alerts.channels import base
+
+        return getattr(base, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def channel_names() -> list[str]:

@@ -576,6 +576,17 @@ def _append_to_episodes(
         session.execute(update(AlertHistory), changes)
 
 
+def _attempts_per_run(policy: RetryPolicy | None, environ: Mapping[str, str] | None) -> int:
+    """The attempts a send gets in one run: `policy`'s, else the environment's retry policy
+    (`channels.retry.RetryPolicy.from_env`), else the default one when that cannot be read."""
+    from datamantri_alerts.channels.retry import RetryPolicy
+
+    try:
+        return (policy or RetryPolicy.from_env(environ)).attempts
+    except Exception:
+        return RetryPolicy().attempts
+
+
 def deliver_pending(
     store: Store,
     clock: Clock,
@@ -611,14 +622,11 @@ def deliver_pending(
     of a batch's rows for one destination go as a digest (`services.signal.digest`; InputError
     before anything is claimed when a threshold variable is not a number).
     """
-    from datamantri_alerts.channels.retry import RetryPolicy
-
     tally = DeliveryTally()
     digest_policy = DigestPolicy.from_env(environ)
-    try:
-        attempts_per_run = (policy or RetryPolicy.from_env(environ)).attempts
-    except Exception:
-        attempts_per_run = RetryPolicy().attempts
+    #: The retry policy's attempts, read when the first sends are recorded: a run with
+    #: nothing to deliver does not load the channels.
+    attempts_per_run: int | None = None
     seen: set[int] = set()
     slots = max(1, concurrency)
     renew_every = renew_interval(lease_ttl)
@@ -685,6 +693,8 @@ def deliver_pending(
             finished = [row for row, _ in pairs]
             results = [result for _, result in pairs]
             digests = {row.id: u.digest_id for u in units if u.digest_id for row in u.rows}
+            if attempts_per_run is None:
+                attempts_per_run = _attempts_per_run(policy, environ)
             queued = record_results(
                 store,
                 me,

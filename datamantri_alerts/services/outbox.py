@@ -42,6 +42,8 @@ NO_RECIPIENT = ""
 
 def fan_out(channels: Sequence[str], recipients: dict[str, Any]) -> list[tuple[str, str]]:
     """(channel, recipient as written) for every channel of an alert."""
+    if not channels:
+        return []  # the channel registry is not loaded for an alert that has none
     from datamantri_alerts.channels import get_channel
 
     pairs: list[tuple[str, str]] = []
